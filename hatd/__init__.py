@@ -1,0 +1,3 @@
+"""hatd: a HAT (Hub of All Things) personal data server."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,6 @@
+"""The `hatd` command."""
+
+from hatd.cli import main
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,70 @@
+"""Creating a HAT: its owner and platform accounts and its signing key, once, on the first start."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+
+import asyncpg
+
+from hatd.accounts import passwords, repository
+from hatd.accounts.repository import Q
+from hatd.settings import Settings
+from hatd.tokens import generate_key_pair
+
+HAT_CREATION_LOCK_ID = 0x6861_7401
+
+
+class HatCreationError(RuntimeError):
+    """The settings do not describe accounts hatd can create."""
+
+
+@dataclass(frozen=True)
+class CreatedHat:
+    owner_id: str
+    # The owner's password when hatd made it up (no HATD_OWNER_PASSWORD): shown once, never stored.
+    generated_owner_password: str | None
+
+
+def _checked_password(setting: str, password: str) -> str:
+    if len(password.encode()) > passwords.MAX_PASSWORD_BYTES:
+        raise HatCreationError(f"{setting} is longer than {passwords.MAX_PASSWORD_BYTES} bytes, which bcrypt cannot use")
+    return password
+
+
+async def create_hat(conn: asyncpg.Connection, settings: Settings) -> CreatedHat | None:
+    """Creates the owner and platform accounts and the key pair, unless the HAT exists already
+    (then returns None). One transaction: a HAT is created whole or not at all."""
+    async with conn.transaction():
+        await conn.execute(Q.lock_hat_creation, HAT_CREATION_LOCK_ID)
+        if await repository.special_account(conn, "owner") is not None:
+            return None
+        generated = None if settings.owner_password else secrets.token_urlsafe(18)
+        owner_password = _checked_password("HATD_OWNER_PASSWORD", settings.owner_password or generated or "")
+        owner_hash = await passwords.hash_password(owner_password, settings.bcrypt_rounds)
+        platform_hash = passwords.NO_PASSWORD
+        if settings.platform_password:
+            _checked_password("HATD_PLATFORM_PASSWORD", settings.platform_password)
+            platform_hash = await passwords.hash_password(settings.platform_password, settings.bcrypt_rounds)
+        try:
+            owner_id = await conn.fetchval(
+                Q.insert_account, None, settings.owner_email, settings.owner_name, owner_hash, "owner"
+            )
+            await conn.fetchval(
+                Q.insert_account, None, settings.platform_email, settings.platform_name, platform_hash, "platform"
+            )
+        except asyncpg.UniqueViolationError:
+            raise HatCreationError("the owner and platform accounts need different names and emails") from None
+        except asyncpg.CheckViolationError as exc:
+            raise HatCreationError(f"an owner or platform setting is empty or too long ({exc.constraint_name})") from None
+        await repository.insert_signing_key(conn, generate_key_pair())
+        return CreatedHat(owner_id=str(owner_id), generated_owner_password=generated)
+
+
+async def set_password(conn: asyncpg.Connection, role: str, password: str, rounds: int) -> str:
+    """Gives the owner or platform account a new password; returns its userId."""
+    pass_hash = await passwords.hash_password(_checked_password("the password", password), rounds)
+    user_id = await repository.set_special_password(conn, role, pass_hash)
+    if user_id is None:
+        raise HatCreationError("this HAT has not been created yet: run `hatd create-owner` first")
+    return str(user_id)

@@ -1,0 +1,131 @@
+"""Tokens and accounts: log in, validate a token, the public key, create and list accounts,
+enable and disable them. Seed 002, "Authentication" and "User Management"."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from hatd import db
+from hatd.accounts import passwords, repository
+from hatd.accounts.schemas import AccessTokenSchema, AccountSchema, AccountStateSchema, MessageSchema, NewAccountSchema
+from hatd.errors import TooManyRequests, Unauthorized
+from hatd.http import json_response, json_text, parse_body
+from hatd.ratelimit import retry_after
+from hatd.routing import ALL_ROLES, OWNER, PLATFORM, PUBLIC, Route
+from hatd.state import LOGIN_LIMITER, POOL, SETTINGS, TOKENS
+
+ACCOUNT_ADMINS = frozenset({OWNER, PLATFORM})
+
+
+def _credential(request: web.Request, *names: str) -> str | None:
+    for source in (request.headers, request.query):
+        for name in names:
+            value = source.get(name)
+            if value:
+                return value
+    return None
+
+
+async def access_token(request: web.Request) -> web.Response:
+    username = _credential(request, "username")
+    password = _credential(request, "password", "pass")
+    if not username or not password:
+        raise Unauthorized("Send the account's email (or name) and password as `username` and `password` headers")
+    wait = request.app[LOGIN_LIMITER].take(f"client:{request.remote}", f"user:{username.lower()}")
+    if wait:
+        raise TooManyRequests(
+            f"Too many login attempts; try again in {retry_after(wait)} s", headers={"Retry-After": retry_after(wait)}
+        )
+    account = await repository.find_login(request.app[POOL], username)
+    rounds = request.app[SETTINGS].bcrypt_rounds
+    if not await passwords.check_password(password, account["pass_hash"] if account else None, rounds):
+        raise Unauthorized("Wrong username or password")
+    assert account is not None
+    if not account["enabled"]:
+        raise Unauthorized("This account is disabled")
+    user_id = str(account["user_id"])
+    token = request.app[TOKENS].issue(user_id, account["role"])
+    return json_response({"accessToken": token, "userId": user_id})
+
+
+async def validate_token(request: web.Request) -> web.Response:
+    # The auth middleware has checked the token by the time this runs.
+    return json_response({"message": "Authenticated"})
+
+
+async def public_key(request: web.Request) -> web.Response:
+    return web.Response(text=request.app[TOKENS].keys.public_pem, content_type="text/plain")
+
+
+async def create_account(request: web.Request) -> web.Response:
+    new = await parse_body(request, NewAccountSchema)
+    password: str = new["password"]
+    if not passwords.is_bcrypt_hash(password):
+        password = await passwords.hash_password(password, request.app[SETTINGS].bcrypt_rounds)
+    async with db.transaction(request.app[POOL]) as conn:
+        body = await repository.create_account(
+            conn, user_id=new["userId"], email=new["email"], name=new["name"], pass_hash=password, role=new["role"]
+        )
+    return json_text(body, status=201)
+
+
+async def list_accounts(request: web.Request) -> web.Response:
+    return json_text(await repository.list_accounts(request.app[POOL]))
+
+
+async def _set_enabled(request: web.Request, enabled: bool) -> web.Response:
+    user_id = request.match_info["userId"]
+    async with db.transaction(request.app[POOL]) as conn:
+        await repository.set_enabled(conn, user_id, enabled)
+    return json_response({"message": "OK", "userId": user_id, "enabled": enabled})
+
+
+async def enable_account(request: web.Request) -> web.Response:
+    return await _set_enabled(request, True)
+
+
+async def disable_account(request: web.Request) -> web.Response:
+    return await _set_enabled(request, False)
+
+
+CREDENTIAL_HEADERS = {
+    "username": "The account's email (or its name); also a query parameter",
+    "password": "The account's password (also spelt `pass`, as the spec's table does); also a query parameter",
+}
+
+ROUTES = [
+    Route(
+        "GET", "/users/access_token", access_token, name="access_token", roles=PUBLIC,
+        aliases=("/user/access_token",), headers=CREDENTIAL_HEADERS, response=AccessTokenSchema, errors=(401, 429),
+        summary="Log in: trade a username and password for an access token",
+        description="The spec's prose says /user/access_token and its request line /users/access_token: "
+        "both are served. Rate-limited per client and per username (429 with Retry-After).",
+    ),
+    Route(
+        "GET", "/users/access_token/validate", validate_token, name="validate_token", roles=ALL_ROLES,
+        aliases=("/user/access_token/validate",), response=MessageSchema,
+        summary="Check that a token is valid for this HAT",
+    ),
+    Route(
+        "GET", "/publickey", public_key, name="public_key", roles=PUBLIC, produces="text/plain",
+        summary="The HAT's public key (PEM), to verify its RS256 tokens offline",
+    ),
+    Route(
+        "POST", "/users/user", create_account, name="create_account", roles=ACCOUNT_ADMINS,
+        body=NewAccountSchema, response=AccountSchema, status=201, errors=(409,),
+        summary="Create a dataDebit or dataCredit account",
+    ),
+    Route(
+        "GET", "/users/user", list_accounts, name="list_accounts", roles=ACCOUNT_ADMINS,
+        response=AccountSchema, many=True, summary="List the HAT's accounts (never their password hashes)",
+    ),
+    Route(
+        "PUT", "/users/user/{userId}/enable", enable_account, name="enable_account", roles=ACCOUNT_ADMINS,
+        response=AccountStateSchema, summary="Enable an account",
+    ),
+    Route(
+        "PUT", "/users/user/{userId}/disable", disable_account, name="disable_account", roles=ACCOUNT_ADMINS,
+        response=AccountStateSchema,
+        summary="Disable an account; its tokens stop working at once. The owner and platform cannot be disabled.",
+    ),
+]  # fmt: skip

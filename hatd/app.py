@@ -1,0 +1,67 @@
+"""The aiohttp application: settings, pool, token service, middlewares and every domain's routes.
+
+A data domain joins by adding its package (views.py with a ROUTES table, schemas.py,
+repository.py, sql/queries/<domain>.sql, a migration) and one line in DOMAINS below."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+
+import asyncpg
+from aiohttp import web
+
+from hatd import db
+from hatd.accounts import repository as accounts
+from hatd.accounts import views as accounts_views
+from hatd.middleware import MIDDLEWARES, add_cors_headers
+from hatd.openapi import build_spec
+from hatd.ratelimit import RateLimiter
+from hatd.routing import ROUTES_KEY, Route, add_routes
+from hatd.settings import Settings
+from hatd.state import LOGIN_LIMITER, POOL, SETTINGS, TOKENS
+from hatd.system import views as system_views
+from hatd.system.views import OPENAPI_KEY
+from hatd.tokens import TokenService
+
+log = logging.getLogger("hatd")
+
+DOMAINS: list[list[Route]] = [
+    accounts_views.ROUTES,
+    system_views.ROUTES,
+]
+
+
+class HatNotCreated(RuntimeError):
+    """The database has no signing key: the HAT was never created."""
+
+
+def create_app(settings: Settings, *, pool: asyncpg.Pool | None = None) -> web.Application:
+    """The application for one HAT. With `pool`, it uses that pool and leaves closing it to the
+    caller; otherwise it opens one on settings.database_url for its own lifetime."""
+    app = web.Application(middlewares=MIDDLEWARES, client_max_size=settings.max_body)
+    app[SETTINGS] = settings
+    app[LOGIN_LIMITER] = RateLimiter(burst=settings.login_burst, refill_seconds=settings.login_refill_seconds)
+    for routes in DOMAINS:
+        add_routes(app, routes)
+    app.on_response_prepare.append(add_cors_headers)
+
+    async def database(app: web.Application) -> AsyncIterator[None]:
+        own_pool = pool is None
+        app[POOL] = pool or await db.create_pool(
+            settings.database_url, min_size=settings.pool_min_size, max_size=settings.pool_max_size
+        )
+        try:
+            keys = await accounts.current_signing_key(app[POOL])
+            if keys is None:
+                raise HatNotCreated("this database holds no HAT yet: run `hatd create-owner` (or `hatd serve`) first")
+            app[TOKENS] = TokenService(keys, issuer=settings.issuer, ttl=settings.token_ttl)
+            yield
+        finally:
+            if own_pool:
+                await app[POOL].close()
+
+    app.cleanup_ctx.append(database)
+    unique = {id(route): route for route in app[ROUTES_KEY].values()}
+    app[OPENAPI_KEY] = build_spec(list(unique.values()))
+    return app

@@ -1,0 +1,224 @@
+"""The `hatd` command line: serve a HAT, migrate its database, create it, reset a password."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import getpass
+import logging
+import re
+import secrets
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+import asyncpg
+from aiohttp import web
+
+from hatd import db
+from hatd.accounts.bootstrap import HatCreationError, create_hat, set_password
+from hatd.app import create_app
+from hatd.embedded import EmbeddedError, EmbeddedPostgres
+from hatd.settings import Settings, SettingsError, load
+
+log = logging.getLogger("hatd")
+
+EMBEDDED_DATABASE = "hatd"
+Q = db.queries("embedded")
+
+SETTINGS_HELP = """settings (config/default.toml, then the file in HATD_CONFIG, then these variables):
+  HATD_HOST, HATD_PORT          where the HTTP server listens (127.0.0.1:8080)
+  HATD_HAT_ADDRESS              the HAT's public address: the tokens' issuer
+  HATD_DATA_DIR                 hatd's own files, the embedded PostgreSQL among them (./var)
+  HATD_DATABASE_URL             a PostgreSQL DSN; empty: the embedded server
+  HATD_TOKEN_TTL                access token lifetime in seconds (7200)
+  HATD_MAX_BODY                 largest request body in bytes (10 MiB)
+  HATD_OWNER_NAME, HATD_OWNER_EMAIL, HATD_OWNER_PASSWORD
+                                the owner account, made on the first start (no password: one is
+                                generated and printed once)
+  HATD_PLATFORM_NAME, HATD_PLATFORM_EMAIL, HATD_PLATFORM_PASSWORD
+                                the platform (provider) account, made on the first start
+  HATD_LOGIN_BURST, HATD_LOGIN_REFILL_SECONDS
+                                login rate limit per client and per username (10, one per 2 s)
+  HATD_CORS_ORIGINS             browser origins allowed to call the API, comma-separated
+  HATD_BCRYPT_ROUNDS, HATD_POOL_MIN_SIZE, HATD_POOL_MAX_SIZE, HATD_LOG_LEVEL, HATD_CONFIG
+"""
+
+
+@contextmanager
+def database(settings: Settings) -> Iterator[str]:
+    """The DSN of the HAT's database: HATD_DATABASE_URL, or the embedded server's `hatd`
+    database, started for the block (and stopped after it if no other hatd uses it)."""
+    if settings.database_url:
+        yield settings.database_url
+        return
+    server = EmbeddedPostgres(settings.data_dir)
+    server.start()
+    try:
+        asyncio.run(_ensure_database(server.dsn(), EMBEDDED_DATABASE))
+        yield server.dsn(EMBEDDED_DATABASE)
+    finally:
+        server.stop()
+
+
+async def _ensure_database(admin_dsn: str, name: str) -> None:
+    assert re.fullmatch(r"[a-z_][a-z0-9_]*", name)
+    conn = await asyncpg.connect(admin_dsn)
+    try:
+        if not await conn.fetchval(Q.database_exists, name):
+            await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+
+
+async def _prepare(dsn: str, settings: Settings) -> None:
+    """Migrate, then create the HAT if this is its first start."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        await db.migrate(conn)
+        created = await create_hat(conn, settings)
+    finally:
+        await conn.close()
+    if created is None:
+        return
+    print(f"Created the HAT {settings.issuer}: owner {settings.owner_email} (userId {created.owner_id})")
+    if created.generated_owner_password:
+        print(
+            "\n  The owner's password (shown only this once; keep it safe):\n\n"
+            f"      {created.generated_owner_password}\n\n"
+            "  Change it with `hatd set-password owner`.\n",
+            flush=True,
+        )
+
+
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    with database(settings) as dsn:
+        asyncio.run(_prepare(dsn, settings))
+        app = create_app(dataclasses.replace(settings, database_url=dsn))
+        web.run_app(
+            app,
+            host=settings.host,
+            port=settings.port,
+            print=lambda _: print(f"hatd serving {settings.issuer} on http://{settings.host}:{settings.port}", flush=True),
+            shutdown_timeout=30,
+        )
+    return 0
+
+
+def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
+    async def run(dsn: str) -> None:
+        conn = await asyncpg.connect(dsn)
+        try:
+            if args.status:
+                applied, pending = await db.migration_status(conn)
+                for row in applied:
+                    print(f"applied  {row['version']:04d}_{row['name']}  {row['applied_at']:%Y-%m-%d %H:%M:%S%z}")
+                for migration in pending:
+                    print(f"pending  {migration.version:04d}_{migration.name}")
+            else:
+                done = await db.migrate(conn)
+                print(f"applied {len(done)} migration(s)" if done else "the database is up to date")
+        finally:
+            await conn.close()
+
+    with database(settings) as dsn:
+        asyncio.run(run(dsn))
+    return 0
+
+
+def cmd_create_owner(settings: Settings, args: argparse.Namespace) -> int:
+    with database(settings) as dsn:
+        asyncio.run(_prepare(dsn, settings))
+    return 0
+
+
+def cmd_set_password(settings: Settings, args: argparse.Namespace) -> int:
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+        generated = False
+    elif sys.stdin.isatty():
+        password = getpass.getpass(f"New password for the {args.account} account: ")
+        generated = False
+    else:
+        password, generated = secrets.token_urlsafe(18), True
+    if not password:
+        raise HatCreationError("the password must not be empty")
+
+    async def run(dsn: str) -> str:
+        conn = await asyncpg.connect(dsn)
+        try:
+            return await set_password(conn, args.account, password, settings.bcrypt_rounds)
+        finally:
+            await conn.close()
+
+    with database(settings) as dsn:
+        user_id = asyncio.run(run(dsn))
+    print(f"Set the password of the {args.account} account ({user_id}).")
+    if generated:
+        print(f"\n  The new password (shown only this once):\n\n      {password}\n")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(
+        prog="hatd",
+        description="hatd: a HAT personal data server. One process serves one HAT (one owner, one database).",
+        epilog=SETTINGS_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    serve = sub.add_parser(
+        "serve",
+        help="run the HAT's HTTP API (migrates and creates the HAT first if needed)",
+        description="Start the HTTP server. Without HATD_DATABASE_URL it starts the embedded PostgreSQL "
+        "under HATD_DATA_DIR and stops it on exit. On the first start it applies the migrations and creates "
+        "the owner and platform accounts and the signing key.",
+    )
+    serve.set_defaults(run=cmd_serve)
+    migrate = sub.add_parser(
+        "migrate",
+        help="apply pending database migrations",
+        description="Apply the migrations in sql/schema that the database lacks, each in its own transaction.",
+    )
+    migrate.add_argument("--status", action="store_true", help="only list applied and pending migrations")
+    migrate.set_defaults(run=cmd_migrate)
+    create = sub.add_parser(
+        "create-owner",
+        help="create the HAT: owner and platform accounts, signing key (once)",
+        description="Migrate, then create the owner account (HATD_OWNER_*), the platform account "
+        "(HATD_PLATFORM_*) and the RSA signing key. Does nothing if the HAT exists. With no "
+        "HATD_OWNER_PASSWORD a password is generated and printed once.",
+    )
+    create.set_defaults(run=cmd_create_owner)
+    reset = sub.add_parser(
+        "set-password",
+        help="set the owner's or platform's password",
+        description="Give the owner or platform account a new password: typed at a prompt, read from "
+        "standard input with --password-stdin, or generated and printed once when there is no terminal.",
+    )
+    reset.add_argument("account", choices=("owner", "platform"))
+    reset.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    reset.set_defaults(run=cmd_set_password)
+    return top
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        settings = load()
+    except SettingsError as exc:
+        print(f"hatd: bad settings: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+    try:
+        result: int = args.run(settings, args)
+        return result
+    except (EmbeddedError, HatCreationError, db.MigrationError) as exc:
+        print(f"hatd: {exc}", file=sys.stderr)
+        return 1
+    except (OSError, asyncpg.PostgresError) as exc:
+        print(f"hatd: cannot use the database: {exc}", file=sys.stderr)
+        return 1

@@ -1,0 +1,71 @@
+"""What every view does with HTTP: parse a JSON body or a query with a marshmallow schema
+(bad input -> 400 naming the field), and render JSON."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import marshmallow
+from aiohttp import web
+
+from hatd.errors import BadRequest
+
+
+def _flatten(messages: Any, prefix: str = "") -> list[str]:
+    """marshmallow's nested error dict -> ["field.sub: message", ...]."""
+    if isinstance(messages, Mapping):
+        out: list[str] = []
+        for key, value in messages.items():
+            name = "body" if key == "_schema" else str(key)
+            out += _flatten(value, f"{prefix}.{name}" if prefix else name)
+        return out
+    if isinstance(messages, list) and all(isinstance(m, str) for m in messages):
+        return [f"{prefix}: {' '.join(messages)}"]
+    if isinstance(messages, list):
+        return [line for item in messages for line in _flatten(item, prefix)]
+    return [f"{prefix}: {messages}"]
+
+
+def validation_cause(error: marshmallow.ValidationError) -> str:
+    return "; ".join(_flatten(error.messages))
+
+
+def load(schema: type[marshmallow.Schema], data: Any, *, many: bool = False) -> Any:
+    try:
+        return schema().load(data, many=many)
+    except marshmallow.ValidationError as exc:
+        raise BadRequest(validation_cause(exc), message="Invalid request") from None
+
+
+async def read_json(request: web.Request) -> Any:
+    """The request body as JSON, or 400 saying what is wrong with it."""
+    raw = await request.read()
+    if not raw.strip():
+        raise BadRequest("The request has no body; it needs a JSON one", message="Malformed JSON")
+    try:
+        return json.loads(raw)
+    except UnicodeDecodeError:
+        raise BadRequest("The body is not UTF-8 text", message="Malformed JSON") from None
+    except json.JSONDecodeError as exc:
+        raise BadRequest(
+            f"The body is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})", message="Malformed JSON"
+        ) from None
+
+
+async def parse_body(request: web.Request, schema: type[marshmallow.Schema], *, many: bool = False) -> Any:
+    return load(schema, await read_json(request), many=many)
+
+
+def parse_query(request: web.Request, schema: type[marshmallow.Schema]) -> Any:
+    return load(schema, dict(request.query))
+
+
+def json_response(data: Any, *, status: int = 200) -> web.Response:
+    return web.Response(text=json.dumps(data), status=status, content_type="application/json")
+
+
+def json_text(text: str, *, status: int = 200) -> web.Response:
+    """A response from JSON that PostgreSQL built (json_build_object, json_agg)."""
+    return web.Response(text=text, status=status, content_type="application/json")

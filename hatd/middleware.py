@@ -1,0 +1,157 @@
+"""The request pipeline, outermost first: CORS preflights, errors to JSON, request guards
+(406, 413), and authentication against each route's declared roles."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from aiohttp import web
+
+from hatd.accounts import repository as accounts
+from hatd.errors import ApiError, Forbidden, NotAcceptable, PayloadTooLarge, Unauthorized, error_response
+from hatd.routing import ALL_ROLES, Handler, route_of
+from hatd.state import CALLER, POOL, SETTINGS, TOKENS, Caller
+
+log = logging.getLogger("hatd.http")
+
+CORS_ALLOW_HEADERS = "X-Auth-Token, Content-Type, Accept, username, password, pass"
+CORS_EXPOSE_HEADERS = "Link, Retry-After, Content-Disposition"
+CORS_MAX_AGE = "600"
+
+# aiohttp's own HTTP exceptions (no route, wrong method, body too large...) -> our message.
+_HTTP_MESSAGES = {
+    404: "Not found",
+    405: "Method not allowed",
+    413: "Request body too large",
+}
+
+
+def _allowed_origin(request: web.Request) -> str | None:
+    origin = request.headers.get("Origin")
+    if not origin:
+        return None
+    origins = request.app[SETTINGS].cors_origins
+    return origin if ("*" in origins or origin in origins) else None
+
+
+@web.middleware
+async def cors_preflight(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Answer a CORS preflight from an allowed origin before routing sees the OPTIONS request."""
+    if (
+        request.method == "OPTIONS"
+        and "Access-Control-Request-Method" in request.headers
+        and _allowed_origin(request)
+    ):
+        return web.Response(
+            status=204,
+            headers={
+                "Access-Control-Allow-Methods": "GET, POST, PUT, DELETE, OPTIONS",
+                "Access-Control-Allow-Headers": CORS_ALLOW_HEADERS,
+                "Access-Control-Max-Age": CORS_MAX_AGE,
+            },
+        )
+    return await handler(request)
+
+
+async def add_cors_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """on_response_prepare: every response to an allowed origin, errors and streams included,
+    carries the CORS headers."""
+    origin = _allowed_origin(request)
+    if origin:
+        response.headers["Access-Control-Allow-Origin"] = origin
+        response.headers["Access-Control-Expose-Headers"] = CORS_EXPOSE_HEADERS
+        response.headers.add("Vary", "Origin")
+
+
+@web.middleware
+async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every failure becomes {"message", "cause"} with its status; unexpected ones are logged
+    and answered with a 500 that reveals nothing."""
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        return error_response(exc.status, exc.message, exc.cause, exc.headers)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        headers = {k: v for k, v in exc.headers.items() if k.lower() in ("allow", "retry-after")}
+        if exc.status == 404:
+            cause = f"There is no route {request.path}"
+        elif exc.status == 405:
+            cause = f"{request.method} is not allowed on {request.path}; allowed: {headers.get('Allow', '')}"
+        elif exc.status == 413:
+            cause = f"The request body is larger than {request.app[SETTINGS].max_body} bytes"
+        else:
+            cause = exc.text or exc.reason
+        return error_response(exc.status, _HTTP_MESSAGES.get(exc.status, exc.reason), cause, headers)
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return error_response(500, "Internal server error", "An unexpected error occurred; it has been logged")
+
+
+def _accepts(accept: str, produces: str) -> bool:
+    """Whether an Accept header admits the media type a route produces."""
+    kind = produces.split("/")[0]
+    for item in accept.split(","):
+        media, *params = [part.strip() for part in item.split(";")]
+        if any(p.replace(" ", "") in ("q=0", "q=0.0", "q=0.00", "q=0.000") for p in params):
+            continue
+        if media in ("*/*", f"{kind}/*", produces, ""):
+            return True
+    return False
+
+
+@web.middleware
+async def guards(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Refuse what no handler should see: a body over the limit (413) and an Accept header that
+    excludes what the route answers with (406)."""
+    limit = request.app[SETTINGS].max_body
+    if request.content_length is not None and request.content_length > limit:
+        raise PayloadTooLarge(f"The request body is {request.content_length} bytes; the limit is {limit}")
+    route = route_of(request)
+    accept = request.headers.get("Accept")
+    if route is not None and accept and not _accepts(accept, route.produces):
+        raise NotAcceptable(f"This route answers with {route.produces}, which the Accept header excludes")
+    return await handler(request)
+
+
+def token_of(request: web.Request) -> str | None:
+    """The token a request carries: the X-Auth-Token header (any case), or the X-Auth-Token or
+    access_token query parameter."""
+    return (
+        request.headers.get("X-Auth-Token")
+        or request.query.get("X-Auth-Token")
+        or request.query.get("x-auth-token")
+        or request.query.get("access_token")
+    )
+
+
+@web.middleware
+async def auth(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Check the token against the route's declared roles. Routes that did not match (404, 405)
+    pass through to be answered as such."""
+    route = route_of(request)
+    if route is None or route.public:
+        return await handler(request)
+    token = token_of(request)
+    if not token:
+        raise Unauthorized("No X-Auth-Token header or query parameter")
+    claims = request.app[TOKENS].check(token)
+    status = await accounts.caller_status(request.app[POOL], claims.user_id)
+    if status is None:
+        raise Unauthorized("The token's account does not exist")
+    if not status["enabled"]:
+        raise Unauthorized("The token's account is disabled")
+    if status["role"] != claims.role:
+        raise Unauthorized("The token's role is not its account's role")
+    if claims.role not in route.roles:
+        allowed = ", ".join(sorted(route.roles)) if route.roles != ALL_ROLES else "any account"
+        raise Forbidden(f"{route.method} {route.path} is for {allowed}; this is a {claims.role} token")
+    request[CALLER] = Caller(user_id=claims.user_id, role=claims.role)
+    return await handler(request)
+
+
+MIDDLEWARES = [cors_preflight, errors, guards, auth]

@@ -1,0 +1,104 @@
+"""The OpenAPI document, generated from the route table and its marshmallow schemas, so every
+route a domain declares documents itself."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from apispec import APISpec
+from apispec.ext.marshmallow import MarshmallowPlugin
+from marshmallow import Schema, fields
+
+import hatd
+from hatd.routing import JSON, Route
+
+_ERROR_STATUSES = {
+    400: "Bad request: malformed JSON, or a field that fails validation (the cause names it)",
+    401: "No token, or an invalid, expired or foreign one, or a disabled account",
+    403: "The token's role may not call this route",
+    404: "No such route or item",
+    405: "Method not allowed",
+    406: "The Accept header excludes what the route answers with",
+    409: "Conflicts with what exists",
+    413: "The body is larger than HATD_MAX_BODY",
+    429: "Too many requests",
+}
+
+
+class ErrorSchema(Schema):
+    message = fields.String(required=True, metadata={"description": "What kind of failure"})
+    cause = fields.String(required=True, metadata={"description": "What exactly went wrong"})
+
+
+def _schema_name(schema: type[Schema]) -> str:
+    return schema.__name__.removesuffix("Schema")
+
+
+def _error_statuses(route: Route, path: str) -> set[int]:
+    statuses = {404, 405, 406, 413, *route.errors}
+    if route.body is not None or route.query is not None or "{" in path:
+        statuses.add(400)
+    if not route.public:
+        statuses |= {401, 403}
+    return statuses
+
+
+def _operation(route: Route, spec: APISpec, path: str) -> dict[str, Any]:
+    params: list[dict[str, Any]] = [
+        {"in": "path", "name": name, "required": True, "schema": {"type": "string"}}
+        for name in re.findall(r"{(\w+)}", path)
+    ]
+    params += [
+        {"in": "header", "name": name, "required": False, "schema": {"type": "string"}, "description": text}
+        for name, text in route.headers.items()
+    ]
+    if route.query is not None:
+        params.append({"in": "query", "schema": route.query})
+    response: dict[str, Any] = {"description": "Success"}
+    if route.produces == JSON and route.response is not None:
+        schema: Any = route.response
+        response["content"] = {JSON: {"schema": {"type": "array", "items": schema} if route.many else schema}}
+    elif route.produces != JSON:
+        response["content"] = {route.produces: {"schema": {"type": "string"}}}
+    responses: dict[str, Any] = {str(route.status): response}
+    for status in sorted(_error_statuses(route, path)):
+        text = _ERROR_STATUSES[status]
+        responses[str(status)] = {"description": text, "content": {JSON: {"schema": "Error"}}}
+    operation: dict[str, Any] = {
+        "operationId": route.name if path == route.path else f"{route.name}_{route.aliases.index(path) + 1}",
+        "summary": route.summary,
+        "parameters": params,
+        "responses": responses,
+        "x-roles": sorted(route.roles) if not route.public else ["public"],
+    }
+    description = route.description
+    if path != route.path:
+        description = f"Another spelling of {route.method} {route.path}. {description}".strip()
+    if description:
+        operation["description"] = description
+    if not route.public:
+        operation["security"] = [{"XAuthToken": []}, {"AccessTokenQuery": []}]
+    if route.body is not None:
+        operation["requestBody"] = {"required": True, "content": {JSON: {"schema": route.body}}}
+    return operation
+
+
+def build_spec(routes: list[Route]) -> dict[str, Any]:
+    spec = APISpec(
+        title="hatd: a HAT personal data server",
+        version=hatd.__version__,
+        openapi_version="3.0.3",
+        plugins=[MarshmallowPlugin(schema_name_resolver=_schema_name)],
+        info={"description": "The HAT API (seed 002). Every error body is {\"message\", \"cause\"}."},
+    )
+    spec.components.schema("Error", schema=ErrorSchema)
+    spec.components.security_scheme("XAuthToken", {"type": "apiKey", "in": "header", "name": "X-Auth-Token"})
+    spec.components.security_scheme("AccessTokenQuery", {"type": "apiKey", "in": "query", "name": "access_token"})
+    paths: dict[str, dict[str, Any]] = {}
+    for route in routes:
+        for path in (route.path, *route.aliases):
+            paths.setdefault(path, {})[route.method.lower()] = _operation(route, spec, path)
+    for path, operations in sorted(paths.items()):
+        spec.path(path=path, operations=operations)
+    return spec.to_dict()

@@ -1,0 +1,77 @@
+"""Route declarations. Each domain lists its routes in one table (`ROUTES` at the end of its
+views.py): method, path, handler, who may call it, and the schemas that parse and document it.
+The auth middleware reads `roles` from here and the OpenAPI document is generated from here."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+
+import marshmallow
+from aiohttp import web
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+OWNER = "owner"
+PLATFORM = "platform"
+DATA_DEBIT = "dataDebit"
+DATA_CREDIT = "dataCredit"
+ALL_ROLES = frozenset({OWNER, PLATFORM, DATA_DEBIT, DATA_CREDIT})
+
+# roles=PUBLIC: the route needs no token at all.
+PUBLIC: frozenset[str] = frozenset()
+
+JSON = "application/json"
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str
+    handler: Handler
+    name: str
+    roles: frozenset[str]
+    summary: str
+    # Other spellings of the path that serve the same handler (the spec spells some two ways).
+    aliases: tuple[str, ...] = ()
+    body: type[marshmallow.Schema] | None = None
+    query: type[marshmallow.Schema] | None = None
+    # Headers the route reads, for the docs: name -> description.
+    headers: dict[str, str] = field(default_factory=dict)
+    response: type[marshmallow.Schema] | None = None
+    many: bool = False
+    status: int = 200
+    produces: str = JSON
+    # Error statuses the route answers with beyond the ones every route may (for the docs).
+    errors: tuple[int, ...] = ()
+    description: str = ""
+
+    @property
+    def public(self) -> bool:
+        return self.roles == PUBLIC
+
+
+ROUTES_KEY = web.AppKey("routes", dict)
+
+
+def add_routes(app: web.Application, routes: Iterable[Route]) -> None:
+    """Register each route and its aliases; remember the declaration under the aiohttp route name."""
+    table: dict[str, Route] = app.setdefault(ROUTES_KEY, {})
+    for route in routes:
+        for index, path in enumerate((route.path, *route.aliases)):
+            name = route.name if index == 0 else f"{route.name}:alias{index}"
+            if name in table:
+                raise ValueError(f"route name {name!r} declared twice")
+            app.router.add_route(route.method, path, route.handler, name=name)
+            table[name] = route
+
+
+def route_of(request: web.Request) -> Route | None:
+    """The declaration of the route a request matched, or None (no route, or wrong method)."""
+    if request.match_info.http_exception is not None:
+        return None
+    resource_route = request.match_info.route
+    name = resource_route.name
+    if name is None:
+        return None
+    return request.app[ROUTES_KEY].get(name)

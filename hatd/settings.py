@@ -1,0 +1,136 @@
+"""One frozen settings object, read from config/default.toml, an optional HATD_CONFIG file and
+HATD_* environment variables, in that order (later wins)."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
+DEFAULT_FILE = CONFIG_DIR / "default.toml"
+ENV_PREFIX = "HATD_"
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+class SettingsError(ValueError):
+    """A setting is missing or has a value hatd cannot use."""
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Settings:
+    """Every setting hatd reads; see config/default.toml for what each one means."""
+
+    host: str
+    port: int
+    hat_address: str
+    data_dir: Path
+    database_url: str
+    pool_min_size: int
+    pool_max_size: int
+    token_ttl: int
+    max_body: int
+    bcrypt_rounds: int
+    login_burst: int
+    login_refill_seconds: float
+    cors_origins: tuple[str, ...]
+    owner_name: str
+    owner_email: str
+    owner_password: str
+    platform_name: str
+    platform_email: str
+    platform_password: str
+    log_level: str
+
+    def __post_init__(self) -> None:
+        checks = [
+            (0 < self.port < 65536, "port must be between 1 and 65535"),
+            (1 <= self.pool_min_size <= self.pool_max_size, "need 1 <= pool_min_size <= pool_max_size"),
+            (self.token_ttl > 0, "token_ttl must be a positive number of seconds"),
+            (self.max_body > 0, "max_body must be a positive number of bytes"),
+            (4 <= self.bcrypt_rounds <= 31, "bcrypt_rounds must be between 4 and 31"),
+            (self.login_burst >= 1, "login_burst must be at least 1"),
+            (self.login_refill_seconds > 0, "login_refill_seconds must be positive"),
+            (self.owner_email.strip() != "", "owner_email must not be empty"),
+            (self.owner_name.strip() != "", "owner_name must not be empty"),
+            (self.log_level in LOG_LEVELS, f"log_level must be one of {', '.join(LOG_LEVELS)}"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise SettingsError(message)
+
+    @property
+    def issuer(self) -> str:
+        """The `iss` (and API `resource`) of the tokens this HAT signs: hat_address, or by default
+        the address the server listens on."""
+        return self.hat_address.strip().rstrip("/") or f"http://{self.host}:{self.port}"
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with some values changed (tests use it)."""
+        return dataclasses.replace(self, **{name: _coerce(name, value) for name, value in changes.items()})
+
+
+_HINTS = typing.get_type_hints(Settings)
+
+
+def _coerce(name: str, value: Any) -> Any:
+    """Turn a TOML or environment value into the field's type, or say why it cannot be."""
+    hint = _HINTS[name]
+    try:
+        if hint is int:
+            if isinstance(value, bool):
+                raise ValueError
+            return int(value)
+        if hint is float:
+            return float(value)
+        if hint is str:
+            return str(value)
+        if hint is Path:
+            return Path(value)
+        if typing.get_origin(hint) is tuple or isinstance(hint, types.GenericAlias):
+            items = value.split(",") if isinstance(value, str) else list(value)
+            return tuple(str(item).strip() for item in items if str(item).strip())
+    except (TypeError, ValueError):
+        raise SettingsError(f"{name} = {value!r} is not a valid {getattr(hint, '__name__', hint)}") from None
+    raise SettingsError(f"{name}: unsupported setting type {hint}")
+
+
+def load(
+    *,
+    files: tuple[Path, ...] = (),
+    overrides: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Build the settings: default.toml, then HATD_CONFIG, then `files`, then the environment,
+    then `overrides`."""
+    env = os.environ if environ is None else environ
+    raw: dict[str, Any] = {}
+    sources = [DEFAULT_FILE]
+    if env.get("HATD_CONFIG"):
+        sources.append(Path(env["HATD_CONFIG"]))
+    sources.extend(files)
+    for source in sources:
+        try:
+            raw.update(tomllib.loads(source.read_text()))
+        except FileNotFoundError:
+            raise SettingsError(f"config file {source} does not exist") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise SettingsError(f"config file {source} is not valid TOML: {exc}") from None
+    names = {f.name for f in dataclasses.fields(Settings)}
+    unknown = sorted(set(raw) - names)
+    if unknown:
+        raise SettingsError(f"unknown setting(s) in config: {', '.join(unknown)}")
+    for name in names:
+        env_value = env.get(ENV_PREFIX + name.upper())
+        if env_value is not None:
+            raw[name] = env_value
+    raw.update(overrides or {})
+    missing = sorted(names - set(raw))
+    if missing:
+        raise SettingsError(f"missing setting(s): {', '.join(missing)}")
+    return Settings(**{name: _coerce(name, raw[name]) for name in names})

@@ -1,0 +1,27 @@
+"""Typed keys for what the application and each request carry."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import asyncpg
+from aiohttp import web
+
+from hatd.ratelimit import RateLimiter
+from hatd.settings import Settings
+from hatd.tokens import TokenService
+
+
+@dataclass(frozen=True)
+class Caller:
+    """The account behind the request's token."""
+
+    user_id: str
+    role: str
+
+
+SETTINGS = web.AppKey("settings", Settings)
+POOL = web.AppKey("pool", asyncpg.Pool)
+TOKENS = web.AppKey("tokens", TokenService)
+LOGIN_LIMITER = web.AppKey("login_limiter", RateLimiter)
+CALLER = web.RequestKey("caller", Caller)

@@ -1,0 +1,133 @@
+"""RS256 access tokens: the HAT's key pair, issuing tokens and checking the ones presented.
+
+Checking a token here covers what the token itself proves (signature, algorithm, key id,
+issuer, resource, expiry, claims); whether its account still exists and is enabled is the auth
+middleware's question, asked of the database on every request."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from hatd.errors import Unauthorized
+
+ALGORITHM = "RS256"
+VALIDATE_SCOPE = "validate"
+# Clock difference tolerated between the HAT and whoever made the token's time claims.
+LEEWAY_SECONDS = 30
+
+
+@dataclass(frozen=True)
+class KeyPair:
+    kid: str
+    private_pem: str
+    public_pem: str
+
+
+def generate_key_pair() -> KeyPair:
+    """A new RSA-2048 key pair; its id is the RFC 7638 thumbprint of the public key."""
+    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    private_pem = private.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    public_pem = (
+        private.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+    return KeyPair(kid=_thumbprint(private.public_key()), private_pem=private_pem, public_pem=public_pem)
+
+
+def _b64(number: int) -> str:
+    raw = number.to_bytes((number.bit_length() + 7) // 8, "big")
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def _thumbprint(public: rsa.RSAPublicKey) -> str:
+    numbers = public.public_numbers()
+    canonical = json.dumps({"e": _b64(numbers.e), "kty": "RSA", "n": _b64(numbers.n)}, separators=(",", ":"))
+    return base64.urlsafe_b64encode(hashlib.sha256(canonical.encode()).digest()).rstrip(b"=").decode()
+
+
+@dataclass(frozen=True)
+class Claims:
+    user_id: str
+    role: str
+    resource: str
+    jti: str
+    expires: int
+
+
+class TokenService:
+    """Signs and checks this HAT's tokens with one key pair."""
+
+    def __init__(self, keys: KeyPair, *, issuer: str, ttl: int) -> None:
+        self.keys = keys
+        self.issuer = issuer
+        self.ttl = ttl
+        self._private = serialization.load_pem_private_key(keys.private_pem.encode(), password=None)
+        self._public = serialization.load_pem_public_key(keys.public_pem.encode())
+
+    def issue(self, user_id: str, role: str, *, resource: str | None = None, ttl: int | None = None) -> str:
+        """A signed token for an account. API tokens have resource = the HAT itself."""
+        now = int(time.time())
+        claims: dict[str, Any] = {
+            "iss": self.issuer,
+            "sub": user_id,
+            "resource": resource or self.issuer,
+            "accessScope": role,
+            "iat": now,
+            "exp": now + (ttl or self.ttl),
+            "jti": str(uuid.uuid4()),
+        }
+        return jwt.encode(claims, self._private, algorithm=ALGORITHM, headers={"kid": self.keys.kid})  # type: ignore[arg-type]
+
+    def check(self, token: str) -> Claims:
+        """The claims of a token valid for this HAT's API, or Unauthorized saying why not."""
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.DecodeError:
+            raise Unauthorized("The token is not a well-formed JWT") from None
+        if header.get("alg") != ALGORITHM:
+            raise Unauthorized(f"Tokens must be signed with {ALGORITHM}, not {header.get('alg')!r}")
+        if header.get("kid") not in (None, self.keys.kid):
+            raise Unauthorized("The token was signed with a key this HAT does not have")
+        try:
+            claims = jwt.decode(
+                token,
+                self._public,  # type: ignore[arg-type]
+                algorithms=[ALGORITHM],
+                issuer=self.issuer,
+                leeway=LEEWAY_SECONDS,
+                options={"require": ["exp", "iss", "sub", "accessScope"]},
+            )
+        except jwt.ExpiredSignatureError:
+            raise Unauthorized("The token has expired") from None
+        except jwt.InvalidIssuerError:
+            raise Unauthorized("The token was issued by another HAT") from None
+        except jwt.InvalidSignatureError:
+            raise Unauthorized("The token's signature does not match this HAT's key") from None
+        except jwt.MissingRequiredClaimError as exc:
+            raise Unauthorized(f"The token has no {exc.claim!r} claim") from None
+        except jwt.InvalidTokenError as exc:
+            raise Unauthorized(f"The token is invalid: {exc}") from None
+        if claims.get("resource") != self.issuer:
+            raise Unauthorized("The token is not for this HAT's API (its resource is another service)")
+        if claims["accessScope"] == VALIDATE_SCOPE:
+            raise Unauthorized("A login token proves identity only; it cannot call the API")
+        return Claims(
+            user_id=str(claims["sub"]),
+            role=str(claims["accessScope"]),
+            resource=str(claims["resource"]),
+            jti=str(claims.get("jti", "")),
+            expires=int(claims["exp"]),
+        )

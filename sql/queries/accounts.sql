@@ -1,0 +1,55 @@
+-- Accounts, their passwords and the HAT's signing keys (hatd/accounts/repository.py).
+
+-- name: caller_status
+-- Returns role and enabled of one account, for checking a token on every request.
+SELECT role, enabled FROM accounts WHERE user_id = $1;
+
+-- name: find_login
+-- Returns the account a username names: by email (any case) first, else by name.
+SELECT user_id, role, enabled, pass_hash
+FROM accounts
+WHERE lower(email) = lower($1) OR name = $1
+ORDER BY lower(email) = lower($1) DESC
+LIMIT 1;
+
+-- name: insert_account
+-- Creates an account (a server-made userId when $1 is null); returns its userId.
+INSERT INTO accounts (user_id, email, name, pass_hash, role)
+VALUES (coalesce($1, gen_random_uuid()), $2, $3, $4, $5)
+RETURNING user_id;
+
+-- name: account_json
+-- Returns one account as JSON text.
+SELECT body::text FROM account_json WHERE user_id = $1;
+
+-- name: list_accounts_json
+-- Returns every account as a JSON array (text), oldest first.
+SELECT coalesce(json_agg(body ORDER BY date_created, user_id), '[]')::text FROM account_json;
+
+-- name: account_role
+-- Returns the role of one account, locking its row for an update.
+SELECT role FROM accounts WHERE user_id = $1 FOR UPDATE;
+
+-- name: set_enabled
+-- Enables or disables one account; returns nothing.
+UPDATE accounts SET enabled = $2, last_updated = now() WHERE user_id = $1;
+
+-- name: special_account
+-- Returns the userId of the owner or platform account ($1 is the role), if the HAT has one.
+SELECT user_id FROM accounts WHERE role = $1;
+
+-- name: set_password
+-- Sets the password hash of the owner or platform account ($1 is the role); returns its userId.
+UPDATE accounts SET pass_hash = $2, last_updated = now() WHERE role = $1 RETURNING user_id;
+
+-- name: current_signing_key
+-- Returns the newest signing key pair.
+SELECT kid, private_pem, public_pem FROM signing_keys ORDER BY date_created DESC, kid LIMIT 1;
+
+-- name: insert_signing_key
+-- Stores a signing key pair; returns nothing.
+INSERT INTO signing_keys (kid, private_pem, public_pem) VALUES ($1, $2, $3);
+
+-- name: lock_hat_creation
+-- Waits until no other process is creating this HAT (held to the end of the transaction).
+SELECT pg_advisory_xact_lock($1);
