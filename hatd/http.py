@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -11,6 +12,14 @@ import marshmallow
 from aiohttp import web
 
 from hatd.errors import BadRequest
+
+
+# A JSON \u0000 escape (not an escaped backslash followed by "u0000"): PostgreSQL text cannot hold NUL.
+_JSON_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
 
 
 def _flatten(messages: Any, prefix: str = "") -> list[str]:
@@ -45,13 +54,18 @@ async def read_json(request: web.Request) -> Any:
     if not raw.strip():
         raise BadRequest("The request has no body; it needs a JSON one", message="Malformed JSON")
     try:
-        return json.loads(raw)
+        data = json.loads(raw.decode("utf-8"), parse_constant=_no_constants)
     except UnicodeDecodeError:
         raise BadRequest("The body is not UTF-8 text", message="Malformed JSON") from None
     except json.JSONDecodeError as exc:
         raise BadRequest(
             f"The body is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})", message="Malformed JSON"
         ) from None
+    except ValueError as exc:
+        raise BadRequest(f"The body is not valid JSON: {exc}", message="Malformed JSON") from None
+    if _JSON_NUL.search(raw):
+        raise BadRequest("The body contains a NUL character (\\u0000), which text cannot hold", message="Invalid request")
+    return data
 
 
 async def parse_body(request: web.Request, schema: type[marshmallow.Schema], *, many: bool = False) -> Any:

@@ -31,6 +31,8 @@ async def access_token(request: web.Request) -> web.Response:
     password = _credential(request, "password", "pass")
     if not username or not password:
         raise Unauthorized("Send the account's email (or name) and password as `username` and `password` headers")
+    if "\x00" in username:  # no account has it, and PostgreSQL text cannot hold it
+        raise Unauthorized("Wrong username or password")
     wait = request.app[LOGIN_LIMITER].take(f"client:{request.remote}", f"user:{username.lower()}")
     if wait:
         raise TooManyRequests(

@@ -8,8 +8,9 @@ CREATE TABLE accounts (
     pass_hash    text NOT NULL,
     role         text NOT NULL CHECK (role IN ('owner', 'platform', 'dataDebit', 'dataCredit')),
     enabled      boolean NOT NULL DEFAULT true,
-    date_created timestamptz NOT NULL DEFAULT now(),
-    last_updated timestamptz NOT NULL DEFAULT now(),
+    -- clock_timestamp(): accounts made in one transaction (owner, platform) still list in order.
+    date_created timestamptz NOT NULL DEFAULT clock_timestamp(),
+    last_updated timestamptz NOT NULL DEFAULT clock_timestamp(),
     -- The owner and platform accounts can never be disabled.
     CONSTRAINT accounts_special_always_enabled CHECK (enabled OR role NOT IN ('owner', 'platform'))
 );

@@ -1,0 +1,150 @@
+"""Getting, validating and verifying access tokens (seed 002, "Authentication")."""
+
+from __future__ import annotations
+
+import time
+
+import jwt
+import pytest
+
+from tests.conftest import OWNER, PLATFORM, auth, login, new_account
+
+
+async def test_access_token_with_headers_is_an_rs256_jwt_that_publickey_verifies(client):
+    response = await client.get("/users/access_token", headers={"username": OWNER[0], "password": OWNER[1]})
+    assert response.status == 200
+    assert response.content_type == "application/json"
+    body = await response.json()
+    assert set(body) == {"accessToken", "userId"}
+
+    pem_response = await client.get("/publickey")
+    assert pem_response.status == 200
+    assert pem_response.content_type == "text/plain"
+    pem = await pem_response.text()
+    assert pem.startswith("-----BEGIN PUBLIC KEY-----")
+    assert "PRIVATE" not in pem
+
+    header = jwt.get_unverified_header(body["accessToken"])
+    assert header["alg"] == "RS256"
+    assert header["kid"]
+    claims = jwt.decode(body["accessToken"], pem, algorithms=["RS256"], issuer="http://hat.test")
+    now = time.time()
+    assert claims["sub"] == body["userId"]
+    assert claims["resource"] == "http://hat.test"
+    assert claims["accessScope"] == "owner"
+    assert abs(claims["iat"] - now) < 60
+    assert claims["exp"] - claims["iat"] == 7200
+    assert len(claims["jti"]) == 36
+
+
+async def test_each_token_has_its_own_jti(client):
+    first, second = await login(client, *OWNER), await login(client, *OWNER)
+    assert jwt.decode(first, options={"verify_signature": False})["jti"] != jwt.decode(
+        second, options={"verify_signature": False}
+    )["jti"]
+
+
+@pytest.mark.parametrize(
+    ("path", "where", "password_name", "username"),
+    [
+        ("/users/access_token", "query", "password", OWNER[0]),
+        ("/users/access_token", "headers", "pass", OWNER[0]),
+        ("/users/access_token", "query", "pass", OWNER[0]),
+        ("/user/access_token", "headers", "password", OWNER[0]),
+        ("/users/access_token", "headers", "password", "OWNER@HAT.TEST"),
+        ("/users/access_token", "headers", "password", "owner"),
+    ],
+    ids=["query", "pass-header", "pass-query", "singular-path", "email-any-case", "by-name"],
+)
+async def test_access_token_accepts_every_documented_spelling(client, path, where, password_name, username):
+    credentials = {"username": username, password_name: OWNER[1]}
+    kwargs = {"params": credentials} if where == "query" else {"headers": credentials}
+    response = await client.get(path, **kwargs)
+    assert response.status == 200, await response.text()
+    token = (await response.json())["accessToken"]
+    assert (await client.get("/users/access_token/validate", headers=auth(token))).status == 200
+
+
+async def test_platform_token_has_platform_scope(client):
+    token = await login(client, *PLATFORM)
+    assert jwt.decode(token, options={"verify_signature": False})["accessScope"] == "platform"
+
+
+@pytest.mark.parametrize(
+    ("headers", "cause"),
+    [
+        ({"username": OWNER[0], "password": "wrong"}, "Wrong username or password"),
+        ({"username": "nobody@hat.test", "password": OWNER[1]}, "Wrong username or password"),
+        ({"username": OWNER[0]}, "Send the account's email (or name) and password as `username` and `password` headers"),
+        ({"password": OWNER[1]}, "Send the account's email (or name) and password as `username` and `password` headers"),
+        ({"username": OWNER[0], "password": "x" * 200}, "Wrong username or password"),
+    ],
+    ids=["wrong-password", "unknown-user", "no-password", "no-username", "over-72-bytes"],
+)
+async def test_bad_credentials_get_401(client, headers, cause):
+    response = await client.get("/users/access_token", headers=headers)
+    assert response.status == 401
+    assert await response.json() == {"message": "The supplied authentication is invalid", "cause": cause}
+
+
+async def test_validate_answers_authenticated_for_every_role(client, owner_token):
+    _, debit = await new_account(client, owner_token, role="dataDebit")
+    _, credit = await new_account(client, owner_token, role="dataCredit")
+    for token in (owner_token, debit, credit, await login(client, *PLATFORM)):
+        response = await client.get("/users/access_token/validate", headers=auth(token))
+        assert response.status == 200
+        assert await response.json() == {"message": "Authenticated"}
+
+
+@pytest.mark.parametrize("spelling", ["header-lower", "query", "query-access_token", "singular-path"])
+async def test_token_travels_in_any_documented_way(client, owner_token, spelling):
+    path, kwargs = "/users/access_token/validate", {}
+    if spelling == "header-lower":
+        kwargs = {"headers": {"x-auth-token": owner_token}}
+    elif spelling == "query":
+        kwargs = {"params": {"X-Auth-Token": owner_token}}
+    elif spelling == "query-access_token":
+        kwargs = {"params": {"access_token": owner_token}}
+    else:
+        path, kwargs = "/user/access_token/validate", {"headers": auth(owner_token)}
+    response = await client.get(path, **kwargs)
+    assert response.status == 200
+    assert await response.json() == {"message": "Authenticated"}
+
+
+async def test_validate_without_token_is_401(client):
+    response = await client.get("/users/access_token/validate")
+    assert response.status == 401
+    assert await response.json() == {
+        "message": "The supplied authentication is invalid",
+        "cause": "No X-Auth-Token header or query parameter",
+    }
+
+
+async def test_login_rate_limit_per_username(make_client):
+    client = await make_client(login_burst=3, login_refill_seconds=60)
+    for _ in range(3):
+        response = await client.get("/users/access_token", headers={"username": OWNER[0], "password": "wrong"})
+        assert response.status == 401
+    response = await client.get("/users/access_token", headers={"username": OWNER[0], "password": OWNER[1]})
+    assert response.status == 429
+    assert int(response.headers["Retry-After"]) >= 1
+    body = await response.json()
+    assert body["message"] == "Too many requests"
+    assert body["cause"].startswith("Too many login attempts; try again in")
+
+
+async def test_login_rate_limit_per_client_spans_usernames(make_client):
+    client = await make_client(login_burst=2, login_refill_seconds=60)
+    for number in range(2):
+        response = await client.get("/users/access_token", headers={"username": f"u{number}", "password": "x"})
+        assert response.status == 401
+    response = await client.get("/users/access_token", headers={"username": "someone-else", "password": "x"})
+    assert response.status == 429
+
+
+async def test_tokens_outlive_nothing_beyond_their_ttl(make_client):
+    client = await make_client(token_ttl=1)
+    token = await login(client, *OWNER)
+    claims = jwt.decode(token, options={"verify_signature": False})
+    assert claims["exp"] - claims["iat"] == 1
