@@ -100,7 +100,9 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
             app,
             host=settings.host,
             port=settings.port,
-            print=lambda _: print(f"hatd serving {settings.issuer} on http://{settings.host}:{settings.port}", flush=True),
+            print=lambda _: print(
+                f"hatd serving {settings.issuer} on http://{settings.host}:{settings.port}", flush=True
+            ),
             shutdown_timeout=30,
         )
     return 0

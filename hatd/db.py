@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeAlias
 
 import asyncpg
 
@@ -22,6 +23,9 @@ QUERIES_DIR = SQL_DIR / "queries"
 MIGRATION_LOCK_ID = 0x6861_7464  # "hatd"
 
 log = logging.getLogger("hatd.db")
+
+# What repositories run queries on: a connection (inside a transaction) or, for a lone read, the pool.
+Conn: TypeAlias = asyncpg.Connection | asyncpg.Pool
 
 _NAME_LINE = re.compile(r"^--\s*name:\s*([a-z_][a-z0-9_]*)\s*$", re.MULTILINE)
 
@@ -116,9 +120,7 @@ async def migrate(conn: asyncpg.Connection) -> list[Migration]:
         for migration in pending:
             async with conn.transaction():
                 await conn.execute(migration.sql)
-                await conn.execute(
-                    Q.record_migration, migration.version, migration.name, migration.checksum
-                )
+                await conn.execute(Q.record_migration, migration.version, migration.name, migration.checksum)
             log.info("applied migration %04d_%s", migration.version, migration.name)
         return pending
     finally:

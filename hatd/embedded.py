@@ -25,9 +25,11 @@ import importlib.util
 import logging
 import os
 import pwd
+import re
 import shutil
 import subprocess
 import tempfile
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -39,6 +41,9 @@ SUPERUSER = "postgres"
 PORT = 5432
 # A unix socket path may hold 107 bytes; leave room for "/.s.PGSQL.5432".
 MAX_SOCKET_DIR = 90
+# pg_ctl hands the server's options to a shell: a socket folder outside these characters goes
+# to a short folder of its own instead of being quoted.
+_PLAIN_PATH = re.compile(r"[A-Za-z0-9_./-]+")
 
 
 class EmbeddedError(RuntimeError):
@@ -121,7 +126,8 @@ class EmbeddedPostgres:
     def dsn(self, database: str = "postgres") -> str:
         if self.socket_dir is None:
             raise EmbeddedError("the embedded server is not started")
-        return f"postgresql://{SUPERUSER}@/{database}?host={self.socket_dir}&port={PORT}"
+        host = urllib.parse.quote(str(self.socket_dir), safe="/")
+        return f"postgresql://{SUPERUSER}@/{database}?host={host}&port={PORT}"
 
     def __enter__(self) -> EmbeddedPostgres:
         self.start()
@@ -157,7 +163,9 @@ class EmbeddedPostgres:
     def _check_reachable(self, folder: Path) -> None:
         if self._user is None or self._can(["test", "-x", str(folder)]):
             return
-        blocking = next((p for p in reversed([folder, *folder.parents]) if not self._can(["test", "-x", str(p)])), folder)
+        blocking = next(
+            (p for p in reversed([folder, *folder.parents]) if not self._can(["test", "-x", str(p)])), folder
+        )
         raise EmbeddedError(
             f"PostgreSQL runs as the unprivileged user {SYSTEM_USER!r}, which cannot enter {blocking} "
             f"(mode {blocking.stat().st_mode & 0o777:o}). hatd does not loosen the permissions of folders "
@@ -182,7 +190,8 @@ class EmbeddedPostgres:
         self._run("initdb", *args)
 
     def _start_server(self) -> None:
-        socket_dir = self.pgdata if len(str(self.pgdata)) <= MAX_SOCKET_DIR else self._short_socket_dir()
+        plain = _PLAIN_PATH.fullmatch(str(self.pgdata)) and len(str(self.pgdata).encode()) <= MAX_SOCKET_DIR
+        socket_dir = self.pgdata if plain else self._short_socket_dir()
         options = [
             "-c listen_addresses=''",
             f"-c unix_socket_directories='{socket_dir}'",
@@ -262,7 +271,7 @@ class _FileLock:
         self._file: IO[str] | None = None
 
     def __enter__(self) -> None:
-        self._file = open(self.path, "a+")  # noqa: SIM115
+        self._file = open(self.path, "a+")
         fcntl.flock(self._file, fcntl.LOCK_EX)
 
     def __exit__(self, *exc: object) -> None:

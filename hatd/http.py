@@ -13,7 +13,6 @@ from aiohttp import web
 
 from hatd.errors import BadRequest
 
-
 # A JSON \u0000 escape (not an escaped backslash followed by "u0000"): PostgreSQL text cannot hold NUL.
 _JSON_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
 
@@ -64,7 +63,9 @@ async def read_json(request: web.Request) -> Any:
     except ValueError as exc:
         raise BadRequest(f"The body is not valid JSON: {exc}", message="Malformed JSON") from None
     if _JSON_NUL.search(raw):
-        raise BadRequest("The body contains a NUL character (\\u0000), which text cannot hold", message="Invalid request")
+        raise BadRequest(
+            "The body contains a NUL character (\\u0000), which text cannot hold", message="Invalid request"
+        )
     return data
 
 

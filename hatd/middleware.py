@@ -38,11 +38,7 @@ def _allowed_origin(request: web.Request) -> str | None:
 @web.middleware
 async def cors_preflight(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Answer a CORS preflight from an allowed origin before routing sees the OPTIONS request."""
-    if (
-        request.method == "OPTIONS"
-        and "Access-Control-Request-Method" in request.headers
-        and _allowed_origin(request)
-    ):
+    if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers and _allowed_origin(request):
         return web.Response(
             status=204,
             headers={

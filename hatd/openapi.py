@@ -90,7 +90,7 @@ def build_spec(routes: list[Route]) -> dict[str, Any]:
         version=hatd.__version__,
         openapi_version="3.0.3",
         plugins=[MarshmallowPlugin(schema_name_resolver=_schema_name)],
-        info={"description": "The HAT API (seed 002). Every error body is {\"message\", \"cause\"}."},
+        info={"description": 'The HAT API (seed 002). Every error body is {"message", "cause"}.'},
     )
     spec.components.schema("Error", schema=ErrorSchema)
     spec.components.security_scheme("XAuthToken", {"type": "apiKey", "in": "header", "name": "X-Auth-Token"})

@@ -53,7 +53,9 @@ class RateLimiter:
         return 0.0
 
     def _forget_full(self, now: float) -> None:
-        for key in [k for k, b in self._buckets.items() if b.tokens + (now - b.updated) / self.refill_seconds >= self.burst]:
+        for key in [
+            k for k, b in self._buckets.items() if b.tokens + (now - b.updated) / self.refill_seconds >= self.burst
+        ]:
             del self._buckets[key]
 
 

@@ -128,7 +128,18 @@ async def test_duplicates_are_409_and_change_nothing(client, owner_token, change
         ({**SPEC_EXAMPLE, "name": ""}, "name: Length must be between 1 and 200."),
         ({**SPEC_EXAMPLE, "name": 5}, "name: Not a valid string."),
     ],
-    ids=["owner", "platform", "unknown-role", "email", "no-pass", "empty-pass", "long-pass", "userId", "name", "name-type"],
+    ids=[
+        "owner",
+        "platform",
+        "unknown-role",
+        "email",
+        "no-pass",
+        "empty-pass",
+        "long-pass",
+        "userId",
+        "name",
+        "name-type",
+    ],
 )
 async def test_invalid_accounts_are_400_naming_the_field(client, owner_token, body, cause):
     response = await client.post("/users/user", json=body, headers=auth(owner_token))

@@ -37,7 +37,10 @@ async def _account_count(client, token: str) -> int:
         (b'{"name": "\xc3\x28"}', "The body is not UTF-8 text"),
         (b'{"price": NaN}', "The body is not valid JSON: NaN is not JSON"),
         (b'{"price": -Infinity}', "The body is not valid JSON: -Infinity is not JSON"),
-        (b"{'single': 'quotes'}", "The body is not valid JSON: Expecting property name enclosed in double quotes (line 1, column 2)"),
+        (
+            b"{'single': 'quotes'}",
+            "The body is not valid JSON: Expecting property name enclosed in double quotes (line 1, column 2)",
+        ),
         (b"nope", "The body is not valid JSON: Expecting value (line 1, column 1)"),
     ],
 )
@@ -84,14 +87,10 @@ async def test_null_bytes_and_huge_strings_are_400_not_500(client, owner_token):
         "cause": "The body contains a NUL character (\\u0000), which text cannot hold",
     }
     # An escaped backslash followed by "u0000" is ordinary text.
-    response = await client.post(
-        "/users/user", json={**body, "name": "back\\u0000slash"}, headers=auth(owner_token)
-    )
+    response = await client.post("/users/user", json={**body, "name": "back\\u0000slash"}, headers=auth(owner_token))
     assert response.status == 201
     assert (await response.json())["name"] == "back\\u0000slash"
-    response = await client.post(
-        "/users/user", json={**body, "name": "n" * 10_000}, headers=auth(owner_token)
-    )
+    response = await client.post("/users/user", json={**body, "name": "n" * 10_000}, headers=auth(owner_token))
     assert (await _error(response, 400))["cause"] == "name: Length must be between 1 and 200."
     assert await _account_count(client, owner_token) == 3
 
@@ -115,7 +114,10 @@ async def test_no_token_is_401(client):
 async def test_wrong_role_is_403(client, owner_token):
     _, token = await new_account(client, owner_token, role="dataDebit")
     body = await _error(await client.get("/users/user", headers=auth(token)), 403)
-    assert body == {"message": "Forbidden", "cause": "GET /users/user is for owner, platform; this is a dataDebit token"}
+    assert body == {
+        "message": "Forbidden",
+        "cause": "GET /users/user is for owner, platform; this is a dataDebit token",
+    }
 
 
 async def test_unknown_route_is_404_with_or_without_token(client, owner_token):
@@ -171,7 +173,9 @@ async def test_body_over_the_limit_is_413(make_client):
             yield b"y" * 200
         yield b'", "pass": "pw", "role": "dataDebit"}'
 
-    response = await client.post("/users/user", data=chunks(), headers={**auth(token), "Content-Type": "application/json"})
+    response = await client.post(
+        "/users/user", data=chunks(), headers={**auth(token), "Content-Type": "application/json"}
+    )
     body = await _error(response, 413)
     assert body == {"message": "Request body too large", "cause": "The request body is larger than 1024 bytes"}
     assert await _account_count(client, token) == 2

@@ -39,9 +39,10 @@ async def test_access_token_with_headers_is_an_rs256_jwt_that_publickey_verifies
 
 async def test_each_token_has_its_own_jti(client):
     first, second = await login(client, *OWNER), await login(client, *OWNER)
-    assert jwt.decode(first, options={"verify_signature": False})["jti"] != jwt.decode(
-        second, options={"verify_signature": False}
-    )["jti"]
+    assert (
+        jwt.decode(first, options={"verify_signature": False})["jti"]
+        != jwt.decode(second, options={"verify_signature": False})["jti"]
+    )
 
 
 @pytest.mark.parametrize(
@@ -75,8 +76,14 @@ async def test_platform_token_has_platform_scope(client):
     [
         ({"username": OWNER[0], "password": "wrong"}, "Wrong username or password"),
         ({"username": "nobody@hat.test", "password": OWNER[1]}, "Wrong username or password"),
-        ({"username": OWNER[0]}, "Send the account's email (or name) and password as `username` and `password` headers"),
-        ({"password": OWNER[1]}, "Send the account's email (or name) and password as `username` and `password` headers"),
+        (
+            {"username": OWNER[0]},
+            "Send the account's email (or name) and password as `username` and `password` headers",
+        ),
+        (
+            {"password": OWNER[1]},
+            "Send the account's email (or name) and password as `username` and `password` headers",
+        ),
         ({"username": OWNER[0], "password": "x" * 200}, "Wrong username or password"),
     ],
     ids=["wrong-password", "unknown-user", "no-password", "no-username", "over-72-bytes"],

@@ -28,7 +28,9 @@ class CreatedHat:
 
 def _checked_password(setting: str, password: str) -> str:
     if len(password.encode()) > passwords.MAX_PASSWORD_BYTES:
-        raise HatCreationError(f"{setting} is longer than {passwords.MAX_PASSWORD_BYTES} bytes, which bcrypt cannot use")
+        raise HatCreationError(
+            f"{setting} is longer than {passwords.MAX_PASSWORD_BYTES} bytes, which bcrypt cannot use"
+        )
     return password
 
 
@@ -56,7 +58,9 @@ async def create_hat(conn: asyncpg.Connection, settings: Settings) -> CreatedHat
         except asyncpg.UniqueViolationError:
             raise HatCreationError("the owner and platform accounts need different names and emails") from None
         except asyncpg.CheckViolationError as exc:
-            raise HatCreationError(f"an owner or platform setting is empty or too long ({exc.constraint_name})") from None
+            raise HatCreationError(
+                f"an owner or platform setting is empty or too long ({exc.constraint_name})"
+            ) from None
         await repository.insert_signing_key(conn, generate_key_pair())
         return CreatedHat(owner_id=str(owner_id), generated_owner_password=generated)
 

@@ -12,7 +12,7 @@ import bcrypt
 # bcrypt reads at most 72 bytes of a password; longer ones are refused rather than cut short.
 MAX_PASSWORD_BYTES = 72
 # An account with this hash cannot log in with any password.
-NO_PASSWORD = "!"
+NO_PASSWORD = "!"  # noqa: S105 (a marker, not a password)
 _BCRYPT_HASH = re.compile(r"^\$2[abxy]?\$(0[4-9]|[12]\d|3[01])\$[./A-Za-z0-9]{53}$")
 
 

@@ -7,12 +7,11 @@ import uuid
 
 import asyncpg
 
-from hatd.db import queries
+from hatd.db import Conn, queries
 from hatd.errors import BadRequest, Conflict, NotFound
 from hatd.tokens import KeyPair
 
 Q = queries("accounts")
-Conn = asyncpg.Connection | asyncpg.Pool
 
 SPECIAL_ROLES = ("owner", "platform")
 
@@ -85,7 +84,9 @@ async def set_special_password(conn: Conn, role: str, pass_hash: str) -> uuid.UU
 
 async def current_signing_key(conn: Conn) -> KeyPair | None:
     row = await conn.fetchrow(Q.current_signing_key)
-    return None if row is None else KeyPair(kid=row["kid"], private_pem=row["private_pem"], public_pem=row["public_pem"])
+    return (
+        None if row is None else KeyPair(kid=row["kid"], private_pem=row["private_pem"], public_pem=row["public_pem"])
+    )
 
 
 async def insert_signing_key(conn: Conn, keys: KeyPair) -> None:

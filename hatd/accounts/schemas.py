@@ -28,7 +28,9 @@ class NewAccountSchema(Schema):
         required=True,
         data_key="pass",
         validate=_password_fits,
-        metadata={"description": f"A bcrypt hash, or a plain password of 1 to {MAX_PASSWORD_BYTES} bytes (also: password)"},
+        metadata={
+            "description": f"A bcrypt hash, or a plain password of 1 to {MAX_PASSWORD_BYTES} bytes (also: password)"
+        },
     )
     name = fields.String(required=True, validate=validate.Length(min=1, max=200))
     role = fields.String(required=True, validate=validate.OneOf(CREATABLE_ROLES))

@@ -1,0 +1,36 @@
+# hatd: `make run` starts a HAT, `make test` proves it. Both set up .venv themselves.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+
+.PHONY: install run test bench lint format clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	rm -f $(VENV)/.installed-*
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: install
+	$(BIN)/hatd serve
+
+test: install
+	$(BIN)/pytest
+
+bench: install
+	$(BIN)/python bench/bench_tokens.py
+
+lint: install
+	$(BIN)/ruff check hatd tests bench
+	$(BIN)/ruff format --check hatd tests bench
+	$(BIN)/mypy hatd
+
+format: install
+	$(BIN)/ruff check --fix hatd tests bench
+	$(BIN)/ruff format hatd tests bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,41 @@
+"""GET /api/openapi.json documents every route the app serves, from the route table."""
+
+from __future__ import annotations
+
+from hatd.routing import ROUTES_KEY
+
+
+async def test_every_route_is_documented_with_its_roles(client):
+    response = await client.get("/api/openapi.json")
+    assert response.status == 200
+    spec = await response.json()
+    assert spec["openapi"] == "3.0.3"
+    served = {
+        (route.method.lower(), route.resource.canonical)
+        for route in client.app.router.routes()
+        if route.method != "HEAD"
+    }
+    documented = {(method, path) for path, operations in spec["paths"].items() for method in operations}
+    assert documented == served
+    for name, route in client.app[ROUTES_KEY].items():
+        path = route.path if ":" not in name else route.aliases[int(name.rsplit("alias", 1)[1]) - 1]
+        operation = spec["paths"][path][route.method.lower()]
+        assert operation["x-roles"] == (sorted(route.roles) or ["public"])
+        assert operation["summary"]
+
+
+async def test_schemas_come_from_marshmallow(client):
+    spec = await (await client.get("/api/openapi.json")).json()
+    create = spec["paths"]["/users/user"]["post"]
+    assert create["requestBody"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/NewAccount"}
+    new_account = spec["components"]["schemas"]["NewAccount"]
+    assert set(new_account["required"]) == {"email", "pass", "name", "role"}
+    assert new_account["properties"]["role"]["enum"] == ["dataDebit", "dataCredit"]
+    assert create["responses"]["201"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/Account"
+    }
+    assert create["responses"]["409"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Error"}
+    login = spec["paths"]["/user/access_token"]["get"]
+    assert login["description"].startswith("Another spelling of GET /users/access_token.")
+    assert "security" not in login
+    assert spec["paths"]["/users/user"]["get"]["security"] == [{"XAuthToken": []}, {"AccessTokenQuery": []}]

@@ -1,0 +1,76 @@
+"""Settings: defaults, HATD_* environment overrides, and clear refusals of bad values."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from hatd.settings import SettingsError, load
+
+
+def test_defaults_are_the_documented_ones():
+    settings = load(environ={})
+    assert (settings.host, settings.port) == ("127.0.0.1", 8080)
+    assert settings.data_dir == Path("./var")
+    assert settings.database_url == ""
+    assert settings.token_ttl == 7200
+    assert settings.login_burst == 10
+    assert settings.login_refill_seconds == 2.0
+    assert settings.issuer == "http://127.0.0.1:8080"
+
+
+def test_environment_overrides_and_coerces():
+    settings = load(
+        environ={
+            "HATD_PORT": "9000",
+            "HATD_HAT_ADDRESS": "https://alice.example/",
+            "HATD_CORS_ORIGINS": "https://a.example, https://b.example",
+            "HATD_LOGIN_REFILL_SECONDS": "0.5",
+            "HATD_DATA_DIR": "/srv/hatd",
+        }
+    )
+    assert settings.port == 9000
+    assert settings.issuer == "https://alice.example"
+    assert settings.cors_origins == ("https://a.example", "https://b.example")
+    assert settings.login_refill_seconds == 0.5
+    assert settings.data_dir == Path("/srv/hatd")
+
+
+def test_config_file_named_by_hatd_config(tmp_path):
+    extra = tmp_path / "hat.toml"
+    extra.write_text('port = 7000\ncors_origins = ["https://x.example"]\n')
+    settings = load(environ={"HATD_CONFIG": str(extra), "HATD_TOKEN_TTL": "60"})
+    assert settings.port == 7000
+    assert settings.cors_origins == ("https://x.example",)
+    assert settings.token_ttl == 60
+
+
+@pytest.mark.parametrize(
+    ("environ", "message"),
+    [
+        ({"HATD_PORT": "eighty"}, "port = 'eighty' is not a valid int"),
+        ({"HATD_PORT": "70000"}, "port must be between 1 and 65535"),
+        ({"HATD_TOKEN_TTL": "0"}, "token_ttl must be a positive number of seconds"),
+        ({"HATD_BCRYPT_ROUNDS": "3"}, "bcrypt_rounds must be between 4 and 31"),
+        ({"HATD_LOG_LEVEL": "loud"}, "log_level must be one of debug, info, warning, error"),
+        ({"HATD_CONFIG": "/no/such/file.toml"}, "config file /no/such/file.toml does not exist"),
+    ],
+)
+def test_bad_values_are_refused_with_a_clear_message(environ, message):
+    with pytest.raises(SettingsError) as error:
+        load(environ=environ)
+    assert str(error.value) == message
+
+
+def test_unknown_keys_in_a_config_file_are_refused(tmp_path):
+    extra = tmp_path / "typo.toml"
+    extra.write_text("prot = 7000\n")
+    with pytest.raises(SettingsError, match="unknown setting"):
+        load(environ={"HATD_CONFIG": str(extra)})
+
+
+def test_settings_are_frozen():
+    settings = load(environ={})
+    with pytest.raises(AttributeError):
+        settings.port = 1  # type: ignore[misc]
