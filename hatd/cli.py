@@ -17,6 +17,7 @@ import asyncpg
 from aiohttp import web
 
 from hatd import db
+from hatd.accesslog import AccessLogger
 from hatd.accounts.bootstrap import HatCreationError, create_hat, set_password
 from hatd.app import create_app
 from hatd.embedded import EmbeddedError, EmbeddedPostgres
@@ -104,6 +105,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
                 f"hatd serving {settings.issuer} on http://{settings.host}:{settings.port}", flush=True
             ),
             shutdown_timeout=30,
+            access_log_class=AccessLogger,
         )
     return 0
 
