@@ -139,7 +139,7 @@ def cmd_create_owner(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_set_password(settings: Settings, args: argparse.Namespace) -> int:
     if args.password_stdin:
-        password = sys.stdin.readline().rstrip("\n")
+        password = sys.stdin.readline().rstrip("\r\n")
         generated = False
     elif sys.stdin.isatty():
         password = getpass.getpass(f"New password for the {args.account} account: ")

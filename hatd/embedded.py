@@ -120,6 +120,8 @@ class EmbeddedPostgres:
                 if self._running():
                     self._pg_ctl("stop", "-m", "fast", "-w", "-t", "60")
                     log.info("embedded PostgreSQL stopped")
+                if self.socket_dir is not None and self.socket_dir != self.pgdata:
+                    shutil.rmtree(self.socket_dir, ignore_errors=True)
             finally:
                 self._release()
 

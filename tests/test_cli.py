@@ -1,0 +1,397 @@
+"""The `hatd` command run as real processes: help, settings errors, migrate, create-owner,
+set-password, and serve over real HTTP (on a given database, and on the embedded PostgreSQL)."""
+
+from __future__ import annotations
+
+import asyncio
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import bcrypt
+import jwt
+import pytest
+
+from hatd.db import available_migrations
+from hatd.embedded import EmbeddedPostgres
+from tests import pg
+
+REPO = Path(__file__).resolve().parent.parent
+ISSUER = "http://hat.cli.test"
+OWNER_EMAIL = "owner@cli.test"
+UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+
+
+def hatd_env(tmp_path: Path, **settings: str) -> dict[str, str]:
+    """This process's environment without its HATD_* variables, plus the settings given (as
+    HATD_<NAME>); hatd's own files go under tmp_path unless HATD_DATA_DIR is given."""
+    env = {name: value for name, value in os.environ.items() if not name.startswith("HATD_")}
+    env.update(
+        {
+            "HATD_DATA_DIR": str(tmp_path / "var"),
+            "HATD_HAT_ADDRESS": ISSUER,
+            "HATD_OWNER_EMAIL": OWNER_EMAIL,
+            "HATD_BCRYPT_ROUNDS": "4",
+        }
+    )
+    env.update({f"HATD_{name.upper()}": value for name, value in settings.items()})
+    return env
+
+
+def hatd(*args: str, env: dict[str, str], stdin: str = "", timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "hatd", *args],
+        cwd=REPO,
+        env=env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@pytest.fixture
+def database_url(admin_dsn: str) -> Iterator[str]:
+    """The DSN of a new, empty database of this test's own."""
+    name = asyncio.run(pg.empty_database(admin_dsn))
+    try:
+        yield pg.with_database(admin_dsn, name)
+    finally:
+        asyncio.run(pg.drop(admin_dsn, name))
+
+
+async def _fetchrow(dsn: str, query: str, *args: Any) -> asyncpg.Record | None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        return await conn.fetchrow(query, *args)
+    finally:
+        await conn.close()
+
+
+def account(dsn: str, role: str) -> asyncpg.Record:
+    """The owner's or platform's row of the accounts table."""
+    row = asyncio.run(_fetchrow(dsn, "SELECT user_id, email, pass_hash FROM accounts WHERE role = $1", role))
+    assert row is not None
+    return row
+
+
+def password_matches(password: str, pass_hash: str) -> bool:
+    return pass_hash.startswith("$2") and bcrypt.checkpw(password.encode(), pass_hash.encode())
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def get(port: int, path: str, headers: dict[str, str] | None = None) -> tuple[int, str, bytes]:
+    """GET over a real TCP connection: (status, content type, body)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request("GET", path, headers=headers or {})
+        response = conn.getresponse()
+        return response.status, response.getheader("Content-Type", ""), response.read()
+    finally:
+        conn.close()
+
+
+class Server:
+    """`hatd serve` as a child process, its output in files."""
+
+    def __init__(self, env: dict[str, str], folder: Path) -> None:
+        self.port = int(env["HATD_PORT"])
+        self.stdout_path, self.stderr_path = folder / "serve.out", folder / "serve.err"
+        with self.stdout_path.open("w") as out, self.stderr_path.open("w") as err:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "hatd", "serve"], cwd=REPO, env=env, stdout=out, stderr=err
+            )
+
+    def output(self) -> str:
+        return f"stdout:\n{self.stdout_path.read_text()}\nstderr:\n{self.stderr_path.read_text()}"
+
+    def wait_until_serving(self, timeout: float = 20) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                pytest.fail(f"hatd serve exited with {self.process.returncode}\n{self.output()}")
+            try:
+                status, _, _ = get(self.port, "/publickey")
+            except OSError:
+                time.sleep(0.1)
+                continue
+            assert status == 200, self.output()
+            return
+        pytest.fail(f"hatd serve did not answer within {timeout} s\n{self.output()}")
+
+    def terminate(self) -> int:
+        """SIGTERM, then the exit code (within 30 s)."""
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=30)
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+
+StartServer = Callable[[dict[str, str], Path], Server]
+
+
+@pytest.fixture
+def serve() -> Iterator[StartServer]:
+    """serve(env, folder): a running `hatd serve`; killed after the test if still running."""
+    started: list[Server] = []
+
+    def start(env: dict[str, str], folder: Path) -> Server:
+        server = Server(env, folder)
+        started.append(server)
+        server.wait_until_serving()
+        return server
+
+    try:
+        yield start
+    finally:
+        for server in started:
+            server.kill()
+
+
+def process_alive(pid: int) -> bool:
+    """Whether pid is a live process (a zombie waiting to be reaped counts as gone)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    return "zombie" not in next(line for line in status.splitlines() if line.startswith("State:"))
+
+
+def log_in_and_check_token(port: int, email: str, password: str) -> str:
+    """Logs in over HTTP, checks the token offline and with the HAT; returns the userId."""
+    status, content_type, body = get(port, "/users/access_token", {"username": email, "password": password})
+    assert (status, content_type) == (200, "application/json; charset=utf-8"), body
+    login = json.loads(body)
+    assert set(login) == {"accessToken", "userId"}
+    assert re.fullmatch(UUID, login["userId"])
+
+    status, content_type, pem = get(port, "/publickey")
+    assert status == 200
+    assert content_type.startswith("text/plain")
+    claims = jwt.decode(login["accessToken"], pem.decode(), algorithms=["RS256"], issuer=ISSUER)
+    assert claims["iss"] == ISSUER
+    assert claims["sub"] == login["userId"]
+    assert claims["accessScope"] == "owner"
+
+    status, _, body = get(port, "/users/access_token/validate", {"X-Auth-Token": login["accessToken"]})
+    assert (status, json.loads(body)) == (200, {"message": "Authenticated"})
+    user_id: str = login["userId"]
+    return user_id
+
+
+def assert_login_refused(port: int, email: str, password: str) -> None:
+    status, _, body = get(port, "/users/access_token", {"username": email, "password": password})
+    assert (status, json.loads(body)) == (
+        401,
+        {"message": "The supplied authentication is invalid", "cause": "Wrong username or password"},
+    )
+
+
+def test_help_names_the_commands_and_the_settings(tmp_path: Path) -> None:
+    env = hatd_env(tmp_path)
+
+    top = hatd("--help", env=env)
+
+    assert (top.returncode, top.stderr) == (0, "")
+    assert top.stdout.startswith("usage: hatd ")
+    for word in ("serve", "migrate", "create-owner", "set-password", "HATD_DATABASE_URL", "HATD_DATA_DIR"):
+        assert word in top.stdout
+
+    serve = hatd("serve", "--help", env=env)
+
+    assert (serve.returncode, serve.stderr) == (0, "")
+    assert serve.stdout.startswith("usage: hatd serve")
+    text = " ".join(serve.stdout.split())
+    assert "Start the HTTP server." in text
+    assert "Without HATD_DATABASE_URL it starts the embedded PostgreSQL under HATD_DATA_DIR" in text
+
+
+def test_a_bad_setting_exits_2_naming_it(tmp_path: Path) -> None:
+    result = hatd("migrate", env=hatd_env(tmp_path, port="notanumber"))
+
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr.startswith("hatd: bad settings: ")
+    assert "port = 'notanumber' is not a valid int" in result.stderr
+    assert not (tmp_path / "var").exists()
+
+
+def test_migrate_applies_pending_migrations_and_status_lists_them(tmp_path: Path, database_url: str) -> None:
+    env = hatd_env(tmp_path, database_url=database_url)
+    names = [f"{m.version:04d}_{m.name}" for m in available_migrations()]
+    assert names[0] == "0001_accounts"
+
+    before = hatd("migrate", "--status", env=env)
+
+    assert before.returncode == 0, before.stderr
+    assert before.stdout.splitlines() == [f"pending  {name}" for name in names]
+
+    applied = hatd("migrate", env=env)
+
+    assert applied.returncode == 0, applied.stderr
+    assert applied.stdout == f"applied {len(names)} migration(s)\n"
+
+    after = hatd("migrate", "--status", env=env)
+
+    assert after.returncode == 0, after.stderr
+    lines = after.stdout.splitlines()
+    assert len(lines) == len(names)
+    for line, name in zip(lines, names, strict=True):
+        assert re.fullmatch(rf"applied  {name}  \d{{4}}-\d\d-\d\d \d\d:\d\d:\d\d[+-]\d{{4}}", line), line
+
+    again = hatd("migrate", env=env)
+
+    assert (again.returncode, again.stdout) == (0, "the database is up to date\n")
+
+
+def test_create_owner_prints_a_generated_password_once(tmp_path: Path, database_url: str) -> None:
+    env = hatd_env(tmp_path, database_url=database_url)
+    assert "HATD_OWNER_PASSWORD" not in env
+
+    first = hatd("create-owner", env=env)
+
+    assert first.returncode == 0, first.stderr
+    created = re.match(rf"Created the HAT {ISSUER}: owner {OWNER_EMAIL} \(userId ({UUID})\)\n", first.stdout)
+    assert created, first.stdout
+    shown = re.findall(r"^ {6}(\S+)$", first.stdout, re.MULTILINE)
+    assert len(shown) == 1, first.stdout
+    password = shown[0]
+    assert len(password) >= 20
+    assert first.stdout.count(password) == 1
+    assert first.stdout.count("shown only this once") == 1
+    assert password not in first.stderr
+
+    owner = account(database_url, "owner")
+    assert str(owner["user_id"]) == created[1]
+    assert owner["email"] == OWNER_EMAIL
+    assert password_matches(password, owner["pass_hash"])
+    assert not password_matches(password + "x", owner["pass_hash"])
+    assert account(database_url, "platform")["pass_hash"] == "!"
+
+    second = hatd("create-owner", env=env)
+
+    assert (second.returncode, second.stdout) == (0, "")
+    assert password not in second.stderr
+    assert account(database_url, "owner")["pass_hash"] == owner["pass_hash"]
+
+
+def test_set_password_reads_the_new_password_from_stdin(tmp_path: Path, database_url: str) -> None:
+    env = hatd_env(tmp_path, database_url=database_url, owner_password="old-password")
+    created = hatd("create-owner", env=env)
+    assert created.returncode == 0, created.stderr
+    owner_id = str(account(database_url, "owner")["user_id"])
+
+    result = hatd("set-password", "owner", "--password-stdin", env=env, stdin="new-password\n")
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"Set the password of the owner account ({owner_id}).\n"
+    pass_hash = account(database_url, "owner")["pass_hash"]
+    assert password_matches("new-password", pass_hash)
+    assert not password_matches("old-password", pass_hash)
+
+
+def test_set_password_before_the_hat_exists_exits_1(tmp_path: Path, database_url: str) -> None:
+    env = hatd_env(tmp_path, database_url=database_url)
+    assert hatd("migrate", env=env).returncode == 0
+
+    result = hatd("set-password", "owner", "--password-stdin", env=env, stdin="new-password\n")
+
+    assert (result.returncode, result.stdout) == (1, "")
+    assert "this HAT has not been created yet: run `hatd create-owner` first" in result.stderr
+
+
+@pytest.mark.slow
+def test_serve_answers_over_http_and_exits_0_on_sigterm(tmp_path: Path, database_url: str, serve: StartServer) -> None:
+    port = free_port()
+    env = hatd_env(
+        tmp_path, database_url=database_url, host="127.0.0.1", port=str(port), owner_password="served-password"
+    )
+
+    server = serve(env, tmp_path)
+
+    user_id = log_in_and_check_token(port, OWNER_EMAIL, "served-password")
+    assert user_id == str(account(database_url, "owner")["user_id"])
+    assert_login_refused(port, OWNER_EMAIL, "wrong-password")
+
+    assert server.terminate() == 0, server.output()
+    stdout = server.stdout_path.read_text()
+    assert f"Created the HAT {ISSUER}: owner {OWNER_EMAIL} (userId {user_id})" in stdout
+    assert f"hatd serving {ISSUER} on http://127.0.0.1:{port}" in stdout
+    with pytest.raises(OSError):
+        get(port, "/publickey")
+
+
+@pytest.mark.slow
+def test_serve_after_set_password_takes_the_new_password_only(
+    tmp_path: Path, database_url: str, serve: StartServer
+) -> None:
+    port = free_port()
+    env = hatd_env(tmp_path, database_url=database_url, host="127.0.0.1", port=str(port), owner_password="first")
+    assert hatd("create-owner", env=env).returncode == 0
+    assert hatd("set-password", "owner", "--password-stdin", env=env, stdin="second\n").returncode == 0
+
+    server = serve(env, tmp_path)
+
+    log_in_and_check_token(port, OWNER_EMAIL, "second")
+    assert_login_refused(port, OWNER_EMAIL, "first")
+    assert server.terminate() == 0, server.output()
+
+
+@pytest.fixture
+def data_dir() -> Iterator[Path]:
+    """A scratch HATD_DATA_DIR; an embedded server left running in it is stopped after the test."""
+    folder = pg.scratch_dir("hatd-cli-test-")
+    folder.chmod(0o755)
+    try:
+        yield folder
+    finally:
+        if (folder / "postgres" / "postmaster.pid").exists():
+            leftover = EmbeddedPostgres(folder)
+            leftover.start()
+            leftover.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.mark.slow
+def test_serve_without_a_database_url_runs_and_stops_the_embedded_server(
+    tmp_path: Path, data_dir: Path, serve: StartServer
+) -> None:
+    port = free_port()
+    env = hatd_env(tmp_path, data_dir=str(data_dir), host="127.0.0.1", port=str(port), owner_password="embedded")
+    assert "HATD_DATABASE_URL" not in env
+
+    server = serve(env, tmp_path)
+
+    pidfile = data_dir / "postgres" / "postmaster.pid"
+    assert pidfile.exists(), server.output()
+    postmaster = int(pidfile.read_text().splitlines()[0])
+    assert process_alive(postmaster)
+    log_in_and_check_token(port, OWNER_EMAIL, "embedded")
+
+    assert server.terminate() == 0, server.output()
+    assert not pidfile.exists(), server.output()
+    deadline = time.monotonic() + 10
+    while process_alive(postmaster) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not process_alive(postmaster)
+    assert "embedded PostgreSQL stopped" in server.stderr_path.read_text()
