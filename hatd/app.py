@@ -17,6 +17,7 @@ from hatd.accounts import views as accounts_views
 from hatd.middleware import MIDDLEWARES, add_cors_headers
 from hatd.openapi import build_spec
 from hatd.ratelimit import RateLimiter
+from hatd.raw import views as raw_views
 from hatd.routing import ROUTES_KEY, Route, add_routes
 from hatd.settings import Settings
 from hatd.state import LOGIN_LIMITER, POOL, SETTINGS, TOKENS
@@ -28,6 +29,7 @@ log = logging.getLogger("hatd")
 
 DOMAINS: list[list[Route]] = [
     accounts_views.ROUTES,
+    raw_views.ROUTES,
     system_views.ROUTES,
 ]
 

@@ -31,8 +31,9 @@ class ErrorSchema(Schema):
     cause = fields.String(required=True, metadata={"description": "What exactly went wrong"})
 
 
-def _schema_name(schema: type[Schema]) -> str:
-    return schema.__name__.removesuffix("Schema")
+def _schema_name(schema: type[Schema] | Schema) -> str:
+    cls = schema if isinstance(schema, type) else type(schema)
+    return cls.__name__.removesuffix("Schema")
 
 
 def _error_statuses(route: Route, path: str) -> set[int]:
@@ -47,7 +48,7 @@ def _error_statuses(route: Route, path: str) -> set[int]:
 def _operation(route: Route, spec: APISpec, path: str) -> dict[str, Any]:
     params: list[dict[str, Any]] = [
         {"in": "path", "name": name, "required": True, "schema": {"type": "string"}}
-        for name in re.findall(r"{(\w+)}", path)
+        for name in re.findall(r"{(\w+)}", _plain(path))
     ]
     params += [
         {"in": "header", "name": name, "required": False, "schema": {"type": "string"}, "description": text}
@@ -84,6 +85,11 @@ def _operation(route: Route, spec: APISpec, path: str) -> dict[str, Any]:
     return operation
 
 
+def _plain(path: str) -> str:
+    """/data/table/{id:\\d+} -> /data/table/{id}: OpenAPI paths carry no patterns."""
+    return re.sub(r"{(\w+):[^}]+}", r"{\1}", path)
+
+
 def build_spec(routes: list[Route]) -> dict[str, Any]:
     spec = APISpec(
         title="hatd: a HAT personal data server",
@@ -98,7 +104,7 @@ def build_spec(routes: list[Route]) -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
     for route in routes:
         for path in (route.path, *route.aliases):
-            paths.setdefault(path, {})[route.method.lower()] = _operation(route, spec, path)
+            paths.setdefault(_plain(path), {})[route.method.lower()] = _operation(route, spec, path)
     for path, operations in sorted(paths.items()):
         spec.path(path=path, operations=operations)
     return spec.to_dict()

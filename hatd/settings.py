@@ -46,6 +46,8 @@ class Settings:
     platform_email: str
     platform_password: str
     log_level: str
+    values_limit: int
+    values_max_limit: int
 
     def __post_init__(self) -> None:
         checks = [
@@ -59,6 +61,7 @@ class Settings:
             (self.owner_email.strip() != "", "owner_email must not be empty"),
             (self.owner_name.strip() != "", "owner_name must not be empty"),
             (self.log_level in LOG_LEVELS, f"log_level must be one of {', '.join(LOG_LEVELS)}"),
+            (1 <= self.values_limit <= self.values_max_limit, "need 1 <= values_limit <= values_max_limit"),
         ]
         for ok, message in checks:
             if not ok:

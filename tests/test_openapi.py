@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
 from hatd.routing import ROUTES_KEY
+
+
+def _plain(path: str) -> str:
+    return re.sub(r"{(\w+):[^}]+}", r"{\1}", path)
 
 
 async def test_every_route_is_documented_with_its_roles(client):
@@ -19,7 +25,7 @@ async def test_every_route_is_documented_with_its_roles(client):
     assert documented == served
     for name, route in client.app[ROUTES_KEY].items():
         path = route.path if ":" not in name else route.aliases[int(name.rsplit("alias", 1)[1]) - 1]
-        operation = spec["paths"][path][route.method.lower()]
+        operation = spec["paths"][_plain(path)][route.method.lower()]
         assert operation["x-roles"] == (sorted(route.roles) or ["public"])
         assert operation["summary"]
 

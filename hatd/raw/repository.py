@@ -1,0 +1,212 @@
+"""Raw data in the database: table trees, fields, records, values. Takes a connection, returns
+JSON text built by PostgreSQL or plain data, raises domain errors; knows nothing of HTTP."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import asyncpg
+
+from hatd.db import Conn, queries
+from hatd.errors import BadRequest, Conflict, NotFound
+from hatd.raw.schemas import ValueBatch
+
+Q = queries("raw")
+
+
+# -- structure -------------------------------------------------------------------------------
+
+
+async def _create_tree(conn: asyncpg.Connection, table: dict[str, Any]) -> int:
+    try:
+        async with conn.transaction():
+            table_id: int = await conn.fetchval(Q.insert_table, table["name"], table["source"])
+    except asyncpg.UniqueViolationError:
+        raise Conflict(f"A table named {table['name']!r} with source {table['source']!r} already exists") from None
+    if table["fields_"]:
+        await conn.execute(Q.insert_fields, table_id, [f["name"] for f in table["fields_"]])
+    for sub in table["subTables"]:
+        await conn.execute(Q.link_tables, table_id, await _create_tree(conn, sub), "parent_child")
+    return table_id
+
+
+async def create_table(conn: asyncpg.Connection, table: dict[str, Any]) -> str:
+    """Creates a table with its fields and subtables; returns the tree as JSON text."""
+    table_id = await _create_tree(conn, table)
+    text: str = await conn.fetchval(Q.table_json, table_id)
+    return text
+
+
+async def table_json(conn: Conn, table_id: int) -> str:
+    text: str | None = await conn.fetchval(Q.table_json, table_id)
+    if text is None:
+        raise NotFound(f"There is no table with id {table_id}")
+    return text
+
+
+async def find_table(conn: Conn, name: str, source: str) -> str:
+    table_id = await conn.fetchval(Q.find_table_id, name, source)
+    if table_id is None:
+        raise NotFound(f"There is no table named {name!r} with source {source!r}")
+    return await table_json(conn, table_id)
+
+
+async def sources(conn: Conn) -> str:
+    text: str = await conn.fetchval(Q.sources_json)
+    return text
+
+
+async def _require_table(conn: Conn, table_id: int) -> None:
+    if not await conn.fetchval(Q.table_exists, table_id):
+        raise NotFound(f"There is no table with id {table_id}")
+
+
+async def link_subtable(conn: asyncpg.Connection, parent_id: int, child_id: int, relationship: str) -> str:
+    """Makes `child_id` a subtable of `parent_id`; returns the parent's tree as JSON text."""
+    await _require_table(conn, parent_id)
+    await _require_table(conn, child_id)
+    if await conn.fetchval(Q.is_descendant, child_id, parent_id):
+        raise BadRequest(
+            f"Table {parent_id} is table {child_id} or lies below it: the link would make a cycle",
+            message="Not allowed",
+        )
+    try:
+        async with conn.transaction():
+            await conn.execute(Q.link_tables, parent_id, child_id, relationship)
+    except asyncpg.UniqueViolationError:
+        raise Conflict(f"Table {child_id} is already a subtable of table {parent_id}") from None
+    await conn.execute(Q.touch_table, parent_id)
+    return await table_json(conn, parent_id)
+
+
+async def create_field(conn: asyncpg.Connection, table_id: int, name: str) -> str:
+    await _require_table(conn, table_id)
+    text: str = await conn.fetchval(Q.insert_field, table_id, name)
+    await conn.execute(Q.touch_table, table_id)
+    return text
+
+
+async def field_json(conn: Conn, field_id: int) -> str:
+    text: str | None = await conn.fetchval(Q.field_json, field_id)
+    if text is None:
+        raise NotFound(f"There is no field with id {field_id}")
+    return text
+
+
+async def create_record(conn: Conn, name: str, last_updated: dt.datetime | None) -> str:
+    text: str = await conn.fetchval(Q.insert_record, name, last_updated)
+    return text
+
+
+async def record_json(conn: Conn, record_id: int) -> str:
+    text: str | None = await conn.fetchval(Q.record_json, record_id)
+    if text is None:
+        raise NotFound(f"There is no record with id {record_id}")
+    return text
+
+
+# -- values in -------------------------------------------------------------------------------
+
+
+async def _check_references(conn: Conn, field_ids: list[int], record_ids: list[int]) -> None:
+    """BadRequest naming every field and record id in the batch that does not exist."""
+    missing_fields = await conn.fetchval(Q.missing_fields, field_ids) if field_ids else []
+    missing_records = await conn.fetchval(Q.missing_records, record_ids) if record_ids else []
+    causes = []
+    if missing_fields:
+        causes.append(f"no field with id {', '.join(map(str, sorted(missing_fields)))}")
+    if missing_records:
+        causes.append(f"no record with id {', '.join(map(str, sorted(missing_records)))}")
+    if causes:
+        raise BadRequest("; ".join(causes) + ": nothing was stored", message="Unknown reference")
+
+
+async def add_values(conn: asyncpg.Connection, batch: ValueBatch, record_id: int | None = None) -> str:
+    """Stores a batch in one statement; each value goes to its own record, or to `record_id`.
+    Returns the stored values as a JSON array (text)."""
+    if record_id is not None:
+        if await conn.fetchval(Q.record_json, record_id) is None:
+            raise NotFound(f"There is no record with id {record_id}")
+        records: list[int] = [record_id] * len(batch)
+    else:
+        records = [r for r in batch.record_ids if r is not None]
+    await _check_references(conn, batch.field_ids, [] if record_id is not None else records)
+    text: str = await conn.fetchval(Q.insert_values, batch.texts, batch.field_ids, records, batch.times)
+    return text
+
+
+async def create_records_with_values(conn: asyncpg.Connection, items: list[dict[str, Any]]) -> str:
+    """Creates records and their values, in a constant number of statements; returns a JSON
+    array (text) of {record, values} in the order given."""
+    field_ids = [f for item in items for f in item["values"].field_ids]
+    await _check_references(conn, field_ids, [])
+    record_ids: list[int] = await conn.fetchval(
+        Q.insert_records, [i["record"]["name"] for i in items], [i["record"]["lastUpdated"] for i in items]
+    )
+    texts: list[str] = []
+    value_records: list[int] = []
+    times: list[dt.datetime | None] = []
+    for item, new_id in zip(items, record_ids, strict=True):
+        batch: ValueBatch = item["values"]
+        texts += batch.texts
+        value_records += [new_id] * len(batch)
+        times += batch.times
+    text: str = await conn.fetchval(Q.insert_records_values, texts, field_ids, value_records, times, record_ids)
+    return text
+
+
+# -- values out ------------------------------------------------------------------------------
+
+
+async def table_values(
+    conn: Conn, table_id: int, window: tuple[Any, Any], after: tuple[Any, Any], limit: int
+) -> tuple[str, tuple[dt.datetime, int] | None]:
+    """A page of records under a table with their values, as a JSON array (text), and the
+    position after its last record when another page follows."""
+    await _require_table(conn, table_id)
+    rows = await conn.fetch(Q.table_record_page, table_id, *window, *after, limit + 1)
+    page = rows[:limit]
+    text: str = await conn.fetchval(Q.table_values_json, table_id, [r["id"] for r in page])
+    more = (page[-1]["last_updated"], page[-1]["id"]) if len(rows) > limit else None
+    return text, more
+
+
+async def field_values(
+    conn: Conn, field_id: int, window: tuple[Any, Any], after: tuple[Any, Any], limit: int
+) -> tuple[str, tuple[dt.datetime, int] | None]:
+    """A field with a page of its values, as JSON text, and the position after the page."""
+    rows = await conn.fetch(Q.field_value_page, field_id, *window, *after, limit + 1)
+    page = rows[:limit]
+    text: str | None = await conn.fetchval(Q.field_values_json, field_id, [r["id"] for r in page])
+    if text is None:
+        raise NotFound(f"There is no field with id {field_id}")
+    more = (page[-1]["last_updated"], page[-1]["id"]) if len(rows) > limit else None
+    return text, more
+
+
+async def record_values(conn: Conn, record_id: int) -> str:
+    text: str | None = await conn.fetchval(Q.record_values_json, record_id)
+    if text is None:
+        raise NotFound(f"There is no record with id {record_id}")
+    return text
+
+
+# -- deleting --------------------------------------------------------------------------------
+
+
+async def delete(conn: asyncpg.Connection, kind: str, item_id: int) -> None:
+    """Deletes a value, record or field (with what hangs off it)."""
+    query = {"value": Q.delete_value, "record": Q.delete_record, "field": Q.delete_field}[kind]
+    if await conn.fetchval(query, item_id) is None:
+        raise NotFound(f"There is no {kind} with id {item_id}")
+
+
+async def delete_table(conn: asyncpg.Connection, table_id: int) -> int:
+    """Deletes a table, every table below it, their fields and values, and the records left
+    without values; returns how many tables went."""
+    ids = await conn.fetchval(Q.table_tree_ids, table_id)
+    if not ids:
+        raise NotFound(f"There is no table with id {table_id}")
+    deleted: int = await conn.fetchval(Q.delete_tables, ids)
+    return deleted

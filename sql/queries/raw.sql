@@ -1,0 +1,259 @@
+-- Raw data: tables, fields, records and values (hatd/raw/repository.py).
+-- The JSON shapes come from the functions in sql/schema/0002_raw_data.sql.
+
+-- name: insert_table
+-- Creates a table; returns its id.
+INSERT INTO data_tables (name, source) VALUES ($1, $2) RETURNING id;
+
+-- name: insert_fields
+-- Creates fields $2 (names) in table $1; returns nothing.
+INSERT INTO data_fields (table_id, name) SELECT $1, name FROM unnest($2::text[]) WITH ORDINALITY AS n(name, i) ORDER BY i;
+
+-- name: link_tables
+-- Makes table $2 a subtable of table $1; returns nothing.
+INSERT INTO data_table_links (parent_id, child_id, relationship_type) VALUES ($1, $2, $3);
+
+-- name: touch_table
+-- Marks a table as updated now; returns nothing.
+UPDATE data_tables SET last_updated = now() WHERE id = $1;
+
+-- name: table_exists
+-- Returns true if the table exists.
+SELECT exists(SELECT 1 FROM data_tables WHERE id = $1);
+
+-- name: table_json
+-- Returns a table with its fields and subtables, recursively, as JSON text (null if none).
+SELECT data_table_json($1)::text;
+
+-- name: find_table_id
+-- Returns the id of the table with this name and source, if any.
+SELECT id FROM data_tables WHERE name = $1 AND source = $2;
+
+-- name: sources_json
+-- Returns the top-level tables (those that are nobody's subtable) as a JSON array (text).
+SELECT coalesce(json_agg(json_build_object(
+           'id', t.id, 'name', t.name, 'source', t.source,
+           'dateCreated', hat_time(t.date_created), 'lastUpdated', hat_time(t.last_updated))
+       ORDER BY t.id), '[]')::text
+FROM data_tables t
+WHERE NOT EXISTS (SELECT 1 FROM data_table_links l WHERE l.child_id = t.id);
+
+-- name: is_descendant
+-- Returns true if table $2 is table $1 or lies anywhere below it (linking $1 under $2 would make a cycle).
+WITH RECURSIVE below (id) AS (
+    SELECT $1::bigint
+    UNION
+    SELECT l.child_id FROM data_table_links l JOIN below b ON l.parent_id = b.id
+)
+SELECT exists(SELECT 1 FROM below WHERE id = $2);
+
+-- name: insert_field
+-- Creates a field in a table; returns it as JSON text.
+INSERT INTO data_fields (table_id, name) VALUES ($1, $2) RETURNING data_field_json(data_fields)::text;
+
+-- name: field_json
+-- Returns one field as JSON text.
+SELECT data_field_json(f)::text FROM data_fields f WHERE f.id = $1;
+
+-- name: insert_record
+-- Creates a record ($2: the source's time, or null for now); returns it as JSON text.
+INSERT INTO data_records (name, last_updated) VALUES ($1, coalesce($2, now()))
+RETURNING data_record_json(data_records)::text;
+
+-- name: record_json
+-- Returns one record as JSON text.
+SELECT data_record_json(r)::text FROM data_records r WHERE r.id = $1;
+
+-- name: missing_fields
+-- Returns those of the field ids $1 that do not exist.
+SELECT coalesce(array_agg(DISTINCT x), '{}') FROM unnest($1::bigint[]) AS x
+WHERE NOT EXISTS (SELECT 1 FROM data_fields f WHERE f.id = x);
+
+-- name: missing_records
+-- Returns those of the record ids $1 that do not exist.
+SELECT coalesce(array_agg(DISTINCT x), '{}') FROM unnest($1::bigint[]) AS x
+WHERE NOT EXISTS (SELECT 1 FROM data_records r WHERE r.id = x);
+
+-- name: insert_records
+-- Creates records with names $1 and times $2 (null: now), in order; returns their ids in order.
+WITH ids AS (
+    SELECT nextval(pg_get_serial_sequence('data_records', 'id')) AS id, i
+    FROM generate_series(1, cardinality($1::text[])) AS i
+),
+ins AS (
+    INSERT INTO data_records (id, name, last_updated)
+    SELECT ids.id, n.name, coalesce(n.last_updated, now())
+    FROM unnest($1::text[], $2::timestamptz[]) WITH ORDINALITY AS n(name, last_updated, i)
+    JOIN ids USING (i)
+    RETURNING id
+)
+SELECT array_agg(id ORDER BY id) FROM ins;
+
+-- name: insert_values
+-- Stores values $1 at fields $2 and records $3 with times $4 (null: now); returns them, in the
+-- order given, as a JSON array (text) of values with their field and record.
+WITH ins AS (
+    INSERT INTO data_values (value, field_id, record_id, last_updated)
+    SELECT v.value, v.field_id, v.record_id, coalesce(v.last_updated, now())
+    FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::timestamptz[])
+         WITH ORDINALITY AS v(value, field_id, record_id, last_updated, i)
+    ORDER BY v.i
+    RETURNING *
+)
+SELECT coalesce(json_agg(json_build_object(
+           'id', ins.id, 'value', ins.value,
+           'dateCreated', hat_time(ins.date_created), 'lastUpdated', hat_time(ins.last_updated),
+           'field', json_build_object('id', f.id, 'tableId', f.table_id, 'name', f.name),
+           'record', json_build_object('id', r.id, 'name', r.name))
+       ORDER BY ins.id), '[]')::text
+FROM ins
+JOIN data_fields f ON f.id = ins.field_id
+JOIN data_records r ON r.id = ins.record_id;
+
+-- name: insert_records_values
+-- Stores values as insert_values does, then returns the records $5 in order, each with its new
+-- values, as a JSON array (text) of {record, values}.
+WITH ins AS (
+    INSERT INTO data_values (value, field_id, record_id, last_updated)
+    SELECT v.value, v.field_id, v.record_id, coalesce(v.last_updated, now())
+    FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::timestamptz[])
+         WITH ORDINALITY AS v(value, field_id, record_id, last_updated, i)
+    ORDER BY v.i
+    RETURNING *
+),
+grouped AS (
+    SELECT ins.record_id,
+           json_agg(json_build_object(
+               'id', ins.id, 'value', ins.value,
+               'dateCreated', hat_time(ins.date_created), 'lastUpdated', hat_time(ins.last_updated),
+               'field', json_build_object('id', f.id, 'tableId', f.table_id, 'name', f.name))
+           ORDER BY ins.id) AS vals
+    FROM ins JOIN data_fields f ON f.id = ins.field_id
+    GROUP BY ins.record_id
+)
+SELECT coalesce(json_agg(json_build_object(
+           'record', data_record_json(r), 'values', coalesce(g.vals, '[]'::json))
+       ORDER BY r.id), '[]')::text
+FROM data_records r
+LEFT JOIN grouped g ON g.record_id = r.id
+WHERE r.id = ANY ($5::bigint[]);
+
+-- name: table_record_page
+-- Returns up to $6 records with values anywhere in the tree under table $1, newest first, with
+-- last_updated in [$2, $3] (nulls: open) and before the cursor ($4, $5) when given.
+WITH RECURSIVE tree (id) AS (
+    SELECT $1::bigint
+    UNION
+    SELECT l.child_id FROM data_table_links l JOIN tree t ON l.parent_id = t.id
+)
+SELECT r.id, r.last_updated
+FROM data_records r
+WHERE EXISTS (
+        SELECT 1 FROM data_values v JOIN data_fields f ON f.id = v.field_id
+        WHERE v.record_id = r.id AND f.table_id IN (SELECT id FROM tree))
+  AND ($2::timestamptz IS NULL OR r.last_updated >= $2)
+  AND ($3::timestamptz IS NULL OR r.last_updated <= $3)
+  AND ($4::timestamptz IS NULL OR (r.last_updated, r.id) < ($4, $5::bigint))
+ORDER BY r.last_updated DESC, r.id DESC
+LIMIT $6;
+
+-- name: table_values_json
+-- Returns records $2 (in that order), each with the tree under table $1 and its values, as a JSON
+-- array (text): the items of GET /data/table/{id}/values.
+SELECT coalesce(json_agg(
+           json_build_object(
+               'id', r.id, 'name', r.name,
+               'dateCreated', hat_time(r.date_created), 'lastUpdated', hat_time(r.last_updated),
+               'tables', json_build_array(t.body))
+           ORDER BY p.i), '[]')::text
+FROM unnest($2::bigint[]) WITH ORDINALITY AS p(id, i)
+JOIN data_records r ON r.id = p.id
+JOIN data_table_values_json($1, $2) AS t ON t.record_id = p.id;
+
+-- name: field_value_page
+-- Returns up to $6 values of field $1, by their record's last_updated, newest first, within
+-- [$2, $3] and before the cursor ($4 time, $5 value id) when given.
+SELECT v.id, r.last_updated
+FROM data_values v
+JOIN data_records r ON r.id = v.record_id
+WHERE v.field_id = $1
+  AND ($2::timestamptz IS NULL OR r.last_updated >= $2)
+  AND ($3::timestamptz IS NULL OR r.last_updated <= $3)
+  AND ($4::timestamptz IS NULL OR (r.last_updated, v.id) < ($4, $5::bigint))
+ORDER BY r.last_updated DESC, v.id DESC
+LIMIT $6;
+
+-- name: field_values_json
+-- Returns field $1 with the values $2 (in that order) as JSON text.
+SELECT json_build_object(
+           'id', f.id, 'name', f.name, 'tableId', f.table_id,
+           'dateCreated', hat_time(f.date_created), 'lastUpdated', hat_time(f.last_updated),
+           'values', coalesce(
+               (SELECT json_agg(data_value_json(v) ORDER BY p.i)
+                FROM unnest($2::bigint[]) WITH ORDINALITY AS p(id, i)
+                JOIN data_values v ON v.id = p.id),
+               '[]'::json))::text
+FROM data_fields f
+WHERE f.id = $1;
+
+-- name: record_values_json
+-- Returns record $1 with, for each top-level table whose tree holds its values, that tree and the
+-- values, as JSON text (null if there is no such record).
+WITH RECURSIVE holding (id) AS (
+    SELECT DISTINCT f.table_id FROM data_values v JOIN data_fields f ON f.id = v.field_id WHERE v.record_id = $1
+    UNION
+    SELECT l.parent_id FROM data_table_links l JOIN holding h ON l.child_id = h.id
+),
+roots AS (
+    SELECT h.id FROM holding h WHERE NOT EXISTS (SELECT 1 FROM data_table_links l WHERE l.child_id = h.id)
+)
+SELECT json_build_object(
+           'id', r.id, 'name', r.name,
+           'dateCreated', hat_time(r.date_created), 'lastUpdated', hat_time(r.last_updated),
+           'tables', coalesce(
+               (SELECT json_agg(t.body ORDER BY roots.id)
+                FROM roots CROSS JOIN LATERAL data_table_values_json(roots.id, ARRAY[$1::bigint]) AS t),
+               '[]'::json))::text
+FROM data_records r
+WHERE r.id = $1;
+
+-- name: delete_value
+-- Deletes one value; returns its id (null if there was none).
+DELETE FROM data_values WHERE id = $1 RETURNING id;
+
+-- name: delete_record
+-- Deletes one record and its values; returns its id (null if there was none).
+DELETE FROM data_records WHERE id = $1 RETURNING id;
+
+-- name: delete_field
+-- Deletes one field and its values; returns its id (null if there was none).
+DELETE FROM data_fields WHERE id = $1 RETURNING id;
+
+-- name: table_tree_ids
+-- Returns the ids of table $1 and every table below it.
+WITH RECURSIVE tree (id) AS (
+    SELECT id FROM data_tables WHERE id = $1
+    UNION
+    SELECT l.child_id FROM data_table_links l JOIN tree t ON l.parent_id = t.id
+)
+SELECT coalesce(array_agg(id), '{}') FROM tree;
+
+-- name: delete_tables
+-- Deletes tables $1 (their fields and values go by cascade), and the records that had values only
+-- in them; returns the number of tables deleted.
+WITH touched AS (
+    SELECT DISTINCT v.record_id FROM data_values v JOIN data_fields f ON f.id = v.field_id
+    WHERE f.table_id = ANY ($1::bigint[])
+),
+gone_tables AS (
+    DELETE FROM data_tables WHERE id = ANY ($1::bigint[]) RETURNING id
+),
+gone_records AS (
+    DELETE FROM data_records r USING touched t
+    WHERE r.id = t.record_id
+      AND NOT EXISTS (
+          SELECT 1 FROM data_values v JOIN data_fields f ON f.id = v.field_id
+          WHERE v.record_id = r.id AND NOT (f.table_id = ANY ($1::bigint[])))
+    RETURNING r.id
+)
+SELECT count(*) FROM gone_tables;
