@@ -1,5 +1,6 @@
 """The access log: one line per request, without the query string, because tokens and
-passwords may travel there (`?access_token=`, `?password=`)."""
+passwords may travel there (`?access_token=`, `?password=`), and with the path as sent, so that
+no encoded newline in it can forge a line."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ class AccessLogger(AbstractAccessLogger):
             "%s %s %s %d %.1fms",
             request.remote,
             request.method,
-            request.path,
+            request.rel_url.raw_path,  # still percent-encoded: a %0a cannot start a forged line
             response.status,
             time * 1000,
         )

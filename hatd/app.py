@@ -20,12 +20,14 @@ from hatd.ratelimit import RateLimiter
 from hatd.raw import views as raw_views
 from hatd.routing import ROUTES_KEY, Route, add_routes
 from hatd.settings import Settings
-from hatd.state import LOGIN_LIMITER, POOL, SETTINGS, TOKENS
+from hatd.state import LOGIN_FAILURE_LIMITER, LOGIN_LIMITER, POOL, SETTINGS, TOKENS
 from hatd.system import views as system_views
 from hatd.system.views import OPENAPI_KEY
 from hatd.tokens import TokenService
 
 log = logging.getLogger("hatd")
+
+USERNAME_FACTOR = 5
 
 DOMAINS: list[list[Route]] = [
     accounts_views.ROUTES,
@@ -43,7 +45,13 @@ def create_app(settings: Settings, *, pool: asyncpg.Pool | None = None) -> web.A
     caller; otherwise it opens one on settings.database_url for its own lifetime."""
     app = web.Application(middlewares=MIDDLEWARES, client_max_size=settings.max_body)
     app[SETTINGS] = settings
+    # Every login attempt costs the client a token. Failed ones also cost the username a token, from
+    # a bucket USERNAME_FACTOR times larger and faster, so that guessing one account from many
+    # addresses is slowed, yet one client alone can never lock the owner out.
     app[LOGIN_LIMITER] = RateLimiter(burst=settings.login_burst, refill_seconds=settings.login_refill_seconds)
+    app[LOGIN_FAILURE_LIMITER] = RateLimiter(
+        burst=settings.login_burst * USERNAME_FACTOR, refill_seconds=settings.login_refill_seconds / USERNAME_FACTOR
+    )
     for routes in DOMAINS:
         add_routes(app, routes)
     app.on_response_prepare.append(add_cors_headers)

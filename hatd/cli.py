@@ -11,7 +11,7 @@ import re
 import secrets
 import sys
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 
 import asyncpg
 from aiohttp import web
@@ -25,7 +25,10 @@ from hatd.settings import Settings, SettingsError, load
 
 log = logging.getLogger("hatd")
 
+# On the embedded server the HAT's database belongs to this role, which is not a superuser: the
+# app never runs as `postgres`, so no SQL mistake can reach `COPY ... TO PROGRAM` and the like.
 EMBEDDED_DATABASE = "hatd"
+EMBEDDED_ROLE = "hatd"
 Q = db.queries("embedded")
 
 SETTINGS_HELP = """settings (config/default.toml, then the file in HATD_CONFIG, then these variables):
@@ -57,18 +60,24 @@ def database(settings: Settings) -> Iterator[str]:
     server = EmbeddedPostgres(settings.data_dir)
     server.start()
     try:
-        asyncio.run(_ensure_database(server.dsn(), EMBEDDED_DATABASE))
-        yield server.dsn(EMBEDDED_DATABASE)
+        asyncio.run(_ensure_database(server.dsn(), EMBEDDED_DATABASE, EMBEDDED_ROLE))
+        yield server.dsn(EMBEDDED_DATABASE, user=EMBEDDED_ROLE)
     finally:
         server.stop()
 
 
-async def _ensure_database(admin_dsn: str, name: str) -> None:
-    assert re.fullmatch(r"[a-z_][a-z0-9_]*", name)
+async def _ensure_database(admin_dsn: str, name: str, owner: str) -> None:
+    """The role and its database, made if missing; safe when several processes start at once."""
+    assert re.fullmatch(r"[a-z_][a-z0-9_]*", name) and re.fullmatch(r"[a-z_][a-z0-9_]*", owner)
     conn = await asyncpg.connect(admin_dsn)
     try:
+        # A concurrent start may make either one between the check and the CREATE: that is fine.
+        if not await conn.fetchval(Q.role_exists, owner):
+            with suppress(asyncpg.DuplicateObjectError, asyncpg.UniqueViolationError):
+                await conn.execute(f'CREATE ROLE "{owner}" LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE')
         if not await conn.fetchval(Q.database_exists, name):
-            await conn.execute(f'CREATE DATABASE "{name}"')
+            with suppress(asyncpg.DuplicateDatabaseError, asyncpg.UniqueViolationError):
+                await conn.execute(f'CREATE DATABASE "{name}" OWNER "{owner}"')
     finally:
         await conn.close()
 

@@ -125,11 +125,11 @@ class EmbeddedPostgres:
             finally:
                 self._release()
 
-    def dsn(self, database: str = "postgres") -> str:
+    def dsn(self, database: str = "postgres", user: str = SUPERUSER) -> str:
         if self.socket_dir is None:
             raise EmbeddedError("the embedded server is not started")
         host = urllib.parse.quote(str(self.socket_dir), safe="/")
-        return f"postgresql://{SUPERUSER}@/{database}?host={host}&port={PORT}"
+        return f"postgresql://{user}@/{database}?host={host}&port={PORT}"
 
     def __enter__(self) -> EmbeddedPostgres:
         self.start()
@@ -148,7 +148,7 @@ class EmbeddedPostgres:
         # up those folders, use a copy of the binaries in a folder of their own.
         version = hashlib.sha256(str(install).encode()).hexdigest()[:12]
         staged = Path(tempfile.gettempdir()) / f"hatd-postgresql-{version}"
-        if not (staged / "pginstall" / "bin" / "postgres").exists():
+        if not _root_owned_copy(staged):
             log.warning("%s cannot reach %s; copying the PostgreSQL binaries to %s", SYSTEM_USER, install, staged)
             partial = Path(tempfile.mkdtemp(prefix="hatd-postgresql-", dir=staged.parent))
             shutil.copytree(install, partial / "pginstall", symlinks=True)
@@ -158,7 +158,9 @@ class EmbeddedPostgres:
             partial.chmod(0o755)
             try:
                 partial.rename(staged)
-            except OSError:  # another process staged it first
+            except OSError:  # another process staged it first, or someone else holds the name
+                if not _root_owned_copy(staged):
+                    return partial / "pginstall" / "bin"
                 shutil.rmtree(partial, ignore_errors=True)
         return staged / "pginstall" / "bin"
 
@@ -206,9 +208,9 @@ class EmbeddedPostgres:
         self._pg_ctl("start", "-w", "-t", "60", "-l", str(self.pgdata / "server.log"), "-o", " ".join(options))
 
     def _short_socket_dir(self) -> Path:
-        digest = hashlib.sha256(str(self.pgdata).encode()).hexdigest()[:12]
-        folder = Path(tempfile.gettempdir()) / f"hatd-pg-{digest}"
-        folder.mkdir(mode=0o700, exist_ok=True)
+        # A new folder with an unguessable name each start: a predictable one could be made first
+        # by another local user, who would then own the socket hatd connects to.
+        folder = Path(tempfile.mkdtemp(prefix="hatd-pg-"))
         if self._user is not None:
             os.chown(folder, self._user.uid, self._user.gid)
         return folder
@@ -280,6 +282,17 @@ class _FileLock:
         assert self._file is not None
         fcntl.flock(self._file, fcntl.LOCK_UN)
         self._file.close()
+
+
+def _root_owned_copy(folder: Path) -> bool:
+    """Whether a staged copy of the binaries is one root made and nobody else can change: a copy
+    under a guessable name in the temp dir is trusted only then."""
+    try:
+        info = folder.lstat()
+        binary = (folder / "pginstall" / "bin" / "postgres").lstat()
+    except OSError:
+        return False
+    return all(st.st_uid == 0 and not st.st_mode & 0o022 for st in (info, binary)) and os.path.isdir(folder)
 
 
 def _system_user() -> _User:

@@ -17,8 +17,21 @@ from hatd.errors import BadRequest
 _JSON_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
 
 
+# A JSON \\uD800-\\uDFFF escape: a surrogate, which is only valid in a high+low pair.
+_JSON_SURROGATE = re.compile(rb"\\[uU][dD][89a-fA-F][0-9a-fA-F]{2}")
+
+
 def _no_constants(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
+
+
+def _encodable(data: Any) -> bool:
+    """Whether every string in the data is valid Unicode (no lone surrogates)."""
+    try:
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _flatten(messages: Any, prefix: str = "") -> list[str]:
@@ -62,6 +75,13 @@ async def read_json(request: web.Request) -> Any:
         ) from None
     except ValueError as exc:
         raise BadRequest(f"The body is not valid JSON: {exc}", message="Malformed JSON") from None
+    except RecursionError:
+        raise BadRequest("The body nests too deep", message="Malformed JSON") from None
+    if _JSON_SURROGATE.search(raw) and not _encodable(data):
+        raise BadRequest(
+            "The body holds a lone UTF-16 surrogate (\\uD800-\\uDFFF), which text cannot hold",
+            message="Invalid request",
+        )
     if _JSON_NUL.search(raw):
         raise BadRequest(
             "The body contains a NUL character (\\u0000), which text cannot hold", message="Invalid request"

@@ -10,7 +10,7 @@ from aiohttp import web
 
 from hatd.accounts import repository as accounts
 from hatd.errors import ApiError, Forbidden, NotAcceptable, PayloadTooLarge, Unauthorized, error_response
-from hatd.routing import ALL_ROLES, Handler, route_of
+from hatd.routing import ALL_ROLES, Handler, plain_path, route_of
 from hatd.state import CALLER, POOL, SETTINGS, TOKENS, Caller
 
 log = logging.getLogger("hatd.http")
@@ -53,11 +53,12 @@ async def cors_preflight(request: web.Request, handler: Handler) -> web.StreamRe
 async def add_cors_headers(request: web.Request, response: web.StreamResponse) -> None:
     """on_response_prepare: every response to an allowed origin, errors and streams included,
     carries the CORS headers."""
+    if "Origin" in request.headers:
+        response.headers.add("Vary", "Origin")
     origin = _allowed_origin(request)
     if origin:
         response.headers["Access-Control-Allow-Origin"] = origin
         response.headers["Access-Control-Expose-Headers"] = CORS_EXPOSE_HEADERS
-        response.headers.add("Vary", "Origin")
 
 
 @web.middleware
@@ -73,7 +74,7 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
             raise
         headers = {k: v for k, v in exc.headers.items() if k.lower() in ("allow", "retry-after")}
         if exc.status == 404:
-            cause = f"There is no route {request.path}"
+            cause = f"There is no route {request.rel_url.raw_path}"
         elif exc.status == 405:
             cause = f"{request.method} is not allowed on {request.path}; allowed: {headers.get('Allow', '')}"
         elif exc.status == 413:
@@ -84,14 +85,14 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     except asyncio.CancelledError:
         raise
     except Exception:
-        log.exception("unhandled error on %s %s", request.method, request.path)
+        log.exception("unhandled error on %s %s", request.method, request.rel_url.raw_path)
         return error_response(500, "Internal server error", "An unexpected error occurred; it has been logged")
 
 
 def _accepts(accept: str, produces: str) -> bool:
     """Whether an Accept header admits the media type a route produces."""
     kind = produces.split("/")[0]
-    for item in accept.split(","):
+    for item in accept.lower().split(","):
         media, *params = [part.strip() for part in item.split(";")]
         if any(p.replace(" ", "") in ("q=0", "q=0.0", "q=0.00", "q=0.000") for p in params):
             continue
@@ -145,7 +146,7 @@ async def auth(request: web.Request, handler: Handler) -> web.StreamResponse:
         raise Unauthorized("The token's role is not its account's role")
     if claims.role not in route.roles:
         allowed = ", ".join(sorted(route.roles)) if route.roles != ALL_ROLES else "any account"
-        raise Forbidden(f"{route.method} {route.path} is for {allowed}; this is a {claims.role} token")
+        raise Forbidden(f"{route.method} {plain_path(route.path)} is for {allowed}; this is a {claims.role} token")
     request[CALLER] = Caller(user_id=claims.user_id, role=claims.role)
     return await handler(request)
 

@@ -11,7 +11,7 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 from marshmallow import Schema, fields
 
 import hatd
-from hatd.routing import JSON, Route
+from hatd.routing import JSON, Route, plain_path
 
 _ERROR_STATUSES = {
     400: "Bad request: malformed JSON, or a field that fails validation (the cause names it)",
@@ -48,7 +48,7 @@ def _error_statuses(route: Route, path: str) -> set[int]:
 def _operation(route: Route, spec: APISpec, path: str) -> dict[str, Any]:
     params: list[dict[str, Any]] = [
         {"in": "path", "name": name, "required": True, "schema": {"type": "string"}}
-        for name in re.findall(r"{(\w+)}", _plain(path))
+        for name in re.findall(r"{(\w+)}", plain_path(path))
     ]
     params += [
         {"in": "header", "name": name, "required": False, "schema": {"type": "string"}, "description": text}
@@ -85,11 +85,6 @@ def _operation(route: Route, spec: APISpec, path: str) -> dict[str, Any]:
     return operation
 
 
-def _plain(path: str) -> str:
-    """/data/table/{id:\\d+} -> /data/table/{id}: OpenAPI paths carry no patterns."""
-    return re.sub(r"{(\w+):[^}]+}", r"{\1}", path)
-
-
 def build_spec(routes: list[Route]) -> dict[str, Any]:
     spec = APISpec(
         title="hatd: a HAT personal data server",
@@ -104,7 +99,7 @@ def build_spec(routes: list[Route]) -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
     for route in routes:
         for path in (route.path, *route.aliases):
-            paths.setdefault(_plain(path), {})[route.method.lower()] = _operation(route, spec, path)
+            paths.setdefault(plain_path(path), {})[route.method.lower()] = _operation(route, spec, path)
     for path, operations in sorted(paths.items()):
         spec.path(path=path, operations=operations)
     return spec.to_dict()

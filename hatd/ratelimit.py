@@ -40,6 +40,11 @@ class RateLimiter:
             bucket.updated = now
         return bucket
 
+    def wait(self, key: str) -> float:
+        """0 if the key's bucket has a token (taking none), otherwise the seconds until it has."""
+        bucket = self._level(key, self._clock())
+        return 0.0 if bucket.tokens >= 1 else (1 - bucket.tokens) * self.refill_seconds
+
     def take(self, *keys: str) -> float:
         """Take one token from each key's bucket. Returns 0 if allowed, otherwise the seconds to
         wait before the emptiest bucket has a token again (and takes nothing)."""

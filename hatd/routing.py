@@ -4,6 +4,7 @@ The auth middleware reads `roles` from here and the OpenAPI document is generate
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -22,6 +23,14 @@ ALL_ROLES = frozenset({OWNER, PLATFORM, DATA_DEBIT, DATA_CREDIT})
 PUBLIC: frozenset[str] = frozenset()
 
 JSON = "application/json"
+
+# A path variable with a pattern, which may hold one level of braces: {id:\d+}, {userId:[0-9a-f]{8}-...}.
+_PATTERNED_VARIABLE = re.compile(r"\{(\w+):[^{}]*(?:\{[^{}]*\}[^{}]*)*\}")
+
+
+def plain_path(path: str) -> str:
+    """The path without variable patterns, as people and OpenAPI write it: /data/table/{id}."""
+    return _PATTERNED_VARIABLE.sub(r"{\1}", path)
 
 
 @dataclass(frozen=True)
@@ -64,6 +73,9 @@ def add_routes(app: web.Application, routes: Iterable[Route]) -> None:
                 raise ValueError(f"route name {name!r} declared twice")
             app.router.add_route(route.method, path, route.handler, name=name)
             table[name] = route
+            if route.method == "GET":  # HEAD goes through the same checks as its GET
+                app.router.add_route("HEAD", path, route.handler, name=f"{name}:head")
+                table[f"{name}:head"] = route
 
 
 def route_of(request: web.Request) -> Route | None:

@@ -41,10 +41,10 @@ class Settings:
     cors_origins: tuple[str, ...]
     owner_name: str
     owner_email: str
-    owner_password: str
+    owner_password: str = dataclasses.field(repr=False)
     platform_name: str
     platform_email: str
-    platform_password: str
+    platform_password: str = dataclasses.field(repr=False)
     log_level: str
     values_limit: int
     values_max_limit: int

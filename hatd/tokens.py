@@ -11,7 +11,7 @@ import hashlib
 import json
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import jwt
@@ -29,7 +29,7 @@ LEEWAY_SECONDS = 30
 @dataclass(frozen=True)
 class KeyPair:
     kid: str
-    private_pem: str
+    private_pem: str = field(repr=False)
     public_pem: str
 
 

@@ -3,6 +3,9 @@ headers, and changes nothing."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+
 import pytest
 
 from tests.conftest import auth, new_account
@@ -129,7 +132,7 @@ async def test_unknown_route_is_404_with_or_without_token(client, owner_token):
 async def test_wrong_method_is_405_with_allow_header(client, owner_token):
     response = await client.delete("/users/user", headers=auth(owner_token))
     body = await _error(response, 405)
-    assert set(response.headers["Allow"].split(",")) == {"GET", "POST"}
+    assert set(response.headers["Allow"].split(",")) == {"GET", "HEAD", "POST"}
     assert body["message"] == "Method not allowed"
     assert body["cause"].startswith("DELETE is not allowed on /users/user; allowed: ")
 
@@ -232,3 +235,64 @@ async def test_unexpected_failure_is_a_500_that_reveals_nothing(client, owner_to
     monkeypatch.setattr(repository, "list_accounts", broken)
     body = await _error(await client.get("/users/user", headers=auth(owner_token)), 500)
     assert body == {"message": "Internal server error", "cause": "An unexpected error occurred; it has been logged"}
+
+
+async def test_head_goes_through_the_same_checks_as_get(client, owner_token):
+    assert (await client.head("/users/user")).status == 401
+    response = await client.head("/users/user", headers=auth(owner_token))
+    assert response.status == 200
+    assert (await client.head("/publickey")).status == 200
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"email": "f@b.com", "pass": "pw", "name": "\\ud800", "role": "dataDebit"}',
+        b'{"email": "f@b.com", "pass": "\\udfff", "name": "n", "role": "dataDebit"}',
+    ],
+    ids=["lone-surrogate-name", "lone-surrogate-pass"],
+)
+async def test_lone_surrogates_are_400_not_500(client, owner_token, raw):
+    response = await client.post(
+        "/users/user", data=raw, headers={**auth(owner_token), "Content-Type": "application/json"}
+    )
+    assert await _error(response, 400) == {
+        "message": "Invalid request",
+        "cause": "The body holds a lone UTF-16 surrogate (\\uD800-\\uDFFF), which text cannot hold",
+    }
+    assert await _account_count(client, owner_token) == 2
+
+
+async def test_a_surrogate_pair_is_ordinary_text(client, owner_token):
+    raw = b'{"email": "e@b.com", "pass": "pw", "name": "smile \\ud83d\\ude00", "role": "dataDebit"}'
+    response = await client.post(
+        "/users/user", data=raw, headers={**auth(owner_token), "Content-Type": "application/json"}
+    )
+    assert response.status == 201
+    assert (await response.json())["name"] == "smile \U0001f600"
+
+
+async def test_deeply_nested_json_is_400_not_500(client, owner_token):
+    raw = b'{"email": "f@b.com", "x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    response = await client.post(
+        "/users/user", data=raw, headers={**auth(owner_token), "Content-Type": "application/json"}
+    )
+    assert await _error(response, 400) == {"message": "Malformed JSON", "cause": "The body nests too deep"}
+
+
+async def test_credentials_that_are_not_utf8_are_401_not_500(client):
+    # Raw bytes on the wire: aiohttp's client would not send a header that is not UTF-8.
+    reader, writer = await asyncio.open_connection(client.server.host, client.server.port)
+    writer.write(
+        b"GET /users/access_token HTTP/1.1\r\nHost: hat\r\nusername: \xe9\r\npassword: pw\r\nConnection: close\r\n\r\n"
+    )
+    raw = await reader.read()
+    writer.close()
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 401 ")
+    assert json.loads(body)["cause"] == "Wrong username or password"
+
+
+async def test_accept_is_case_insensitive(client, owner_token):
+    response = await client.get("/users/user", headers={**auth(owner_token), "Accept": "APPLICATION/JSON"})
+    assert response.status == 200

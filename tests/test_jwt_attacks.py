@@ -149,8 +149,8 @@ async def test_disabling_an_account_revokes_its_issued_tokens_at_once(client, ow
     assert await login(client, account["email"], "app-password")
 
 
-async def test_owner_token_of_one_hat_is_refused_by_a_hat_with_another_key(make_client, owner_token):
-    # Same database, same issuer, but this app signs with a new key: what a HAT with its own key does.
+async def test_token_is_refused_by_a_hat_at_another_address(make_client, owner_token):
+    # Same database and key, another HAT address: the token names another issuer.
     other = await make_client(hat_address="http://other.test")
     response = await other.get("/users/access_token/validate", headers=auth(owner_token))
     assert response.status == 401

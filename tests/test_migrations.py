@@ -3,6 +3,8 @@ database newer than the code, or an edited migration, is refused."""
 
 from __future__ import annotations
 
+import asyncio
+import uuid
 from collections.abc import AsyncIterator
 
 import asyncpg
@@ -95,3 +97,35 @@ async def test_special_accounts_are_protected_by_the_schema(empty, settings):
         await empty.execute("UPDATE accounts SET enabled = false WHERE role = 'owner'")
     with pytest.raises(asyncpg.UniqueViolationError):
         await empty.execute("INSERT INTO accounts (email, name, pass_hash, role) VALUES ('o2@x', 'o2', '!', 'owner')")
+
+
+async def test_concurrent_first_starts_create_one_hat(empty, admin_dsn, settings):
+    dsn = pg.with_database(admin_dsn, await empty.fetchval("SELECT current_database()"))
+
+    async def first_start() -> object:
+        conn = await asyncpg.connect(dsn)
+        try:
+            await db.migrate(conn)
+            return await create_hat(conn, settings)
+        finally:
+            await conn.close()
+
+    results = await asyncio.gather(*(first_start() for _ in range(4)))
+    assert sum(result is not None for result in results) == 1
+    assert await empty.fetchval("SELECT count(*) FROM accounts") == 2
+    assert await empty.fetchval("SELECT count(*) FROM signing_keys") == 1
+
+
+async def test_concurrent_embedded_database_creation(admin_dsn):
+    from hatd.cli import _ensure_database
+
+    name = f"hatd_race_{uuid.uuid4().hex[:8]}"
+    await asyncio.gather(*(_ensure_database(admin_dsn, name, "hatd_race_role") for _ in range(4)))
+    conn = await asyncpg.connect(admin_dsn)
+    try:
+        owner = await conn.fetchval("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = $1", name)
+        assert owner == "hatd_race_role"
+        assert await conn.fetchval("SELECT rolsuper FROM pg_roles WHERE rolname = 'hatd_race_role'") is False
+    finally:
+        await conn.close()
+    await pg.drop(admin_dsn, name)

@@ -2,13 +2,7 @@
 
 from __future__ import annotations
 
-import re
-
-from hatd.routing import ROUTES_KEY
-
-
-def _plain(path: str) -> str:
-    return re.sub(r"{(\w+):[^}]+}", r"{\1}", path)
+from hatd.routing import ROUTES_KEY, plain_path
 
 
 async def test_every_route_is_documented_with_its_roles(client):
@@ -24,8 +18,10 @@ async def test_every_route_is_documented_with_its_roles(client):
     documented = {(method, path) for path, operations in spec["paths"].items() for method in operations}
     assert documented == served
     for name, route in client.app[ROUTES_KEY].items():
-        path = route.path if ":" not in name else route.aliases[int(name.rsplit("alias", 1)[1]) - 1]
-        operation = spec["paths"][_plain(path)][route.method.lower()]
+        if name.endswith(":head"):
+            continue
+        path = route.path if ":alias" not in name else route.aliases[int(name.rsplit("alias", 1)[1]) - 1]
+        operation = spec["paths"][plain_path(path)][route.method.lower()]
         assert operation["x-roles"] == (sorted(route.roles) or ["public"])
         assert operation["summary"]
 

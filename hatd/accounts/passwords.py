@@ -13,7 +13,7 @@ import bcrypt
 MAX_PASSWORD_BYTES = 72
 # An account with this hash cannot log in with any password.
 NO_PASSWORD = "!"  # noqa: S105 (a marker, not a password)
-_BCRYPT_HASH = re.compile(r"^\$2[abxy]?\$(0[4-9]|[12]\d|3[01])\$[./A-Za-z0-9]{53}$")
+_BCRYPT_HASH = re.compile(r"^\$2[aby]\$(0[4-9]|[12]\d|3[01])\$[./A-Za-z0-9]{53}$")
 
 
 def is_bcrypt_hash(value: str) -> bool:

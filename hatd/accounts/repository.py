@@ -46,8 +46,7 @@ async def create_account(
 ) -> str:
     """Creates an account; returns it as JSON text. Conflict if its userId, email or name is taken."""
     try:
-        async with conn.transaction():
-            new_id = await conn.fetchval(Q.insert_account, user_id, email, name, pass_hash, role)
+        new_id = await conn.fetchval(Q.insert_account, user_id, email, name, pass_hash, role)
     except asyncpg.UniqueViolationError as exc:
         raise Conflict(_DUPLICATE_CAUSES.get(exc.constraint_name or "", "the account already exists")) from None
     text: str = await conn.fetchval(Q.account_json, new_id)
@@ -60,15 +59,14 @@ async def list_accounts(conn: Conn) -> str:
     return text
 
 
-async def set_enabled(conn: asyncpg.Connection, user_id: str, enabled: bool) -> None:
+async def set_enabled(conn: asyncpg.Connection, user_id: uuid.UUID, enabled: bool) -> None:
     """Enables or disables an account. NotFound if there is none; the owner and platform stay enabled."""
-    parsed = _uuid(user_id)
-    role = None if parsed is None else await conn.fetchval(Q.account_role, parsed)
+    role = await conn.fetchval(Q.account_role, user_id)
     if role is None:
         raise NotFound(f"There is no account with userId {user_id}")
     if role in SPECIAL_ROLES and not enabled:
         raise BadRequest(f"The {role} account can never be disabled", message="Not allowed")
-    await conn.execute(Q.set_enabled, parsed, enabled)
+    await conn.execute(Q.set_enabled, user_id, enabled)
 
 
 async def special_account(conn: Conn, role: str) -> uuid.UUID | None:

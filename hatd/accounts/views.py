@@ -3,6 +3,8 @@ enable and disable them. Seed 002, "Authentication" and "User Management"."""
 
 from __future__ import annotations
 
+import uuid
+
 from aiohttp import web
 
 from hatd import db
@@ -12,9 +14,10 @@ from hatd.errors import TooManyRequests, Unauthorized
 from hatd.http import json_response, json_text, parse_body
 from hatd.ratelimit import retry_after
 from hatd.routing import ALL_ROLES, OWNER, PLATFORM, PUBLIC, Route
-from hatd.state import LOGIN_LIMITER, POOL, SETTINGS, TOKENS
+from hatd.state import LOGIN_FAILURE_LIMITER, LOGIN_LIMITER, POOL, SETTINGS, TOKENS
 
 ACCOUNT_ADMINS = frozenset({OWNER, PLATFORM})
+USER_ID_PATH = "/users/user/{userId:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}}"
 
 
 def _credential(request: web.Request, *names: str) -> str | None:
@@ -26,21 +29,38 @@ def _credential(request: web.Request, *names: str) -> str | None:
     return None
 
 
+def _storable(text: str) -> bool:
+    """Text PostgreSQL and bcrypt can take: no NUL, valid UTF-8 (header bytes that are not UTF-8
+    arrive as lone surrogates)."""
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 async def access_token(request: web.Request) -> web.Response:
     username = _credential(request, "username")
     password = _credential(request, "password", "pass")
     if not username or not password:
         raise Unauthorized("Send the account's email (or name) and password as `username` and `password` headers")
-    if "\x00" in username:  # no account has it, and PostgreSQL text cannot hold it
+    if not _storable(username) or not _storable(password):  # no account has such a name or password
         raise Unauthorized("Wrong username or password")
-    wait = request.app[LOGIN_LIMITER].take(f"client:{request.remote}", f"user:{username.lower()}")
+    clients, failures = request.app[LOGIN_LIMITER], request.app[LOGIN_FAILURE_LIMITER]
+    wait = clients.take(f"client:{request.remote}")
+    account = await repository.find_login(request.app[POOL], username) if not wait else None
+    # Failures count against the account whichever of its names was used (email or name).
+    failure_key = f"user:{account['user_id']}" if account else f"name:{username.lower()}"
+    wait = wait or failures.wait(failure_key)
     if wait:
         raise TooManyRequests(
             f"Too many login attempts; try again in {retry_after(wait)} s", headers={"Retry-After": retry_after(wait)}
         )
-    account = await repository.find_login(request.app[POOL], username)
     rounds = request.app[SETTINGS].bcrypt_rounds
     if not await passwords.check_password(password, account["pass_hash"] if account else None, rounds):
+        failures.take(failure_key)
         raise Unauthorized("Wrong username or password")
     assert account is not None
     if not account["enabled"]:
@@ -76,10 +96,11 @@ async def list_accounts(request: web.Request) -> web.Response:
 
 
 async def _set_enabled(request: web.Request, enabled: bool) -> web.Response:
-    user_id = request.match_info["userId"]
+    # The route admits only the 8-4-4-4-12 hex form; the answer gives it in lower case.
+    user_id = uuid.UUID(request.match_info["userId"])
     async with db.transaction(request.app[POOL]) as conn:
         await repository.set_enabled(conn, user_id, enabled)
-    return json_response({"message": "OK", "userId": user_id, "enabled": enabled})
+    return json_response({"message": "OK", "userId": str(user_id), "enabled": enabled})
 
 
 async def enable_account(request: web.Request) -> web.Response:
@@ -122,11 +143,11 @@ ROUTES = [
         response=AccountSchema, many=True, summary="List the HAT's accounts (never their password hashes)",
     ),
     Route(
-        "PUT", "/users/user/{userId}/enable", enable_account, name="enable_account", roles=ACCOUNT_ADMINS,
+        "PUT", USER_ID_PATH + "/enable", enable_account, name="enable_account", roles=ACCOUNT_ADMINS,
         response=AccountStateSchema, summary="Enable an account",
     ),
     Route(
-        "PUT", "/users/user/{userId}/disable", disable_account, name="disable_account", roles=ACCOUNT_ADMINS,
+        "PUT", USER_ID_PATH + "/disable", disable_account, name="disable_account", roles=ACCOUNT_ADMINS,
         response=AccountStateSchema,
         summary="Disable an account; its tokens stop working at once. The owner and platform cannot be disabled.",
     ),

@@ -13,6 +13,7 @@ from hatd.errors import BadRequest, Conflict, NotFound
 from hatd.raw.schemas import ValueBatch
 
 Q = queries("raw")
+TABLE_LINKS_LOCK_ID = 0x6861_7402
 
 
 # -- structure -------------------------------------------------------------------------------
@@ -20,8 +21,7 @@ Q = queries("raw")
 
 async def _create_tree(conn: asyncpg.Connection, table: dict[str, Any]) -> int:
     try:
-        async with conn.transaction():
-            table_id: int = await conn.fetchval(Q.insert_table, table["name"], table["source"])
+        table_id: int = await conn.fetchval(Q.insert_table, table["name"], table["source"])
     except asyncpg.UniqueViolationError:
         raise Conflict(f"A table named {table['name']!r} with source {table['source']!r} already exists") from None
     if table["fields_"]:
@@ -66,14 +66,14 @@ async def link_subtable(conn: asyncpg.Connection, parent_id: int, child_id: int,
     """Makes `child_id` a subtable of `parent_id`; returns the parent's tree as JSON text."""
     await _require_table(conn, parent_id)
     await _require_table(conn, child_id)
+    await conn.execute(Q.lock_table_links, TABLE_LINKS_LOCK_ID)
     if await conn.fetchval(Q.is_descendant, child_id, parent_id):
         raise BadRequest(
             f"Table {parent_id} is table {child_id} or lies below it: the link would make a cycle",
             message="Not allowed",
         )
     try:
-        async with conn.transaction():
-            await conn.execute(Q.link_tables, parent_id, child_id, relationship)
+        await conn.execute(Q.link_tables, parent_id, child_id, relationship)
     except asyncpg.UniqueViolationError:
         raise Conflict(f"Table {child_id} is already a subtable of table {parent_id}") from None
     await conn.execute(Q.touch_table, parent_id)

@@ -31,7 +31,7 @@ def parse_time(value: Any) -> dt.datetime:
     raise ValueError("not a time")
 
 
-class HatTime(fields.Field):
+class HatTime(fields.Field[dt.datetime]):
     """A time as unix seconds or ISO-8601 (`2015-11-22T21:24:44Z`)."""
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> dt.datetime:
@@ -156,7 +156,7 @@ class ValueBatch:
         return len(self.texts)
 
 
-class ValueItems(fields.Field):
+class ValueItems(fields.Field[ValueBatch]):
     """A list of values `{value, field: {id}, record: {id}?, lastUpdated?}`, checked item by item.
 
     A plain loop rather than a nested Schema per value: data plugs send thousands of values per

@@ -200,7 +200,10 @@ async def delete_table(request: web.Request) -> web.Response:
     return await _delete(request, "table")
 
 
-PAGING = "Paged: `limit`, `starttime`/`endtime` (unix seconds or ISO-8601, on the record's lastUpdated), newest first; a `Link: <...>; rel=\"next\"` header gives the next page's URL (with `cursor`)."
+PAGING = (
+    "Paged: `limit`, `starttime`/`endtime` (unix seconds or ISO-8601, on the record's lastUpdated), newest "
+    'first; a `Link: <...>; rel="next"` header gives the next page\'s URL (with `cursor`).'
+)
 
 ROUTES = [
     Route("POST", "/data/table", create_table, name="create_table", roles=WRITERS, body=NewTableSchema,

@@ -38,6 +38,11 @@ SELECT coalesce(json_agg(json_build_object(
 FROM data_tables t
 WHERE NOT EXISTS (SELECT 1 FROM data_table_links l WHERE l.child_id = t.id);
 
+-- name: lock_table_links
+-- Waits until no other transaction is changing subtable links (held to the end of the transaction),
+-- so that two links made at once cannot together close a cycle.
+SELECT pg_advisory_xact_lock($1);
+
 -- name: is_descendant
 -- Returns true if table $2 is table $1 or lies anywhere below it (linking $1 under $2 would make a cycle).
 WITH RECURSIVE below (id) AS (
