@@ -109,17 +109,34 @@ async def record_json(conn: Conn, record_id: int) -> str:
 # -- values in -------------------------------------------------------------------------------
 
 
+def _positions(ids: list[int], missing: set[int]) -> str:
+    """"items 0, 3 (field 99)": which items of a batch name an id that does not exist."""
+    found = [f"{index} ({item_id})" for index, item_id in enumerate(ids) if item_id in missing]
+    more = f" and {len(found) - 10} more" if len(found) > 10 else ""
+    return ", ".join(found[:10]) + more
+
+
 async def _check_references(conn: Conn, field_ids: list[int], record_ids: list[int]) -> None:
-    """BadRequest naming every field and record id in the batch that does not exist."""
-    missing_fields = await conn.fetchval(Q.missing_fields, field_ids) if field_ids else []
-    missing_records = await conn.fetchval(Q.missing_records, record_ids) if record_ids else []
+    """BadRequest naming every item of the batch whose field or record does not exist."""
+    missing_fields = set(await conn.fetchval(Q.missing_fields, field_ids)) if field_ids else set()
+    missing_records = set(await conn.fetchval(Q.missing_records, record_ids)) if record_ids else set()
     causes = []
     if missing_fields:
-        causes.append(f"no field with id {', '.join(map(str, sorted(missing_fields)))}")
+        causes.append(f"values {_positions(field_ids, missing_fields)} name a field that does not exist")
     if missing_records:
-        causes.append(f"no record with id {', '.join(map(str, sorted(missing_records)))}")
+        causes.append(f"values {_positions(record_ids, missing_records)} name a record that does not exist")
     if causes:
-        raise BadRequest("; ".join(causes) + ": nothing was stored", message="Unknown reference")
+        raise BadRequest("; ".join(causes) + "; nothing was stored", message="Unknown reference")
+
+
+async def _insert(conn: asyncpg.Connection, query: str, *args: Any) -> str:
+    """Runs an insert of values; a field or record deleted by another request since the check
+    is the client's bad luck, not a server error."""
+    try:
+        text: str = await conn.fetchval(query, *args)
+    except asyncpg.ForeignKeyViolationError:
+        raise Conflict("A field or record of the batch was deleted meanwhile; nothing was stored") from None
+    return text
 
 
 async def add_values(conn: asyncpg.Connection, batch: ValueBatch, record_id: int | None = None) -> str:
@@ -132,8 +149,7 @@ async def add_values(conn: asyncpg.Connection, batch: ValueBatch, record_id: int
     else:
         records = [r for r in batch.record_ids if r is not None]
     await _check_references(conn, batch.field_ids, [] if record_id is not None else records)
-    text: str = await conn.fetchval(Q.insert_values, batch.texts, batch.field_ids, records, batch.times)
-    return text
+    return await _insert(conn, Q.insert_values, batch.texts, batch.field_ids, records, batch.times)
 
 
 async def create_records_with_values(conn: asyncpg.Connection, items: list[dict[str, Any]]) -> str:
@@ -152,8 +168,7 @@ async def create_records_with_values(conn: asyncpg.Connection, items: list[dict[
         texts += batch.texts
         value_records += [new_id] * len(batch)
         times += batch.times
-    text: str = await conn.fetchval(Q.insert_records_values, texts, field_ids, value_records, times, record_ids)
-    return text
+    return await _insert(conn, Q.insert_records_values, texts, field_ids, value_records, times, record_ids)
 
 
 # -- values out ------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -126,6 +127,8 @@ def value_text(value: Any) -> str:
     """A value as stored: strings as they are; numbers and booleans as their JSON text."""
     if isinstance(value, str):
         return value
+    if isinstance(value, float) and not math.isfinite(value):  # 1e400 parses as infinity
+        raise ValueError("must be a finite number")
     if isinstance(value, bool | int | float):
         return json.dumps(value)
     raise ValueError("must be a string, number or boolean")
