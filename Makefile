@@ -22,6 +22,7 @@ test: install
 
 bench: install
 	$(BIN)/python bench/bench_tokens.py
+	$(BIN)/python bench/bench_raw.py
 
 lint: install
 	$(BIN)/ruff check hatd tests bench

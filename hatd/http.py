@@ -93,7 +93,22 @@ async def parse_body(request: web.Request, schema: type[marshmallow.Schema], *, 
     return load(schema, await read_json(request), many=many)
 
 
+def storable(text: str) -> bool:
+    """Text PostgreSQL can hold: no NUL, valid Unicode (bytes that were not UTF-8 arrive as lone
+    surrogates)."""
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def parse_query(request: web.Request, schema: type[marshmallow.Schema]) -> Any:
+    for name, value in request.query.items():
+        if not storable(value):
+            raise BadRequest(f"{name}: holds a NUL or a byte that is not UTF-8", message="Invalid request")
     return load(schema, dict(request.query))
 
 

@@ -11,7 +11,7 @@ from hatd import db
 from hatd.accounts import passwords, repository
 from hatd.accounts.schemas import AccessTokenSchema, AccountSchema, AccountStateSchema, MessageSchema, NewAccountSchema
 from hatd.errors import TooManyRequests, Unauthorized
-from hatd.http import json_response, json_text, parse_body
+from hatd.http import json_response, json_text, parse_body, storable
 from hatd.ratelimit import retry_after
 from hatd.routing import ALL_ROLES, OWNER, PLATFORM, PUBLIC, Route
 from hatd.state import LOGIN_FAILURE_LIMITER, LOGIN_LIMITER, POOL, SETTINGS, TOKENS
@@ -29,24 +29,12 @@ def _credential(request: web.Request, *names: str) -> str | None:
     return None
 
 
-def _storable(text: str) -> bool:
-    """Text PostgreSQL and bcrypt can take: no NUL, valid UTF-8 (header bytes that are not UTF-8
-    arrive as lone surrogates)."""
-    if "\x00" in text:
-        return False
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
 async def access_token(request: web.Request) -> web.Response:
     username = _credential(request, "username")
     password = _credential(request, "password", "pass")
     if not username or not password:
         raise Unauthorized("Send the account's email (or name) and password as `username` and `password` headers")
-    if not _storable(username) or not _storable(password):  # no account has such a name or password
+    if not storable(username) or not storable(password):  # no account has such a name or password
         raise Unauthorized("Wrong username or password")
     clients, failures = request.app[LOGIN_LIMITER], request.app[LOGIN_FAILURE_LIMITER]
     wait = clients.take(f"client:{request.remote}")

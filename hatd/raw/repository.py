@@ -109,22 +109,23 @@ async def record_json(conn: Conn, record_id: int) -> str:
 # -- values in -------------------------------------------------------------------------------
 
 
-def _positions(ids: list[int], missing: set[int]) -> str:
-    """"items 0, 3 (field 99)": which items of a batch name an id that does not exist."""
-    found = [f"{index} ({item_id})" for index, item_id in enumerate(ids) if item_id in missing]
+def _named(labels: list[str], ids: list[int], missing: set[int]) -> str:
+    """ "values.0, values.3": the items of a batch that name an id that does not exist."""
+    found = [label for label, item_id in zip(labels, ids, strict=True) if item_id in missing]
     more = f" and {len(found) - 10} more" if len(found) > 10 else ""
     return ", ".join(found[:10]) + more
 
 
-async def _check_references(conn: Conn, field_ids: list[int], record_ids: list[int]) -> None:
-    """BadRequest naming every item of the batch whose field or record does not exist."""
+async def _check_references(
+    conn: Conn, labels: list[str], field_ids: list[int], record_ids: list[int] | None = None
+) -> None:
+    """BadRequest naming every item of the batch (by its label) whose field or record does not exist."""
     missing_fields = set(await conn.fetchval(Q.missing_fields, field_ids)) if field_ids else set()
     missing_records = set(await conn.fetchval(Q.missing_records, record_ids)) if record_ids else set()
     causes = []
-    if missing_fields:
-        causes.append(f"values {_positions(field_ids, missing_fields)} name a field that does not exist")
-    if missing_records:
-        causes.append(f"values {_positions(record_ids, missing_records)} name a record that does not exist")
+    for kind, ids, missing in (("field", field_ids, missing_fields), ("record", record_ids or [], missing_records)):
+        for item_id in sorted(missing):
+            causes.append(f"{_named(labels, ids, {item_id})}: no {kind} with id {item_id}")
     if causes:
         raise BadRequest("; ".join(causes) + "; nothing was stored", message="Unknown reference")
 
@@ -148,7 +149,8 @@ async def add_values(conn: asyncpg.Connection, batch: ValueBatch, record_id: int
         records: list[int] = [record_id] * len(batch)
     else:
         records = [r for r in batch.record_ids if r is not None]
-    await _check_references(conn, batch.field_ids, [] if record_id is not None else records)
+    labels = [f"values.{index}" for index in range(len(batch))]
+    await _check_references(conn, labels, batch.field_ids, None if record_id is not None else records)
     return await _insert(conn, Q.insert_values, batch.texts, batch.field_ids, records, batch.times)
 
 
@@ -156,7 +158,10 @@ async def create_records_with_values(conn: asyncpg.Connection, items: list[dict[
     """Creates records and their values, in a constant number of statements; returns a JSON
     array (text) of {record, values} in the order given."""
     field_ids = [f for item in items for f in item["values"].field_ids]
-    await _check_references(conn, field_ids, [])
+    labels = [
+        f"{index}.values.{position}" for index, item in enumerate(items) for position in range(len(item["values"]))
+    ]
+    await _check_references(conn, labels, field_ids)
     record_ids: list[int] = await conn.fetchval(
         Q.insert_records, [i["record"]["name"] for i in items], [i["record"]["lastUpdated"] for i in items]
     )

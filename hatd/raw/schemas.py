@@ -134,6 +134,17 @@ def value_text(value: Any) -> str:
     raise ValueError("must be a string, number or boolean")
 
 
+def _json_type(value: Any) -> str:
+    """What a parsed JSON value was, in JSON's words."""
+    if value is None:
+        return "null"
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list):
+        return "an array"
+    return "a number" if isinstance(value, float) else type(value).__name__
+
+
 def _ref_id(item: dict[str, Any], key: str, errors: dict[str, list[str]]) -> int | None:
     ref = item.get(key)
     if not isinstance(ref, dict):
@@ -187,7 +198,7 @@ class ValueItems(fields.Field[ValueBatch]):
                 try:
                     text = value_text(item["value"])
                 except ValueError as exc:
-                    errors["value"] = [f"{str(exc).capitalize()}, not {type(item['value']).__name__}."]
+                    errors["value"] = [f"{str(exc).capitalize()}, not {_json_type(item['value'])}."]
                     text = ""
             field_id = _ref_id(item, "field", errors)
             record_id = _ref_id(item, "record", errors) if self.with_record else None

@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from aiohttp import web
+from marshmallow import ValidationError
 
 from hatd import db
 from hatd.errors import BadRequest, NotFound
-from hatd.http import json_text, load, parse_body, parse_query, read_json
+from hatd.http import json_text, load, parse_body, parse_query, read_json, validation_cause
 from hatd.raw import repository
 from hatd.raw.schemas import (
     MAX_ID,
@@ -40,9 +41,10 @@ OWNER_ONLY = frozenset({OWNER})
 
 def path_id(request: web.Request, name: str, kind: str) -> int:
     """An id from the path (the route admits digits only); one too large for any row is unknown."""
-    value = int(request.match_info[name])
-    if value > MAX_ID or value < 1:
-        raise NotFound(f"There is no {kind} with id {request.match_info[name]}")
+    digits = request.match_info[name]
+    value = int(digits) if len(digits) <= 19 else 0  # int() of thousands of digits is refused, and slow
+    if not 1 <= value <= MAX_ID:
+        raise NotFound(f"There is no {kind} with id {digits if len(digits) <= 40 else digits[:40] + '...'}")
     return value
 
 
@@ -118,6 +120,8 @@ async def add_record_values(request: web.Request) -> web.Response:
 async def create_records_with_values(request: web.Request) -> web.Response:
     items, many = _one_or_many(await read_json(request))
     loaded = load(NewRecordValuesSchema, items, many=True)
+    if not loaded:
+        return json_text("[]", status=201)
     async with db.transaction(request.app[POOL]) as conn:
         text = await repository.create_records_with_values(conn, loaded)
     return json_text(_unwrap(text, many), status=201)
@@ -141,7 +145,10 @@ def _page(request: web.Request) -> tuple[tuple[Any, Any], tuple[Any, Any], int]:
     limit = query["limit"] or settings.values_limit
     if limit > settings.values_max_limit:
         raise BadRequest(f"limit: at most {settings.values_max_limit}", message="Invalid request")
-    after = decode_cursor(query["cursor"]) if query["cursor"] else (None, None)
+    try:
+        after = decode_cursor(query["cursor"]) if query["cursor"] else (None, None)
+    except ValidationError as exc:
+        raise BadRequest(validation_cause(exc), message="Invalid request") from None
     return (query["starttime"], query["endtime"]), after, limit
 
 

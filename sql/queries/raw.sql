@@ -92,18 +92,13 @@ ins AS (
     JOIN ids USING (i)
     RETURNING id
 )
-SELECT array_agg(id ORDER BY id) FROM ins;
+SELECT coalesce(array_agg(id ORDER BY id), '{}') FROM ins;
 
 -- name: insert_values
 -- Stores values $1 at fields $2 and records $3 with times $4 (null: now); returns them, in the
 -- order given, as a JSON array (text) of values with their field and record.
 WITH ins AS (
-    INSERT INTO data_values (value, field_id, record_id, last_updated)
-    SELECT v.value, v.field_id, v.record_id, coalesce(v.last_updated, now())
-    FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::timestamptz[])
-         WITH ORDINALITY AS v(value, field_id, record_id, last_updated, i)
-    ORDER BY v.i
-    RETURNING *
+    SELECT * FROM data_insert_values($1::text[], $2::bigint[], $3::bigint[], $4::timestamptz[])
 )
 SELECT coalesce(json_agg(json_build_object(
            'id', ins.id, 'value', ins.value,
@@ -119,12 +114,7 @@ JOIN data_records r ON r.id = ins.record_id;
 -- Stores values as insert_values does, then returns the records $5 in order, each with its new
 -- values, as a JSON array (text) of {record, values}.
 WITH ins AS (
-    INSERT INTO data_values (value, field_id, record_id, last_updated)
-    SELECT v.value, v.field_id, v.record_id, coalesce(v.last_updated, now())
-    FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::timestamptz[])
-         WITH ORDINALITY AS v(value, field_id, record_id, last_updated, i)
-    ORDER BY v.i
-    RETURNING *
+    SELECT * FROM data_insert_values($1::text[], $2::bigint[], $3::bigint[], $4::timestamptz[])
 ),
 grouped AS (
     SELECT ins.record_id,

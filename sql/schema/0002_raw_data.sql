@@ -56,6 +56,18 @@ CREATE TABLE data_values (
 CREATE INDEX idx_data_values_field_id_record_id ON data_values (field_id, record_id);
 CREATE INDEX idx_data_values_record_id ON data_values (record_id);
 
+-- Stores a batch of values in the order given (times null: now); returns the new rows.
+CREATE FUNCTION data_insert_values(p_values text[], p_fields bigint[], p_records bigint[], p_times timestamptz[])
+RETURNS SETOF data_values
+LANGUAGE sql
+AS $$
+    INSERT INTO data_values (value, field_id, record_id, last_updated)
+    SELECT v.value, v.field_id, v.record_id, coalesce(v.last_updated, now())
+    FROM unnest(p_values, p_fields, p_records, p_times) WITH ORDINALITY AS v(value, field_id, record_id, last_updated, i)
+    ORDER BY v.i
+    RETURNING *
+$$;
+
 -- JSON shapes, built here so Python never decodes and re-encodes rows.
 
 CREATE FUNCTION data_field_json(f data_fields) RETURNS json
@@ -104,8 +116,12 @@ $$;
 -- Set-based: one call per table in the tree, whatever the number of records.
 CREATE FUNCTION data_table_values_json(p_table bigint, p_records bigint[])
 RETURNS TABLE (record_id bigint, body json)
-LANGUAGE sql STABLE
+-- plpgsql, not sql: PostgreSQL inlines a set-returning SQL function into the calling query, and
+-- inlining one that calls itself never ends.
+LANGUAGE plpgsql STABLE
 AS $$
+BEGIN
+    RETURN QUERY
     WITH field_values AS (
         SELECT v.record_id, v.field_id, json_agg(data_value_json(v) ORDER BY v.id) AS vals
         FROM data_values v
@@ -143,5 +159,6 @@ AS $$
     FROM unnest(p_records) AS r(id)
     JOIN data_tables t ON t.id = p_table
     LEFT JOIN record_fields rf ON rf.record_id = r.id
-    LEFT JOIN record_subtables rs ON rs.record_id = r.id
+    LEFT JOIN record_subtables rs ON rs.record_id = r.id;
+END
 $$;
