@@ -15,28 +15,18 @@ import asyncio
 import json
 import os
 import platform
-import shutil
-import signal
-import socket
 import statistics
-import subprocess
-import sys
-import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import aiohttp
 import asyncpg
+from common import OWNER, percentile, served_hat
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from hatd.db import queries  # noqa: E402
-from hatd.embedded import EmbeddedPostgres  # noqa: E402
+from hatd.db import queries
 
 RAW = queries("raw")
-OWNER = ("owner@bench.test", "bench-owner-password")
 SETTINGS = {
     "HATD_LOG_LEVEL": "warning",
     "HATD_BCRYPT_ROUNDS": "4",
@@ -60,17 +50,6 @@ NEXT_RECORD_IDS = "SELECT nextval(pg_get_serial_sequence('data_records', 'id')) 
 
 class Failed(Exception):
     """A measurement that cannot run: the server or the SQL answered with an error."""
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _percentile(samples: list[float], fraction: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))]
 
 
 def _record_shape(batch: int) -> tuple[int, int]:
@@ -275,8 +254,8 @@ class Bench:
         http_p50, sql_p50 = statistics.median(http_times), statistics.median(sql_times)
         print(
             f"  {limit:7d}  {limit:5d}  {count:4d}  {size / 1e6:7.2f} | {http_p50 * 1000:11.1f}  "
-            f"{_percentile(http_times, 0.99) * 1000:11.1f} | {sql_p50 * 1000:11.1f}  "
-            f"{_percentile(sql_times, 0.99) * 1000:11.1f} | {http_p50 / sql_p50:11.2f}x",
+            f"{percentile(http_times, 0.99) * 1000:11.1f} | {sql_p50 * 1000:11.1f}  "
+            f"{percentile(sql_times, 0.99) * 1000:11.1f} | {http_p50 / sql_p50:11.2f}x",
             flush=True,
         )
         return None
@@ -312,23 +291,7 @@ def _cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def _exit_on_sigterm(signum: int, frame: object) -> None:
-    raise SystemExit(f"stopped by signal {signum}")  # so the finally blocks stop the server and clean up
-
-
 def main() -> None:
-    signal.signal(signal.SIGTERM, _exit_on_sigterm)
-    folder = Path(tempfile.mkdtemp(prefix="hatd-bench-raw-"))
-    folder.chmod(0o755)
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HATD_")}
-    env.update(
-        HATD_DATA_DIR=str(folder),
-        HATD_PORT=str(port),
-        HATD_OWNER_EMAIL=OWNER[0],
-        HATD_OWNER_PASSWORD=OWNER[1],
-        **SETTINGS,
-    )
     print(
         f"hatd raw data benchmark: {os.cpu_count()} cores ({_cpu_name()}), Python {platform.python_version()}, "
         f"server in its own process, bench client in this one"
@@ -338,42 +301,10 @@ def main() -> None:
         f"ingest measurements: each until {MIN_SECONDS:g} s or {MAX_VALUES:,} values, whichever first, "
         f"at least {MIN_REQUESTS} requests per worker, after one warm-up request per worker; {FIELDS} fields per table"
     )
-    server: subprocess.Popen[bytes] | None = None
-    embedded: EmbeddedPostgres | None = None
     started = time.perf_counter()
-    failures: list[str] = []
-    try:
-        server = subprocess.Popen([sys.executable, "-m", "hatd", "serve"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
-        deadline = time.time() + 60
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=1):
-                    break
-            except OSError:
-                if time.time() > deadline or server.poll() is not None:
-                    raise SystemExit("hatd serve did not start") from None
-                time.sleep(0.2)
-        embedded = EmbeddedPostgres(folder)
-        embedded.start()
-        failures = asyncio.run(bench(f"http://127.0.0.1:{port}", embedded.dsn("hatd")))
-        print(f"\ntotal {time.perf_counter() - started:.0f} s")
-    finally:
-        try:
-            if embedded is not None:
-                embedded.stop()
-        finally:
-            if server is not None and server.poll() is None:
-                server.send_signal(signal.SIGTERM)
-                try:
-                    server.wait(timeout=60)
-                except subprocess.TimeoutExpired:
-                    server.kill()
-                    server.wait()
-                    # The killed server left PostgreSQL running: adopt it, and stop it as the last user.
-                    leftover = EmbeddedPostgres(folder)
-                    leftover.start()
-                    leftover.stop()
-            shutil.rmtree(folder, ignore_errors=True)
+    with served_hat(SETTINGS) as (base, dsn):
+        failures = asyncio.run(bench(base, dsn))
+    print(f"\ntotal {time.perf_counter() - started:.0f} s")
     if failures:
         raise SystemExit(f"{len(failures)} measurement(s) could not run: the raw data code answered with errors")
 

@@ -8,41 +8,22 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
-import signal
-import socket
 import statistics
-import subprocess
-import sys
-import tempfile
 import time
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 
 import aiohttp
 import asyncpg
+from common import OWNER, percentile, served_hat
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from hatd.accounts.repository import Q as ACCOUNTS  # noqa: E402
-from hatd.embedded import EmbeddedPostgres  # noqa: E402
-from hatd.tokens import TokenService, generate_key_pair  # noqa: E402
-
-OWNER = ("owner@bench.test", "bench-owner-password")
+from hatd.accounts.repository import Q as ACCOUNTS
+from hatd.tokens import TokenService, generate_key_pair
 
 
 def _ms(samples: list[float]) -> str:
-    ordered = sorted(samples)
-    p50 = statistics.median(ordered) * 1000
-    p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000
+    p50 = statistics.median(samples) * 1000
+    p99 = percentile(samples, 0.99) * 1000
     return f"p50 {p50:7.3f} ms   p99 {p99:7.3f} ms"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def _timed(call: Callable[[], Awaitable[None]], count: int, concurrency: int) -> tuple[list[float], float]:
@@ -120,42 +101,10 @@ async def bench_http(base: str, dsn: str) -> None:
 
 
 def main() -> None:
-    folder = Path(tempfile.mkdtemp(prefix="hatd-bench-"))
-    folder.chmod(0o755)
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HATD_")}
-    env.update(
-        HATD_DATA_DIR=str(folder),
-        HATD_PORT=str(port),
-        HATD_OWNER_EMAIL=OWNER[0],
-        HATD_OWNER_PASSWORD=OWNER[1],
-        HATD_LOGIN_BURST="1000000",
-        HATD_LOG_LEVEL="warning",
-    )
-    server = subprocess.Popen([sys.executable, "-m", "hatd", "serve"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 60
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=1):
-                    break
-            except OSError:
-                if time.time() > deadline or server.poll() is not None:
-                    raise SystemExit("hatd serve did not start") from None
-                time.sleep(0.2)
+    with served_hat({"HATD_LOGIN_BURST": "1000000", "HATD_LOG_LEVEL": "warning"}) as (base, dsn):
         print(f"hatd token benchmark: {os.cpu_count()} cores, embedded PostgreSQL, server in its own process")
         bench_signing()
-        embedded = EmbeddedPostgres(folder)
-        embedded.start()
-        try:
-            asyncio.run(bench_http(base, embedded.dsn("hatd")))
-        finally:
-            embedded.stop()
-    finally:
-        server.send_signal(signal.SIGTERM)
-        server.wait(timeout=60)
-        shutil.rmtree(folder, ignore_errors=True)
+        asyncio.run(bench_http(base, dsn))
 
 
 if __name__ == "__main__":

@@ -77,12 +77,13 @@ async def read_json(request: web.Request) -> Any:
         raise BadRequest(f"The body is not valid JSON: {exc}", message="Malformed JSON") from None
     except RecursionError:
         raise BadRequest("The body nests too deep", message="Malformed JSON") from None
-    if _JSON_SURROGATE.search(raw) and not _encodable(data):
+    # The substring tests first: the regexes cost a few ms on a large batch, the tests microseconds.
+    if (b"\\ud" in raw or b"\\uD" in raw) and _JSON_SURROGATE.search(raw) and not _encodable(data):
         raise BadRequest(
             "The body holds a lone UTF-16 surrogate (\\uD800-\\uDFFF), which text cannot hold",
             message="Invalid request",
         )
-    if _JSON_NUL.search(raw):
+    if b"\\u0000" in raw and _JSON_NUL.search(raw):
         raise BadRequest(
             "The body contains a NUL character (\\u0000), which text cannot hold", message="Invalid request"
         )

@@ -179,29 +179,43 @@ async def create_records_with_values(conn: asyncpg.Connection, items: list[dict[
 # -- values out ------------------------------------------------------------------------------
 
 
+Position = tuple[dt.datetime, int]
+
+
+async def _page(
+    conn: Conn,
+    page_query: str,
+    json_query: str,
+    item_id: int,
+    window: tuple[Any, Any],
+    after: tuple[Any, Any],
+    limit: int,
+) -> tuple[str | None, Position | None]:
+    """Runs a page query (limit + 1 rows, to know whether more follow) and the JSON query for the
+    page; returns the JSON text and the position after the page when another follows."""
+    rows = await conn.fetch(page_query, item_id, *window, *after, limit + 1)
+    page = rows[:limit]
+    text: str | None = await conn.fetchval(json_query, item_id, [r["id"] for r in page])
+    return text, (page[-1]["last_updated"], page[-1]["id"]) if len(rows) > limit else None
+
+
 async def table_values(
     conn: Conn, table_id: int, window: tuple[Any, Any], after: tuple[Any, Any], limit: int
-) -> tuple[str, tuple[dt.datetime, int] | None]:
-    """A page of records under a table with their values, as a JSON array (text), and the
-    position after its last record when another page follows."""
+) -> tuple[str, Position | None]:
+    """A page of records under a table, each with the tree and its values, as a JSON array (text)."""
     await _require_table(conn, table_id)
-    rows = await conn.fetch(Q.table_record_page, table_id, *window, *after, limit + 1)
-    page = rows[:limit]
-    text: str = await conn.fetchval(Q.table_values_json, table_id, [r["id"] for r in page])
-    more = (page[-1]["last_updated"], page[-1]["id"]) if len(rows) > limit else None
+    text, more = await _page(conn, Q.table_record_page, Q.table_values_json, table_id, window, after, limit)
+    assert text is not None
     return text, more
 
 
 async def field_values(
     conn: Conn, field_id: int, window: tuple[Any, Any], after: tuple[Any, Any], limit: int
-) -> tuple[str, tuple[dt.datetime, int] | None]:
-    """A field with a page of its values, as JSON text, and the position after the page."""
-    rows = await conn.fetch(Q.field_value_page, field_id, *window, *after, limit + 1)
-    page = rows[:limit]
-    text: str | None = await conn.fetchval(Q.field_values_json, field_id, [r["id"] for r in page])
+) -> tuple[str, Position | None]:
+    """A field with a page of its values, as JSON text."""
+    text, more = await _page(conn, Q.field_value_page, Q.field_values_json, field_id, window, after, limit)
     if text is None:
         raise NotFound(f"There is no field with id {field_id}")
-    more = (page[-1]["last_updated"], page[-1]["id"]) if len(rows) > limit else None
     return text, more
 
 

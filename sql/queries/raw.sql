@@ -135,18 +135,23 @@ WHERE r.id = ANY ($5::bigint[]);
 
 -- name: table_record_page
 -- Returns up to $6 records with values anywhere in the tree under table $1, newest first, with
--- last_updated in [$2, $3] (nulls: open) and before the cursor ($4, $5) when given.
+-- last_updated in [$2, $3] (nulls: open) and before the cursor ($4, $5) when given. The tree's
+-- record ids are gathered first from its fields' values (index on data_values (field_id, record_id)):
+-- left to itself the planner walks every record of the HAT newest first and probes each one.
 WITH RECURSIVE tree (id) AS (
     SELECT $1::bigint
     UNION
     SELECT l.child_id FROM data_table_links l JOIN tree t ON l.parent_id = t.id
+),
+tree_records AS MATERIALIZED (
+    SELECT DISTINCT v.record_id
+    FROM data_values v
+    WHERE v.field_id IN (SELECT f.id FROM data_fields f WHERE f.table_id IN (SELECT id FROM tree))
 )
 SELECT r.id, r.last_updated
-FROM data_records r
-WHERE EXISTS (
-        SELECT 1 FROM data_values v JOIN data_fields f ON f.id = v.field_id
-        WHERE v.record_id = r.id AND f.table_id IN (SELECT id FROM tree))
-  AND ($2::timestamptz IS NULL OR r.last_updated >= $2)
+FROM tree_records tr
+JOIN data_records r ON r.id = tr.record_id
+WHERE ($2::timestamptz IS NULL OR r.last_updated >= $2)
   AND ($3::timestamptz IS NULL OR r.last_updated <= $3)
   AND ($4::timestamptz IS NULL OR (r.last_updated, r.id) < ($4, $5::bigint))
 ORDER BY r.last_updated DESC, r.id DESC

@@ -122,11 +122,19 @@ LANGUAGE plpgsql STABLE
 AS $$
 BEGIN
     RETURN QUERY
-    WITH field_values AS (
+    WITH tree_table AS (
+        -- The table's and its fields' own parts, rendered once, not once per record.
+        SELECT t.id, t.name, t.source, hat_time(t.date_created) AS created, hat_time(t.last_updated) AS updated
+        FROM data_tables t WHERE t.id = p_table
+    ),
+    table_fields AS (
+        SELECT f.id, f.name, f.table_id, hat_time(f.date_created) AS created, hat_time(f.last_updated) AS updated
+        FROM data_fields f WHERE f.table_id = p_table
+    ),
+    field_values AS (
         SELECT v.record_id, v.field_id, json_agg(data_value_json(v) ORDER BY v.id) AS vals
         FROM data_values v
-        JOIN data_fields f ON f.id = v.field_id
-        WHERE f.table_id = p_table AND v.record_id = ANY (p_records)
+        WHERE v.field_id IN (SELECT id FROM table_fields) AND v.record_id = ANY (p_records)
         GROUP BY v.record_id, v.field_id
     ),
     record_fields AS (
@@ -134,13 +142,12 @@ BEGIN
                json_agg(
                    json_build_object(
                        'id', f.id, 'name', f.name, 'tableId', f.table_id,
-                       'dateCreated', hat_time(f.date_created), 'lastUpdated', hat_time(f.last_updated),
+                       'dateCreated', f.created, 'lastUpdated', f.updated,
                        'values', coalesce(fv.vals, '[]'::json))
                    ORDER BY f.id) AS fields
         FROM unnest(p_records) AS r(id)
-        CROSS JOIN data_fields f
+        CROSS JOIN table_fields f
         LEFT JOIN field_values fv ON fv.record_id = r.id AND fv.field_id = f.id
-        WHERE f.table_id = p_table
         GROUP BY r.id
     ),
     record_subtables AS (
@@ -153,11 +160,11 @@ BEGIN
     SELECT r.id,
            json_build_object(
                'id', t.id, 'name', t.name, 'source', t.source,
-               'dateCreated', hat_time(t.date_created), 'lastUpdated', hat_time(t.last_updated),
+               'dateCreated', t.created, 'lastUpdated', t.updated,
                'fields', coalesce(rf.fields, '[]'::json),
                'subTables', coalesce(rs.subs, '[]'::json))
     FROM unnest(p_records) AS r(id)
-    JOIN data_tables t ON t.id = p_table
+    CROSS JOIN tree_table t
     LEFT JOIN record_fields rf ON rf.record_id = r.id
     LEFT JOIN record_subtables rs ON rs.record_id = r.id;
 END
