@@ -11,7 +11,8 @@ from typing import Any
 import marshmallow
 from aiohttp import web
 
-from hatd.errors import BadRequest
+from hatd.errors import BadRequest, NotFound
+from hatd.fields import MAX_ID
 
 # A JSON \u0000 escape (not an escaped backslash followed by "u0000"): PostgreSQL text cannot hold NUL.
 _JSON_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
@@ -120,3 +121,12 @@ def json_response(data: Any, *, status: int = 200) -> web.Response:
 def json_text(text: str, *, status: int = 200) -> web.Response:
     """A response from JSON that PostgreSQL built (json_build_object, json_agg)."""
     return web.Response(text=text, status=status, content_type="application/json")
+
+
+def path_id(request: web.Request, name: str, kind: str) -> int:
+    """An id from the path (the route admits digits only); one too large for any row is unknown."""
+    digits = request.match_info[name]
+    value = int(digits) if len(digits) <= 19 else 0  # int() of thousands of digits is refused, and slow
+    if not 1 <= value <= MAX_ID:
+        raise NotFound(f"There is no {kind} with id {digits if len(digits) <= 40 else digits[:40] + '...'}")
+    return value

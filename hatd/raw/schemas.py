@@ -11,7 +11,8 @@ from typing import Any
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, pre_load, validate, validates_schema
 
-MAX_ID = 2**63 - 1
+from hatd.fields import MAX_ID, Id
+
 MAX_TREE_DEPTH = 32
 NAME = validate.Length(min=1, max=500)
 
@@ -40,23 +41,6 @@ class HatTime(fields.Field[dt.datetime]):
             return parse_time(value)
         except (ValueError, OverflowError, OSError):
             raise ValidationError("Not a time: give unix seconds or ISO-8601.") from None
-
-
-class Id(fields.Integer):
-    """A database id: a positive whole number that fits a bigint."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(strict=True, validate=validate.Range(min=1, max=MAX_ID), **kwargs)
-
-
-class Ref(Schema):
-    """A reference to a field or record by id; a `name` is accepted and ignored (the id decides)."""
-
-    class Meta:
-        unknown = EXCLUDE
-
-    id = Id(required=True)
-    name = fields.String()
 
 
 class NewTableSchema(Schema):

@@ -8,11 +8,10 @@ from aiohttp import web
 from marshmallow import ValidationError
 
 from hatd import db
-from hatd.errors import BadRequest, NotFound
-from hatd.http import json_text, load, parse_body, parse_query, read_json, validation_cause
+from hatd.errors import BadRequest
+from hatd.http import json_text, load, parse_body, parse_query, path_id, read_json, validation_cause
 from hatd.raw import repository
 from hatd.raw.schemas import (
-    MAX_ID,
     FieldSchema,
     FieldValuesSchema,
     LinkSchema,
@@ -37,15 +36,6 @@ from hatd.state import POOL, SETTINGS
 
 WRITERS = frozenset({OWNER, PLATFORM, DATA_CREDIT})
 OWNER_ONLY = frozenset({OWNER})
-
-
-def path_id(request: web.Request, name: str, kind: str) -> int:
-    """An id from the path (the route admits digits only); one too large for any row is unknown."""
-    digits = request.match_info[name]
-    value = int(digits) if len(digits) <= 19 else 0  # int() of thousands of digits is refused, and slow
-    if not 1 <= value <= MAX_ID:
-        raise NotFound(f"There is no {kind} with id {digits if len(digits) <= 40 else digits[:40] + '...'}")
-    return value
 
 
 # -- structure -------------------------------------------------------------------------------
