@@ -59,6 +59,8 @@ def load(schema: type[marshmallow.Schema], data: Any, *, many: bool = False) -> 
         return schema().load(data, many=many)
     except marshmallow.ValidationError as exc:
         raise BadRequest(validation_cause(exc), message="Invalid request") from None
+    except RecursionError:  # nested schemas (subTables) load recursively
+        raise BadRequest("The body nests too deep", message="Invalid request") from None
 
 
 async def read_json(request: web.Request) -> Any:

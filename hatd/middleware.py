@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+import asyncpg
 from aiohttp import web
 
 from hatd.accounts import repository as accounts
@@ -82,6 +83,9 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         else:
             cause = exc.text or exc.reason
         return error_response(exc.status, _HTTP_MESSAGES.get(exc.status, exc.reason), cause, headers)
+    except (asyncpg.DeadlockDetectedError, asyncpg.SerializationError):
+        # Two requests collided in the database; PostgreSQL undid this one whole.
+        return error_response(409, "Conflict", "The request collided with another one; nothing was stored; try again")
     except asyncio.CancelledError:
         raise
     except Exception:

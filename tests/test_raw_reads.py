@@ -281,8 +281,8 @@ async def test_limit_sets_the_page_size(make_client, limit, count):
         ("limit=6", "limit: at most 5"),
         ("limit=0", "limit: Must be greater than or equal to 1."),
         ("limit=many", "limit: Not a valid integer."),
-        ("starttime=yesterday", "starttime: Not a time: give unix seconds or ISO-8601."),
-        ("endtime=1e30", "endtime: Not a time: give unix seconds or ISO-8601."),
+        ("starttime=yesterday", "starttime: Not a time: give unix seconds or ISO-8601, in the years 2 to 9998."),
+        ("endtime=1e30", "endtime: Not a time: give unix seconds or ISO-8601, in the years 2 to 9998."),
     ],
     ids=["limit-over-max", "limit-zero", "limit-word", "starttime", "endtime"],
 )
@@ -301,7 +301,10 @@ async def test_a_cursor_the_hat_did_not_make_is_400(make_client, kind, cursor):
     kitchen, _ = await daily_records(client, token, TIMES[:1])
     response = await client.get(f"{routes(kitchen)[kind]}?cursor={cursor}", headers=auth(token))
     assert response.status == 400
-    assert await response.json() == {"message": "Invalid request", "cause": "cursor: Not a cursor this HAT made."}
+    assert await response.json() == {
+        "message": "Invalid request",
+        "cause": "cursor: Not a cursor this HAT made for this read.",
+    }
 
 
 @pytest.mark.parametrize(
@@ -313,9 +316,8 @@ async def test_a_cursor_the_hat_did_not_make_is_400(make_client, kind, cursor):
         ("starttime=2015-01-02T00:00:00Z&endtime=2015-01-04T00:00:00.000Z", ["day3", "day2", "day1"]),
         ("starttime=2015-01-02T01:00:00%2B01:00&endtime=2015-01-03T12:00:00", ["day2", "day1"]),
         ("starttime=2016-01-01T00:00:00Z", []),
-        (f"starttime={TIMES[3]}&endtime={TIMES[1]}", []),
     ],
-    ids=["start", "end", "both-unix", "both-iso", "offset-and-naive", "after-all", "empty-window"],
+    ids=["start", "end", "both-unix", "both-iso", "offset-and-naive", "after-all"],
 )
 async def test_a_time_window_on_the_records_last_updated(make_client, query, expected):
     kind = "field"

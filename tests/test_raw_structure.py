@@ -397,9 +397,18 @@ async def test_a_record_keeps_the_sources_time(client, owner_token, given, store
     ("body", "cause"),
     [
         ({}, "name: Missing data for required field."),
-        ({"name": "r", "lastUpdated": "yesterday"}, "lastUpdated: Not a time: give unix seconds or ISO-8601."),
-        ({"name": "r", "lastUpdated": True}, "lastUpdated: Not a time: give unix seconds or ISO-8601."),
-        ({"name": "r", "lastUpdated": 1e20}, "lastUpdated: Not a time: give unix seconds or ISO-8601."),
+        (
+            {"name": "r", "lastUpdated": "yesterday"},
+            "lastUpdated: Not a time: give unix seconds or ISO-8601, in the years 2 to 9998.",
+        ),
+        (
+            {"name": "r", "lastUpdated": True},
+            "lastUpdated: Not a time: give unix seconds or ISO-8601, in the years 2 to 9998.",
+        ),
+        (
+            {"name": "r", "lastUpdated": 1e20},
+            "lastUpdated: Not a time: give unix seconds or ISO-8601, in the years 2 to 9998.",
+        ),
         ({"name": "r" * 501}, "name: Longer than maximum length 500."),
     ],
     ids=["no-name", "bad-time", "bool-time", "huge-time", "long-name"],

@@ -123,7 +123,10 @@ async def test_an_empty_list_stores_nothing(client, owner_token):
         ({"value": "x", "field": {"id": "3"}}, "values.1.field.id: Not a valid id."),
         ({"value": "x", "field": {"id": 2**63}}, "values.1.field.id: Not a valid id."),
         ({"value": "x", "field": {"id": True}}, "values.1.field.id: Not a valid id."),
-        ({"value": "x", "lastUpdated": "soon"}, "values.1.lastUpdated: Not a time: give unix seconds or ISO-8601."),
+        (
+            {"value": "x", "lastUpdated": "soon"},
+            "values.1.lastUpdated: Not a time: give unix seconds or ISO-8601, in the years 2 to 9998.",
+        ),
         ("x", "values.1.body: Must be an object."),
     ],
     ids=[

@@ -52,6 +52,9 @@ class TypeLinkSchema(Schema):
 class NameQuerySchema(Schema):
     """?name=X: one object (404 if none) instead of the list."""
 
+    class Meta:
+        unknown = EXCLUDE  # the token may travel in the query too
+
     name = fields.String(load_default=None, validate=NAME)
 
 

@@ -76,13 +76,18 @@ async def link_subtable(conn: asyncpg.Connection, parent_id: int, child_id: int,
         await conn.execute(Q.link_tables, parent_id, child_id, relationship)
     except asyncpg.UniqueViolationError:
         raise Conflict(f"Table {child_id} is already a subtable of table {parent_id}") from None
+    except asyncpg.ForeignKeyViolationError:  # deleted by another request since the check
+        raise NotFound(f"Table {parent_id} or {child_id} was deleted meanwhile") from None
     await conn.execute(Q.touch_table, parent_id)
     return await table_json(conn, parent_id)
 
 
 async def create_field(conn: asyncpg.Connection, table_id: int, name: str) -> str:
     await _require_table(conn, table_id)
-    text: str = await conn.fetchval(Q.insert_field, table_id, name)
+    try:
+        text: str = await conn.fetchval(Q.insert_field, table_id, name)
+    except asyncpg.ForeignKeyViolationError:  # deleted by another request since the check
+        raise NotFound(f"There is no table with id {table_id}") from None
     await conn.execute(Q.touch_table, table_id)
     return text
 
@@ -109,23 +114,26 @@ async def record_json(conn: Conn, record_id: int) -> str:
 # -- values in -------------------------------------------------------------------------------
 
 
-def _named(labels: list[str], ids: list[int], missing: set[int]) -> str:
-    """ "values.0, values.3": the items of a batch that name an id that does not exist."""
-    found = [label for label, item_id in zip(labels, ids, strict=True) if item_id in missing]
-    more = f" and {len(found) - 10} more" if len(found) > 10 else ""
-    return ", ".join(found[:10]) + more
-
-
 async def _check_references(
     conn: Conn, labels: list[str], field_ids: list[int], record_ids: list[int] | None = None
 ) -> None:
-    """BadRequest naming every item of the batch (by its label) whose field or record does not exist."""
-    missing_fields = set(await conn.fetchval(Q.missing_fields, field_ids)) if field_ids else set()
-    missing_records = set(await conn.fetchval(Q.missing_records, record_ids)) if record_ids else set()
+    """BadRequest naming the items of the batch (by their labels) whose field or record does not
+    exist: at most 10 ids, with at most 10 items each, so a huge bad batch gets a short answer."""
     causes = []
-    for kind, ids, missing in (("field", field_ids, missing_fields), ("record", record_ids or [], missing_records)):
-        for item_id in sorted(missing):
-            causes.append(f"{_named(labels, ids, {item_id})}: no {kind} with id {item_id}")
+    for kind, ids, query in (("field", field_ids, Q.missing_fields), ("record", record_ids or [], Q.missing_records)):
+        missing = set(await conn.fetchval(query, ids)) if ids else set()
+        if not missing:
+            continue
+        naming: dict[int, list[str]] = {}
+        for label, item_id in zip(labels, ids, strict=True):
+            if item_id in missing:
+                naming.setdefault(item_id, []).append(label)
+        for item_id in sorted(naming)[:10]:
+            items = naming[item_id]
+            more = f" and {len(items) - 10} more" if len(items) > 10 else ""
+            causes.append(f"{', '.join(items[:10])}{more}: no {kind} with id {item_id}")
+        if len(naming) > 10:
+            causes.append(f"and {len(naming) - 10} more unknown {kind} ids")
     if causes:
         raise BadRequest("; ".join(causes) + "; nothing was stored", message="Unknown reference")
 
@@ -237,10 +245,12 @@ async def delete(conn: asyncpg.Connection, kind: str, item_id: int) -> None:
 
 
 async def delete_table(conn: asyncpg.Connection, table_id: int) -> int:
-    """Deletes a table, every table below it, their fields and values, and the records left
-    without values; returns how many tables went."""
-    ids = await conn.fetchval(Q.table_tree_ids, table_id)
+    """Deletes a table, the tables below it that no other table holds, their fields and values,
+    and the records left without values; returns how many tables went."""
+    ids = await conn.fetchval(Q.deletable_tree_ids, table_id)
     if not ids:
         raise NotFound(f"There is no table with id {table_id}")
+    # Lock the fields first, as writers of values do, so a concurrent write waits rather than deadlocks.
+    await conn.execute(Q.lock_tree_fields, ids)
     deleted: int = await conn.fetchval(Q.delete_tables, ids)
     return deleted

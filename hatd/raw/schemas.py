@@ -17,8 +17,14 @@ MAX_TREE_DEPTH = 32
 NAME = validate.Length(min=1, max=500)
 
 
-def parse_time(value: Any) -> dt.datetime:
-    """Unix seconds (a number or numeric string) or ISO-8601; a time without a zone is UTC."""
+# Times a HAT keeps: within these, a time converts to UTC and back without overflow, and never
+# reaches the year 1 or 9999 boundaries that asyncpg turns into -infinity and infinity.
+EARLIEST = dt.datetime(2, 1, 1, tzinfo=dt.UTC)
+LATEST = dt.datetime(9998, 12, 31, tzinfo=dt.UTC)
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+def _parse(value: Any) -> dt.datetime:
     if isinstance(value, bool):
         raise ValueError("not a time")
     if isinstance(value, int | float):
@@ -29,8 +35,20 @@ def parse_time(value: Any) -> dt.datetime:
             return dt.datetime.fromtimestamp(float(text), tz=dt.UTC)
         except ValueError:
             parsed = dt.datetime.fromisoformat(text)
-            return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+            return parsed.astimezone(dt.UTC) if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
     raise ValueError("not a time")
+
+
+def parse_time(value: Any) -> dt.datetime:
+    """Unix seconds (a number or numeric string) or ISO-8601; a time without a zone is UTC.
+    ValueError for anything else, or a time outside the years 2 to 9998."""
+    try:
+        parsed = _parse(value)
+    except (OverflowError, OSError):
+        raise ValueError("out of range") from None
+    if not EARLIEST <= parsed <= LATEST:
+        raise ValueError("out of range")
+    return parsed
 
 
 class HatTime(fields.Field[dt.datetime]):
@@ -39,8 +57,8 @@ class HatTime(fields.Field[dt.datetime]):
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> dt.datetime:
         try:
             return parse_time(value)
-        except (ValueError, OverflowError, OSError):
-            raise ValidationError("Not a time: give unix seconds or ISO-8601.") from None
+        except ValueError:
+            raise ValidationError("Not a time: give unix seconds or ISO-8601, in the years 2 to 9998.") from None
 
 
 class NewTableSchema(Schema):
@@ -83,6 +101,9 @@ class NewFieldSchema(Schema):
 
 class TableQuerySchema(Schema):
     """GET /data/table?name=&source=."""
+
+    class Meta:
+        unknown = EXCLUDE  # the token may travel in the query too
 
     name = fields.String(required=True, validate=NAME)
     source = fields.String(required=True, validate=NAME)
@@ -191,8 +212,8 @@ class ValueItems(fields.Field[ValueBatch]):
             if when is not None:
                 try:
                     time = parse_time(when)
-                except (ValueError, OverflowError, OSError):
-                    errors["lastUpdated"] = ["Not a time: give unix seconds or ISO-8601."]
+                except ValueError:
+                    errors["lastUpdated"] = ["Not a time: give unix seconds or ISO-8601, in the years 2 to 9998."]
             if errors:
                 problems[index] = errors
                 continue
@@ -232,6 +253,14 @@ class PageQuerySchema(Schema):
     """The query of the values reads: a page size, a time window on the record's lastUpdated, and
     the cursor a `Link: rel="next"` header gave."""
 
+    class Meta:
+        unknown = EXCLUDE  # the token may travel in the query too
+
+    @validates_schema
+    def window_in_order(self, data: Any, **_: Any) -> None:
+        if data.get("starttime") and data.get("endtime") and data["starttime"] > data["endtime"]:
+            raise ValidationError("starttime is after endtime", "starttime")
+
     limit = fields.Integer(validate=validate.Range(min=1), load_default=None)
     starttime = HatTime(load_default=None)
     endtime = HatTime(load_default=None)
@@ -242,17 +271,23 @@ class PageQuerySchema(Schema):
         return {k: v for k, v in data.items() if v != ""} if isinstance(data, dict) else data
 
 
-def encode_cursor(time: dt.datetime, row_id: int) -> str:
-    stamp = int(time.timestamp() * 1_000_000)
-    return base64.urlsafe_b64encode(f"{stamp}:{row_id}".encode()).decode().rstrip("=")
+def encode_cursor(scope: str, time: dt.datetime, row_id: int) -> str:
+    """An opaque position: the scope it belongs to (say "table:4"), and the time and id of the
+    last row given, the time in whole microseconds (a float would round some of them away)."""
+    stamp = (time - EPOCH) // dt.timedelta(microseconds=1)
+    return base64.urlsafe_b64encode(f"{scope}:{stamp}:{row_id}".encode()).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str) -> tuple[dt.datetime, int]:
+def decode_cursor(scope: str, cursor: str) -> tuple[dt.datetime, int]:
+    """The position in a cursor made for this scope, or ValidationError."""
     try:
-        stamp, row_id = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode().split(":")
-        return dt.datetime.fromtimestamp(int(stamp) / 1_000_000, tz=dt.UTC), min(int(row_id), MAX_ID)
-    except (ValueError, UnicodeDecodeError, OverflowError, OSError):
-        raise ValidationError({"cursor": ["Not a cursor this HAT made."]}) from None
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        made_for, stamp, row_id = text.rsplit(":", 2)
+        if made_for != scope:
+            raise ValueError("another scope")
+        return EPOCH + dt.timedelta(microseconds=int(stamp)), min(int(row_id), MAX_ID)
+    except (ValueError, UnicodeDecodeError, OverflowError):
+        raise ValidationError({"cursor": ["Not a cursor this HAT made for this read."]}) from None
 
 
 # Response shapes, for the docs.

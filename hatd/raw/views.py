@@ -80,7 +80,8 @@ async def get_field(request: web.Request) -> web.Response:
 
 async def create_record(request: web.Request) -> web.Response:
     new = await parse_body(request, NewRecordSchema)
-    return json_text(await repository.create_record(request.app[POOL], new["name"], new["lastUpdated"]), status=201)
+    async with db.transaction(request.app[POOL]) as conn:
+        return json_text(await repository.create_record(conn, new["name"], new["lastUpdated"]), status=201)
 
 
 async def get_record(request: web.Request) -> web.Response:
@@ -128,40 +129,44 @@ async def create_values(request: web.Request) -> web.Response:
 # -- values out ------------------------------------------------------------------------------
 
 
-def _page(request: web.Request) -> tuple[tuple[Any, Any], tuple[Any, Any], int]:
-    """(time window, cursor position, limit) from the query."""
+def _page(request: web.Request, scope: str) -> tuple[tuple[Any, Any], tuple[Any, Any], int]:
+    """(time window, cursor position, limit) from the query of a read of `scope` ("table:4")."""
     query = parse_query(request, PageQuerySchema)
     settings = request.app[SETTINGS]
     limit = query["limit"] or settings.values_limit
     if limit > settings.values_max_limit:
         raise BadRequest(f"limit: at most {settings.values_max_limit}", message="Invalid request")
     try:
-        after = decode_cursor(query["cursor"]) if query["cursor"] else (None, None)
+        after = decode_cursor(scope, query["cursor"]) if query["cursor"] else (None, None)
     except ValidationError as exc:
         raise BadRequest(validation_cause(exc), message="Invalid request") from None
     return (query["starttime"], query["endtime"]), after, limit
 
 
-def _paged(request: web.Request, text: str, more: Any) -> web.Response:
+def _paged(request: web.Request, scope: str, text: str, more: Any) -> web.Response:
     response = json_text(text)
     if more is not None:
-        following = request.rel_url.update_query(cursor=encode_cursor(*more))
+        # The next page's URL, without any token the client put in the query: headers get logged.
+        query = {k: v for k, v in request.query.items() if k.lower() not in ("access_token", "x-auth-token")}
+        following = request.rel_url.with_query({**query, "cursor": encode_cursor(scope, *more)})
         response.headers["Link"] = f'<{request.app[SETTINGS].issuer}{following}>; rel="next"'
     return response
 
 
 async def table_values(request: web.Request) -> web.Response:
-    window, after, limit = _page(request)
     table_id = path_id(request, "id", "table")
+    scope = f"table:{table_id}"
+    window, after, limit = _page(request, scope)
     text, more = await repository.table_values(request.app[POOL], table_id, window, after, limit)
-    return _paged(request, text, more)
+    return _paged(request, scope, text, more)
 
 
 async def field_values(request: web.Request) -> web.Response:
-    window, after, limit = _page(request)
     field_id = path_id(request, "id", "field")
+    scope = f"field:{field_id}"
+    window, after, limit = _page(request, scope)
     text, more = await repository.field_values(request.app[POOL], field_id, window, after, limit)
-    return _paged(request, text, more)
+    return _paged(request, scope, text, more)
 
 
 async def record_values(request: web.Request) -> web.Response:

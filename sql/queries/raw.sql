@@ -229,14 +229,14 @@ DELETE FROM data_records WHERE id = $1 RETURNING id;
 -- Deletes one field and its values; returns its id (null if there was none).
 DELETE FROM data_fields WHERE id = $1 RETURNING id;
 
--- name: table_tree_ids
--- Returns the ids of table $1 and every table below it.
-WITH RECURSIVE tree (id) AS (
-    SELECT id FROM data_tables WHERE id = $1
-    UNION
-    SELECT l.child_id FROM data_table_links l JOIN tree t ON l.parent_id = t.id
-)
-SELECT coalesce(array_agg(id), '{}') FROM tree;
+-- name: deletable_tree_ids
+-- Returns table $1 and the tables below it that only tables in that set hold: a subtable another
+-- table also holds stays (only its link to the deleted table goes). Empty if $1 does not exist.
+SELECT data_deletable_tree($1);
+
+-- name: lock_tree_fields
+-- Locks the fields of tables $1 (and so waits for writers of their values); returns nothing.
+SELECT 1 FROM data_fields WHERE table_id = ANY ($1::bigint[]) ORDER BY id FOR UPDATE;
 
 -- name: delete_tables
 -- Deletes tables $1 (their fields and values go by cascade), and the records that had values only

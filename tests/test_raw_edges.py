@@ -1,0 +1,193 @@
+"""Raw data at its edges: shared subtables, microsecond-equal times across pages, tokens in the
+query, times at the ends of the calendar, deep nesting, huge bad batches, and races with deletes."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+import asyncpg
+import pytest
+
+from hatd.state import SETTINGS
+from tests.conftest import OWNER, login
+from tests.raw_helpers import NEST, call, created, new_record, new_table, ok, walk
+
+
+async def test_deleting_a_table_keeps_a_subtable_another_table_holds(client, owner_token):
+    a = await new_table(
+        client,
+        owner_token,
+        {"name": "A", "source": "s", "subTables": [{"name": "S", "source": "s", "fields": [{"name": "fs"}]}]},
+    )
+    b = await new_table(client, owner_token, {"name": "B", "source": "s", "fields": [{"name": "fb"}]})
+    shared = a["subTables"][0]
+    await created(client, owner_token, f"/data/table/{b['id']}/table/{shared['id']}", None)
+    record = await new_record(client, owner_token)
+    values = [
+        {"value": "in S", "field": {"id": shared["fields"][0]["id"]}},
+        {"value": "in B", "field": {"id": b["fields"][0]["id"]}},
+    ]
+    await created(client, owner_token, f"/data/record/{record['id']}/values", values)
+    assert (await call(client, "DELETE", f"/data/table/{a['id']}", owner_token))[0] == 200
+    tree = await ok(client, owner_token, f"/data/table/{b['id']}")
+    assert [sub["name"] for sub in tree["subTables"]] == ["S"]
+    field = await ok(client, owner_token, f"/data/field/{shared['fields'][0]['id']}/values")
+    assert [v["value"] for v in field["values"]] == ["in S"]
+    assert (await call(client, "GET", f"/data/table/{a['id']}", owner_token))[0] == 404
+
+
+async def test_records_with_the_same_microsecond_are_each_paged_once(make_client):
+    client = await make_client(values_limit=1)
+    token = await login(client, *OWNER)
+    table = await new_table(client, token, NEST)
+    field = table["fields"][0]["id"]
+    # 2004-03-03T02:01:25.576089: a time that a float of microseconds rounds one microsecond early.
+    items = [
+        {
+            "record": {"name": name, "lastUpdated": "2004-03-03T02:01:25.576089Z"},
+            "values": [{"value": name, "field": {"id": field}}],
+        }
+        for name in ("a", "b", "c")
+    ]
+    await created(client, token, "/data/record/values", items)
+    pages = await walk(client, token, f"/data/table/{table['id']}/values")
+    assert sorted(item["name"] for body, _ in pages for item in body) == ["a", "b", "c"]
+
+
+async def test_the_token_may_travel_in_the_query_of_reads_and_stays_out_of_links(make_client):
+    client = await make_client(values_limit=1)
+    token = await login(client, *OWNER)
+    table = await new_table(client, token, NEST)
+    for name in ("a", "b"):
+        record = await new_record(client, token, name)
+        await created(
+            client,
+            token,
+            f"/data/record/{record['id']}/values",
+            [{"value": name, "field": {"id": table["fields"][0]["id"]}}],
+        )
+    response = await client.get(f"/data/table/{table['id']}/values", params={"access_token": token})
+    assert response.status == 200
+    assert token not in response.headers["Link"]
+    assert re.fullmatch(
+        r'<http://hat\.test/data/table/\d+/values\?cursor=[\w-]+>; rel="next"', response.headers["Link"]
+    )
+    found = await client.get(
+        "/data/table", params={"name": NEST["name"], "source": NEST["source"], "X-Auth-Token": token}
+    )
+    assert found.status == 200
+    assert (await client.get("/type/type", params={"name": "City", "access_token": token})).status == 200
+
+
+async def test_a_cursor_of_another_read_is_400(make_client):
+    client = await make_client(values_limit=1)
+    token = await login(client, *OWNER)
+    one, two = (
+        await new_table(client, token, NEST),
+        await new_table(client, token, {"name": "other", "source": "s", "fields": [{"name": "f"}]}),
+    )
+    for table in (one, one):
+        record = await new_record(client, token)
+        await created(
+            client,
+            token,
+            f"/data/record/{record['id']}/values",
+            [{"value": "v", "field": {"id": table["fields"][0]["id"]}}],
+        )
+    response = await client.get(f"/data/table/{one['id']}/values", headers={"X-Auth-Token": token})
+    cursor = re.search(r"cursor=([\w-]+)", response.headers["Link"]).group(1)
+    assert await call(client, "GET", f"/data/table/{two['id']}/values?cursor={cursor}", token) == (
+        400,
+        {"message": "Invalid request", "cause": "cursor: Not a cursor this HAT made for this read."},
+    )
+
+
+@pytest.mark.parametrize(
+    "when",
+    [
+        "0001-01-01T00:00:00+05:00",
+        "9999-12-31T23:59:59-05:00",
+        "0001-01-01T00:00:00Z",
+        "9999-12-31T23:59:59.999999Z",
+        -62135596800,
+    ],
+)
+async def test_times_at_the_ends_of_the_calendar_are_400(client, owner_token, when):
+    status, body = await call(client, "POST", "/data/record", owner_token, {"name": "r", "lastUpdated": when})
+    assert (status, body) == (
+        400,
+        {
+            "message": "Invalid request",
+            "cause": "lastUpdated: Not a time: give unix seconds or ISO-8601, in the years 2 to 9998.",
+        },
+    )
+    table = await new_table(client, owner_token, NEST)
+    status, body = await call(
+        client, "GET", f"/data/table/{table['id']}/values?starttime={when}".replace("+", "%2B"), owner_token
+    )
+    assert status == 400
+
+
+async def test_a_reversed_time_window_is_400(client, owner_token):
+    table = await new_table(client, owner_token, NEST)
+    assert await call(
+        client, "GET", f"/data/table/{table['id']}/values?starttime=2030-01-01&endtime=2020-01-01", owner_token
+    ) == (
+        400,
+        {"message": "Invalid request", "cause": "starttime: starttime is after endtime"},
+    )
+
+
+async def test_subtables_nested_hundreds_deep_are_400_not_500(client, owner_token):
+    body: dict = {"name": "t0", "source": "deep"}
+    for depth in range(1, 400):
+        body = {"name": f"t{depth}", "source": "deep", "subTables": [body]}
+    status, answer = await call(client, "POST", "/data/table", owner_token, body)
+    assert status == 400
+    assert answer["cause"] in ("The body nests too deep", "subTables: subTables may nest at most 32 deep")
+    assert await call(client, "GET", "/data/sources", owner_token) == (200, [])
+
+
+async def test_a_huge_batch_of_unknown_fields_gets_a_short_answer(client, owner_token):
+    record = await new_record(client, owner_token)
+    batch = [{"value": "v", "field": {"id": 10_000_000 + i}} for i in range(20_000)]
+    status, answer = await call(client, "POST", f"/data/record/{record['id']}/values", owner_token, batch)
+    assert status == 400
+    assert len(answer["cause"]) < 1000
+    assert answer["cause"].startswith("values.0: no field with id 10000000; values.1: no field with id 10000001;")
+    assert answer["cause"].endswith("and 19990 more unknown field ids; nothing was stored")
+
+
+async def test_a_field_added_to_a_table_being_deleted_is_404_not_500(client, owner_token):
+    table = await new_table(client, owner_token, NEST)
+    conn = await asyncpg.connect(client.app[SETTINGS].database_url)
+    try:
+        transaction = conn.transaction()
+        await transaction.start()
+        await conn.execute("DELETE FROM data_tables WHERE id = $1", table["id"])
+        adding = asyncio.create_task(
+            call(client, "POST", "/data/field", owner_token, {"name": "late", "tableId": table["id"]})
+        )
+        await asyncio.sleep(0.3)  # the insert now waits on the deleted row's lock
+        await transaction.commit()
+        status, answer = await adding
+    finally:
+        await conn.close()
+    assert (status, answer) == (404, {"message": "Not found", "cause": f"There is no table with id {table['id']}"})
+
+
+async def test_a_deadlock_is_a_409_that_changed_nothing(client, owner_token, monkeypatch):
+    from hatd.raw import repository
+
+    async def collide(*args, **kwargs):
+        raise asyncpg.DeadlockDetectedError("deadlock detected")
+
+    monkeypatch.setattr(repository, "create_records_with_values", collide)
+    status, answer = await call(
+        client, "POST", "/data/record/values", owner_token, {"record": {"name": "r"}, "values": []}
+    )
+    assert (status, answer) == (
+        409,
+        {"message": "Conflict", "cause": "The request collided with another one; nothing was stored; try again"},
+    )
