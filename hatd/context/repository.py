@@ -83,3 +83,145 @@ async def create_relationship_type(conn: Conn, name: str, description: str | Non
 async def relationship_types(conn: Conn) -> str:
     text: str = await conn.fetchval(Q.relationship_types_json)
     return text
+
+
+# -- entities ----------------------------------------------------------------------------------
+
+E = queries("entities")
+
+KINDS = ("person", "thing", "event", "location", "organisation")
+# Which kinds an entity of each kind may link to (seed 002, "Entity Can be linked to Entities").
+MAY_LINK_TO = {
+    "person": ("person", "location", "organisation"),
+    "thing": ("thing", "person"),
+    "event": ("event", "location", "organisation", "person", "thing"),
+    "location": ("location", "thing"),
+    "organisation": ("organisation", "location"),
+}
+
+
+def _a(kind: str) -> str:
+    return f"an {kind}" if kind[0] in "aeiou" else f"a {kind}"
+
+
+async def create_entity(conn: Conn, kind: str, name: str, person_id: str | None) -> str:
+    if kind == "person" and person_id is None:
+        raise BadRequest("personId: Missing data for required field.", message="Invalid request")
+    text: str = await conn.fetchval(E.insert_entity, kind, name, person_id if kind == "person" else None)
+    return text
+
+
+async def entities(conn: Conn, kind: str) -> str:
+    text: str = await conn.fetchval(E.entities_json, kind)
+    return text
+
+
+async def entity(conn: Conn, kind: str, entity_id: int) -> str:
+    text: str | None = await conn.fetchval(E.entity_json, kind, entity_id)
+    if text is None:
+        raise NotFound(f"There is no {kind} with id {entity_id}")
+    return text
+
+
+async def entity_values(conn: Conn, kind: str, entity_id: int) -> str:
+    text: str | None = await conn.fetchval(E.entity_values_json, kind, entity_id)
+    if text is None:
+        raise NotFound(f"There is no {kind} with id {entity_id}")
+    return text
+
+
+async def _require_entity(conn: Conn, kind: str, entity_id: int) -> None:
+    """NotFound unless the entity exists and is of that kind; locks it until the transaction ends."""
+    if await conn.fetchval(E.entity_kind, entity_id) != kind:
+        raise NotFound(f"There is no {kind} with id {entity_id}")
+
+
+async def _person_relationship(conn: Conn, given: object) -> tuple[int, str]:
+    """The existing person relationship type a person-to-person link names: {"id", "name"} or a name."""
+    wanted_id = given.get("id") if isinstance(given, dict) else None
+    wanted_name = given.get("name") if isinstance(given, dict) else given
+    if not isinstance(wanted_id, int) or isinstance(wanted_id, bool):
+        wanted_id = None
+    if wanted_id is None and not isinstance(wanted_name, str):
+        raise BadRequest(
+            'relationshipType: a person relationship type, as {"id": ..., "name": ...} or its name',
+            message="Invalid request",
+        )
+    row = await conn.fetchrow(E.person_relationship_type, wanted_id, wanted_name)
+    if row is None:
+        named = f"id {wanted_id}" if wanted_id is not None else repr(wanted_name)
+        raise BadRequest(
+            f"relationshipType: there is no person relationship type {named} (POST /person/relationshipType)",
+            message="Unknown reference",
+        )
+    return row["id"], row["name"]
+
+
+async def link_entities(
+    conn: asyncpg.Connection, kind: str, entity_id: int, linked_kind: str, linked_id: int, relationship: object
+) -> int:
+    """Links one entity to another where the kinds allow it; returns the link's id."""
+    if linked_kind not in MAY_LINK_TO[kind]:
+        raise BadRequest(
+            f"A {kind} may link to: {', '.join(MAY_LINK_TO[kind])}; not to {_a(linked_kind)}", message="Not allowed"
+        )
+    await _require_entity(conn, kind, entity_id)
+    await _require_entity(conn, linked_kind, linked_id)
+    person_type_id = None
+    if kind == linked_kind == "person":
+        person_type_id, relationship = await _person_relationship(conn, relationship)
+    elif not isinstance(relationship, str) or not 0 < len(relationship) <= 200:
+        raise BadRequest("relationshipType: a name of 1 to 200 characters", message="Invalid request")
+    try:
+        link_id: int = await conn.fetchval(E.link_entities, entity_id, linked_id, relationship, person_type_id)
+    except asyncpg.UniqueViolationError:
+        raise Conflict(
+            f"{kind.capitalize()} {entity_id} is already linked to {linked_kind} {linked_id} as {relationship!r}"
+        ) from None
+    return link_id
+
+
+async def add_type(conn: asyncpg.Connection, kind: str, entity_id: int, type_id: int, relationship: object) -> int:
+    if not isinstance(relationship, str) or not 0 < len(relationship) <= 200:
+        raise BadRequest("relationshipType: a name of 1 to 200 characters", message="Invalid request")
+    await _require_entity(conn, kind, entity_id)
+    if not await conn.fetchval(E.type_exists, type_id):
+        raise NotFound(f"There is no type with id {type_id}")
+    try:
+        link_id: int = await conn.fetchval(E.add_type, entity_id, type_id, relationship)
+    except asyncpg.UniqueViolationError:
+        raise Conflict(f"{kind.capitalize()} {entity_id} already has type {type_id} as {relationship!r}") from None
+    return link_id
+
+
+async def add_property(
+    conn: asyncpg.Connection,
+    kind: str,
+    entity_id: int,
+    property_id: int,
+    relationship: str,
+    field_id: int,
+    record_id: int | None,
+) -> int:
+    """Links an entity to a property over a field (dynamic) or one field of one record (static)."""
+    await _require_entity(conn, kind, entity_id)
+    if not await conn.fetchval(E.property_exists, property_id):
+        raise NotFound(f"There is no property with id {property_id}")
+    causes = []
+    if not await conn.fetchval(E.field_exists, field_id):
+        causes.append(f"field.id: there is no field with id {field_id}")
+    if record_id is not None and not await conn.fetchval(E.record_exists, record_id):
+        causes.append(f"record.id: there is no record with id {record_id}")
+    if causes:
+        raise BadRequest("; ".join(causes), message="Unknown reference")
+    try:
+        link_id: int = await conn.fetchval(E.add_property, entity_id, property_id, relationship, field_id, record_id)
+    except asyncpg.ForeignKeyViolationError:  # the field or record was deleted meanwhile
+        raise Conflict("The field or record was deleted meanwhile; nothing was stored") from None
+    return link_id
+
+
+async def property_links(conn: Conn, kind: str, entity_id: int, static: bool) -> str:
+    await _require_entity(conn, kind, entity_id)
+    text: str = await conn.fetchval(E.property_links_json, entity_id, static)
+    return text

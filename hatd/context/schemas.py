@@ -83,3 +83,67 @@ class RelationshipTypeSchema(Schema):
 
 class CreatedIdSchema(Schema):
     id = Id(required=True)
+
+
+# -- entities ----------------------------------------------------------------------------------
+
+
+class NewEntitySchema(Schema):
+    """POST /person, /thing, /event, /location, /organisation (a person also needs a personId)."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    name = fields.String(required=True, validate=validate.Length(min=1, max=100))
+    personId = fields.String(load_default=None, validate=validate.Length(min=1, max=200))
+
+
+class RelationshipSchema(Schema):
+    """POST /K/{id}/K2/{id2} and /K/{id}/type/{typeId}: {"relationshipType": "..."}. For person to
+    person, the relationship type is an existing person relationship type: {"id", "name"} or its name."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    relationshipType = fields.Raw(required=True)
+
+
+class PropertyLinkSchema(Schema):
+    """POST /K/{id}/property/static/{propertyId} (field and record) and .../dynamic/{propertyId}
+    (field). A `property` object sent along is accepted and ignored: the path names the property."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    relationshipType = fields.String(required=True, validate=NAME)
+    field = fields.Nested(Ref, required=True)
+    record = fields.Nested(Ref, load_default=None)
+
+
+class EntitySchema(Schema):
+    id = Id(required=True)
+    name = fields.String(required=True)
+    personId = fields.String(metadata={"description": "people only"})
+
+
+class EntityValuesSchema(EntitySchema):
+    people = fields.List(fields.Dict(), metadata={"description": "[{id, relationshipType, person}]"})
+    things = fields.List(fields.Dict())
+    events = fields.List(fields.Dict())
+    locations = fields.List(fields.Dict())
+    organisations = fields.List(fields.Dict())
+    types = fields.List(fields.Dict(), metadata={"description": "[{id, relationshipType, type}]"})
+    staticProperties = fields.List(
+        fields.Dict(), metadata={"description": "[{id, relationshipType, property, field: {values}, record}]"}
+    )
+    dynamicProperties = fields.List(
+        fields.Dict(), metadata={"description": "[{id, relationshipType, property, field: {values}}]"}
+    )
+
+
+class PropertyLinkOutSchema(Schema):
+    id = Id(required=True)
+    relationshipType = fields.String(required=True)
+    property = fields.Nested(PropertySchema)
+    field = fields.Dict()
+    record = fields.Dict(allow_none=True)
