@@ -23,6 +23,7 @@ test: install
 bench: install
 	$(BIN)/python bench/bench_tokens.py
 	$(BIN)/python bench/bench_raw.py
+	$(BIN)/python bench/bench_context.py
 
 lint: install
 	$(BIN)/ruff check hatd tests bench
