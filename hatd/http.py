@@ -40,8 +40,11 @@ def _flatten(messages: Any, prefix: str = "") -> list[str]:
     if isinstance(messages, Mapping):
         out: list[str] = []
         for key, value in messages.items():
-            name = "body" if key == "_schema" else str(key)
-            out += _flatten(value, f"{prefix}.{name}" if prefix else name)
+            # "_schema": the object itself is wrong; name it by its own name (the body at the top).
+            if key == "_schema":
+                out += _flatten(value, prefix or "body")
+            else:
+                out += _flatten(value, f"{prefix}.{key}" if prefix else str(key))
         return out
     if isinstance(messages, list) and all(isinstance(m, str) for m in messages):
         return [f"{prefix}: {' '.join(messages)}"]

@@ -127,7 +127,7 @@ async def test_an_empty_list_stores_nothing(client, owner_token):
             {"value": "x", "lastUpdated": "soon"},
             "values.1.lastUpdated: Not a time: give unix seconds or ISO-8601, in the years 2 to 9998.",
         ),
-        ("x", "values.1.body: Must be an object."),
+        ("x", "values.1: Must be an object."),
     ],
     ids=[
         "object",

@@ -1,15 +1,19 @@
-"""The context vocabulary in the database: types and their links, units, properties, person
-relationship types. Takes a connection, returns JSON text built by PostgreSQL, raises domain
-errors; knows nothing of HTTP."""
+"""The context domain in the database: entities, their links, types and properties, and the
+vocabulary that describes them (types and their links, units, properties, person relationship
+types). Takes a connection, returns JSON text built by PostgreSQL, raises domain errors; knows
+nothing of HTTP."""
 
 from __future__ import annotations
 
 import asyncpg
 
+from hatd.context.schemas import PersonLinkSchema
 from hatd.db import Conn, queries
 from hatd.errors import BadRequest, Conflict, NotFound
+from hatd.http import load
 
 Q = queries("context")
+TYPE_LINKS_LOCK_ID = 0x6861_7403
 
 
 async def _insert(conn: Conn, query: str, kind: str, name: str, *args: object) -> str:
@@ -45,6 +49,11 @@ async def link_types(conn: Conn, type_id: int, linked_id: int, relationship: str
     missing = await conn.fetchval(Q.missing_types, [type_id, linked_id])
     if missing:
         raise NotFound(f"There is no type with id {', '.join(map(str, missing))}")
+    await conn.execute(Q.lock_type_links, TYPE_LINKS_LOCK_ID)
+    if await conn.fetchval(Q.type_reaches, linked_id, type_id):
+        raise BadRequest(
+            f"Type {linked_id} already leads to type {type_id}: the link would make a cycle", message="Not allowed"
+        )
     try:
         link_id: int = await conn.fetchval(Q.link_types, type_id, linked_id, relationship)
     except asyncpg.UniqueViolationError:
@@ -107,7 +116,9 @@ def _a(kind: str) -> str:
 async def create_entity(conn: Conn, kind: str, name: str, person_id: str | None) -> str:
     if kind == "person" and person_id is None:
         raise BadRequest("personId: Missing data for required field.", message="Invalid request")
-    text: str = await conn.fetchval(E.insert_entity, kind, name, person_id if kind == "person" else None)
+    if kind != "person" and person_id is not None:
+        raise BadRequest(f"personId: only a person has one, not {_a(kind)}", message="Invalid request")
+    text: str = await conn.fetchval(E.insert_entity, kind, name, person_id)
     return text
 
 
@@ -137,19 +148,26 @@ async def _require_entity(conn: Conn, kind: str, entity_id: int) -> None:
 
 
 async def _person_relationship(conn: Conn, given: object) -> tuple[int, str]:
-    """The existing person relationship type a person-to-person link names: {"id", "name"} or a name."""
-    wanted_id = given.get("id") if isinstance(given, dict) else None
-    wanted_name = given.get("name") if isinstance(given, dict) else given
-    if not isinstance(wanted_id, int) or isinstance(wanted_id, bool):
-        wanted_id = None
-    if wanted_id is None and not isinstance(wanted_name, str):
+    """The existing person relationship type a person-to-person link names: {"id", "name"} (each
+    optional, both must agree) or its name."""
+    if isinstance(given, str):
+        wanted = {"id": None, "name": given}
+    elif isinstance(given, dict):
+        wanted = load(PersonLinkSchema, {"relationshipType": given})["relationshipType"]
+    else:
+        wanted = {"id": None, "name": None}
+    if wanted["id"] is None and not wanted["name"]:
         raise BadRequest(
             'relationshipType: a person relationship type, as {"id": ..., "name": ...} or its name',
             message="Invalid request",
         )
-    row = await conn.fetchrow(E.person_relationship_type, wanted_id, wanted_name)
+    row = await conn.fetchrow(E.person_relationship_type, wanted["id"], wanted["name"])
     if row is None:
-        named = f"id {wanted_id}" if wanted_id is not None else repr(wanted_name)
+        named = " and ".join(
+            part
+            for part in (f"id {wanted['id']}" if wanted["id"] else "", repr(wanted["name"]) if wanted["name"] else "")
+            if part
+        )
         raise BadRequest(
             f"relationshipType: there is no person relationship type {named} (POST /person/relationshipType)",
             message="Unknown reference",
@@ -163,10 +181,13 @@ async def link_entities(
     """Links one entity to another where the kinds allow it; returns the link's id."""
     if linked_kind not in MAY_LINK_TO[kind]:
         raise BadRequest(
-            f"A {kind} may link to: {', '.join(MAY_LINK_TO[kind])}; not to {_a(linked_kind)}", message="Not allowed"
+            f"{_a(kind).capitalize()} may link to: {', '.join(MAY_LINK_TO[kind])}; not to {_a(linked_kind)}",
+            message="Not allowed",
         )
     await _require_entity(conn, kind, entity_id)
     await _require_entity(conn, linked_kind, linked_id)
+    if entity_id == linked_id:
+        raise BadRequest(f"{kind.capitalize()} {entity_id} cannot be linked to itself", message="Not allowed")
     person_type_id = None
     if kind == linked_kind == "person":
         person_type_id, relationship = await _person_relationship(conn, relationship)
@@ -185,7 +206,7 @@ async def add_type(conn: asyncpg.Connection, kind: str, entity_id: int, type_id:
     if not isinstance(relationship, str) or not 0 < len(relationship) <= 200:
         raise BadRequest("relationshipType: a name of 1 to 200 characters", message="Invalid request")
     await _require_entity(conn, kind, entity_id)
-    if not await conn.fetchval(E.type_exists, type_id):
+    if await conn.fetchval(Q.missing_types, [type_id]):
         raise NotFound(f"There is no type with id {type_id}")
     try:
         link_id: int = await conn.fetchval(E.add_type, entity_id, type_id, relationship)
@@ -214,14 +235,25 @@ async def add_property(
         causes.append(f"record.id: there is no record with id {record_id}")
     if causes:
         raise BadRequest("; ".join(causes), message="Unknown reference")
+    if record_id is not None and not await conn.fetchval(E.field_has_value_in_record, field_id, record_id):
+        raise BadRequest(
+            f"record.id: record {record_id} has no value in field {field_id}, so a static link would point at nothing",
+            message="Unknown reference",
+        )
     try:
         link_id: int = await conn.fetchval(E.add_property, entity_id, property_id, relationship, field_id, record_id)
-    except asyncpg.ForeignKeyViolationError:  # the field or record was deleted meanwhile
-        raise Conflict("The field or record was deleted meanwhile; nothing was stored") from None
+    except asyncpg.UniqueViolationError:
+        raise Conflict(f"{kind.capitalize()} {entity_id} already has this property link") from None
+    except asyncpg.ForeignKeyViolationError:  # deleted by another request since the checks
+        raise BadRequest(
+            f"field.id or record.id: field {field_id} or record {record_id} was deleted meanwhile",
+            message="Unknown reference",
+        ) from None
     return link_id
 
 
 async def property_links(conn: Conn, kind: str, entity_id: int, static: bool) -> str:
-    await _require_entity(conn, kind, entity_id)
-    text: str = await conn.fetchval(E.property_links_json, entity_id, static)
+    text: str | None = await conn.fetchval(E.property_links_json, kind, entity_id, static)
+    if text is None:
+        raise NotFound(f"There is no {kind} with id {entity_id}")
     return text

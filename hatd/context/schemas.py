@@ -1,13 +1,20 @@
-"""Request and response shapes of the context vocabulary: types, units, properties, person
-relationship types (seed 002, "Data Type Annotations" to "System Units of Measurement")."""
+"""Request and response shapes of the context domain: entities and their links, and the
+vocabulary that describes them (types, units, properties, person relationship types). Seed 002,
+"Contextualisation" to "System Units of Measurement"."""
 
 from __future__ import annotations
 
-from marshmallow import EXCLUDE, Schema, fields, validate
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 
 from hatd.fields import Id, Ref
 
-NAME = validate.Length(min=1, max=200)
+
+def _not_blank(value: str) -> None:
+    if value and not value.strip():  # an empty one is the Length rule's to refuse
+        raise ValidationError("must not be blank")
+
+
+NAME = validate.And(validate.Length(min=1, max=200), _not_blank)
 DESCRIPTION = validate.Length(max=2000)
 
 
@@ -94,8 +101,8 @@ class NewEntitySchema(Schema):
     class Meta:
         unknown = EXCLUDE
 
-    name = fields.String(required=True, validate=validate.Length(min=1, max=100))
-    personId = fields.String(load_default=None, validate=validate.Length(min=1, max=200))
+    name = fields.String(required=True, validate=validate.And(validate.Length(min=1, max=100), _not_blank))
+    personId = fields.String(load_default=None, validate=validate.And(validate.Length(min=1, max=200), _not_blank))
 
 
 class RelationshipSchema(Schema):
@@ -118,6 +125,23 @@ class PropertyLinkSchema(Schema):
     relationshipType = fields.String(required=True, validate=NAME)
     field = fields.Nested(Ref, required=True)
     record = fields.Nested(Ref, load_default=None)
+    property = fields.Nested(Ref, load_default=None)
+
+
+class PersonRelationshipRefSchema(Schema):
+    """The relationship type of a person-to-person link: {"id", "name"}; either one names it."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    id = Id(load_default=None)
+    name = fields.String(load_default=None, validate=NAME)
+
+
+class PersonLinkSchema(Schema):
+    """A person-to-person link's relationshipType, when it is an object."""
+
+    relationshipType = fields.Nested(PersonRelationshipRefSchema, required=True)
 
 
 class EntitySchema(Schema):

@@ -1,6 +1,6 @@
-"""The context vocabulary: data types, units of measurement, properties and person relationship
-types. Seed 002, "Creating Person Relationship Types" and "Data Type Annotations" to "System Units
-of Measurement". (Entities and their links build on these.)"""
+"""Context: people, things, events, locations and organisations, their links, types and
+properties; and the vocabulary that describes them (data types, units of measurement, properties,
+person relationship types). Seed 002, "Contextualisation" to "System Units of Measurement"."""
 
 from __future__ import annotations
 
@@ -95,8 +95,8 @@ async def list_relationship_types(request: web.Request) -> web.Response:
 
 
 def _kind(request: web.Request) -> str:
-    """The entity kind a route serves: the first segment of its path (/person/..., /thing/...)."""
-    return request.path.split("/")[1]
+    """The entity kind a route serves: the first segment of its declared path (/person/..., /thing/...)."""
+    return request.match_info.route.resource.canonical.split("/")[1]  # type: ignore[union-attr]
 
 
 async def create_entity(request: web.Request) -> web.Response:
@@ -145,6 +145,15 @@ async def _add_property(request: web.Request, static: bool) -> web.Response:
     body = await parse_body(request, PropertyLinkSchema)
     if static and body["record"] is None:
         raise BadRequest("record: Missing data for required field.", message="Invalid request")
+    if not static and body["record"] is not None:
+        raise BadRequest(
+            "record: a dynamic link is to a whole field; only a static link names a record", message="Invalid request"
+        )
+    if body["property"] is not None and body["property"]["id"] != property_id:
+        raise BadRequest(
+            f"property.id: {body['property']['id']} differs from the path's property {property_id}",
+            message="Invalid request",
+        )
     record_id = body["record"]["id"] if static else None
     async with db.transaction(request.app[POOL]) as conn:
         link_id = await repository.add_property(

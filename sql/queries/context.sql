@@ -1,4 +1,5 @@
 -- The context vocabulary: types, units, properties, person relationship types (hatd/context/repository.py).
+-- Entities and their links: entities.sql.
 
 -- name: insert_type
 -- Creates a type; returns it as JSON text.
@@ -16,6 +17,20 @@ SELECT system_type_json(t)::text FROM system_types t WHERE t.name = $1;
 -- Returns those of the type ids $1 that do not exist.
 SELECT coalesce(array_agg(x ORDER BY x), '{}') FROM unnest($1::bigint[]) AS x
 WHERE NOT EXISTS (SELECT 1 FROM system_types t WHERE t.id = x);
+
+-- name: lock_type_links
+-- Waits until no other transaction is linking types (held to the end of the transaction), so two
+-- links made at once cannot together close a cycle.
+SELECT pg_advisory_xact_lock($1);
+
+-- name: type_reaches
+-- Returns true if type $2 can be reached from type $1 by following type links (or is $1).
+WITH RECURSIVE reach (id) AS (
+    SELECT $1::bigint
+    UNION
+    SELECT l.linked_type_id FROM system_type_links l JOIN reach r ON l.type_id = r.id
+)
+SELECT exists(SELECT 1 FROM reach WHERE id = $2);
 
 -- name: link_types
 -- Links type $1 to type $2 with relationship $3; returns the link's id.

@@ -1,4 +1,4 @@
--- Entities, their links, types and properties (hatd/context/entities.py).
+-- Entities, their links, types and properties (hatd/context/repository.py).
 
 -- name: insert_entity
 -- Creates an entity of kind $1; returns it as JSON text.
@@ -17,8 +17,9 @@ SELECT entity_json(e)::text FROM entities e WHERE e.id = $2 AND e.kind = $1;
 SELECT kind FROM entities WHERE id = $1 FOR KEY SHARE;
 
 -- name: person_relationship_type
--- Returns the id and name of the person relationship type with id $1, or else named $2.
-SELECT id, name FROM person_relationship_types WHERE id = $1 OR ($1 IS NULL AND name = $2);
+-- Returns the id and name of the person relationship type with id $1 (if given) and name $2 (if given).
+SELECT id, name FROM person_relationship_types
+WHERE ($1::bigint IS NULL OR id = $1) AND ($2::text IS NULL OR name = $2);
 
 -- name: link_entities
 -- Links entity $1 to entity $2; returns the link's id.
@@ -28,10 +29,6 @@ VALUES ($1, $2, $3, $4) RETURNING id;
 -- name: add_type
 -- Gives entity $1 type $2; returns the link's id.
 INSERT INTO entity_types (entity_id, type_id, relationship_type) VALUES ($1, $2, $3) RETURNING id;
-
--- name: type_exists
--- Returns true if the type exists.
-SELECT exists(SELECT 1 FROM system_types WHERE id = $1);
 
 -- name: property_exists
 -- Returns true if the property exists.
@@ -45,28 +42,35 @@ SELECT exists(SELECT 1 FROM data_fields WHERE id = $1);
 -- Returns true if the record exists.
 SELECT exists(SELECT 1 FROM data_records WHERE id = $1);
 
+-- name: field_has_value_in_record
+-- Returns true if field $1 holds a value in record $2 (what a static property link points at).
+SELECT exists(SELECT 1 FROM data_values WHERE field_id = $1 AND record_id = $2);
+
 -- name: add_property
 -- Links entity $1 to property $2 over field $4 (and record $5 when static); returns the link's id.
 INSERT INTO entity_properties (entity_id, property_id, relationship_type, field_id, record_id)
 VALUES ($1, $2, $3, $4, $5) RETURNING id;
 
 -- name: property_links_json
--- Returns entity $1's static ($2 true) or dynamic property links as a JSON array (text), by id.
-SELECT coalesce(json_agg(CASE WHEN r.id IS NULL
-           THEN json_build_object(
-               'id', ep.id, 'relationshipType', ep.relationship_type, 'property', system_property_json(p),
-               'field', json_build_object('id', f.id, 'name', f.name, 'tableId', f.table_id))
-           ELSE json_build_object(
-               'id', ep.id, 'relationshipType', ep.relationship_type, 'property', system_property_json(p),
-               'field', json_build_object('id', f.id, 'name', f.name, 'tableId', f.table_id),
-               'record', json_build_object('id', r.id, 'name', r.name))
-           END
-       ORDER BY ep.id), '[]')::text
-FROM entity_properties ep
-JOIN system_properties p ON p.id = ep.property_id
-JOIN data_fields f ON f.id = ep.field_id
-LEFT JOIN data_records r ON r.id = ep.record_id
-WHERE ep.entity_id = $1 AND (ep.record_id IS NOT NULL) = $2;
+-- Returns the static ($3 true) or dynamic property links of entity $2 of kind $1 as a JSON array
+-- (text), by id; null if there is no such entity.
+SELECT (SELECT coalesce(json_agg(CASE WHEN r.id IS NULL
+               THEN json_build_object(
+                   'id', ep.id, 'relationshipType', ep.relationship_type, 'property', system_property_json(p),
+                   'field', json_build_object('id', f.id, 'name', f.name, 'tableId', f.table_id))
+               ELSE json_build_object(
+                   'id', ep.id, 'relationshipType', ep.relationship_type, 'property', system_property_json(p),
+                   'field', json_build_object('id', f.id, 'name', f.name, 'tableId', f.table_id),
+                   'record', json_build_object('id', r.id, 'name', r.name))
+               END
+           ORDER BY ep.id), '[]')::text
+        FROM entity_properties ep
+        JOIN system_properties p ON p.id = ep.property_id
+        JOIN data_fields f ON f.id = ep.field_id
+        LEFT JOIN data_records r ON r.id = ep.record_id
+        WHERE ep.entity_id = e.id AND (ep.record_id IS NOT NULL) = $3)
+FROM entities e
+WHERE e.id = $2 AND e.kind = $1;
 
 -- name: entity_values_json
 -- Returns entity $2 of kind $1 with everything linked to it, as a one-item JSON array (text):
