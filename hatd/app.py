@@ -14,6 +14,7 @@ from aiohttp import web
 from hatd import db
 from hatd.accounts import repository as accounts
 from hatd.accounts import views as accounts_views
+from hatd.bundles import views as bundles_views
 from hatd.context import views as context_views
 from hatd.middleware import MIDDLEWARES, add_cors_headers
 from hatd.openapi import build_spec
@@ -34,6 +35,7 @@ DOMAINS: list[list[Route]] = [
     accounts_views.ROUTES,
     raw_views.ROUTES,
     context_views.ROUTES,
+    bundles_views.ROUTES,
     system_views.ROUTES,
 ]
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import asyncpg
 
+from hatd.bundles import repository as bundles
 from hatd.db import Conn, queries
 from hatd.errors import BadRequest, Conflict, NotFound
 from hatd.raw.schemas import ValueBatch
@@ -240,8 +241,17 @@ async def record_values(conn: Conn, record_id: int) -> str:
 async def delete(conn: asyncpg.Connection, kind: str, item_id: int) -> None:
     """Deletes a value, record or field (with what hangs off it)."""
     query = {"value": Q.delete_value, "record": Q.delete_record, "field": Q.delete_field}[kind]
+    if kind == "field":
+        await _refuse_if_bundled(conn, [], [item_id])
     if await conn.fetchval(query, item_id) is None:
         raise NotFound(f"There is no {kind} with id {item_id}")
+
+
+async def _refuse_if_bundled(conn: Conn, table_ids: list[int], field_ids: list[int]) -> None:
+    """Conflict naming the bundles that still hold these tables or slice on these fields."""
+    names = await bundles.bundles_holding(conn, table_ids, field_ids)
+    if names:
+        raise Conflict(f"Bundles still use it: {', '.join(names)}; delete those first")
 
 
 async def delete_table(conn: asyncpg.Connection, table_id: int) -> int:
@@ -250,6 +260,7 @@ async def delete_table(conn: asyncpg.Connection, table_id: int) -> int:
     ids = await conn.fetchval(Q.deletable_tree_ids, table_id)
     if not ids:
         raise NotFound(f"There is no table with id {table_id}")
+    await _refuse_if_bundled(conn, ids, [])
     # Lock the fields first, as writers of values do, so a concurrent write waits rather than deadlocks.
     await conn.execute(Q.lock_tree_fields, ids)
     deleted: int = await conn.fetchval(Q.delete_tables, ids)

@@ -1,0 +1,91 @@
+"""Contextless bundles in the database. Takes a connection, returns JSON text built by
+PostgreSQL, raises domain errors; knows nothing of HTTP."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import asyncpg
+
+from hatd.db import Conn, queries
+from hatd.errors import BadRequest, NotFound
+
+Q = queries("bundles")
+RAW = queries("raw")
+
+
+async def _table_id(conn: Conn, ref: dict[str, Any], where: str) -> int:
+    if ref["id"] is not None:
+        if not await conn.fetchval(RAW.table_exists, ref["id"]):
+            raise BadRequest(f"{where}: there is no table with id {ref['id']}", message="Unknown reference")
+        return int(ref["id"])
+    found = await conn.fetchval(RAW.find_table_id, ref["name"], ref["source"])
+    if found is None:
+        raise BadRequest(
+            f"{where}: there is no table named {ref['name']!r} with source {ref['source']!r}",
+            message="Unknown reference",
+        )
+    return int(found)
+
+
+async def create_bundle(conn: asyncpg.Connection, name: str, tables: list[dict[str, Any]]) -> str:
+    """Creates a bundle of tables with their slices; returns its structure as JSON text. Every
+    table, slice table and condition field must exist and fit; otherwise nothing is created."""
+    bundle_id = await conn.fetchval(Q.insert_bundle, name)
+    for position, table in enumerate(tables):
+        where = f"tables.{position}"
+        table_id = await _table_id(conn, table["table"], f"{where}.table")
+        bundle_table_id = await conn.fetchval(Q.insert_bundle_table, bundle_id, table["name"], table_id, position)
+        for slice_position, part in enumerate(table["slices"]):
+            at = f"{where}.slices.{slice_position}"
+            slice_table = await _table_id(conn, part["table"], f"{at}.table")
+            if not await conn.fetchval(RAW.is_descendant, table_id, slice_table):
+                raise BadRequest(
+                    f"{at}.table: table {slice_table} is not table {table_id} or one of its subtables",
+                    message="Not allowed",
+                )
+            conditions = part["conditions"]
+            for index, condition in enumerate(conditions):
+                owner = await conn.fetchval(Q.field_table, condition["field"]["id"])
+                if owner != slice_table:
+                    raise BadRequest(
+                        f"{at}.conditions.{index}.field: field {condition['field']['id']} is not a field of "
+                        f"table {slice_table}",
+                        message="Not allowed",
+                    )
+            slice_id = await conn.fetchval(Q.insert_slice, bundle_table_id, slice_table, slice_position)
+            await conn.execute(
+                Q.insert_conditions,
+                slice_id,
+                [c["field"]["id"] for c in conditions],
+                [c["operator"] for c in conditions],
+                [c["value"] for c in conditions],
+            )
+    text: str = await conn.fetchval(Q.bundle_json, bundle_id)
+    return text
+
+
+async def bundle(conn: Conn, bundle_id: int) -> str:
+    text: str | None = await conn.fetchval(Q.bundle_json, bundle_id)
+    if text is None:
+        raise NotFound(f"There is no contextless bundle with id {bundle_id}")
+    return text
+
+
+async def bundle_values(
+    conn: Conn, bundle_id: int, window: tuple[dt.datetime | None, dt.datetime | None], limit: int
+) -> str:
+    """The bundle's data groups: each table's newest `limit` records in the window that pass its slices."""
+    text: str | None = await conn.fetchval(Q.bundle_values_json, bundle_id, *window, limit)
+    if text is None:
+        raise NotFound(f"There is no contextless bundle with id {bundle_id}")
+    return text
+
+
+async def bundles_holding(conn: Conn, table_ids: list[int], field_ids: list[int]) -> list[str]:
+    """Names of the bundles that hold any of these tables, or slice on any of these fields."""
+    names = set(await conn.fetchval(Q.bundles_using_tables, table_ids)) if table_ids else set()
+    if field_ids:
+        names |= set(await conn.fetchval(Q.bundles_using_fields, field_ids))
+    return sorted(names)

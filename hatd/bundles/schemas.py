@@ -1,0 +1,136 @@
+"""Request and response shapes of contextless bundles (seed 002, "Contextless Bundling"; the
+original server's shape in ../shared/reference/hat-v1-facts.md)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
+
+from hatd.fields import Id, Ref
+from hatd.raw.schemas import HatTime, value_text
+
+NAME = validate.Length(min=1, max=200)
+OPERATORS = ("equal", "notEqual", "greaterThan", "lessThan", "like")
+
+
+class TableRefSchema(Schema):
+    """A raw table by id, or by name and source."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    id = Id(load_default=None)
+    name = fields.String(load_default=None)
+    source = fields.String(load_default=None)
+
+    @validates_schema
+    def named(self, data: dict[str, Any], **_: Any) -> None:
+        if data["id"] is None and not (data["name"] and data["source"]):
+            raise ValidationError("give the table's id, or its name and source")
+
+
+class ConditionValue(fields.Field[str]):
+    """A condition's value: text, or a number or boolean as its JSON text (as values are stored)."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        try:
+            return value_text(value)
+        except ValueError as exc:
+            raise ValidationError(str(exc).capitalize() + ".") from None
+
+
+class ConditionSchema(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    field = fields.Nested(Ref, required=True)
+    operator = fields.String(required=True, validate=validate.OneOf(OPERATORS))
+    value = ConditionValue(required=True)
+
+
+class SliceSchema(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    table = fields.Nested(TableRefSchema, required=True)
+    conditions = fields.List(fields.Nested(ConditionSchema), required=True, validate=validate.Length(min=1))
+
+
+class BundleTableSchema(Schema):
+    """One table of a bundle: the reference's {name, table}, with the original's optional slices."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    name = fields.String(required=True, validate=NAME)
+    table = fields.Nested(TableRefSchema, required=True)
+    slices = fields.List(fields.Nested(SliceSchema), load_default=list)
+
+
+class OriginalTableSchema(Schema):
+    """The original server's {name, bundleTable: {name, table, slices}}."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    name = fields.String(load_default=None, validate=NAME)
+    bundleTable = fields.Nested(BundleTableSchema, required=True)
+
+
+class NewBundleSchema(Schema):
+    """POST /bundles/contextless: {name, bundleTable: [...]} (the reference) or {name, tables: [...]}
+    (the original server). Exactly one of the two, not empty: a bundle is never silently empty."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    name = fields.String(required=True, validate=NAME)
+    bundleTable = fields.List(fields.Nested(BundleTableSchema), load_default=None)
+    tables = fields.List(fields.Nested(OriginalTableSchema), load_default=None)
+
+    @validates_schema
+    def one_shape(self, data: dict[str, Any], **_: Any) -> None:
+        given = [key for key in ("bundleTable", "tables") if data.get(key) is not None]
+        if len(given) != 1:
+            raise ValidationError(
+                "give the bundle's tables as bundleTable (or tables, the original's shape)", "bundleTable"
+            )
+        if not data[given[0]]:
+            raise ValidationError("a bundle needs at least one table", given[0])
+
+
+def bundle_tables(loaded: dict[str, Any]) -> list[dict[str, Any]]:
+    """The bundle tables of either shape, as [{name, table, slices}]."""
+    if loaded["bundleTable"] is not None:
+        return list(loaded["bundleTable"])
+    return [item["bundleTable"] for item in loaded["tables"]]
+
+
+class BundleValuesQuerySchema(Schema):
+    """GET /bundles/contextless/{id}/values: records per table, and a window on their lastUpdated."""
+
+    class Meta:
+        unknown = EXCLUDE  # the token may travel in the query too
+
+    limit = fields.Integer(validate=validate.Range(min=1), load_default=None)
+    starttime = HatTime(load_default=None)
+    endtime = HatTime(load_default=None)
+
+
+class BundleSchema(Schema):
+    id = Id(required=True)
+    name = fields.String(required=True)
+    dateCreated = fields.String(required=True)
+    lastUpdated = fields.String(required=True)
+    tables = fields.List(
+        fields.Dict(), metadata={"description": "[{id, name, bundleTable: {id, name, table, slices}}]"}
+    )
+
+
+class BundleValuesSchema(Schema):
+    id = Id(required=True)
+    name = fields.String(required=True)
+    dataGroups = fields.List(
+        fields.Dict(), metadata={"description": "[{bundle table name: {id, name, table, data: [records]}}]"}
+    )

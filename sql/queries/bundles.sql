@@ -1,0 +1,102 @@
+-- Contextless bundles (hatd/bundles/repository.py).
+
+-- name: insert_bundle
+-- Creates a bundle; returns its id.
+INSERT INTO bundles_contextless (name) VALUES ($1) RETURNING id;
+
+-- name: insert_bundle_table
+-- Adds table $3 to bundle $1 as $2 at position $4; returns the bundle table's id.
+INSERT INTO bundle_tables (bundle_id, name, table_id, position) VALUES ($1, $2, $3, $4) RETURNING id;
+
+-- name: insert_slice
+-- Adds a slice over table $2 to bundle table $1 at position $3; returns its id.
+INSERT INTO bundle_slices (bundle_table_id, table_id, position) VALUES ($1, $2, $3) RETURNING id;
+
+-- name: insert_conditions
+-- Adds conditions (fields $2, operators $3, values $4, in order) to slice $1; returns nothing.
+INSERT INTO bundle_slice_conditions (slice_id, field_id, operator, value, position)
+SELECT $1, c.field_id, c.operator, c.value, c.i
+FROM unnest($2::bigint[], $3::text[], $4::text[]) WITH ORDINALITY AS c(field_id, operator, value, i);
+
+-- name: field_table
+-- Returns the table a field belongs to.
+SELECT table_id FROM data_fields WHERE id = $1;
+
+-- name: bundle_json
+-- Returns a bundle's structure (tables, slices, conditions) as JSON text.
+SELECT bundle_contextless_json($1)::text;
+
+-- name: bundle_values_json
+-- Returns bundle $1 with, for each of its tables, up to $4 of its records (newest first, in the
+-- window [$2, $3] on lastUpdated, passing the slices), each shaped as GET /data/table/{id}/values
+-- gives it, as JSON text: {"id", "name", "dateCreated", "lastUpdated", "dataGroups": [{name: group}]}.
+-- One query whatever the number of tables.
+WITH groups AS (
+    SELECT bt.position,
+           json_build_object(bt.name, json_build_object(
+               'id', bt.id, 'name', bt.name,
+               'table', json_build_object('id', t.id, 'name', t.name, 'source', t.source),
+               'data', coalesce(page.data, '[]'::json))) AS grp
+    FROM bundle_tables bt
+    JOIN data_tables t ON t.id = bt.table_id
+    CROSS JOIN LATERAL (
+        WITH RECURSIVE tree (id) AS (
+            SELECT bt.table_id
+            UNION
+            SELECT l.child_id FROM data_table_links l JOIN tree ON l.parent_id = tree.id
+        ),
+        tree_records AS MATERIALIZED (
+            SELECT DISTINCT v.record_id FROM data_values v
+            WHERE v.field_id IN (SELECT f.id FROM data_fields f WHERE f.table_id IN (SELECT id FROM tree))
+        ),
+        picked AS (
+            SELECT r.* FROM tree_records tr JOIN data_records r ON r.id = tr.record_id
+            WHERE ($2::timestamptz IS NULL OR r.last_updated >= $2)
+              AND ($3::timestamptz IS NULL OR r.last_updated <= $3)
+              AND (NOT EXISTS (SELECT 1 FROM bundle_slices s WHERE s.bundle_table_id = bt.id)
+                   OR EXISTS (
+                       SELECT 1 FROM bundle_slices s
+                       WHERE s.bundle_table_id = bt.id
+                         AND NOT EXISTS (
+                             SELECT 1 FROM bundle_slice_conditions c
+                             WHERE c.slice_id = s.id
+                               AND NOT EXISTS (
+                                   SELECT 1 FROM data_values v
+                                   WHERE v.record_id = r.id AND v.field_id = c.field_id
+                                     AND bundle_condition_holds(v.value, c.operator, c.value)))))
+            ORDER BY r.last_updated DESC, r.id DESC
+            LIMIT $4
+        )
+        SELECT json_agg(json_build_object(
+                   'id', p.id, 'name', p.name,
+                   'dateCreated', hat_time(p.date_created), 'lastUpdated', hat_time(p.last_updated),
+                   'tables', json_build_array(tv.body))
+               ORDER BY p.last_updated DESC, p.id DESC) AS data
+        FROM picked p
+        JOIN data_table_values_json(bt.table_id, (SELECT array_agg(id) FROM picked)) AS tv ON tv.record_id = p.id
+    ) AS page
+    WHERE bt.bundle_id = $1
+)
+SELECT json_build_object(
+           'id', b.id, 'name', b.name,
+           'dateCreated', hat_time(b.date_created), 'lastUpdated', hat_time(b.last_updated),
+           'dataGroups', coalesce((SELECT json_agg(grp ORDER BY position) FROM groups), '[]'::json))::text
+FROM bundles_contextless b
+WHERE b.id = $1;
+
+-- name: bundles_using_tables
+-- Returns the names of the bundles that hold any of tables $1 (as a bundle table or a slice's table).
+SELECT coalesce(array_agg(DISTINCT b.name ORDER BY b.name), '{}')
+FROM bundles_contextless b
+JOIN bundle_tables bt ON bt.bundle_id = b.id
+LEFT JOIN bundle_slices s ON s.bundle_table_id = bt.id
+WHERE bt.table_id = ANY ($1::bigint[]) OR s.table_id = ANY ($1::bigint[]);
+
+-- name: bundles_using_fields
+-- Returns the names of the bundles whose slice conditions use any of fields $1.
+SELECT coalesce(array_agg(DISTINCT b.name ORDER BY b.name), '{}')
+FROM bundles_contextless b
+JOIN bundle_tables bt ON bt.bundle_id = b.id
+JOIN bundle_slices s ON s.bundle_table_id = bt.id
+JOIN bundle_slice_conditions c ON c.slice_id = s.id
+WHERE c.field_id = ANY ($1::bigint[]);

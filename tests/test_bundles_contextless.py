@@ -1,0 +1,214 @@
+"""Contextless bundles over HTTP: both shapes, slices evaluated in SQL, structure and values, and
+the tables they hold kept from deletion (seed 002, "Contextless Bundling")."""
+
+from __future__ import annotations
+
+from tests.raw_helpers import KITCHEN, T, call, created, new_table, untimed
+
+
+async def _kitchen_data(client, token):
+    kitchen = await new_table(client, token, KITCHEN)
+    f = {field["name"]: field["id"] for field in kitchen["fields"]}
+    sub = kitchen["subTables"][0]
+    f.update({field["name"]: field["id"] for field in sub["fields"]})
+    rows = []
+    for name, power, sub_value in (("morning", "10", "a"), ("noon", "55", "b"), ("night", "7", "c")):
+        rows.append(
+            await created(
+                client,
+                token,
+                "/data/record/values",
+                {
+                    "record": {"name": name},
+                    "values": [
+                        {"value": power, "field": {"id": f["tableTestField"]}},
+                        {"value": sub_value, "field": {"id": f["tableTestField3"]}},
+                    ],
+                },
+            )
+        )
+    return kitchen, f, rows
+
+
+async def test_the_references_shape_creates_a_bundle_of_the_whole_table(client, owner_token):
+    kitchen, _, _ = await _kitchen_data(client, owner_token)
+    body = {
+        "name": "emptyBundle",
+        "bundleTable": [
+            {"name": "Everything kitchen", "table": {"id": kitchen["id"], "name": "kitchen", "source": "fibaro"}}
+        ],
+    }
+    status, bundle = await call(client, "POST", "/bundles/contextless", owner_token, body)
+    assert status == 201
+    table = {"id": kitchen["id"], "name": "kitchen", "source": "fibaro"}
+    item = {"id": bundle["tables"][0]["id"], "name": "Everything kitchen"}
+    assert untimed(bundle) == {
+        "id": bundle["id"],
+        "name": "emptyBundle",
+        "dateCreated": T,
+        "lastUpdated": T,
+        "tables": [{**item, "bundleTable": {**item, "table": table, "slices": []}}],
+    }
+    assert await call(client, "GET", f"/bundles/contextless/{bundle['id']}", owner_token) == (200, bundle)
+    status, values = await call(client, "GET", f"/bundles/contextless/{bundle['id']}/values", owner_token)
+    assert status == 200
+    [group] = values["dataGroups"]
+    data = group["Everything kitchen"]["data"]
+    assert [record["name"] for record in data] == ["night", "noon", "morning"]
+    expected = await call(client, "GET", f"/data/table/{kitchen['id']}/values", owner_token)
+    assert data == expected[1]
+
+
+async def test_the_originals_shape_with_slices_keeps_only_matching_records(client, owner_token):
+    kitchen, f, _ = await _kitchen_data(client, owner_token)
+    sub = kitchen["subTables"][0]
+    body = {
+        "name": "busy kitchen",
+        "tables": [
+            {
+                "name": "busy",
+                "bundleTable": {
+                    "name": "busy",
+                    "table": {"name": "kitchen", "source": "fibaro"},
+                    "slices": [
+                        # any slice; all its conditions
+                        {
+                            "table": {"id": kitchen["id"]},
+                            "conditions": [
+                                {"field": {"id": f["tableTestField"]}, "operator": "greaterThan", "value": "50"}
+                            ],
+                        },
+                        {
+                            "table": {"id": sub["id"]},
+                            "conditions": [{"field": {"id": f["tableTestField3"]}, "operator": "equal", "value": "c"}],
+                        },
+                    ],
+                },
+            }
+        ],
+    }
+    bundle = await created(client, owner_token, "/bundles/contextless", body)
+    status, values = await call(client, "GET", f"/bundle/contextless/{bundle['id']}/values", owner_token)
+    assert status == 200
+    # "55" > "50" as text (noon); "c" (night). Not morning ("10" < "50", "a").
+    assert [r["name"] for r in values["dataGroups"][0]["busy"]["data"]] == ["night", "noon"]
+
+
+async def test_bad_bundles_are_400_and_create_nothing(client, owner_token):
+    kitchen, f, _ = await _kitchen_data(client, owner_token)
+    other = await new_table(client, owner_token, {"name": "garden", "source": "s", "fields": [{"name": "g"}]})
+    cases = [
+        ({"name": "b"}, "bundleTable: give the bundle's tables as bundleTable (or tables, the original's shape)"),
+        ({"name": "b", "bundleTable": []}, "bundleTable: a bundle needs at least one table"),
+        (
+            {"name": "b", "bundleTable": [{"name": "t", "table": {"id": 999999}}]},
+            "tables.0.table: there is no table with id 999999",
+        ),
+        (
+            {"name": "b", "bundleTable": [{"name": "t", "table": {"name": "nope", "source": "x"}}]},
+            "tables.0.table: there is no table named 'nope' with source 'x'",
+        ),
+        (
+            {"name": "b", "bundleTable": [{"name": "t", "table": {"name": "kitchen"}}]},
+            "bundleTable.0.table: give the table's id, or its name and source",
+        ),
+        (
+            {
+                "name": "b",
+                "bundleTable": [
+                    {
+                        "name": "t",
+                        "table": {"id": kitchen["id"]},
+                        "slices": [
+                            {
+                                "table": {"id": other["id"]},
+                                "conditions": [
+                                    {"field": {"id": other["fields"][0]["id"]}, "operator": "equal", "value": "x"}
+                                ],
+                            }
+                        ],
+                    }
+                ],
+            },
+            f"tables.0.slices.0.table: table {other['id']} is not table {kitchen['id']} or one of its subtables",
+        ),
+        (
+            {
+                "name": "b",
+                "bundleTable": [
+                    {
+                        "name": "t",
+                        "table": {"id": kitchen["id"]},
+                        "slices": [
+                            {
+                                "table": {"id": kitchen["id"]},
+                                "conditions": [
+                                    {"field": {"id": f["tableTestField3"]}, "operator": "equal", "value": "x"}
+                                ],
+                            }
+                        ],
+                    }
+                ],
+            },
+            f"tables.0.slices.0.conditions.0.field: field {f['tableTestField3']} "
+            f"is not a field of table {kitchen['id']}",
+        ),
+        (
+            {
+                "name": "b",
+                "bundleTable": [
+                    {
+                        "name": "t",
+                        "table": {"id": kitchen["id"]},
+                        "slices": [
+                            {
+                                "table": {"id": kitchen["id"]},
+                                "conditions": [
+                                    {"field": {"id": f["tableTestField"]}, "operator": "between", "value": "x"}
+                                ],
+                            }
+                        ],
+                    }
+                ],
+            },
+            "bundleTable.0.slices.0.conditions.0.operator: "
+            "Must be one of: equal, notEqual, greaterThan, lessThan, like.",
+        ),
+    ]
+    for body, cause in cases:
+        status, answer = await call(client, "POST", "/bundles/contextless", owner_token, body)
+        assert status == 400, (body, answer)
+        assert answer["cause"] == cause
+    assert await call(client, "GET", "/bundles/contextless/1", owner_token) == (
+        404,
+        {"message": "Not found", "cause": "There is no contextless bundle with id 1"},
+    )
+
+
+async def test_a_bundled_table_or_sliced_field_cannot_be_deleted(client, owner_token):
+    kitchen, f, _ = await _kitchen_data(client, owner_token)
+    body = {
+        "name": "kitchen share",
+        "bundleTable": [
+            {
+                "name": "k",
+                "table": {"id": kitchen["id"]},
+                "slices": [
+                    {
+                        "table": {"id": kitchen["id"]},
+                        "conditions": [{"field": {"id": f["tableTestField"]}, "operator": "like", "value": "%"}],
+                    }
+                ],
+            }
+        ],
+    }
+    await created(client, owner_token, "/bundles/contextless", body)
+    conflict = (409, {"message": "Conflict", "cause": "Bundles still use it: kitchen share; delete those first"})
+    assert await call(client, "DELETE", f"/data/table/{kitchen['id']}", owner_token) == conflict
+    assert await call(client, "DELETE", f"/data/field/{f['tableTestField']}", owner_token) == conflict
+    assert (await call(client, "GET", f"/data/table/{kitchen['id']}", owner_token))[0] == 200
+
+
+async def test_bundles_are_the_owners(client, platform_token):
+    assert (await call(client, "POST", "/bundles/contextless", platform_token, {"name": "b"}))[0] == 403
+    assert (await call(client, "GET", "/bundles/contextless/1/values", platform_token))[0] == 403
