@@ -16,6 +16,7 @@ from hatd.accounts import repository as accounts
 from hatd.accounts import views as accounts_views
 from hatd.bundles import views as bundles_views
 from hatd.context import views as context_views
+from hatd.debits import views as debits_views
 from hatd.middleware import MIDDLEWARES, add_cors_headers
 from hatd.openapi import build_spec
 from hatd.ratelimit import RateLimiter
@@ -36,6 +37,7 @@ DOMAINS: list[list[Route]] = [
     raw_views.ROUTES,
     context_views.ROUTES,
     bundles_views.ROUTES,
+    debits_views.ROUTES,
     system_views.ROUTES,
 ]
 

@@ -13,6 +13,7 @@ from aiohttp import web
 
 from hatd.errors import BadRequest, NotFound
 from hatd.fields import MAX_ID
+from hatd.state import SETTINGS
 
 # A JSON \u0000 escape (not an escaped backslash followed by "u0000"): PostgreSQL text cannot hold NUL.
 _JSON_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
@@ -135,3 +136,12 @@ def path_id(request: web.Request, name: str, kind: str) -> int:
     if not 1 <= value <= MAX_ID:
         raise NotFound(f"There is no {kind} with id {digits if len(digits) <= 40 else digits[:40] + '...'}")
     return value
+
+
+def page_limit(request: web.Request, given: int | None) -> int:
+    """A read's page size: the one given, or HATD_VALUES_LIMIT; over HATD_VALUES_MAX_LIMIT is a 400."""
+    settings = request.app[SETTINGS]
+    limit = given or settings.values_limit
+    if limit > settings.values_max_limit:
+        raise BadRequest(f"limit: at most {settings.values_max_limit}", message="Invalid request")
+    return limit

@@ -30,9 +30,14 @@ async def _table_id(conn: Conn, ref: dict[str, Any], where: str) -> int:
 
 
 async def create_bundle(conn: asyncpg.Connection, name: str, tables: list[dict[str, Any]]) -> str:
-    """Creates a bundle of tables with their slices; returns its structure as JSON text. Every
-    table, slice table and condition field must exist and fit; otherwise nothing is created."""
-    bundle_id = await conn.fetchval(Q.insert_bundle, name)
+    """Creates a bundle of tables with their slices; returns its structure as JSON text."""
+    return await bundle(conn, await insert_bundle(conn, name, tables))
+
+
+async def insert_bundle(conn: asyncpg.Connection, name: str, tables: list[dict[str, Any]]) -> int:
+    """Creates a bundle of tables with their slices; returns its id. Every table, slice table and
+    condition field must exist and fit; otherwise BadRequest, and the caller's transaction undoes it."""
+    bundle_id: int = await conn.fetchval(Q.insert_bundle, name)
     for position, table in enumerate(tables):
         where = f"tables.{position}"
         table_id = await _table_id(conn, table["table"], f"{where}.table")
@@ -62,8 +67,7 @@ async def create_bundle(conn: asyncpg.Connection, name: str, tables: list[dict[s
                 [c["operator"] for c in conditions],
                 [c["value"] for c in conditions],
             )
-    text: str = await conn.fetchval(Q.bundle_json, bundle_id)
-    return text
+    return bundle_id
 
 
 async def bundle(conn: Conn, bundle_id: int) -> str:
@@ -75,12 +79,13 @@ async def bundle(conn: Conn, bundle_id: int) -> str:
 
 async def bundle_values(
     conn: Conn, bundle_id: int, window: tuple[dt.datetime | None, dt.datetime | None], limit: int
-) -> str:
-    """The bundle's data groups: each table's newest `limit` records in the window that pass its slices."""
-    text: str | None = await conn.fetchval(Q.bundle_values_json, bundle_id, *window, limit)
-    if text is None:
+) -> tuple[str, int]:
+    """The bundle's data groups as JSON text: each table's newest `limit` records in the window
+    that pass its slices; and how many records that is."""
+    row = await conn.fetchrow(Q.bundle_values_json, bundle_id, *window, limit)
+    if row is None:
         raise NotFound(f"There is no contextless bundle with id {bundle_id}")
-    return text
+    return row["body"], row["records"]
 
 
 async def bundles_holding(conn: Conn, table_ids: list[int], field_ids: list[int]) -> list[str]:

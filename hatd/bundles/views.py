@@ -14,10 +14,9 @@ from hatd.bundles.schemas import (
     NewBundleSchema,
     bundle_tables,
 )
-from hatd.errors import BadRequest
-from hatd.http import json_text, parse_body, parse_query, path_id
+from hatd.http import json_text, page_limit, parse_body, parse_query, path_id
 from hatd.routing import OWNER, Route
-from hatd.state import POOL, SETTINGS
+from hatd.state import POOL
 
 OWNER_ONLY = frozenset({OWNER})
 
@@ -35,12 +34,10 @@ async def get_bundle(request: web.Request) -> web.Response:
 async def bundle_values(request: web.Request) -> web.Response:
     bundle_id = path_id(request, "id", "contextless bundle")
     query = parse_query(request, BundleValuesQuerySchema)
-    settings = request.app[SETTINGS]
-    limit = query["limit"] or settings.values_limit
-    if limit > settings.values_max_limit:
-        raise BadRequest(f"limit: at most {settings.values_max_limit}", message="Invalid request")
+    limit = page_limit(request, query["limit"])
     window = (query["starttime"], query["endtime"])
-    return json_text(await repository.bundle_values(request.app[POOL], bundle_id, window, limit))
+    text, _ = await repository.bundle_values(request.app[POOL], bundle_id, window, limit)
+    return json_text(text)
 
 
 ROUTES = [

@@ -9,7 +9,7 @@ from marshmallow import ValidationError
 
 from hatd import db
 from hatd.errors import BadRequest
-from hatd.http import json_text, load, parse_body, parse_query, path_id, read_json, validation_cause
+from hatd.http import json_text, load, page_limit, parse_body, parse_query, path_id, read_json, validation_cause
 from hatd.raw import repository
 from hatd.raw.schemas import (
     FieldSchema,
@@ -132,10 +132,7 @@ async def create_values(request: web.Request) -> web.Response:
 def _page(request: web.Request, scope: str) -> tuple[tuple[Any, Any], tuple[Any, Any], int]:
     """(time window, cursor position, limit) from the query of a read of `scope` ("table:4")."""
     query = parse_query(request, PageQuerySchema)
-    settings = request.app[SETTINGS]
-    limit = query["limit"] or settings.values_limit
-    if limit > settings.values_max_limit:
-        raise BadRequest(f"limit: at most {settings.values_max_limit}", message="Invalid request")
+    limit = page_limit(request, query["limit"])
     try:
         after = decode_cursor(scope, query["cursor"]) if query["cursor"] else (None, None)
     except ValidationError as exc:

@@ -29,10 +29,11 @@ SELECT bundle_contextless_json($1)::text;
 -- name: bundle_values_json
 -- Returns bundle $1 with, for each of its tables, up to $4 of its records (newest first, in the
 -- window [$2, $3] on lastUpdated, passing the slices), each shaped as GET /data/table/{id}/values
--- gives it, as JSON text: {"id", "name", "dateCreated", "lastUpdated", "dataGroups": [{name: group}]}.
--- One query whatever the number of tables.
+-- gives it, as JSON text: {"id", "name", "dateCreated", "lastUpdated", "dataGroups": [{name: group}]},
+-- and how many records that is. One query whatever the number of tables.
 WITH groups AS (
     SELECT bt.position,
+           coalesce(json_array_length(page.data), 0) AS records,
            json_build_object(bt.name, json_build_object(
                'id', bt.id, 'name', bt.name,
                'table', json_build_object('id', t.id, 'name', t.name, 'source', t.source),
@@ -80,7 +81,8 @@ WITH groups AS (
 SELECT json_build_object(
            'id', b.id, 'name', b.name,
            'dateCreated', hat_time(b.date_created), 'lastUpdated', hat_time(b.last_updated),
-           'dataGroups', coalesce((SELECT json_agg(grp ORDER BY position) FROM groups), '[]'::json))::text
+           'dataGroups', coalesce((SELECT json_agg(grp ORDER BY position) FROM groups), '[]'::json))::text AS body,
+       (SELECT coalesce(sum(records), 0) FROM groups)::integer AS records
 FROM bundles_contextless b
 WHERE b.id = $1;
 

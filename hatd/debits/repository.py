@@ -1,0 +1,113 @@
+"""Data debits in the database: proposing, enabling, reading under the debit's rules, and the
+log of it all. Takes a connection, returns JSON text built by PostgreSQL, raises domain errors;
+knows nothing of HTTP."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+import asyncpg
+
+from hatd.bundles import repository as bundles
+from hatd.bundles.schemas import bundle_tables
+from hatd.db import Conn, queries
+from hatd.errors import Forbidden, NotFound
+from hatd.routing import OWNER, PLATFORM
+
+Q = queries("debits")
+
+# One answer for every refusal a non-owner gets about a debit that is not theirs or not there,
+# so that keys cannot be probed.
+NOT_YOURS = "There is no data debit with this key that this account may read"
+
+
+def _key(key: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(key)
+    except ValueError:
+        return None
+
+
+async def propose(conn: asyncpg.Connection, debit: dict[str, Any], proposer: str, role: str) -> str:
+    """Stores a proposed debit (disabled) with its bundle, made here if given inline; returns the
+    debit with its bundle as JSON text."""
+    given = debit["bundleContextless"]
+    if "id" in given:
+        if role != OWNER:  # another account must not read the owner's bundles by guessing ids
+            raise Forbidden("Only the owner may propose a debit of an existing bundle; give the bundle inline")
+        bundle_id = given["id"]
+        await bundles.bundle(conn, bundle_id)
+    else:
+        bundle_id = await bundles.insert_bundle(conn, given["new"]["name"], bundle_tables(given["new"]))
+    key = await conn.fetchval(
+        Q.insert_debit, debit["name"], debit["startDate"], debit["endDate"], debit["rolling"], debit["sell"],
+        debit["price"], debit["kind"], bundle_id, uuid.UUID(proposer),
+    )  # fmt: skip
+    await conn.execute(Q.log, key, uuid.UUID(proposer), "propose", None)
+    text: str = await conn.fetchval(Q.debit_json, key)
+    return text
+
+
+async def _debit_for(conn: Conn, key: str, user_id: str, role: str, *, platform_may: bool = False) -> asyncpg.Record:
+    """The debit, if this account may see it: the owner any (404 if none); the proposer (and, where
+    allowed, the platform) their own; anyone else the same Forbidden as for a key that does not exist."""
+    parsed = _key(key)
+    row = None if parsed is None else await conn.fetchrow(Q.debit, parsed)
+    if role == OWNER:
+        if row is None:
+            raise NotFound(f"There is no data debit with key {key[:40]}")
+        return row
+    if row is None or not (str(row["proposer"]) == user_id or (platform_may and role == PLATFORM)):
+        raise Forbidden(NOT_YOURS)
+    return row
+
+
+async def debit(conn: Conn, key: str, user_id: str, role: str) -> str:
+    row = await _debit_for(conn, key, user_id, role, platform_may=True)
+    text: str = await conn.fetchval(Q.debit_json, row["key"])
+    return text
+
+
+async def debits(conn: Conn) -> str:
+    text: str = await conn.fetchval(Q.debits_json)
+    return text
+
+
+async def set_enabled(conn: asyncpg.Connection, key: str, enabled: bool, owner_id: str) -> uuid.UUID:
+    parsed = _key(key)
+    found: uuid.UUID | None = None if parsed is None else await conn.fetchval(Q.set_enabled, parsed, enabled)
+    if found is None:
+        raise NotFound(f"There is no data debit with key {key[:40]}")
+    await conn.execute(Q.log, found, uuid.UUID(owner_id), "enable" if enabled else "disable", None)
+    return found
+
+
+async def values(
+    conn: asyncpg.Connection, key: str, user_id: str, role: str, window: tuple[Any, Any], limit: int
+) -> str:
+    """The debit's fields and its bundle's data, for the owner always and for the proposer only
+    while the debit is enabled and now lies in its window. Every read is logged."""
+    row = await _debit_for(conn, key, user_id, role)
+    if role != OWNER:
+        now = dt.datetime.now(dt.UTC)
+        if not row["enabled"]:
+            raise Forbidden("The owner has not enabled this data debit")
+        if now <= row["start_date"]:
+            raise Forbidden("This data debit has not started yet")
+        if now >= row["end_date"]:
+            raise Forbidden("This data debit has ended")
+    body, records = await bundles.bundle_values(conn, row["bundle_contextless_id"], window, limit)
+    await conn.execute(Q.log, row["key"], uuid.UUID(user_id), "values", records)
+    debit_text: str = await conn.fetchval(Q.debit_fields_json, row["key"])
+    # Two JSON objects PostgreSQL built, joined without decoding either: {...debit, "bundleContextless": {...}}.
+    return f'{debit_text[:-1]}, "bundleContextless": {body}}}'
+
+
+async def log(conn: Conn, key: str) -> str:
+    parsed = _key(key)
+    if parsed is None or await conn.fetchrow(Q.debit, parsed) is None:
+        raise NotFound(f"There is no data debit with key {key[:40]}")
+    text: str = await conn.fetchval(Q.log_json, parsed)
+    return text

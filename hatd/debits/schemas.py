@@ -1,0 +1,85 @@
+"""Request and response shapes of data debits (seed 002, "Sharing and Direct Data Debits")."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
+
+from hatd.bundles.schemas import BundleTableSchema, NewBundleSchema
+from hatd.fields import Id
+from hatd.raw.schemas import HatTime
+
+
+class DebitBundleField(fields.Field[dict[str, Any]]):
+    """bundleContextless: an existing bundle {"id"}, a whole bundle in either shape, or, as the
+    reference's example has it, one bundle table {name, table} (the bundle takes its name)."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise ValidationError("Must be a bundle: {id}, {name, bundleTable}, or {name, table}.")
+        if "bundleTable" in value or "tables" in value:
+            return {"new": NewBundleSchema().load(value)}
+        if "table" in value:
+            table = BundleTableSchema().load(value)
+            return {"new": {"name": table["name"], "bundleTable": [table], "tables": None}}
+        if "id" in value:
+            return {"id": Id().deserialize(value["id"])}
+        raise ValidationError("Must be a bundle: {id}, {name, bundleTable}, or {name, table}.")
+
+
+class ProposeSchema(Schema):
+    """POST /dataDebit/propose. A `key` sent along is ignored: the HAT makes it."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    startDate = HatTime(required=True)
+    endDate = HatTime(required=True)
+    rolling = fields.Boolean(required=True, truthy={True}, falsy={False})
+    sell = fields.Boolean(required=True, truthy={True}, falsy={False})
+    price = fields.Float(required=True, allow_nan=False, validate=validate.Range(min=0, max=1e15))
+    kind = fields.String(required=True, validate=validate.OneOf(("contextless", "contextual")))
+    bundleContextless = DebitBundleField(load_default=None)
+    bundleContextual = fields.Raw(load_default=None)
+
+    @validates_schema
+    def consistent(self, data: dict[str, Any], **_: Any) -> None:
+        if data["endDate"] <= data["startDate"]:
+            raise ValidationError("must be after startDate", "endDate")
+        if data["kind"] == "contextless" and data["bundleContextless"] is None:
+            raise ValidationError("a contextless debit needs a contextless bundle", "bundleContextless")
+        if data["kind"] == "contextless" and data["bundleContextual"] is not None:
+            raise ValidationError("a contextless debit shares a contextless bundle", "bundleContextual")
+        if data["kind"] == "contextual":
+            raise ValidationError("this HAT does not serve contextual bundles yet, so no contextual debit", "kind")
+
+
+class DebitSchema(Schema):
+    key = fields.UUID(required=True)
+    name = fields.String(required=True)
+    startDate = fields.String(required=True)
+    endDate = fields.String(required=True)
+    rolling = fields.Boolean(required=True)
+    sell = fields.Boolean(required=True)
+    price = fields.Float(required=True)
+    kind = fields.String(required=True)
+    enabled = fields.Boolean(required=True)
+    dateCreated = fields.String(required=True)
+    lastUpdated = fields.String(required=True)
+    bundleContextless = fields.Dict()
+
+
+class DebitStateSchema(Schema):
+    message = fields.String(required=True)
+    key = fields.UUID(required=True)
+    enabled = fields.Boolean(required=True)
+
+
+class LogEntrySchema(Schema):
+    id = Id(required=True)
+    action = fields.String(required=True)
+    account = fields.UUID(required=True)
+    records = fields.Integer(allow_none=True)
+    at = fields.String(required=True)

@@ -1,0 +1,88 @@
+"""Data debits: an account proposes to read a bundle for a window; the owner enables it; the
+proposer then reads that bundle's data, and nothing else, until it ends or the owner disables it.
+Seed 002, "Sharing and Direct Data Debits"."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from hatd import db
+from hatd.bundles.schemas import BundleValuesQuerySchema
+from hatd.debits import repository
+from hatd.debits.schemas import DebitSchema, DebitStateSchema, LogEntrySchema, ProposeSchema
+from hatd.http import json_response, json_text, page_limit, parse_body, parse_query
+from hatd.routing import DATA_DEBIT, OWNER, PLATFORM, Route
+from hatd.state import CALLER, POOL
+
+PROPOSERS = frozenset({OWNER, PLATFORM, DATA_DEBIT})
+OWNER_ONLY = frozenset({OWNER})
+KEY = "{key}"
+
+
+async def propose(request: web.Request) -> web.Response:
+    debit = await parse_body(request, ProposeSchema)
+    caller = request[CALLER]
+    async with db.transaction(request.app[POOL]) as conn:
+        return json_text(await repository.propose(conn, debit, caller.user_id, caller.role), status=201)
+
+
+async def _set_enabled(request: web.Request, enabled: bool) -> web.Response:
+    async with db.transaction(request.app[POOL]) as conn:
+        key = await repository.set_enabled(conn, request.match_info["key"], enabled, request[CALLER].user_id)
+    return json_response({"message": "OK", "key": str(key), "enabled": enabled})
+
+
+async def enable(request: web.Request) -> web.Response:
+    return await _set_enabled(request, True)
+
+
+async def disable(request: web.Request) -> web.Response:
+    return await _set_enabled(request, False)
+
+
+async def values(request: web.Request) -> web.Response:
+    query = parse_query(request, BundleValuesQuerySchema)
+    limit = page_limit(request, query["limit"])
+    caller = request[CALLER]
+    async with db.transaction(request.app[POOL]) as conn:
+        text = await repository.values(
+            conn, request.match_info["key"], caller.user_id, caller.role, (query["starttime"], query["endtime"]), limit
+        )
+    return json_text(text)
+
+
+async def list_debits(request: web.Request) -> web.Response:
+    return json_text(await repository.debits(request.app[POOL]))
+
+
+async def get_debit(request: web.Request) -> web.Response:
+    caller = request[CALLER]
+    return json_text(await repository.debit(request.app[POOL], request.match_info["key"], caller.user_id, caller.role))
+
+
+async def debit_log(request: web.Request) -> web.Response:
+    return json_text(await repository.log(request.app[POOL], request.match_info["key"]))
+
+
+ROUTES = [
+    Route("POST", "/dataDebit/propose", propose, name="propose_debit", roles=PROPOSERS, body=ProposeSchema,
+          response=DebitSchema, status=201,
+          summary="Propose a data debit over a bundle (made disabled; the HAT makes its key)",
+          description="bundleContextless is a whole bundle in either shape, or one bundle table {name, table} "
+          "as in the reference's example, or (the owner only) an existing bundle {id}."),
+    Route("PUT", f"/dataDebit/{KEY}/enable", enable, name="enable_debit", roles=OWNER_ONLY,
+          aliases=(f"/directDebit/{KEY}/enable",), response=DebitStateSchema, summary="Enable a data debit"),
+    Route("PUT", f"/dataDebit/{KEY}/disable", disable, name="disable_debit", roles=OWNER_ONLY,
+          aliases=(f"/directDebit/{KEY}/disable",), response=DebitStateSchema, summary="Disable a data debit"),
+    Route("GET", f"/dataDebit/{KEY}/values", values, name="debit_values", roles=PROPOSERS,
+          aliases=(f"/directDebit/{KEY}/values",), query=BundleValuesQuerySchema, response=DebitSchema,
+          summary="The debit's fields and its bundle's data",
+          description="The owner always; the proposer only while the debit is enabled and now lies between its "
+          "startDate and endDate (403 saying which, otherwise). Each read is logged."),
+    Route("GET", "/dataDebit", list_debits, name="list_debits", roles=OWNER_ONLY, response=DebitSchema, many=True,
+          summary="Every data debit with its state"),
+    Route("GET", f"/dataDebit/{KEY}", get_debit, name="get_debit", roles=PROPOSERS, response=DebitSchema,
+          summary="One data debit with its bundle (the owner, the platform, or its proposer)"),
+    Route("GET", f"/dataDebit/{KEY}/log", debit_log, name="debit_log", roles=OWNER_ONLY, response=LogEntrySchema,
+          many=True, summary="Who did what to a debit, and when: propose, enable, disable, each values read"),
+]  # fmt: skip

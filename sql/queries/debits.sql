@@ -1,0 +1,45 @@
+-- Data debits and their log (hatd/debits/repository.py).
+
+-- name: insert_debit
+-- Proposes a debit (disabled); returns its key.
+INSERT INTO data_debits (name, start_date, end_date, rolling, sell, price, kind, bundle_contextless_id, proposer)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+RETURNING key;
+
+-- name: log
+-- Records an operation on a debit; returns nothing.
+INSERT INTO data_debit_log (debit_key, account, action, records) VALUES ($1, $2, $3, $4);
+
+-- name: debit
+-- Returns a debit's state: who proposed it, whether it is enabled, its window and bundle.
+SELECT key, proposer, enabled, start_date, end_date, kind, bundle_contextless_id FROM data_debits WHERE key = $1;
+
+-- name: debit_json
+-- Returns a debit with its bundle's structure as JSON text.
+SELECT (data_debit_json(d)::jsonb
+        || jsonb_build_object('bundleContextless', bundle_contextless_json(d.bundle_contextless_id)))::text
+FROM data_debits d WHERE d.key = $1;
+
+-- name: debits_json
+-- Returns every debit with its bundle's name and id, newest first, as a JSON array (text).
+SELECT coalesce(json_agg(
+           (data_debit_json(d)::jsonb || jsonb_build_object(
+               'proposer', d.proposer,
+               'bundleContextless', json_build_object('id', b.id, 'name', b.name)))
+           ORDER BY d.date_created DESC, d.key), '[]')::text
+FROM data_debits d LEFT JOIN bundles_contextless b ON b.id = d.bundle_contextless_id;
+
+-- name: set_enabled
+-- Enables or disables a debit; returns its key (null if there is none).
+UPDATE data_debits SET enabled = $2, last_updated = now() WHERE key = $1 RETURNING key;
+
+-- name: log_json
+-- Returns a debit's log, oldest first, as a JSON array (text).
+SELECT coalesce(json_agg(json_build_object(
+           'id', l.id, 'action', l.action, 'account', l.account, 'records', l.records, 'at', hat_time(l.at))
+       ORDER BY l.id), '[]')::text
+FROM data_debit_log l WHERE l.debit_key = $1;
+
+-- name: debit_fields_json
+-- Returns a debit's own fields (no bundle) as JSON text.
+SELECT data_debit_json(d)::text FROM data_debits d WHERE d.key = $1;

@@ -1,0 +1,242 @@
+"""Data debits over HTTP: propose, enable, read under the debit's rules, and the log; and the
+security rules, each a test (seed 002, "Sharing and Direct Data Debits")."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from tests.conftest import auth, new_account
+from tests.raw_helpers import KITCHEN, T, call, created, new_table, untimed
+
+NOW = dt.datetime.now(dt.UTC)
+
+
+def _iso(moment: dt.datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _proposal(kitchen: dict, *, start: dt.datetime | None = None, end: dt.datetime | None = None) -> dict:
+    """The reference's example, with a window around now unless told otherwise."""
+    return {
+        "name": "DD Kitchen electricity on weekend parties",
+        "startDate": _iso(start or NOW - dt.timedelta(days=1)),
+        "endDate": _iso(end or NOW + dt.timedelta(days=1)),
+        "rolling": False,
+        "sell": True,
+        "price": 100.0,
+        "kind": "contextless",
+        "bundleContextless": {
+            "name": "Everything kitchen",
+            "table": {"id": kitchen["id"], "name": "kitchen", "source": "fibaro"},
+        },
+    }
+
+
+async def _kitchen_with_data(client, token) -> dict:
+    kitchen = await new_table(client, token, KITCHEN)
+    await new_table(client, token, {"name": "bedroom", "source": "fibaro", "fields": [{"name": "secret"}]})
+    field = kitchen["fields"][0]["id"]
+    await created(
+        client,
+        token,
+        "/data/record/values",
+        [{"record": {"name": f"r{i}"}, "values": [{"value": f"v{i}", "field": {"id": field}}]} for i in range(3)],
+    )
+    return kitchen
+
+
+@pytest.fixture
+async def setting(client, owner_token):
+    kitchen = await _kitchen_with_data(client, owner_token)
+    app, app_token = await new_account(client, owner_token, role="dataDebit")
+    return kitchen, app, app_token
+
+
+async def test_propose_as_in_the_reference(client, setting):
+    kitchen, _, app_token = setting
+    status, debit = await call(
+        client, "POST", "/dataDebit/propose", app_token, {**_proposal(kitchen), "key": "ignored"}
+    )
+    assert status == 201
+    assert debit["key"] != "ignored" and len(debit["key"]) == 36
+    bundle = debit.pop("bundleContextless")
+    proposal = _proposal(kitchen)
+    assert untimed(debit) == {
+        "key": debit["key"],
+        "name": "DD Kitchen electricity on weekend parties",
+        "startDate": proposal["startDate"].replace("Z", ".000Z"),
+        "endDate": proposal["endDate"].replace("Z", ".000Z"),
+        "rolling": False,
+        "sell": True,
+        "price": 100,
+        "kind": "contextless",
+        "enabled": False,
+        "dateCreated": T,
+        "lastUpdated": T,
+    }
+    assert bundle["name"] == "Everything kitchen"
+    assert [t["bundleTable"]["table"]["id"] for t in bundle["tables"]] == [kitchen["id"]]
+
+
+async def test_the_whole_life_of_a_debit(client, owner_token, setting):
+    kitchen, app, app_token = setting
+    debit = await created(client, app_token, "/dataDebit/propose", _proposal(kitchen))
+    key = debit["key"]
+    # Not enabled yet: the proposer reads nothing; the owner reads always.
+    assert await call(client, "GET", f"/dataDebit/{key}/values", app_token) == (
+        403,
+        {"message": "Forbidden", "cause": "The owner has not enabled this data debit"},
+    )
+    assert (await call(client, "GET", f"/dataDebit/{key}/values", owner_token))[0] == 200
+    assert await call(client, "PUT", f"/dataDebit/{key}/enable", owner_token) == (
+        200,
+        {"message": "OK", "key": key, "enabled": True},
+    )
+    status, body = await call(client, "GET", f"/dataDebit/{key}/values", app_token)
+    assert status == 200
+    [group] = body["bundleContextless"]["dataGroups"]
+    assert [r["name"] for r in group["Everything kitchen"]["data"]] == ["r2", "r1", "r0"]
+    assert body["key"] == key and body["enabled"] is True
+    # Another spelling, and disabling stops reads at once; enabling again works.
+    assert (await call(client, "PUT", f"/directDebit/{key}/disable", owner_token))[0] == 200
+    assert (await call(client, "GET", f"/dataDebit/{key}/values", app_token))[0] == 403
+    assert (await call(client, "PUT", f"/dataDebit/{key}/enable", owner_token))[0] == 200
+    assert (await call(client, "GET", f"/dataDebit/{key}/values", app_token))[0] == 200
+    # The log: propose, the owner's read, enable, the reads, disable, enable.
+    status, log = await call(client, "GET", f"/dataDebit/{key}/log", owner_token)
+    assert status == 200
+    assert [(entry["action"], entry["records"]) for entry in log] == [
+        ("propose", None),
+        ("values", 3),
+        ("enable", None),
+        ("values", 3),
+        ("disable", None),
+        ("enable", None),
+        ("values", 3),
+    ]
+    assert {entry["account"] for entry in log if entry["action"] == "propose"} == {app["userId"]}
+    # Listing is the owner's; reading one is the owner's, the platform's and the proposer's.
+    status, listed = await call(client, "GET", "/dataDebit", owner_token)
+    assert status == 200 and [d["key"] for d in listed] == [key]
+    assert (await call(client, "GET", f"/dataDebit/{key}", app_token))[0] == 200
+    assert (await call(client, "GET", "/dataDebit", app_token))[0] == 403
+
+
+async def test_outside_its_window_a_debit_gives_nothing(client, owner_token, setting):
+    kitchen, _, app_token = setting
+    future = await created(
+        client,
+        app_token,
+        "/dataDebit/propose",
+        _proposal(kitchen, start=NOW + dt.timedelta(days=1), end=NOW + dt.timedelta(days=2)),
+    )
+    past = await created(
+        client,
+        app_token,
+        "/dataDebit/propose",
+        _proposal(kitchen, start=NOW - dt.timedelta(days=2), end=NOW - dt.timedelta(days=1)),
+    )
+    for debit, cause in ((future, "This data debit has not started yet"), (past, "This data debit has ended")):
+        assert (await call(client, "PUT", f"/dataDebit/{debit['key']}/enable", owner_token))[0] == 200
+        assert await call(client, "GET", f"/dataDebit/{debit['key']}/values", app_token) == (
+            403,
+            {"message": "Forbidden", "cause": cause},
+        )
+
+
+async def test_another_accounts_token_reads_nothing_and_keys_cannot_be_probed(client, owner_token, setting):
+    kitchen, _, app_token = setting
+    debit = await created(client, app_token, "/dataDebit/propose", _proposal(kitchen))
+    await call(client, "PUT", f"/dataDebit/{debit['key']}/enable", owner_token)
+    _, other_token = await new_account(client, owner_token, role="dataDebit")
+    refusal = (
+        403,
+        {"message": "Forbidden", "cause": "There is no data debit with this key that this account may read"},
+    )
+    assert await call(client, "GET", f"/dataDebit/{debit['key']}/values", other_token) == refusal
+    assert await call(client, "GET", f"/dataDebit/{debit['key']}", other_token) == refusal
+    # An unknown key looks the same as someone else's.
+    assert await call(client, "GET", "/dataDebit/5974832d-2dc1-4f49-adf1-c6d8bc790275/values", other_token) == refusal
+    assert await call(client, "GET", "/dataDebit/not-a-key/values", other_token) == refusal
+    assert (await call(client, "GET", "/dataDebit/5974832d-2dc1-4f49-adf1-c6d8bc790275/values", owner_token))[0] == 404
+
+
+async def test_a_debit_account_can_read_nothing_else(client, owner_token, setting):
+    kitchen, _, app_token = setting
+    for method, path in (
+        ("GET", f"/data/table/{kitchen['id']}/values"),
+        ("GET", f"/data/table/{kitchen['id']}"),
+        ("GET", "/data/sources"),
+        ("GET", "/person"),
+        ("GET", "/bundles/contextless/1/values"),
+        ("POST", "/bundles/contextless"),
+        ("GET", "/dataDebit"),
+        ("PUT", "/dataDebit/5974832d-2dc1-4f49-adf1-c6d8bc790275/enable"),
+    ):
+        assert (await call(client, method, path, app_token, {} if method != "GET" else None))[0] == 403, path
+
+
+async def test_disabling_the_account_stops_its_reads_at_once(client, owner_token, setting):
+    kitchen, app, app_token = setting
+    debit = await created(client, app_token, "/dataDebit/propose", _proposal(kitchen))
+    await call(client, "PUT", f"/dataDebit/{debit['key']}/enable", owner_token)
+    assert (await call(client, "GET", f"/dataDebit/{debit['key']}/values", app_token))[0] == 200
+    await call(client, "PUT", f"/users/user/{app['userId']}/disable", owner_token)
+    assert (await call(client, "GET", f"/dataDebit/{debit['key']}/values", app_token))[0] == 401
+
+
+async def test_a_bundle_shares_only_its_tables_never_a_sibling(client, owner_token, setting):
+    kitchen, _, app_token = setting
+    debit = await created(client, app_token, "/dataDebit/propose", _proposal(kitchen))
+    await call(client, "PUT", f"/dataDebit/{debit['key']}/enable", owner_token)
+    response = await client.get(f"/dataDebit/{debit['key']}/values", headers=auth(app_token))
+    text = await response.text()
+    assert "bedroom" not in text and "secret" not in text
+    assert "kitchenElectricity" in text  # the bundled table's subtable comes with it
+
+
+async def test_only_the_owner_proposes_an_existing_bundle_by_id(client, owner_token, setting):
+    kitchen, _, app_token = setting
+    bundle = await created(
+        client,
+        owner_token,
+        "/bundles/contextless",
+        {"name": "b", "bundleTable": [{"name": "k", "table": {"id": kitchen["id"]}}]},
+    )
+    by_id = {**_proposal(kitchen), "bundleContextless": {"id": bundle["id"]}}
+    assert await call(client, "POST", "/dataDebit/propose", app_token, by_id) == (
+        403,
+        {
+            "message": "Forbidden",
+            "cause": "Only the owner may propose a debit of an existing bundle; give the bundle inline",
+        },
+    )
+    status, debit = await call(client, "POST", "/dataDebit/propose", owner_token, by_id)
+    assert status == 201 and debit["bundleContextless"]["id"] == bundle["id"]
+
+
+@pytest.mark.parametrize(
+    ("change", "cause"),
+    [
+        ({"endDate": "2015-01-01T00:00:00Z", "startDate": "2016-01-01T00:00:00Z"}, "endDate: must be after startDate"),
+        ({"kind": "other"}, "kind: Must be one of: contextless, contextual."),
+        ({"kind": "contextual"}, "kind: this HAT does not serve contextual bundles yet, so no contextual debit"),
+        ({"bundleContextless": None}, "bundleContextless: a contextless debit needs a contextless bundle"),
+        (
+            {"bundleContextless": {"name": "x"}},
+            "bundleContextless: Must be a bundle: {id}, {name, bundleTable}, or {name, table}.",
+        ),
+        ({"rolling": "yes"}, "rolling: Not a valid boolean."),
+        ({"price": -1}, "price: Must be greater than or equal to 0 and less than or equal to 1000000000000000.0."),
+    ],
+)
+async def test_bad_proposals_are_400_and_store_nothing(client, owner_token, setting, change, cause):
+    kitchen, _, app_token = setting
+    body = {**_proposal(kitchen), **change}
+    if change.get("bundleContextless", 0) is None:
+        del body["bundleContextless"]
+    status, answer = await call(client, "POST", "/dataDebit/propose", app_token, body)
+    assert (status, answer["cause"]) == (400, cause)
+    assert await call(client, "GET", "/dataDebit", owner_token) == (200, [])
