@@ -222,7 +222,7 @@ async def test_only_the_owner_proposes_an_existing_bundle_by_id(client, owner_to
     [
         ({"endDate": "2015-01-01T00:00:00Z", "startDate": "2016-01-01T00:00:00Z"}, "endDate: must be after startDate"),
         ({"kind": "other"}, "kind: Must be one of: contextless, contextual."),
-        ({"kind": "contextual"}, "kind: this HAT does not serve contextual bundles yet, so no contextual debit"),
+        ({"kind": "contextual"}, "bundleContextual: a contextual debit needs a contextual bundle"),
         ({"bundleContextless": None}, "bundleContextless: a contextless debit needs a contextless bundle"),
         (
             {"bundleContextless": {"name": "x"}},

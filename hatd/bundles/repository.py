@@ -94,3 +94,56 @@ async def bundles_holding(conn: Conn, table_ids: list[int], field_ids: list[int]
     if field_ids:
         names |= set(await conn.fetchval(Q.bundles_using_fields, field_ids))
     return sorted(names)
+
+
+# -- contextual bundles -------------------------------------------------------------------------
+
+
+async def add_entity_selection(conn: asyncpg.Connection, bundle_id: int, selector: dict[str, Any], where: str) -> int:
+    """Adds an entity selector with its property selectors; returns the selection's id."""
+    if selector["entityId"] is not None and not await conn.fetchval(Q.entity_exists, selector["entityId"]):
+        raise BadRequest(
+            f"{where}.entityId: there is no entity with id {selector['entityId']}", message="Unknown reference"
+        )
+    selection_id: int = await conn.fetchval(
+        Q.insert_entity_selection, bundle_id, selector["entityId"], selector["entityName"], selector["entityKind"]
+    )
+    for prop in selector["properties"]:
+        await add_property_selection(conn, selection_id, prop)
+    return selection_id
+
+
+async def add_property_selection(conn: asyncpg.Connection, selection_id: int, prop: dict[str, Any]) -> None:
+    await conn.fetchval(
+        Q.insert_property_selection, selection_id, prop["propertyRelationshipKind"], prop["propertyName"],
+        prop["propertyType"], prop["propertyUnitofmeasurement"],
+    )  # fmt: skip
+
+
+async def insert_contextual_bundle(conn: asyncpg.Connection, name: str, selectors: list[dict[str, Any]]) -> int:
+    bundle_id: int = await conn.fetchval(Q.insert_contextual_bundle, name)
+    for index, selector in enumerate(selectors):
+        await add_entity_selection(conn, bundle_id, selector, f"entities.{index}")
+    return bundle_id
+
+
+async def contextual_bundle(conn: Conn, bundle_id: int) -> str:
+    text: str | None = await conn.fetchval(Q.contextual_bundle_json, bundle_id)
+    if text is None:
+        raise NotFound(f"There is no contextual bundle with id {bundle_id}")
+    return text
+
+
+async def require_entity_selection(conn: Conn, bundle_id: int, selection_id: int) -> None:
+    await contextual_bundle(conn, bundle_id)
+    if await conn.fetchval(Q.entity_selection_bundle, bundle_id, selection_id) is None:
+        raise NotFound(f"Contextual bundle {bundle_id} has no entity selection {selection_id}")
+
+
+async def contextual_values(conn: Conn, bundle_id: int) -> tuple[str, int]:
+    """The selected entities with the admitted properties and their values, as a JSON array
+    (text); and how many entities."""
+    row = await conn.fetchrow(Q.contextual_values_json, bundle_id)
+    if row is None:
+        raise NotFound(f"There is no contextual bundle with id {bundle_id}")
+    return row["body"], row["records"]

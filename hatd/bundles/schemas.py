@@ -134,3 +134,62 @@ class BundleValuesSchema(Schema):
     dataGroups = fields.List(
         fields.Dict(), metadata={"description": "[{bundle table name: {id, name, table, data: [records]}}]"}
     )
+
+
+# -- contextual bundles -------------------------------------------------------------------------
+
+KINDS = ("person", "thing", "event", "location", "organisation")
+
+
+class PropertySelectorSchema(Schema):
+    """Which properties of a selected entity to share; every given criterion must hold."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    propertyRelationshipKind = fields.String(load_default=None, validate=validate.OneOf(("static", "dynamic")))
+    propertyName = fields.String(load_default=None, validate=NAME)
+    propertyType = fields.String(load_default=None, validate=NAME)
+    propertyUnitofmeasurement = fields.String(load_default=None, validate=NAME)
+
+
+class EntitySelectorSchema(Schema):
+    """Which entities to share: by id, name and/or kind (at least one); with property selectors,
+    only the properties one of them admits (none: all properties)."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    entityId = Id(load_default=None)
+    entityName = fields.String(load_default=None, validate=validate.Length(min=1, max=100))
+    entityKind = fields.String(load_default=None, validate=validate.OneOf(KINDS))
+    properties = fields.List(fields.Nested(PropertySelectorSchema), load_default=list)
+
+    @validates_schema
+    def selects(self, data: dict[str, Any], **_: Any) -> None:
+        if data["entityId"] is None and data["entityName"] is None and data["entityKind"] is None:
+            raise ValidationError("give entityId, entityName or entityKind")
+
+
+class NewContextualBundleSchema(Schema):
+    """POST /bundles/context."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    name = fields.String(required=True, validate=NAME)
+    entities = fields.List(fields.Nested(EntitySelectorSchema), required=True, validate=validate.Length(min=1))
+
+
+class ContextualBundleSchema(Schema):
+    id = Id(required=True)
+    name = fields.String(required=True)
+    dateCreated = fields.String(required=True)
+    lastUpdated = fields.String(required=True)
+    entities = fields.List(
+        fields.Dict(), metadata={"description": "[{id, entityId, entityName, entityKind, properties}]"}
+    )
+
+
+class ContextualValuesItemSchema(Schema):
+    kind = fields.String(required=True)

@@ -1,5 +1,6 @@
-"""Contextless bundles: named sets of raw tables, narrowed by slices, that data debits share.
-Seed 002, "Contextless Bundling"; the original server's shape from its facts."""
+"""Bundles, what data debits share: contextless ones (raw tables narrowed by slices) and
+contextual ones (entities and their properties, picked by selectors). Seed 002, "Data Bundling";
+the original server's shapes from its facts."""
 
 from __future__ import annotations
 
@@ -11,7 +12,12 @@ from hatd.bundles.schemas import (
     BundleSchema,
     BundleValuesQuerySchema,
     BundleValuesSchema,
+    ContextualBundleSchema,
+    ContextualValuesItemSchema,
+    EntitySelectorSchema,
     NewBundleSchema,
+    NewContextualBundleSchema,
+    PropertySelectorSchema,
     bundle_tables,
 )
 from hatd.http import json_text, page_limit, parse_body, parse_query, path_id
@@ -40,6 +46,47 @@ async def bundle_values(request: web.Request) -> web.Response:
     return json_text(text)
 
 
+async def create_contextual(request: web.Request) -> web.Response:
+    new = await parse_body(request, NewContextualBundleSchema)
+    async with db.transaction(request.app[POOL]) as conn:
+        bundle_id = await repository.insert_contextual_bundle(conn, new["name"], new["entities"])
+        return json_text(await repository.contextual_bundle(conn, bundle_id), status=201)
+
+
+async def get_contextual(request: web.Request) -> web.Response:
+    bundle_id = path_id(request, "id", "contextual bundle")
+    return json_text(await repository.contextual_bundle(request.app[POOL], bundle_id))
+
+
+async def contextual_values(request: web.Request) -> web.Response:
+    bundle_id = path_id(request, "id", "contextual bundle")
+    text, _ = await repository.contextual_values(request.app[POOL], bundle_id)
+    return json_text(text)
+
+
+async def add_entity_selection(request: web.Request) -> web.Response:
+    bundle_id = path_id(request, "id", "contextual bundle")
+    selector = await parse_body(request, EntitySelectorSchema)
+    async with db.transaction(request.app[POOL]) as conn:
+        await repository.contextual_bundle(conn, bundle_id)
+        await repository.add_entity_selection(conn, bundle_id, selector, "body")
+        return json_text(await repository.contextual_bundle(conn, bundle_id), status=201)
+
+
+async def add_property_selection(request: web.Request) -> web.Response:
+    bundle_id = path_id(request, "id", "contextual bundle")
+    selection_id = path_id(request, "selectionId", "entity selection")
+    selector = await parse_body(request, PropertySelectorSchema)
+    async with db.transaction(request.app[POOL]) as conn:
+        await repository.require_entity_selection(conn, bundle_id, selection_id)
+        await repository.add_property_selection(conn, selection_id, selector)
+        return json_text(await repository.contextual_bundle(conn, bundle_id), status=201)
+
+
+CONTEXT = r"/bundles/context/{id:\d+}"
+CONTEXT_ONE = r"/bundle/context/{id:\d+}"
+SELECTION = r"/entitySelection/{selectionId:\d+}/propertySelection"
+
 ROUTES = [
     Route("POST", "/bundles/contextless", create_bundle, name="create_bundle_contextless", roles=OWNER_ONLY,
           aliases=("/bundle/contextless",), body=NewBundleSchema, response=BundleSchema, status=201,
@@ -57,4 +104,20 @@ ROUTES = [
           summary="A contextless bundle's data: for each table, its records with nested values",
           description="Each table's newest `limit` records (default HATD_VALUES_LIMIT) within "
           "starttime/endtime, shaped as GET /data/table/{id}/values gives them, under dataGroups."),
+    Route("POST", "/bundles/context", create_contextual, name="create_bundle_contextual", roles=OWNER_ONLY,
+          aliases=("/bundle/context",), body=NewContextualBundleSchema, response=ContextualBundleSchema, status=201,
+          summary="Create a contextual bundle: entity selectors, each with optional property selectors"),
+    Route("GET", CONTEXT, get_contextual, name="get_bundle_contextual", roles=OWNER_ONLY, aliases=(CONTEXT_ONE,),
+          response=ContextualBundleSchema, summary="A contextual bundle's selectors"),
+    Route("GET", CONTEXT + "/values", contextual_values, name="bundle_contextual_values", roles=OWNER_ONLY,
+          aliases=(CONTEXT_ONE + "/values",), response=ContextualValuesItemSchema, many=True,
+          summary="The selected entities, with the properties their selectors admit and those values",
+          description="[{\"kind\": \"person\", \"person\": {id, name, personId, staticProperties, "
+          "dynamicProperties}}]; links to other entities are not followed."),
+    Route("POST", CONTEXT + "/entitySelection", add_entity_selection, name="add_entity_selection",
+          roles=OWNER_ONLY, aliases=(CONTEXT_ONE + "/entitySelection",), body=EntitySelectorSchema,
+          response=ContextualBundleSchema, status=201, summary="Add an entity selector to a contextual bundle"),
+    Route("POST", CONTEXT + SELECTION, add_property_selection, name="add_property_selection", roles=OWNER_ONLY,
+          aliases=(CONTEXT_ONE + SELECTION,), body=PropertySelectorSchema, response=ContextualBundleSchema,
+          status=201, summary="Add a property selector to an entity selection"),
 ]  # fmt: skip

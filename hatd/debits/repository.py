@@ -33,17 +33,21 @@ def _key(key: str) -> uuid.UUID | None:
 async def propose(conn: asyncpg.Connection, debit: dict[str, Any], proposer: str, role: str) -> str:
     """Stores a proposed debit (disabled) with its bundle, made here if given inline; returns the
     debit with its bundle as JSON text."""
-    given = debit["bundleContextless"]
+    contextless = debit["kind"] == "contextless"
+    given = debit["bundleContextless"] if contextless else debit["bundleContextual"]
     if "id" in given:
         if role != OWNER:  # another account must not read the owner's bundles by guessing ids
             raise Forbidden("Only the owner may propose a debit of an existing bundle; give the bundle inline")
         bundle_id = given["id"]
-        await bundles.bundle(conn, bundle_id)
-    else:
+        await (bundles.bundle(conn, bundle_id) if contextless else bundles.contextual_bundle(conn, bundle_id))
+    elif contextless:
         bundle_id = await bundles.insert_bundle(conn, given["new"]["name"], bundle_tables(given["new"]))
+    else:
+        bundle_id = await bundles.insert_contextual_bundle(conn, given["new"]["name"], given["new"]["entities"])
     key = await conn.fetchval(
         Q.insert_debit, debit["name"], debit["startDate"], debit["endDate"], debit["rolling"], debit["sell"],
-        debit["price"], debit["kind"], bundle_id, uuid.UUID(proposer),
+        debit["price"], debit["kind"], bundle_id if contextless else None, uuid.UUID(proposer),
+        None if contextless else bundle_id,
     )  # fmt: skip
     await conn.execute(Q.log, key, uuid.UUID(proposer), "propose", None)
     text: str = await conn.fetchval(Q.debit_json, key)
@@ -98,11 +102,16 @@ async def values(
             raise Forbidden("This data debit has not started yet")
         if now >= row["end_date"]:
             raise Forbidden("This data debit has ended")
-    body, records = await bundles.bundle_values(conn, row["bundle_contextless_id"], window, limit)
+    if row["kind"] == "contextless":
+        body, records = await bundles.bundle_values(conn, row["bundle_contextless_id"], window, limit)
+        part = "bundleContextless"
+    else:
+        body, records = await bundles.contextual_values(conn, row["bundle_contextual_id"])
+        part = "bundleContextual"
     await conn.execute(Q.log, row["key"], uuid.UUID(user_id), "values", records)
     debit_text: str = await conn.fetchval(Q.debit_fields_json, row["key"])
-    # Two JSON objects PostgreSQL built, joined without decoding either: {...debit, "bundleContextless": {...}}.
-    return f'{debit_text[:-1]}, "bundleContextless": {body}}}'
+    # Two JSON texts PostgreSQL built, joined without decoding either: {...debit, "bundleContextless": {...}}.
+    return f'{debit_text[:-1]}, "{part}": {body}}}'
 
 
 async def log(conn: Conn, key: str) -> str:

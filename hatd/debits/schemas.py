@@ -6,7 +6,7 @@ from typing import Any
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
 
-from hatd.bundles.schemas import BundleTableSchema, NewBundleSchema
+from hatd.bundles.schemas import BundleTableSchema, NewBundleSchema, NewContextualBundleSchema
 from hatd.fields import Id
 from hatd.raw.schemas import HatTime
 
@@ -28,6 +28,17 @@ class DebitBundleField(fields.Field[dict[str, Any]]):
         raise ValidationError("Must be a bundle: {id}, {name, bundleTable}, or {name, table}.")
 
 
+class ContextualBundleField(fields.Field[dict[str, Any]]):
+    """bundleContextual: an existing bundle {"id"}, or a whole one {name, entities}."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> dict[str, Any]:
+        if isinstance(value, dict) and "entities" in value:
+            return {"new": NewContextualBundleSchema().load(value)}
+        if isinstance(value, dict) and "id" in value:
+            return {"id": Id().deserialize(value["id"])}
+        raise ValidationError("Must be a contextual bundle: {id} or {name, entities}.")
+
+
 class ProposeSchema(Schema):
     """POST /dataDebit/propose. A `key` sent along is ignored: the HAT makes it."""
 
@@ -42,7 +53,7 @@ class ProposeSchema(Schema):
     price = fields.Float(required=True, allow_nan=False, validate=validate.Range(min=0, max=1e15))
     kind = fields.String(required=True, validate=validate.OneOf(("contextless", "contextual")))
     bundleContextless = DebitBundleField(load_default=None)
-    bundleContextual = fields.Raw(load_default=None)
+    bundleContextual = ContextualBundleField(load_default=None)
 
     @validates_schema
     def consistent(self, data: dict[str, Any], **_: Any) -> None:
@@ -52,8 +63,10 @@ class ProposeSchema(Schema):
             raise ValidationError("a contextless debit needs a contextless bundle", "bundleContextless")
         if data["kind"] == "contextless" and data["bundleContextual"] is not None:
             raise ValidationError("a contextless debit shares a contextless bundle", "bundleContextual")
-        if data["kind"] == "contextual":
-            raise ValidationError("this HAT does not serve contextual bundles yet, so no contextual debit", "kind")
+        if data["kind"] == "contextual" and data["bundleContextual"] is None:
+            raise ValidationError("a contextual debit needs a contextual bundle", "bundleContextual")
+        if data["kind"] == "contextual" and data["bundleContextless"] is not None:
+            raise ValidationError("a contextual debit shares a contextual bundle", "bundleContextless")
 
 
 class DebitSchema(Schema):
@@ -69,6 +82,7 @@ class DebitSchema(Schema):
     dateCreated = fields.String(required=True)
     lastUpdated = fields.String(required=True)
     bundleContextless = fields.Dict()
+    bundleContextual = fields.Raw(metadata={"description": "contextual debits: the bundle, or for values the entities"})
 
 
 class DebitStateSchema(Schema):

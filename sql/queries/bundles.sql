@@ -102,3 +102,81 @@ JOIN bundle_tables bt ON bt.bundle_id = b.id
 JOIN bundle_slices s ON s.bundle_table_id = bt.id
 JOIN bundle_slice_conditions c ON c.slice_id = s.id
 WHERE c.field_id = ANY ($1::bigint[]);
+
+-- name: insert_contextual_bundle
+-- Creates a contextual bundle; returns its id.
+INSERT INTO bundles_contextual (name) VALUES ($1) RETURNING id;
+
+-- name: insert_entity_selection
+-- Adds an entity selector (id $2, name $3, kind $4; nulls: any) to contextual bundle $1; returns its id.
+INSERT INTO bundle_entity_selections (bundle_id, entity_id, entity_name, entity_kind) VALUES ($1, $2, $3, $4)
+RETURNING id;
+
+-- name: insert_property_selection
+-- Adds a property selector to entity selection $1; returns its id.
+INSERT INTO bundle_property_selections (selection_id, relationship_kind, property_name, property_type, property_unit)
+VALUES ($1, $2, $3, $4, $5) RETURNING id;
+
+-- name: entity_selection_bundle
+-- Returns the contextual bundle entity selection $2 belongs to, if it belongs to bundle $1.
+SELECT bundle_id FROM bundle_entity_selections WHERE id = $2 AND bundle_id = $1;
+
+-- name: entity_exists
+-- Returns true if the entity exists.
+SELECT exists(SELECT 1 FROM entities WHERE id = $1);
+
+-- name: contextual_bundle_json
+-- Returns a contextual bundle's structure (entity and property selectors) as JSON text.
+SELECT bundle_contextual_json($1)::text;
+
+-- name: contextual_values_json
+-- Returns the entities contextual bundle $1 selects, each with the properties its selectors admit
+-- and their values, as a JSON array (text) of {"kind", <kind>: {...}}; and how many entities.
+-- Null if there is no such bundle. Links to other entities are not followed.
+WITH chosen AS (
+    SELECT e.id AS entity_id, s.id AS selection_id
+    FROM bundle_entity_selections s
+    JOIN entities e ON (s.entity_id IS NULL OR e.id = s.entity_id)
+                   AND (s.entity_name IS NULL OR e.name = s.entity_name)
+                   AND (s.entity_kind IS NULL OR e.kind = s.entity_kind)
+    WHERE s.bundle_id = $1
+),
+admitted AS (
+    SELECT DISTINCT ep.id, ep.entity_id, ep.record_id IS NOT NULL AS static
+    FROM chosen c
+    JOIN entity_properties ep ON ep.entity_id = c.entity_id
+    JOIN system_properties p ON p.id = ep.property_id
+    JOIN system_types t ON t.id = p.type_id
+    JOIN system_units u ON u.id = p.unit_id
+    WHERE NOT EXISTS (SELECT 1 FROM bundle_property_selections ps WHERE ps.selection_id = c.selection_id)
+       OR EXISTS (
+           SELECT 1 FROM bundle_property_selections ps
+           WHERE ps.selection_id = c.selection_id
+             AND (ps.relationship_kind IS NULL
+                  OR ps.relationship_kind = CASE WHEN ep.record_id IS NULL THEN 'dynamic' ELSE 'static' END)
+             AND (ps.property_name IS NULL OR ps.property_name = p.name)
+             AND (ps.property_type IS NULL OR ps.property_type = t.name)
+             AND (ps.property_unit IS NULL OR ps.property_unit = u.name))
+),
+grouped AS (
+    SELECT entity_id, static, json_agg(entity_property_json(id) ORDER BY id) AS items
+    FROM admitted GROUP BY entity_id, static
+),
+selected AS (
+    SELECT e.*,
+           coalesce((SELECT items FROM grouped g WHERE g.entity_id = e.id AND g.static), '[]'::json) AS static_items,
+           coalesce((SELECT items FROM grouped g WHERE g.entity_id = e.id AND NOT g.static), '[]'::json) AS dynamic_items
+    FROM entities e WHERE e.id IN (SELECT entity_id FROM chosen)
+)
+SELECT (SELECT coalesce(json_agg(json_build_object(
+                'kind', s.kind,
+                s.kind, CASE WHEN s.kind = 'person'
+                    THEN json_build_object('id', s.id, 'name', s.name, 'personId', s.person_id,
+                                           'staticProperties', s.static_items, 'dynamicProperties', s.dynamic_items)
+                    ELSE json_build_object('id', s.id, 'name', s.name,
+                                           'staticProperties', s.static_items, 'dynamicProperties', s.dynamic_items)
+                    END)
+            ORDER BY s.id), '[]')::text FROM selected s) AS body,
+       (SELECT count(*) FROM selected)::integer AS records
+FROM bundles_contextual b
+WHERE b.id = $1;

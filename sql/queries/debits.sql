@@ -1,9 +1,10 @@
 -- Data debits and their log (hatd/debits/repository.py).
 
 -- name: insert_debit
--- Proposes a debit (disabled); returns its key.
-INSERT INTO data_debits (name, start_date, end_date, rolling, sell, price, kind, bundle_contextless_id, proposer)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+-- Proposes a debit (disabled) over contextless bundle $8 or contextual bundle $10; returns its key.
+INSERT INTO data_debits
+    (name, start_date, end_date, rolling, sell, price, kind, bundle_contextless_id, proposer, bundle_contextual_id)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
 RETURNING key;
 
 -- name: log
@@ -12,12 +13,15 @@ INSERT INTO data_debit_log (debit_key, account, action, records) VALUES ($1, $2,
 
 -- name: debit
 -- Returns a debit's state: who proposed it, whether it is enabled, its window and bundle.
-SELECT key, proposer, enabled, start_date, end_date, kind, bundle_contextless_id FROM data_debits WHERE key = $1;
+SELECT key, proposer, enabled, start_date, end_date, kind, bundle_contextless_id, bundle_contextual_id
+FROM data_debits WHERE key = $1;
 
 -- name: debit_json
 -- Returns a debit with its bundle's structure as JSON text.
 SELECT (data_debit_json(d)::jsonb
-        || jsonb_build_object('bundleContextless', bundle_contextless_json(d.bundle_contextless_id)))::text
+        || CASE WHEN d.kind = 'contextless'
+                THEN jsonb_build_object('bundleContextless', bundle_contextless_json(d.bundle_contextless_id))
+                ELSE jsonb_build_object('bundleContextual', bundle_contextual_json(d.bundle_contextual_id)) END)::text
 FROM data_debits d WHERE d.key = $1;
 
 -- name: debits_json
@@ -25,9 +29,12 @@ FROM data_debits d WHERE d.key = $1;
 SELECT coalesce(json_agg(
            (data_debit_json(d)::jsonb || jsonb_build_object(
                'proposer', d.proposer,
-               'bundleContextless', json_build_object('id', b.id, 'name', b.name)))
+               CASE WHEN d.kind = 'contextless' THEN 'bundleContextless' ELSE 'bundleContextual' END,
+               json_build_object('id', coalesce(b.id, c.id), 'name', coalesce(b.name, c.name))))
            ORDER BY d.date_created DESC, d.key), '[]')::text
-FROM data_debits d LEFT JOIN bundles_contextless b ON b.id = d.bundle_contextless_id;
+FROM data_debits d
+LEFT JOIN bundles_contextless b ON b.id = d.bundle_contextless_id
+LEFT JOIN bundles_contextual c ON c.id = d.bundle_contextual_id;
 
 -- name: set_enabled
 -- Enables or disables a debit; returns its key (null if there is none).

@@ -18,7 +18,7 @@ CREATE TABLE data_debits (
     last_updated          timestamptz NOT NULL DEFAULT now(),
     CHECK (end_date > start_date),
     -- A contextless debit shares a contextless bundle (contextual bundles come with their own migration).
-    CHECK ((kind = 'contextless') = (bundle_contextless_id IS NOT NULL))
+    CONSTRAINT data_debits_bundle_of_its_kind CHECK ((kind = 'contextless') = (bundle_contextless_id IS NOT NULL))
 );
 CREATE INDEX idx_data_debits_proposer ON data_debits (proposer);
 CREATE INDEX idx_data_debits_bundle_contextless_id ON data_debits (bundle_contextless_id);
