@@ -24,6 +24,7 @@ bench: install
 	$(BIN)/python bench/bench_tokens.py
 	$(BIN)/python bench/bench_raw.py
 	$(BIN)/python bench/bench_context.py
+	$(BIN)/python bench/bench_debits.py
 
 lint: install
 	$(BIN)/ruff check hatd tests bench
