@@ -15,6 +15,8 @@ from typing import TypeAlias
 
 import asyncpg
 
+from hatd.errors import NotFound
+
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
 SCHEMA_DIR = SQL_DIR / "schema"
 QUERIES_DIR = SQL_DIR / "queries"
@@ -144,6 +146,14 @@ async def create_pool(dsn: str, *, min_size: int, max_size: int) -> asyncpg.Pool
     )
     assert pool is not None
     return pool
+
+
+async def fetch_json(conn: Conn, query: str, *args: object, missing: str) -> str:
+    """The JSON text a query builds, or NotFound(missing) when it finds nothing."""
+    text: str | None = await conn.fetchval(query, *args)
+    if text is None:
+        raise NotFound(missing)
+    return text
 
 
 @asynccontextmanager

@@ -8,7 +8,7 @@ from typing import Any
 
 import asyncpg
 
-from hatd.db import Conn, queries
+from hatd.db import Conn, fetch_json, queries
 from hatd.errors import BadRequest, NotFound
 
 Q = queries("bundles")
@@ -71,10 +71,9 @@ async def insert_bundle(conn: asyncpg.Connection, name: str, tables: list[dict[s
 
 
 async def bundle(conn: Conn, bundle_id: int) -> str:
-    text: str | None = await conn.fetchval(Q.bundle_json, bundle_id)
-    if text is None:
-        raise NotFound(f"There is no contextless bundle with id {bundle_id}")
-    return text
+    return await fetch_json(
+        conn, Q.bundle_json, bundle_id, missing=f"There is no contextless bundle with id {bundle_id}"
+    )
 
 
 async def bundle_values(
@@ -128,10 +127,9 @@ async def insert_contextual_bundle(conn: asyncpg.Connection, name: str, selector
 
 
 async def contextual_bundle(conn: Conn, bundle_id: int) -> str:
-    text: str | None = await conn.fetchval(Q.contextual_bundle_json, bundle_id)
-    if text is None:
-        raise NotFound(f"There is no contextual bundle with id {bundle_id}")
-    return text
+    return await fetch_json(
+        conn, Q.contextual_bundle_json, bundle_id, missing=f"There is no contextual bundle with id {bundle_id}"
+    )
 
 
 async def require_entity_selection(conn: Conn, bundle_id: int, selection_id: int) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncpg
 
 from hatd.context.schemas import PersonLinkSchema
-from hatd.db import Conn, queries
+from hatd.db import Conn, fetch_json, queries
 from hatd.errors import BadRequest, Conflict, NotFound
 from hatd.http import load
 
@@ -128,17 +128,13 @@ async def entities(conn: Conn, kind: str) -> str:
 
 
 async def entity(conn: Conn, kind: str, entity_id: int) -> str:
-    text: str | None = await conn.fetchval(E.entity_json, kind, entity_id)
-    if text is None:
-        raise NotFound(f"There is no {kind} with id {entity_id}")
-    return text
+    return await fetch_json(conn, E.entity_json, kind, entity_id, missing=f"There is no {kind} with id {entity_id}")
 
 
 async def entity_values(conn: Conn, kind: str, entity_id: int) -> str:
-    text: str | None = await conn.fetchval(E.entity_values_json, kind, entity_id)
-    if text is None:
-        raise NotFound(f"There is no {kind} with id {entity_id}")
-    return text
+    return await fetch_json(
+        conn, E.entity_values_json, kind, entity_id, missing=f"There is no {kind} with id {entity_id}"
+    )
 
 
 async def _require_entity(conn: Conn, kind: str, entity_id: int) -> None:
@@ -253,7 +249,6 @@ async def add_property(
 
 
 async def property_links(conn: Conn, kind: str, entity_id: int, static: bool) -> str:
-    text: str | None = await conn.fetchval(E.property_links_json, kind, entity_id, static)
-    if text is None:
-        raise NotFound(f"There is no {kind} with id {entity_id}")
-    return text
+    return await fetch_json(
+        conn, E.property_links_json, kind, entity_id, static, missing=f"There is no {kind} with id {entity_id}"
+    )

@@ -9,7 +9,7 @@ from typing import Any
 import asyncpg
 
 from hatd.bundles import repository as bundles
-from hatd.db import Conn, queries
+from hatd.db import Conn, fetch_json, queries
 from hatd.errors import BadRequest, Conflict, NotFound
 from hatd.raw.schemas import ValueBatch
 
@@ -40,10 +40,7 @@ async def create_table(conn: asyncpg.Connection, table: dict[str, Any]) -> str:
 
 
 async def table_json(conn: Conn, table_id: int) -> str:
-    text: str | None = await conn.fetchval(Q.table_json, table_id)
-    if text is None:
-        raise NotFound(f"There is no table with id {table_id}")
-    return text
+    return await fetch_json(conn, Q.table_json, table_id, missing=f"There is no table with id {table_id}")
 
 
 async def find_table(conn: Conn, name: str, source: str) -> str:
@@ -94,10 +91,7 @@ async def create_field(conn: asyncpg.Connection, table_id: int, name: str) -> st
 
 
 async def field_json(conn: Conn, field_id: int) -> str:
-    text: str | None = await conn.fetchval(Q.field_json, field_id)
-    if text is None:
-        raise NotFound(f"There is no field with id {field_id}")
-    return text
+    return await fetch_json(conn, Q.field_json, field_id, missing=f"There is no field with id {field_id}")
 
 
 async def create_record(conn: Conn, name: str, last_updated: dt.datetime | None) -> str:
@@ -106,10 +100,7 @@ async def create_record(conn: Conn, name: str, last_updated: dt.datetime | None)
 
 
 async def record_json(conn: Conn, record_id: int) -> str:
-    text: str | None = await conn.fetchval(Q.record_json, record_id)
-    if text is None:
-        raise NotFound(f"There is no record with id {record_id}")
-    return text
+    return await fetch_json(conn, Q.record_json, record_id, missing=f"There is no record with id {record_id}")
 
 
 # -- values in -------------------------------------------------------------------------------
@@ -229,10 +220,7 @@ async def field_values(
 
 
 async def record_values(conn: Conn, record_id: int) -> str:
-    text: str | None = await conn.fetchval(Q.record_values_json, record_id)
-    if text is None:
-        raise NotFound(f"There is no record with id {record_id}")
-    return text
+    return await fetch_json(conn, Q.record_values_json, record_id, missing=f"There is no record with id {record_id}")
 
 
 # -- deleting --------------------------------------------------------------------------------
