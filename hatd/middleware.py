@@ -83,6 +83,11 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         else:
             cause = exc.text or exc.reason
         return error_response(exc.status, _HTTP_MESSAGES.get(exc.status, exc.reason), cause, headers)
+    except (TimeoutError, asyncpg.QueryCanceledError):
+        log.warning("query timed out on %s %s", request.method, request.rel_url.raw_path)
+        return error_response(
+            503, "Service unavailable", "The request took too long and was stopped; nothing was stored"
+        )
     except (asyncpg.DeadlockDetectedError, asyncpg.SerializationError):
         # Two requests collided in the database; PostgreSQL undid this one whole.
         return error_response(409, "Conflict", "The request collided with another one; nothing was stored; try again")

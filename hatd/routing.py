@@ -53,6 +53,8 @@ class Route:
     produces: str = JSON
     # Error statuses the route answers with beyond the ones every route may (for the docs).
     errors: tuple[int, ...] = ()
+    # GET routes answer HEAD too, unless running them has effects (a logged data read).
+    head: bool = True
     description: str = ""
 
     @property
@@ -73,7 +75,7 @@ def add_routes(app: web.Application, routes: Iterable[Route]) -> None:
                 raise ValueError(f"route name {name!r} declared twice")
             app.router.add_route(route.method, path, route.handler, name=name)
             table[name] = route
-            if route.method == "GET":  # HEAD goes through the same checks as its GET
+            if route.method == "GET" and route.head:  # HEAD goes through the same checks as its GET
                 app.router.add_route("HEAD", path, route.handler, name=f"{name}:head")
                 table[f"{name}:head"] = route
 

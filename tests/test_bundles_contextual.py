@@ -112,7 +112,7 @@ async def test_create_read_and_extend_a_contextual_bundle(client, owner_token):
 
 async def test_bad_contextual_bundles_are_400_or_404(client, owner_token):
     cases = [
-        ({"name": "b", "entities": []}, 400, "entities: Shorter than minimum length 1."),
+        ({"name": "b", "entities": []}, 400, "entities: Length must be between 1 and 100."),
         ({"name": "b", "entities": [{}]}, 400, "entities.0: give entityId, entityName or entityKind"),
         ({"name": "b", "entities": [{"entityKind": "dog"}]}, 400, "entities.0.entityKind: Must be one of: person, thing, event, location, organisation."),
         ({"name": "b", "entities": [{"entityId": 999999}]}, 400, "entities.0.entityId: there is no entity with id 999999"),

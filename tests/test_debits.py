@@ -54,7 +54,7 @@ async def setting(client, owner_token):
     return kitchen, app, app_token
 
 
-async def test_propose_as_in_the_reference(client, setting):
+async def test_propose_as_in_the_reference(client, owner_token, setting):
     kitchen, _, app_token = setting
     status, debit = await call(
         client, "POST", "/dataDebit/propose", app_token, {**_proposal(kitchen), "key": "ignored"}
@@ -76,8 +76,11 @@ async def test_propose_as_in_the_reference(client, setting):
         "dateCreated": T,
         "lastUpdated": T,
     }
-    assert bundle["name"] == "Everything kitchen"
-    assert [t["bundleTable"]["table"]["id"] for t in bundle["tables"]] == [kitchen["id"]]
+    # The app sees the bundle's id and name, as in the reference's answer; the owner sees its tables.
+    assert bundle == {"id": bundle["id"], "name": "Everything kitchen"}
+    status, seen = await call(client, "GET", f"/dataDebit/{debit['key']}", owner_token)
+    assert status == 200
+    assert [t["bundleTable"]["table"]["id"] for t in seen["bundleContextless"]["tables"]] == [kitchen["id"]]
 
 
 async def test_the_whole_life_of_a_debit(client, owner_token, setting):
@@ -240,3 +243,73 @@ async def test_bad_proposals_are_400_and_store_nothing(client, owner_token, sett
     status, answer = await call(client, "POST", "/dataDebit/propose", app_token, body)
     assert (status, answer["cause"]) == (400, cause)
     assert await call(client, "GET", "/dataDebit", owner_token) == (200, [])
+
+
+async def test_a_table_linked_under_a_bundled_table_later_is_never_shared(client, owner_token, setting):
+    kitchen, _, app_token = setting
+    debit = await created(client, app_token, "/dataDebit/propose", _proposal(kitchen))
+    await call(client, "PUT", f"/dataDebit/{debit['key']}/enable", owner_token)
+    secret = await new_table(client, owner_token, {"name": "bank", "source": "secret", "fields": [{"name": "pin"}]})
+    record = (await call(client, "GET", f"/data/table/{kitchen['id']}/values", owner_token))[1][0]
+    await created(
+        client,
+        owner_token,
+        f"/data/record/{record['id']}/values",
+        [{"value": "PIN-1234", "field": {"id": secret["fields"][0]["id"]}}],
+    )
+    # Any writer may link tables; the bundle keeps the tree it was made with.
+    _, credit_token = await new_account(client, owner_token, role="dataCredit")
+    await created(client, credit_token, f"/data/table/{kitchen['id']}/table/{secret['id']}", None)
+    response = await client.get(f"/dataDebit/{debit['key']}/values", headers=auth(app_token))
+    text = await response.text()
+    assert response.status == 200
+    assert "PIN-1234" not in text and "bank" not in text
+
+
+async def test_an_app_learns_nothing_of_the_owners_tables_from_refusals(client, setting):
+    _, _, app_token = setting
+    answers = set()
+    for table in ({"id": 999999}, {"name": "bedroom", "source": "nowhere"}):
+        body = {**_proposal({"id": 1}), "bundleContextless": {"name": "x", "table": table}}
+        status, answer = await call(client, "POST", "/dataDebit/propose", app_token, body)
+        answers.add((status, answer["cause"]))
+    assert answers == {(400, "The bundle names a table, field or entity that does not exist or does not fit")}
+
+
+async def test_a_like_pattern_ending_in_a_backslash_is_just_text(client, owner_token, setting):
+    kitchen, _, _ = setting
+    field = kitchen["fields"][0]["id"]
+    body = {
+        "name": "b",
+        "bundleTable": [
+            {
+                "name": "k",
+                "table": {"id": kitchen["id"]},
+                "slices": [
+                    {
+                        "table": {"id": kitchen["id"]},
+                        "conditions": [{"field": {"id": field}, "operator": "like", "value": "%\\"}],
+                    }
+                ],
+            }
+        ],
+    }
+    bundle = await created(client, owner_token, "/bundles/contextless", body)
+    status, values = await call(client, "GET", f"/bundles/contextless/{bundle['id']}/values", owner_token)
+    assert status == 200 and values["dataGroups"][0]["k"]["data"] == []
+
+
+async def test_head_on_debit_values_is_not_a_read(client, owner_token, setting):
+    kitchen, _, app_token = setting
+    debit = await created(client, app_token, "/dataDebit/propose", _proposal(kitchen))
+    await call(client, "PUT", f"/dataDebit/{debit['key']}/enable", owner_token)
+    assert (await client.head(f"/dataDebit/{debit['key']}/values", headers=auth(app_token))).status == 405
+    _, log = await call(client, "GET", f"/dataDebit/{debit['key']}/log", owner_token)
+    assert [e["action"] for e in log] == ["propose", "enable"]
+
+
+@pytest.mark.parametrize(("field", "value"), [("rolling", 1), ("sell", "true"), ("price", "5")])
+async def test_lookalike_types_are_refused(client, setting, field, value):
+    kitchen, _, app_token = setting
+    status, answer = await call(client, "POST", "/dataDebit/propose", app_token, {**_proposal(kitchen), field: value})
+    assert status == 400 and answer["cause"].startswith(f"{field}: Not a valid")

@@ -54,7 +54,7 @@ class SliceSchema(Schema):
         unknown = EXCLUDE
 
     table = fields.Nested(TableRefSchema, required=True)
-    conditions = fields.List(fields.Nested(ConditionSchema), required=True, validate=validate.Length(min=1))
+    conditions = fields.List(fields.Nested(ConditionSchema), required=True, validate=validate.Length(min=1, max=20))
 
 
 class BundleTableSchema(Schema):
@@ -65,7 +65,7 @@ class BundleTableSchema(Schema):
 
     name = fields.String(required=True, validate=NAME)
     table = fields.Nested(TableRefSchema, required=True)
-    slices = fields.List(fields.Nested(SliceSchema), load_default=list)
+    slices = fields.List(fields.Nested(SliceSchema), load_default=list, validate=validate.Length(max=20))
 
 
 class OriginalTableSchema(Schema):
@@ -86,8 +86,8 @@ class NewBundleSchema(Schema):
         unknown = EXCLUDE
 
     name = fields.String(required=True, validate=NAME)
-    bundleTable = fields.List(fields.Nested(BundleTableSchema), load_default=None)
-    tables = fields.List(fields.Nested(OriginalTableSchema), load_default=None)
+    bundleTable = fields.List(fields.Nested(BundleTableSchema), load_default=None, validate=validate.Length(max=100))
+    tables = fields.List(fields.Nested(OriginalTableSchema), load_default=None, validate=validate.Length(max=100))
 
     @validates_schema
     def one_shape(self, data: dict[str, Any], **_: Any) -> None:
@@ -163,7 +163,7 @@ class EntitySelectorSchema(Schema):
     entityId = Id(load_default=None)
     entityName = fields.String(load_default=None, validate=validate.Length(min=1, max=100))
     entityKind = fields.String(load_default=None, validate=validate.OneOf(KINDS))
-    properties = fields.List(fields.Nested(PropertySelectorSchema), load_default=list)
+    properties = fields.List(fields.Nested(PropertySelectorSchema), load_default=list, validate=validate.Length(max=20))
 
     @validates_schema
     def selects(self, data: dict[str, Any], **_: Any) -> None:
@@ -178,7 +178,7 @@ class NewContextualBundleSchema(Schema):
         unknown = EXCLUDE
 
     name = fields.String(required=True, validate=NAME)
-    entities = fields.List(fields.Nested(EntitySelectorSchema), required=True, validate=validate.Length(min=1))
+    entities = fields.List(fields.Nested(EntitySelectorSchema), required=True, validate=validate.Length(min=1, max=100))
 
 
 class ContextualBundleSchema(Schema):

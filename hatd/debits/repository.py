@@ -13,7 +13,7 @@ import asyncpg
 from hatd.bundles import repository as bundles
 from hatd.bundles.schemas import bundle_tables
 from hatd.db import Conn, queries
-from hatd.errors import Forbidden, NotFound
+from hatd.errors import BadRequest, Forbidden, NotFound
 from hatd.routing import OWNER, PLATFORM
 
 Q = queries("debits")
@@ -32,7 +32,19 @@ def _key(key: str) -> uuid.UUID | None:
 
 async def propose(conn: asyncpg.Connection, debit: dict[str, Any], proposer: str, role: str) -> str:
     """Stores a proposed debit (disabled) with its bundle, made here if given inline; returns the
-    debit with its bundle as JSON text."""
+    debit as JSON text: with its bundle's structure for the owner, its id and name for others."""
+    try:
+        return await _propose(conn, debit, proposer, role)
+    except BadRequest as exc:
+        if role == OWNER:
+            raise
+        # What exactly is missing would tell an app which tables, fields and entities the owner has.
+        raise BadRequest(
+            "The bundle names a table, field or entity that does not exist or does not fit", message=exc.message
+        ) from None
+
+
+async def _propose(conn: asyncpg.Connection, debit: dict[str, Any], proposer: str, role: str) -> str:
     contextless = debit["kind"] == "contextless"
     given = debit["bundleContextless"] if contextless else debit["bundleContextual"]
     if "id" in given:
@@ -50,15 +62,18 @@ async def propose(conn: asyncpg.Connection, debit: dict[str, Any], proposer: str
         None if contextless else bundle_id,
     )  # fmt: skip
     await conn.execute(Q.log, key, uuid.UUID(proposer), "propose", None)
-    text: str = await conn.fetchval(Q.debit_json, key)
+    text: str = await conn.fetchval(Q.debit_json if role == OWNER else Q.debit_summary_json, key)
     return text
 
 
-async def _debit_for(conn: Conn, key: str, user_id: str, role: str, *, platform_may: bool = False) -> asyncpg.Record:
+async def _debit_for(
+    conn: Conn, key: str, user_id: str, role: str, *, platform_may: bool = False, reading: bool = False
+) -> asyncpg.Record:
     """The debit, if this account may see it: the owner any (404 if none); the proposer (and, where
-    allowed, the platform) their own; anyone else the same Forbidden as for a key that does not exist."""
+    allowed, the platform) their own; anyone else the same Forbidden as for a key that does not exist.
+    When `reading`, the row is locked so that a disable waits for the read."""
     parsed = _key(key)
-    row = None if parsed is None else await conn.fetchrow(Q.debit, parsed)
+    row = None if parsed is None else await conn.fetchrow(Q.debit_for_read if reading else Q.debit, parsed)
     if role == OWNER:
         if row is None:
             raise NotFound(f"There is no data debit with key {key[:40]}")
@@ -70,7 +85,7 @@ async def _debit_for(conn: Conn, key: str, user_id: str, role: str, *, platform_
 
 async def debit(conn: Conn, key: str, user_id: str, role: str) -> str:
     row = await _debit_for(conn, key, user_id, role, platform_may=True)
-    text: str = await conn.fetchval(Q.debit_json, row["key"])
+    text: str = await conn.fetchval(Q.debit_json if role == OWNER else Q.debit_summary_json, row["key"])
     return text
 
 
@@ -93,7 +108,7 @@ async def values(
 ) -> str:
     """The debit's fields and its bundle's data, for the owner always and for the proposer only
     while the debit is enabled and now lies in its window. Every read is logged."""
-    row = await _debit_for(conn, key, user_id, role)
+    row = await _debit_for(conn, key, user_id, role, reading=True)
     if role != OWNER:
         now = dt.datetime.now(dt.UTC)
         if not row["enabled"]:

@@ -39,6 +39,15 @@ class ContextualBundleField(fields.Field[dict[str, Any]]):
         raise ValidationError("Must be a contextual bundle: {id} or {name, entities}.")
 
 
+class StrictBoolean(fields.Field[bool]):
+    """true or false, and nothing that merely resembles them (1, "yes")."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
+        if type(value) is not bool:
+            raise ValidationError("Not a valid boolean.")
+        return value
+
+
 class ProposeSchema(Schema):
     """POST /dataDebit/propose. A `key` sent along is ignored: the HAT makes it."""
 
@@ -48,9 +57,15 @@ class ProposeSchema(Schema):
     name = fields.String(required=True, validate=validate.Length(min=1, max=200))
     startDate = HatTime(required=True)
     endDate = HatTime(required=True)
-    rolling = fields.Boolean(required=True, truthy={True}, falsy={False})
-    sell = fields.Boolean(required=True, truthy={True}, falsy={False})
+    rolling = StrictBoolean(required=True)
+    sell = StrictBoolean(required=True)
     price = fields.Float(required=True, allow_nan=False, validate=validate.Range(min=0, max=1e15))
+
+    @validates_schema(pass_original=True)
+    def price_is_a_number(self, data: dict[str, Any], original: Any, **_: Any) -> None:
+        if isinstance(original, dict) and not isinstance(original.get("price"), int | float):
+            raise ValidationError("Not a valid number.", "price")
+
     kind = fields.String(required=True, validate=validate.OneOf(("contextless", "contextual")))
     bundleContextless = DebitBundleField(load_default=None)
     bundleContextual = ContextualBundleField(load_default=None)

@@ -74,7 +74,7 @@ ROUTES = [
           aliases=(f"/directDebit/{KEY}/enable",), response=DebitStateSchema, summary="Enable a data debit"),
     Route("PUT", f"/dataDebit/{KEY}/disable", disable, name="disable_debit", roles=OWNER_ONLY,
           aliases=(f"/directDebit/{KEY}/disable",), response=DebitStateSchema, summary="Disable a data debit"),
-    Route("GET", f"/dataDebit/{KEY}/values", values, name="debit_values", roles=PROPOSERS,
+    Route("GET", f"/dataDebit/{KEY}/values", values, name="debit_values", roles=PROPOSERS, head=False,
           aliases=(f"/directDebit/{KEY}/values",), query=BundleValuesQuerySchema, response=DebitSchema,
           summary="The debit's fields and its bundle's data",
           description="The owner always; the proposer only while the debit is enabled and now lies between its "

@@ -20,7 +20,7 @@ NAME = validate.Length(min=1, max=500)
 # Times a HAT keeps: within these, a time converts to UTC and back without overflow, and never
 # reaches the year 1 or 9999 boundaries that asyncpg turns into -infinity and infinity.
 EARLIEST = dt.datetime(2, 1, 1, tzinfo=dt.UTC)
-LATEST = dt.datetime(9998, 12, 31, tzinfo=dt.UTC)
+LATEST = dt.datetime(9998, 12, 31, 23, 59, 59, 999999, tzinfo=dt.UTC)
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 

@@ -5,8 +5,16 @@
 INSERT INTO bundles_contextless (name) VALUES ($1) RETURNING id;
 
 -- name: insert_bundle_table
--- Adds table $3 to bundle $1 as $2 at position $4; returns the bundle table's id.
-INSERT INTO bundle_tables (bundle_id, name, table_id, position) VALUES ($1, $2, $3, $4) RETURNING id;
+-- Adds table $3, with the subtables it has now, to bundle $1 as $2 at position $4; returns the
+-- bundle table's id.
+WITH RECURSIVE tree (id) AS (
+    SELECT $3::bigint
+    UNION
+    SELECT l.child_id FROM data_table_links l JOIN tree t ON l.parent_id = t.id
+)
+INSERT INTO bundle_tables (bundle_id, name, table_id, position, tree)
+SELECT $1, $2, $3, $4, array_agg(id) FROM tree
+RETURNING id;
 
 -- name: insert_slice
 -- Adds a slice over table $2 to bundle table $1 at position $3; returns its id.
@@ -29,7 +37,7 @@ SELECT bundle_contextless_json($1)::text;
 -- name: bundle_values_json
 -- Returns bundle $1 with, for each of its tables, up to $4 of its records (newest first, in the
 -- window [$2, $3] on lastUpdated, passing the slices), each shaped as GET /data/table/{id}/values
--- gives it, as JSON text: {"id", "name", "dateCreated", "lastUpdated", "dataGroups": [{name: group}]},
+-- gives it (only the tables the bundle table held when it was made), as JSON text: {"id", "name", "dateCreated", "lastUpdated", "dataGroups": [{name: group}]},
 -- and how many records that is. One query whatever the number of tables.
 WITH groups AS (
     SELECT bt.position,
@@ -41,14 +49,9 @@ WITH groups AS (
     FROM bundle_tables bt
     JOIN data_tables t ON t.id = bt.table_id
     CROSS JOIN LATERAL (
-        WITH RECURSIVE tree (id) AS (
-            SELECT bt.table_id
-            UNION
-            SELECT l.child_id FROM data_table_links l JOIN tree ON l.parent_id = tree.id
-        ),
-        tree_records AS MATERIALIZED (
+        WITH tree_records AS MATERIALIZED (
             SELECT DISTINCT v.record_id FROM data_values v
-            WHERE v.field_id IN (SELECT f.id FROM data_fields f WHERE f.table_id IN (SELECT id FROM tree))
+            WHERE v.field_id IN (SELECT f.id FROM data_fields f WHERE f.table_id = ANY (bt.tree))
         ),
         picked AS (
             SELECT r.* FROM tree_records tr JOIN data_records r ON r.id = tr.record_id
@@ -74,7 +77,8 @@ WITH groups AS (
                    'tables', json_build_array(tv.body))
                ORDER BY p.last_updated DESC, p.id DESC) AS data
         FROM picked p
-        JOIN data_table_values_json(bt.table_id, (SELECT array_agg(id) FROM picked)) AS tv ON tv.record_id = p.id
+        JOIN data_table_values_json(bt.table_id, (SELECT array_agg(id) FROM picked), bt.tree) AS tv
+          ON tv.record_id = p.id
     ) AS page
     WHERE bt.bundle_id = $1
 )

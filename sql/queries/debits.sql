@@ -16,6 +16,22 @@ INSERT INTO data_debit_log (debit_key, account, action, records) VALUES ($1, $2,
 SELECT key, proposer, enabled, start_date, end_date, kind, bundle_contextless_id, bundle_contextual_id
 FROM data_debits WHERE key = $1;
 
+-- name: debit_for_read
+-- Returns a debit's state as debit does, locking it so that a disable waits for this read to end
+-- (and a read after the disable sees it).
+SELECT key, proposer, enabled, start_date, end_date, kind, bundle_contextless_id, bundle_contextual_id
+FROM data_debits WHERE key = $1 FOR SHARE;
+
+-- name: debit_summary_json
+-- Returns a debit with only its bundle's id and name (what an account other than the owner sees).
+SELECT (data_debit_json(d)::jsonb || jsonb_build_object(
+           CASE WHEN d.kind = 'contextless' THEN 'bundleContextless' ELSE 'bundleContextual' END,
+           json_build_object('id', coalesce(b.id, c.id), 'name', coalesce(b.name, c.name))))::text
+FROM data_debits d
+LEFT JOIN bundles_contextless b ON b.id = d.bundle_contextless_id
+LEFT JOIN bundles_contextual c ON c.id = d.bundle_contextual_id
+WHERE d.key = $1;
+
 -- name: debit_json
 -- Returns a debit with its bundle's structure as JSON text.
 SELECT (data_debit_json(d)::jsonb

@@ -139,7 +139,8 @@ $$;
 
 -- For each of p_records: the table tree under p_table with, at each field, that record's values.
 -- Set-based: one call per table in the tree, whatever the number of records.
-CREATE FUNCTION data_table_values_json(p_table bigint, p_records bigint[])
+-- p_within: only these tables of the tree (a bundle's tree as it was made); null: the whole tree.
+CREATE FUNCTION data_table_values_json(p_table bigint, p_records bigint[], p_within bigint[] DEFAULT NULL)
 RETURNS TABLE (record_id bigint, body json)
 -- plpgsql, not sql: PostgreSQL inlines a set-returning SQL function into the calling query, and
 -- inlining one that calls itself never ends.
@@ -178,8 +179,8 @@ BEGIN
     record_subtables AS (
         SELECT c.record_id, json_agg(c.body ORDER BY l.child_id) AS subs
         FROM data_table_links l
-        CROSS JOIN LATERAL data_table_values_json(l.child_id, p_records) AS c
-        WHERE l.parent_id = p_table
+        CROSS JOIN LATERAL data_table_values_json(l.child_id, p_records, p_within) AS c
+        WHERE l.parent_id = p_table AND (p_within IS NULL OR l.child_id = ANY (p_within))
         GROUP BY c.record_id
     )
     SELECT r.id,

@@ -16,6 +16,9 @@ CREATE TABLE bundle_tables (
     name         text NOT NULL CHECK (name <> '' AND length(name) <= 200),
     table_id     bigint NOT NULL REFERENCES data_tables (id),
     position     integer NOT NULL,
+    -- The table and its subtables when the bundle was made: all the bundle ever shares of it, so a
+    -- table linked under it later (by any writer) never joins an enabled debit.
+    tree         bigint[] NOT NULL,
     date_created timestamptz NOT NULL DEFAULT now(),
     CONSTRAINT bundle_tables_position_key UNIQUE (bundle_id, position)
 );
@@ -52,7 +55,8 @@ AS $$
         WHEN 'notEqual' THEN p_value <> p_wanted
         WHEN 'greaterThan' THEN p_value > p_wanted
         WHEN 'lessThan' THEN p_value < p_wanted
-        WHEN 'like' THEN p_value LIKE p_wanted
+        -- No escape character: a backslash is just a backslash (and cannot end a pattern badly).
+        WHEN 'like' THEN p_value LIKE p_wanted ESCAPE ''
     END
 $$;
 
