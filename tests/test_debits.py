@@ -313,3 +313,57 @@ async def test_lookalike_types_are_refused(client, setting, field, value):
     kitchen, _, app_token = setting
     status, answer = await call(client, "POST", "/dataDebit/propose", app_token, {**_proposal(kitchen), field: value})
     assert status == 400 and answer["cause"].startswith(f"{field}: Not a valid")
+
+
+async def test_debit_values_page_through_every_table_with_a_cursor(client, owner_token, setting):
+    kitchen, _, app_token = setting
+    garden = await new_table(client, owner_token, {"name": "garden", "source": "fibaro", "fields": [{"name": "rain"}]})
+    # One record with values in both tables (it belongs to both groups), two more in the garden only.
+    items = [
+        {
+            "record": {"name": "both"},
+            "values": [
+                {"value": "k", "field": {"id": kitchen["fields"][0]["id"]}},
+                {"value": "g", "field": {"id": garden["fields"][0]["id"]}},
+            ],
+        }
+    ]
+    items += [
+        {"record": {"name": f"g{i}"}, "values": [{"value": "g", "field": {"id": garden["fields"][0]["id"]}}]}
+        for i in range(2)
+    ]
+    await created(client, owner_token, "/data/record/values", items)
+    proposal = {
+        **_proposal(kitchen),
+        "bundleContextless": {
+            "name": "two",
+            "bundleTable": [
+                {"name": "k", "table": {"id": kitchen["id"]}},
+                {"name": "g", "table": {"id": garden["id"]}},
+            ],
+        },
+    }
+    debit = await created(client, app_token, "/dataDebit/propose", proposal)
+    await call(client, "PUT", f"/dataDebit/{debit['key']}/enable", owner_token)
+    seen, path, pages = [], f"/dataDebit/{debit['key']}/values?limit=2", 0
+    while path:
+        response = await client.get(path, headers=auth(app_token))
+        assert response.status == 200, await response.text()
+        body = await response.json()
+        pages += 1
+        for group in body["bundleContextless"]["dataGroups"]:
+            for name, content in group.items():
+                seen += [(name, record["name"]) for record in content["data"]]
+        link = response.headers.get("Link")
+        path = link[len("<http://hat.test") : link.index(">")] if link else None
+    assert pages == 4
+    assert sorted(seen) == sorted(
+        [("k", "both"), ("k", "r0"), ("k", "r1"), ("k", "r2"), ("g", "both"), ("g", "g0"), ("g", "g1")]
+    )
+    # A cursor is bound to its debit.
+    other = await created(client, app_token, "/dataDebit/propose", _proposal(kitchen))
+    await call(client, "PUT", f"/dataDebit/{other['key']}/enable", owner_token)
+    first = await client.get(f"/dataDebit/{debit['key']}/values?limit=2", headers=auth(app_token))
+    cursor = first.headers["Link"].split("cursor=")[1].split(">")[0]
+    status, answer = await call(client, "GET", f"/dataDebit/{other['key']}/values?cursor={cursor}", app_token)
+    assert (status, answer["cause"]) == (400, "cursor: Not a cursor this HAT made for this read.")

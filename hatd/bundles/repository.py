@@ -76,15 +76,33 @@ async def bundle(conn: Conn, bundle_id: int) -> str:
     )
 
 
+# A page of a bundle ends at a (record, bundle table) pair: its record's time, and, in the cursor's
+# one id, the record id and the table's position together (positions are below MAX_TABLES).
+MAX_TABLES = 100
+
+
+def pack_position(record_id: int, position: int) -> int:
+    return record_id * MAX_TABLES + position
+
+
+def unpack_position(packed: int) -> tuple[int, int]:
+    record_id, position = divmod(packed, MAX_TABLES)
+    return record_id, position
+
+
 async def bundle_values(
-    conn: Conn, bundle_id: int, window: tuple[dt.datetime | None, dt.datetime | None], limit: int
-) -> tuple[str, int]:
-    """The bundle's data groups as JSON text: each table's newest `limit` records in the window
-    that pass its slices; and how many records that is."""
-    row = await conn.fetchrow(Q.bundle_values_json, bundle_id, *window, limit)
+    conn: Conn, bundle_id: int, window: tuple[Any, Any], after: tuple[Any, Any], limit: int
+) -> tuple[str, int, tuple[dt.datetime, int] | None]:
+    """A page of the bundle's data groups as JSON text: up to `limit` records over all its tables,
+    newest first, in the window, passing the slices, after the cursor position `after` (time,
+    packed id). Also how many records it holds, and the position after it when more follow."""
+    when, packed = after
+    record_id, position = unpack_position(packed) if packed is not None else (None, None)
+    row = await conn.fetchrow(Q.bundle_values_json, bundle_id, *window, limit, when, record_id, position)
     if row is None:
         raise NotFound(f"There is no contextless bundle with id {bundle_id}")
-    return row["body"], row["records"]
+    more = (row["last_updated"], pack_position(row["last_id"], row["last_position"])) if row["more"] else None
+    return row["body"], row["records"], more
 
 
 async def bundles_holding(conn: Conn, table_ids: list[int], field_ids: list[int]) -> list[str]:

@@ -8,7 +8,7 @@ from typing import Any
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
 
 from hatd.fields import Id, Ref
-from hatd.raw.schemas import HatTime, value_text
+from hatd.raw.schemas import PageQuerySchema, value_text
 
 NAME = validate.Length(min=1, max=200)
 OPERATORS = ("equal", "notEqual", "greaterThan", "lessThan", "like")
@@ -107,15 +107,9 @@ def bundle_tables(loaded: dict[str, Any]) -> list[dict[str, Any]]:
     return [item["bundleTable"] for item in loaded["tables"]]
 
 
-class BundleValuesQuerySchema(Schema):
-    """GET /bundles/contextless/{id}/values: records per table, and a window on their lastUpdated."""
-
-    class Meta:
-        unknown = EXCLUDE  # the token may travel in the query too
-
-    limit = fields.Integer(validate=validate.Range(min=1), load_default=None)
-    starttime = HatTime(load_default=None)
-    endtime = HatTime(load_default=None)
+class BundleValuesQuerySchema(PageQuerySchema):
+    """GET /bundles/contextless/{id}/values and /dataDebit/{key}/values: a page size (records over
+    all the bundle's tables), a window on their lastUpdated, and the cursor a Link header gave."""
 
 
 class BundleSchema(Schema):

@@ -20,7 +20,8 @@ from hatd.bundles.schemas import (
     PropertySelectorSchema,
     bundle_tables,
 )
-from hatd.http import json_text, page_limit, parse_body, parse_query, path_id
+from hatd.http import json_text, parse_body, path_id
+from hatd.paging import paged, read_page
 from hatd.routing import OWNER, Route
 from hatd.state import POOL
 
@@ -39,11 +40,10 @@ async def get_bundle(request: web.Request) -> web.Response:
 
 async def bundle_values(request: web.Request) -> web.Response:
     bundle_id = path_id(request, "id", "contextless bundle")
-    query = parse_query(request, BundleValuesQuerySchema)
-    limit = page_limit(request, query["limit"])
-    window = (query["starttime"], query["endtime"])
-    text, _ = await repository.bundle_values(request.app[POOL], bundle_id, window, limit)
-    return json_text(text)
+    scope = f"bundle:{bundle_id}"
+    window, after, limit = read_page(request, scope)
+    text, _, more = await repository.bundle_values(request.app[POOL], bundle_id, window, after, limit)
+    return paged(request, scope, text, more)
 
 
 async def create_contextual(request: web.Request) -> web.Response:

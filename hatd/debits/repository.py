@@ -104,8 +104,14 @@ async def set_enabled(conn: asyncpg.Connection, key: str, enabled: bool, owner_i
 
 
 async def values(
-    conn: asyncpg.Connection, key: str, user_id: str, role: str, window: tuple[Any, Any], limit: int
-) -> str:
+    conn: asyncpg.Connection,
+    key: str,
+    user_id: str,
+    role: str,
+    window: tuple[Any, Any],
+    after: tuple[Any, Any],
+    limit: int,
+) -> tuple[str, tuple[dt.datetime, int] | None]:
     """The debit's fields and its bundle's data, for the owner always and for the proposer only
     while the debit is enabled and now lies in its window. Every read is logged."""
     row = await _debit_for(conn, key, user_id, role, reading=True)
@@ -117,8 +123,9 @@ async def values(
             raise Forbidden("This data debit has not started yet")
         if now >= row["end_date"]:
             raise Forbidden("This data debit has ended")
+    more = None
     if row["kind"] == "contextless":
-        body, records = await bundles.bundle_values(conn, row["bundle_contextless_id"], window, limit)
+        body, records, more = await bundles.bundle_values(conn, row["bundle_contextless_id"], window, after, limit)
         part = "bundleContextless"
     else:
         body, records = await bundles.contextual_values(conn, row["bundle_contextual_id"])
@@ -126,7 +133,7 @@ async def values(
     await conn.execute(Q.log, row["key"], uuid.UUID(user_id), "values", records)
     debit_text: str = await conn.fetchval(Q.debit_fields_json, row["key"])
     # Two JSON texts PostgreSQL built, joined without decoding either: {...debit, "bundleContextless": {...}}.
-    return f'{debit_text[:-1]}, "{part}": {body}}}'
+    return f'{debit_text[:-1]}, "{part}": {body}}}', more
 
 
 async def log(conn: Conn, key: str) -> str:

@@ -10,7 +10,8 @@ from hatd import db
 from hatd.bundles.schemas import BundleValuesQuerySchema
 from hatd.debits import repository
 from hatd.debits.schemas import DebitSchema, DebitStateSchema, LogEntrySchema, ProposeSchema
-from hatd.http import json_response, json_text, page_limit, parse_body, parse_query
+from hatd.http import json_response, json_text, parse_body
+from hatd.paging import paged, read_page
 from hatd.routing import DATA_DEBIT, OWNER, PLATFORM, Route
 from hatd.state import CALLER, POOL
 
@@ -41,14 +42,13 @@ async def disable(request: web.Request) -> web.Response:
 
 
 async def values(request: web.Request) -> web.Response:
-    query = parse_query(request, BundleValuesQuerySchema)
-    limit = page_limit(request, query["limit"])
+    key = request.match_info["key"]
+    scope = f"debit:{key[:36]}"
+    window, after, limit = read_page(request, scope)
     caller = request[CALLER]
     async with db.transaction(request.app[POOL]) as conn:
-        text = await repository.values(
-            conn, request.match_info["key"], caller.user_id, caller.role, (query["starttime"], query["endtime"]), limit
-        )
-    return json_text(text)
+        text, more = await repository.values(conn, key, caller.user_id, caller.role, window, after, limit)
+    return paged(request, scope, text, more)
 
 
 async def list_debits(request: web.Request) -> web.Response:

@@ -5,11 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from aiohttp import web
-from marshmallow import ValidationError
 
 from hatd import db
-from hatd.errors import BadRequest
-from hatd.http import json_text, load, page_limit, parse_body, parse_query, path_id, read_json, validation_cause
+from hatd.http import json_text, load, parse_body, parse_query, path_id, read_json
+from hatd.paging import paged, read_page
 from hatd.raw import repository
 from hatd.raw.schemas import (
     FieldSchema,
@@ -28,11 +27,9 @@ from hatd.raw.schemas import (
     TableSchema,
     TableValuesItemSchema,
     ValueSchema,
-    decode_cursor,
-    encode_cursor,
 )
 from hatd.routing import DATA_CREDIT, OWNER, PLATFORM, Route
-from hatd.state import POOL, SETTINGS
+from hatd.state import POOL
 
 WRITERS = frozenset({OWNER, PLATFORM, DATA_CREDIT})
 OWNER_ONLY = frozenset({OWNER})
@@ -129,41 +126,20 @@ async def create_values(request: web.Request) -> web.Response:
 # -- values out ------------------------------------------------------------------------------
 
 
-def _page(request: web.Request, scope: str) -> tuple[tuple[Any, Any], tuple[Any, Any], int]:
-    """(time window, cursor position, limit) from the query of a read of `scope` ("table:4")."""
-    query = parse_query(request, PageQuerySchema)
-    limit = page_limit(request, query["limit"])
-    try:
-        after = decode_cursor(scope, query["cursor"]) if query["cursor"] else (None, None)
-    except ValidationError as exc:
-        raise BadRequest(validation_cause(exc), message="Invalid request") from None
-    return (query["starttime"], query["endtime"]), after, limit
-
-
-def _paged(request: web.Request, scope: str, text: str, more: Any) -> web.Response:
-    response = json_text(text)
-    if more is not None:
-        # The next page's URL, without any token the client put in the query: headers get logged.
-        query = {k: v for k, v in request.query.items() if k.lower() not in ("access_token", "x-auth-token")}
-        following = request.rel_url.with_query({**query, "cursor": encode_cursor(scope, *more)})
-        response.headers["Link"] = f'<{request.app[SETTINGS].issuer}{following}>; rel="next"'
-    return response
-
-
 async def table_values(request: web.Request) -> web.Response:
     table_id = path_id(request, "id", "table")
     scope = f"table:{table_id}"
-    window, after, limit = _page(request, scope)
+    window, after, limit = read_page(request, scope)
     text, more = await repository.table_values(request.app[POOL], table_id, window, after, limit)
-    return _paged(request, scope, text, more)
+    return paged(request, scope, text, more)
 
 
 async def field_values(request: web.Request) -> web.Response:
     field_id = path_id(request, "id", "field")
     scope = f"field:{field_id}"
-    window, after, limit = _page(request, scope)
+    window, after, limit = read_page(request, scope)
     text, more = await repository.field_values(request.app[POOL], field_id, window, after, limit)
-    return _paged(request, scope, text, more)
+    return paged(request, scope, text, more)
 
 
 async def record_values(request: web.Request) -> web.Response:

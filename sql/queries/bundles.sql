@@ -35,58 +35,77 @@ SELECT table_id FROM data_fields WHERE id = $1;
 SELECT bundle_contextless_json($1)::text;
 
 -- name: bundle_values_json
--- Returns bundle $1 with, for each of its tables, up to $4 of its records (newest first, in the
--- window [$2, $3] on lastUpdated, passing the slices), each shaped as GET /data/table/{id}/values
--- gives it (only the tables the bundle table held when it was made), as JSON text: {"id", "name", "dateCreated", "lastUpdated", "dataGroups": [{name: group}]},
--- and how many records that is. One query whatever the number of tables.
-WITH groups AS (
+-- Returns a page of bundle $1's data as JSON text: {"id", "name", "dateCreated", "lastUpdated",
+-- "dataGroups": [{bundle table name: {"id", "name", "table", "data": [records]}}]}, each record
+-- shaped as GET /data/table/{id}/values gives it (only the tables the bundle table held when it was
+-- made). The page: up to $4 (record, bundle table) pairs over all the bundle's tables, newest
+-- record first, in the window [$2, $3] on lastUpdated, passing the slices, and after the cursor
+-- ($5 time, $6 record id, $7 table position) when given. Also: how many records the page holds,
+-- whether more follow, and the last pair's position. One query whatever the number of tables.
+WITH candidates AS (
+    SELECT bt.id AS bundle_table_id, bt.position, r.id, r.last_updated
+    FROM bundle_tables bt
+    CROSS JOIN LATERAL (
+        SELECT DISTINCT v.record_id FROM data_values v
+        WHERE v.field_id IN (SELECT f.id FROM data_fields f WHERE f.table_id = ANY (bt.tree))
+    ) AS tr
+    JOIN data_records r ON r.id = tr.record_id
+    WHERE bt.bundle_id = $1
+      AND ($2::timestamptz IS NULL OR r.last_updated >= $2)
+      AND ($3::timestamptz IS NULL OR r.last_updated <= $3)
+      AND ($5::timestamptz IS NULL OR (r.last_updated, r.id, bt.position) < ($5, $6::bigint, $7::integer))
+      AND (NOT EXISTS (SELECT 1 FROM bundle_slices s WHERE s.bundle_table_id = bt.id)
+           OR EXISTS (
+               SELECT 1 FROM bundle_slices s
+               WHERE s.bundle_table_id = bt.id
+                 AND NOT EXISTS (
+                     SELECT 1 FROM bundle_slice_conditions c
+                     WHERE c.slice_id = s.id
+                       AND NOT EXISTS (
+                           SELECT 1 FROM data_values v
+                           WHERE v.record_id = r.id AND v.field_id = c.field_id
+                             AND bundle_condition_holds(v.value, c.operator, c.value)))))
+    ORDER BY r.last_updated DESC, r.id DESC, bt.position DESC
+    LIMIT $4 + 1
+),
+page AS (
+    SELECT * FROM candidates ORDER BY last_updated DESC, id DESC, position DESC LIMIT $4
+),
+groups AS (
     SELECT bt.position,
-           coalesce(json_array_length(page.data), 0) AS records,
            json_build_object(bt.name, json_build_object(
                'id', bt.id, 'name', bt.name,
                'table', json_build_object('id', t.id, 'name', t.name, 'source', t.source),
-               'data', coalesce(page.data, '[]'::json))) AS grp
+               'data', coalesce(d.data, '[]'::json))) AS grp
     FROM bundle_tables bt
     JOIN data_tables t ON t.id = bt.table_id
-    CROSS JOIN LATERAL (
-        WITH tree_records AS MATERIALIZED (
-            SELECT DISTINCT v.record_id FROM data_values v
-            WHERE v.field_id IN (SELECT f.id FROM data_fields f WHERE f.table_id = ANY (bt.tree))
-        ),
-        picked AS (
-            SELECT r.* FROM tree_records tr JOIN data_records r ON r.id = tr.record_id
-            WHERE ($2::timestamptz IS NULL OR r.last_updated >= $2)
-              AND ($3::timestamptz IS NULL OR r.last_updated <= $3)
-              AND (NOT EXISTS (SELECT 1 FROM bundle_slices s WHERE s.bundle_table_id = bt.id)
-                   OR EXISTS (
-                       SELECT 1 FROM bundle_slices s
-                       WHERE s.bundle_table_id = bt.id
-                         AND NOT EXISTS (
-                             SELECT 1 FROM bundle_slice_conditions c
-                             WHERE c.slice_id = s.id
-                               AND NOT EXISTS (
-                                   SELECT 1 FROM data_values v
-                                   WHERE v.record_id = r.id AND v.field_id = c.field_id
-                                     AND bundle_condition_holds(v.value, c.operator, c.value)))))
-            ORDER BY r.last_updated DESC, r.id DESC
-            LIMIT $4
-        )
+    LEFT JOIN LATERAL (
         SELECT json_agg(json_build_object(
-                   'id', p.id, 'name', p.name,
-                   'dateCreated', hat_time(p.date_created), 'lastUpdated', hat_time(p.last_updated),
+                   'id', r.id, 'name', r.name,
+                   'dateCreated', hat_time(r.date_created), 'lastUpdated', hat_time(r.last_updated),
                    'tables', json_build_array(tv.body))
-               ORDER BY p.last_updated DESC, p.id DESC) AS data
-        FROM picked p
-        JOIN data_table_values_json(bt.table_id, (SELECT array_agg(id) FROM picked), bt.tree) AS tv
+               ORDER BY r.last_updated DESC, r.id DESC) AS data
+        FROM page p
+        JOIN data_records r ON r.id = p.id
+        JOIN data_table_values_json(
+                 bt.table_id, (SELECT array_agg(id) FROM page WHERE position = bt.position), bt.tree) AS tv
           ON tv.record_id = p.id
-    ) AS page
+        WHERE p.position = bt.position
+    ) AS d ON true
     WHERE bt.bundle_id = $1
+),
+last AS (
+    SELECT last_updated, id, position FROM page ORDER BY last_updated, id, position LIMIT 1
 )
 SELECT json_build_object(
            'id', b.id, 'name', b.name,
            'dateCreated', hat_time(b.date_created), 'lastUpdated', hat_time(b.last_updated),
            'dataGroups', coalesce((SELECT json_agg(grp ORDER BY position) FROM groups), '[]'::json))::text AS body,
-       (SELECT coalesce(sum(records), 0) FROM groups)::integer AS records
+       (SELECT count(*) FROM page)::integer AS records,
+       (SELECT count(*) FROM candidates) > $4 AS more,
+       (SELECT last_updated FROM last) AS last_updated,
+       (SELECT id FROM last) AS last_id,
+       (SELECT position FROM last) AS last_position
 FROM bundles_contextless b
 WHERE b.id = $1;
 

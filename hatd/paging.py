@@ -1,0 +1,39 @@
+"""Paged reads, the same for raw values, bundles and data debits: `limit`, a `starttime`/`endtime`
+window, newest first, and a `Link: <...>; rel="next"` header whose URL carries an opaque cursor
+bound to the read it was made for."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+from marshmallow import ValidationError
+
+from hatd.errors import BadRequest
+from hatd.http import json_text, page_limit, parse_query, validation_cause
+from hatd.raw.schemas import PageQuerySchema, decode_cursor, encode_cursor
+from hatd.state import SETTINGS
+
+Window = tuple[Any, Any]
+
+
+def read_page(request: web.Request, scope: str) -> tuple[Window, tuple[Any, Any], int]:
+    """(time window, cursor position, limit) from the query of a read of `scope` ("table:4")."""
+    query = parse_query(request, PageQuerySchema)
+    limit = page_limit(request, query["limit"])
+    try:
+        after = decode_cursor(scope, query["cursor"]) if query["cursor"] else (None, None)
+    except ValidationError as exc:
+        raise BadRequest(validation_cause(exc), message="Invalid request") from None
+    return (query["starttime"], query["endtime"]), after, limit
+
+
+def paged(request: web.Request, scope: str, text: str, more: Any) -> web.Response:
+    """The page, with a Link to the next one when `more` (the position after this page) is given."""
+    response = json_text(text)
+    if more is not None:
+        # The next page's URL, without any token the client put in the query: headers get logged.
+        query = {k: v for k, v in request.query.items() if k.lower() not in ("access_token", "x-auth-token")}
+        following = request.rel_url.with_query({**query, "cursor": encode_cursor(scope, *more)})
+        response.headers["Link"] = f'<{request.app[SETTINGS].issuer}{following}>; rel="next"'
+    return response
