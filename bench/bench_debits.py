@@ -119,7 +119,9 @@ async def bench(base: str, dsn: str) -> None:
         )  # fmt: skip
         for debit in (contextless, contextual):
             await _json(http, "PUT", f"{base}/dataDebit/{debit['key']}/enable", headers=oh)
-        less_http, less_size = await _timed(http, f"{base}/dataDebit/{contextless['key']}/values?limit={RECORDS}", ah)
+        less_http, less_size = await _timed(
+            http, f"{base}/dataDebit/{contextless['key']}/values?limit={RECORDS * TABLES}", ah
+        )
         ctx_http, ctx_size = await _timed(http, f"{base}/dataDebit/{contextual['key']}/values", ah)
 
     conn = await asyncpg.connect(dsn)
@@ -127,7 +129,16 @@ async def bench(base: str, dsn: str) -> None:
         less_bare, ctx_bare = [], []
         for attempt in range(REQUESTS + 1):
             start = time.perf_counter()
-            await conn.fetchrow(BUNDLES.bundle_values_json, contextless["bundleContextless"]["id"], None, None, RECORDS)
+            await conn.fetchrow(
+                BUNDLES.bundle_values_json,
+                contextless["bundleContextless"]["id"],
+                None,
+                None,
+                RECORDS * TABLES,
+                None,
+                None,
+                None,
+            )
             if attempt:
                 less_bare.append(time.perf_counter() - start)
             start = time.perf_counter()
@@ -143,8 +154,13 @@ async def bench(base: str, dsn: str) -> None:
 
 
 def main() -> None:
-    settings = {"HATD_LOG_LEVEL": "warning", "HATD_BCRYPT_ROUNDS": "4", "HATD_LOGIN_BURST": "1000000",
-                "HATD_MAX_BODY": str(64 * 1024 * 1024)}  # fmt: skip
+    settings = {
+        "HATD_LOG_LEVEL": "warning",
+        "HATD_BCRYPT_ROUNDS": "4",
+        "HATD_LOGIN_BURST": "1000000",
+        "HATD_VALUES_MAX_LIMIT": str(RECORDS * TABLES),
+        "HATD_MAX_BODY": str(64 * 1024 * 1024),
+    }
     with served_hat(settings) as (base, dsn):
         asyncio.run(bench(base, dsn))
 
