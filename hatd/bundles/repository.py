@@ -51,19 +51,19 @@ async def insert_bundle(conn: asyncpg.Connection, name: str, tables: list[dict[s
                     message="Not allowed",
                 )
             conditions = part["conditions"]
-            for index, condition in enumerate(conditions):
-                owner = await conn.fetchval(Q.field_table, condition["field"]["id"])
-                if owner != slice_table:
+            wanted = [c["field"]["id"] for c in conditions]
+            belonging = set(await conn.fetchval(Q.fields_of_table, wanted, slice_table))
+            for index, field_id in enumerate(wanted):
+                if field_id not in belonging:
                     raise BadRequest(
-                        f"{at}.conditions.{index}.field: field {condition['field']['id']} is not a field of "
-                        f"table {slice_table}",
+                        f"{at}.conditions.{index}.field: field {field_id} is not a field of table {slice_table}",
                         message="Not allowed",
                     )
             slice_id = await conn.fetchval(Q.insert_slice, bundle_table_id, slice_table, slice_position)
             await conn.execute(
                 Q.insert_conditions,
                 slice_id,
-                [c["field"]["id"] for c in conditions],
+                wanted,
                 [c["operator"] for c in conditions],
                 [c["value"] for c in conditions],
             )

@@ -26,9 +26,9 @@ INSERT INTO bundle_slice_conditions (slice_id, field_id, operator, value, positi
 SELECT $1, c.field_id, c.operator, c.value, c.i
 FROM unnest($2::bigint[], $3::text[], $4::text[]) WITH ORDINALITY AS c(field_id, operator, value, i);
 
--- name: field_table
--- Returns the table a field belongs to.
-SELECT table_id FROM data_fields WHERE id = $1;
+-- name: fields_of_table
+-- Returns those of fields $1 that belong to table $2.
+SELECT coalesce(array_agg(id), '{}') FROM data_fields WHERE id = ANY ($1::bigint[]) AND table_id = $2;
 
 -- name: bundle_json
 -- Returns a bundle's structure (tables, slices, conditions) as JSON text.
