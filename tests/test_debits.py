@@ -367,3 +367,20 @@ async def test_debit_values_page_through_every_table_with_a_cursor(client, owner
     cursor = first.headers["Link"].split("cursor=")[1].split(">")[0]
     status, answer = await call(client, "GET", f"/dataDebit/{other['key']}/values?cursor={cursor}", app_token)
     assert (status, answer["cause"]) == (400, "cursor: Not a cursor this HAT made for this read.")
+
+
+async def test_the_platform_proposes_but_never_reads_debit_values(client, owner_token, platform_token, setting):
+    kitchen, _, _ = setting
+    debit = await created(client, platform_token, "/dataDebit/propose", _proposal(kitchen))
+    await call(client, "PUT", f"/dataDebit/{debit['key']}/enable", owner_token)
+    status, answer = await call(client, "GET", f"/dataDebit/{debit['key']}/values", platform_token)
+    assert (status, answer["message"]) == (403, "Forbidden")
+
+
+async def test_a_forged_cursor_is_400_not_500(client, owner_token, setting):
+    import base64
+
+    kitchen, _, _ = setting
+    forged = base64.urlsafe_b64encode(f"table:{kitchen['id']}:0:-99999999999999999999999".encode()).decode().rstrip("=")
+    status, answer = await call(client, "GET", f"/data/table/{kitchen['id']}/values?cursor={forged}", owner_token)
+    assert (status, answer["cause"]) == (400, "cursor: Not a cursor this HAT made for this read.")

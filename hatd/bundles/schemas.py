@@ -10,7 +10,15 @@ from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, vali
 from hatd.fields import Id, Ref
 from hatd.raw.schemas import PageQuerySchema, value_text
 
-NAME = validate.Length(min=1, max=200)
+
+def _not_blank(value: str) -> None:
+    if value and not value.strip():
+        raise ValidationError("must not be blank")
+
+
+NAME = validate.And(validate.Length(min=1, max=200), _not_blank)
+# Conditions over all of a bundle's slices: each is checked and evaluated per record.
+MAX_CONDITIONS = 200
 OPERATORS = ("equal", "notEqual", "greaterThan", "lessThan", "like")
 
 
@@ -98,6 +106,9 @@ class NewBundleSchema(Schema):
             )
         if not data[given[0]]:
             raise ValidationError("a bundle needs at least one table", given[0])
+        conditions = sum(len(s["conditions"]) for t in bundle_tables(data) for s in t["slices"])
+        if conditions > MAX_CONDITIONS:
+            raise ValidationError(f"a bundle may hold at most {MAX_CONDITIONS} slice conditions in all", given[0])
 
 
 def bundle_tables(loaded: dict[str, Any]) -> list[dict[str, Any]]:

@@ -102,8 +102,9 @@ ROUTES = [
           roles=OWNER_ONLY, aliases=(r"/bundle/contextless/{id:\d+}/values",), query=BundleValuesQuerySchema,
           response=BundleValuesSchema,
           summary="A contextless bundle's data: for each table, its records with nested values",
-          description="Each table's newest `limit` records (default HATD_VALUES_LIMIT) within "
-          "starttime/endtime, shaped as GET /data/table/{id}/values gives them, under dataGroups."),
+          description="Paged like the raw reads: up to `limit` records over all the bundle's tables, newest "
+          "first, within starttime/endtime, shaped as GET /data/table/{id}/values gives them, under "
+          "dataGroups; a Link header leads to the next page."),
     Route("POST", "/bundles/context", create_contextual, name="create_bundle_contextual", roles=OWNER_ONLY,
           aliases=("/bundle/context",), body=NewContextualBundleSchema, response=ContextualBundleSchema, status=201,
           summary="Create a contextual bundle: entity selectors, each with optional property selectors"),

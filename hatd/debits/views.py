@@ -17,6 +17,8 @@ from hatd.state import CALLER, POOL
 
 PROPOSERS = frozenset({OWNER, PLATFORM, DATA_DEBIT})
 OWNER_ONLY = frozenset({OWNER})
+# The facts' table: debit values are the owner's, and a dataDebit proposer's; never the platform's.
+READERS = frozenset({OWNER, DATA_DEBIT})
 KEY = "{key}"
 
 
@@ -74,7 +76,7 @@ ROUTES = [
           aliases=(f"/directDebit/{KEY}/enable",), response=DebitStateSchema, summary="Enable a data debit"),
     Route("PUT", f"/dataDebit/{KEY}/disable", disable, name="disable_debit", roles=OWNER_ONLY,
           aliases=(f"/directDebit/{KEY}/disable",), response=DebitStateSchema, summary="Disable a data debit"),
-    Route("GET", f"/dataDebit/{KEY}/values", values, name="debit_values", roles=PROPOSERS, head=False,
+    Route("GET", f"/dataDebit/{KEY}/values", values, name="debit_values", roles=READERS, head=False,
           aliases=(f"/directDebit/{KEY}/values",), query=BundleValuesQuerySchema, response=DebitSchema,
           summary="The debit's fields and its bundle's data",
           description="The owner always; the proposer only while the debit is enabled and now lies between its "

@@ -285,7 +285,10 @@ def decode_cursor(scope: str, cursor: str) -> tuple[dt.datetime, int]:
         made_for, stamp, row_id = text.rsplit(":", 2)
         if made_for != scope:
             raise ValueError("another scope")
-        return EPOCH + dt.timedelta(microseconds=int(stamp)), min(int(row_id), MAX_ID)
+        position = int(row_id)
+        if not 0 <= position <= MAX_ID:
+            raise ValueError("out of range")
+        return EPOCH + dt.timedelta(microseconds=int(stamp)), position
     except (ValueError, UnicodeDecodeError, OverflowError):
         raise ValidationError({"cursor": ["Not a cursor this HAT made for this read."]}) from None
 
