@@ -23,6 +23,7 @@ _ERROR_STATUSES = {
     409: "Conflicts with what exists",
     413: "The body is larger than HATD_MAX_BODY",
     429: "Too many requests",
+    503: "The database does not answer, or the request took too long",
 }
 
 

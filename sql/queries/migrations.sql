@@ -24,3 +24,7 @@ SELECT pg_advisory_lock($1);
 -- name: unlock_migrations
 -- Lets the next process migrate; returns nothing.
 SELECT pg_advisory_unlock($1);
+
+-- name: health
+-- Returns the newest applied migration: proves the database answers and is migrated.
+SELECT max(version) FROM schema_migrations;
