@@ -88,4 +88,4 @@ def route_of(request: web.Request) -> Route | None:
     name = resource_route.name
     if name is None:
         return None
-    return request.app[ROUTES_KEY].get(name)
+    return request.app.get(ROUTES_KEY, {}).get(name)

@@ -1,31 +1,41 @@
-"""The access log never carries the query string, where tokens and passwords may travel."""
+"""The access log: one JSON line per request, never the query string (where tokens and passwords
+may travel), and no forged lines from the path."""
 
 from __future__ import annotations
 
+import json
 import logging
 
 from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 
 from hatd.accesslog import AccessLogger
+from hatd.state import CALLER, Caller
 
 
-def test_access_log_line_leaves_out_the_query(caplog):
+def _line(caplog, request, status: int = 200) -> dict:
     logger = logging.getLogger("test.access")
-    request = make_mocked_request("GET", "/users/access_token?username=alice&password=hunter2&access_token=eyJ")
     with caplog.at_level(logging.INFO, logger="test.access"):
-        AccessLogger(logger, "").log(request, web.Response(status=401), 0.0123)
+        AccessLogger(logger, "").log(request, web.Response(status=status), 0.0123)
     [line] = caplog.messages
-    assert line.endswith("GET /users/access_token 401 12.3ms")
-    assert "hunter2" not in line
-    assert "eyJ" not in line
+    assert "\n" not in line
+    return json.loads(line)
+
+
+def test_a_line_is_json_without_the_query(caplog):
+    request = make_mocked_request("GET", "/users/access_token?username=alice&password=hunter2&access_token=eyJ", app=web.Application())
+    entry = _line(caplog, request, 401)
+    assert entry["method"] == "GET" and entry["path"] == "/users/access_token"
+    assert entry["status"] == 401 and entry["ms"] == 12.3 and entry["role"] is None
+    assert "hunter2" not in json.dumps(entry) and "eyJ" not in json.dumps(entry)
+
+
+def test_the_callers_role_is_logged(caplog):
+    request = make_mocked_request("GET", "/users/user", app=web.Application())
+    request[CALLER] = Caller(user_id="u", role="owner")
+    assert _line(caplog, request)["role"] == "owner"
 
 
 def test_an_encoded_newline_in_the_path_cannot_forge_a_line(caplog):
-    logger = logging.getLogger("test.access")
-    request = make_mocked_request("GET", "/users/access_token/validate%0aFAKE%20200")
-    with caplog.at_level(logging.INFO, logger="test.access"):
-        AccessLogger(logger, "").log(request, web.Response(status=404), 0.001)
-    [line] = caplog.messages
-    assert "\n" not in line
-    assert "/users/access_token/validate%0AFAKE%20200 404" in line
+    request = make_mocked_request("GET", "/users/access_token/validate%0aFAKE%20200", app=web.Application())
+    assert _line(caplog, request, 404)["path"] == "/users/access_token/validate%0AFAKE%20200"
