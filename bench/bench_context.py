@@ -13,7 +13,7 @@ import time
 
 import aiohttp
 import asyncpg
-from common import OWNER, percentile, served_hat
+from common import OWNER, percentile, request_json, served_hat
 
 from hatd.db import queries
 
@@ -24,23 +24,15 @@ VALUES_PER_FIELD = 1_000
 REQUESTS = 20
 
 
-async def _json(http: aiohttp.ClientSession, method: str, url: str, **kwargs: object) -> object:
-    async with http.request(method, url, **kwargs) as response:  # type: ignore[arg-type]
-        body = await response.json()
-        if response.status >= 300:
-            raise SystemExit(f"{method} {url} -> {response.status} {body}")
-        return body
-
-
 async def bench(base: str, dsn: str) -> None:
     async with aiohttp.ClientSession() as http:
-        login = await _json(
+        login = await request_json(
             http, "GET", f"{base}/users/access_token", headers={"username": OWNER[0], "password": OWNER[1]}
         )
         headers = {"X-Auth-Token": login["accessToken"]}  # type: ignore[index]
 
         async def post(path: str, body: object) -> dict:
-            return await _json(http, "POST", base + path, json=body, headers=headers)  # type: ignore[return-value]
+            return await request_json(http, "POST", base + path, json=body, headers=headers)  # type: ignore[return-value]
 
         table = await post(
             "/data/table",
@@ -61,7 +53,7 @@ async def bench(base: str, dsn: str) -> None:
             kind = ("location", "organisation")[n % 2]
             other = await post(f"/{kind}", {"name": f"{kind} {n}"})
             await post(f"/person/{me['id']}/{kind}/{other['id']}", {"relationshipType": "knows"})
-        properties = await _json(http, "GET", f"{base}/property", headers=headers)
+        properties = await request_json(http, "GET", f"{base}/property", headers=headers)
         property_id = properties[0]["id"]  # type: ignore[index]
         for field in fields:
             await post(

@@ -15,7 +15,7 @@ from typing import Any
 
 import aiohttp
 import asyncpg
-from common import OWNER, percentile, served_hat
+from common import OWNER, percentile, request_json, served_hat
 
 from hatd.db import queries
 
@@ -23,14 +23,6 @@ BUNDLES = queries("bundles")
 TABLES, RECORDS, FIELDS = 3, 10_000, 5
 ENTITIES = 100
 REQUESTS = 10
-
-
-async def _json(http: aiohttp.ClientSession, method: str, url: str, **kwargs: Any) -> Any:
-    async with http.request(method, url, **kwargs) as response:
-        body = await response.json()
-        if response.status >= 300:
-            raise SystemExit(f"{method} {url} -> {response.status} {body}")
-        return body
 
 
 async def _timed(http: aiohttp.ClientSession, url: str, headers: dict[str, str]) -> tuple[list[float], int]:
@@ -54,13 +46,13 @@ def _line(label: str, http: list[float], bare: list[float], size: int) -> None:
 
 async def bench(base: str, dsn: str) -> None:
     async with aiohttp.ClientSession() as http:
-        owner = await _json(
+        owner = await request_json(
             http, "GET", f"{base}/users/access_token", headers={"username": OWNER[0], "password": OWNER[1]}
         )
         oh = {"X-Auth-Token": owner["accessToken"]}
 
         async def post(path: str, body: Any, headers: dict[str, str] = oh) -> Any:
-            return await _json(http, "POST", base + path, json=body, headers=headers)
+            return await request_json(http, "POST", base + path, json=body, headers=headers)
 
         tables = []
         for t in range(TABLES):
@@ -79,7 +71,7 @@ async def bench(base: str, dsn: str) -> None:
                 ]
                 await post("/data/record/values", items)
             tables.append(table)
-        prop = (await _json(http, "GET", f"{base}/property", headers=oh))[0]["id"]
+        prop = (await request_json(http, "GET", f"{base}/property", headers=oh))[0]["id"]
         field = tables[0]["fields"][0]["id"]
         for n in range(ENTITIES):
             person = await post("/person", {"name": f"p{n}", "personId": f"p{n}.bench"})
@@ -89,7 +81,7 @@ async def bench(base: str, dsn: str) -> None:
             ) if n < 10 else None
         account = {"email": "app@bench.test", "pass": "app-password", "name": "app", "role": "dataDebit"}
         await post("/users/user", account)
-        app = await _json(
+        app = await request_json(
             http,
             "GET",
             f"{base}/users/access_token",
@@ -118,7 +110,7 @@ async def bench(base: str, dsn: str) -> None:
             ah,
         )  # fmt: skip
         for debit in (contextless, contextual):
-            await _json(http, "PUT", f"{base}/dataDebit/{debit['key']}/enable", headers=oh)
+            await request_json(http, "PUT", f"{base}/dataDebit/{debit['key']}/enable", headers=oh)
         less_http, less_size = await _timed(
             http, f"{base}/dataDebit/{contextless['key']}/values?limit={RECORDS * TABLES}", ah
         )

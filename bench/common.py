@@ -14,9 +14,12 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+import aiohttp  # noqa: E402
 
 from hatd.embedded import EmbeddedPostgres  # noqa: E402
 
@@ -32,6 +35,15 @@ def free_port() -> int:
 def percentile(samples: list[float], fraction: float) -> float:
     ordered = sorted(samples)
     return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))]
+
+
+async def request_json(http: aiohttp.ClientSession, method: str, url: str, **kwargs: Any) -> Any:
+    """The JSON answer of a request that must succeed (the benchmark stops if it does not)."""
+    async with http.request(method, url, **kwargs) as response:
+        body = await response.json()
+        if response.status >= 300:
+            raise SystemExit(f"{method} {url} -> {response.status} {body}")
+        return body
 
 
 def _exit_on_sigterm(signum: int, frame: object) -> None:
