@@ -17,13 +17,14 @@ from hatd.accounts import views as accounts_views
 from hatd.bundles import views as bundles_views
 from hatd.context import views as context_views
 from hatd.debits import views as debits_views
+from hatd.metrics import Metrics
 from hatd.middleware import MIDDLEWARES, add_cors_headers
 from hatd.openapi import build_spec
 from hatd.ratelimit import RateLimiter
 from hatd.raw import views as raw_views
 from hatd.routing import ROUTES_KEY, Route, add_routes
 from hatd.settings import Settings
-from hatd.state import LOGIN_FAILURE_LIMITER, LOGIN_LIMITER, POOL, SETTINGS, TOKENS
+from hatd.state import LOGIN_FAILURE_LIMITER, LOGIN_LIMITER, METRICS, POOL, SETTINGS, TOKENS
 from hatd.system import views as system_views
 from hatd.system.views import OPENAPI_KEY
 from hatd.tokens import TokenService
@@ -51,6 +52,7 @@ def create_app(settings: Settings, *, pool: asyncpg.Pool | None = None) -> web.A
     caller; otherwise it opens one on settings.database_url for its own lifetime."""
     app = web.Application(middlewares=MIDDLEWARES, client_max_size=settings.max_body)
     app[SETTINGS] = settings
+    app[METRICS] = Metrics()
     # Every login attempt costs the client a token. Failed ones also cost the username a token, from
     # a bucket USERNAME_FACTOR times larger and faster, so that guessing one account from many
     # addresses is slowed, yet one client alone can never lock the owner out.

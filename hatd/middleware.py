@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 import asyncpg
 from aiohttp import web
@@ -12,7 +13,7 @@ from aiohttp import web
 from hatd.accounts import repository as accounts
 from hatd.errors import ApiError, Forbidden, NotAcceptable, PayloadTooLarge, Unauthorized, error_response
 from hatd.routing import ALL_ROLES, Handler, plain_path, route_of
-from hatd.state import CALLER, POOL, SETTINGS, TOKENS, Caller
+from hatd.state import CALLER, METRICS, POOL, SETTINGS, TOKENS, Caller
 
 log = logging.getLogger("hatd.http")
 
@@ -142,6 +143,17 @@ async def auth(request: web.Request, handler: Handler) -> web.StreamResponse:
     route = route_of(request)
     if route is None or route.public:
         return await handler(request)
+    caller = await authenticate(request)
+    if caller.role not in route.roles:
+        allowed = ", ".join(sorted(route.roles)) if route.roles != ALL_ROLES else "any account"
+        raise Forbidden(f"{route.method} {plain_path(route.path)} is for {allowed}; this is a {caller.role} token")
+    request[CALLER] = caller
+    return await handler(request)
+
+
+async def authenticate(request: web.Request) -> Caller:
+    """The account behind the request's token, checked in full (signature, claims, and that the
+    account exists, is enabled and has the token's role), or Unauthorized saying what is wrong."""
     token = token_of(request)
     if not token:
         raise Unauthorized("No X-Auth-Token header or query parameter")
@@ -153,11 +165,18 @@ async def auth(request: web.Request, handler: Handler) -> web.StreamResponse:
         raise Unauthorized("The token's account is disabled")
     if status["role"] != claims.role:
         raise Unauthorized("The token's role is not its account's role")
-    if claims.role not in route.roles:
-        allowed = ", ".join(sorted(route.roles)) if route.roles != ALL_ROLES else "any account"
-        raise Forbidden(f"{route.method} {plain_path(route.path)} is for {allowed}; this is a {claims.role} token")
-    request[CALLER] = Caller(user_id=claims.user_id, role=claims.role)
-    return await handler(request)
+    return Caller(user_id=claims.user_id, role=claims.role)
 
 
-MIDDLEWARES = [cors_preflight, errors, guards, auth]
+@web.middleware
+async def measure(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Count every answer, errors included, by route, method and status, with its duration."""
+    start = time.perf_counter()
+    response = await handler(request)
+    route = route_of(request)
+    request.app[METRICS].observe(route.name if route else "unmatched", request.method, response.status,
+                                 time.perf_counter() - start)  # fmt: skip
+    return response
+
+
+MIDDLEWARES = [measure, cors_preflight, errors, guards, auth]

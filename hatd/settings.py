@@ -48,6 +48,7 @@ class Settings:
     log_level: str
     values_limit: int
     values_max_limit: int
+    metrics_token: str = dataclasses.field(repr=False)
 
     def __post_init__(self) -> None:
         checks = [

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import asyncpg
 from aiohttp import web
 
+from hatd.metrics import Metrics
 from hatd.ratelimit import RateLimiter
 from hatd.settings import Settings
 from hatd.tokens import TokenService
@@ -25,4 +26,5 @@ POOL = web.AppKey("pool", asyncpg.Pool)
 TOKENS = web.AppKey("tokens", TokenService)
 LOGIN_LIMITER = web.AppKey("login_limiter", RateLimiter)
 LOGIN_FAILURE_LIMITER = web.AppKey("login_failure_limiter", RateLimiter)
+METRICS = web.AppKey("metrics", Metrics)
 CALLER = web.RequestKey("caller", Caller)

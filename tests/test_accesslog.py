@@ -23,7 +23,9 @@ def _line(caplog, request, status: int = 200) -> dict:
 
 
 def test_a_line_is_json_without_the_query(caplog):
-    request = make_mocked_request("GET", "/users/access_token?username=alice&password=hunter2&access_token=eyJ", app=web.Application())
+    request = make_mocked_request(
+        "GET", "/users/access_token?username=alice&password=hunter2&access_token=eyJ", app=web.Application()
+    )
     entry = _line(caplog, request, 401)
     assert entry["method"] == "GET" and entry["path"] == "/users/access_token"
     assert entry["status"] == 401 and entry["ms"] == 12.3 and entry["role"] is None

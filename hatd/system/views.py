@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 
 import asyncpg
@@ -10,9 +11,11 @@ from aiohttp import web
 from marshmallow import Schema, fields
 
 from hatd import db
+from hatd.errors import Forbidden
 from hatd.http import json_response
-from hatd.routing import PUBLIC, Route
-from hatd.state import POOL
+from hatd.middleware import authenticate
+from hatd.routing import OWNER, PUBLIC, Route
+from hatd.state import METRICS, POOL, SETTINGS
 
 log = logging.getLogger("hatd.health")
 # A health check that waits longer than this says the database is not answering.
@@ -45,8 +48,35 @@ async def health(request: web.Request) -> web.Response:
     return json_response({"status": "ok", "database": "ok", "schemaVersion": version})
 
 
+async def metrics(request: web.Request) -> web.Response:
+    """Prometheus text: for the owner's token, or the configured scrape secret as a bearer token."""
+    secret = request.app[SETTINGS].metrics_token
+    given = request.headers.get("Authorization", "")
+    if not (secret and hmac.compare_digest(given.encode(), f"Bearer {secret}".encode())):
+        caller = await authenticate(request)
+        if caller.role != OWNER:
+            raise Forbidden(f"GET /metrics is for owner (or the scrape secret); this is a {caller.role} token")
+    pool = request.app[POOL]
+    gauges = {
+        "hatd_pool_connections": (
+            "Database connections of the pool, by state.",
+            {'state="in_use"': pool.get_size() - pool.get_idle_size(), 'state="idle"': pool.get_idle_size(),
+             'state="max"': pool.get_max_size()},
+        ),
+        "hatd_values_stored_estimate": (
+            "Raw values stored (PostgreSQL's estimate).",
+            {"": await pool.fetchval(db.Q.values_stored_estimate)},
+        ),
+    }  # fmt: skip
+    return web.Response(text=request.app[METRICS].render(gauges), content_type="text/plain", charset="utf-8")
+
+
 ROUTES = [
     Route("GET", "/api/openapi.json", openapi, name="openapi", roles=PUBLIC, summary="This document"),
     Route("GET", "/health", health, name="health", roles=PUBLIC, response=HealthSchema, errors=(503,),
           summary="Whether the process serves and its database answers (503 if not)"),
+    # PUBLIC for the auth middleware: the handler takes the owner's token or the scrape secret itself.
+    Route("GET", "/metrics", metrics, name="metrics", roles=PUBLIC, produces="text/plain", errors=(401, 403),
+          summary="Prometheus metrics: requests and latency by route and status, the pool, values stored",
+          description="The owner's X-Auth-Token, or Authorization: Bearer <HATD_METRICS_TOKEN>."),
 ]  # fmt: skip

@@ -28,3 +28,7 @@ SELECT pg_advisory_unlock($1);
 -- name: health
 -- Returns the newest applied migration: proves the database answers and is migrated.
 SELECT max(version) FROM schema_migrations;
+
+-- name: values_stored_estimate
+-- Returns PostgreSQL's estimate of the number of raw values (cheap, unlike count(*)).
+SELECT greatest(reltuples, 0)::bigint FROM pg_class WHERE oid = 'data_values'::regclass;
