@@ -13,7 +13,7 @@ import time
 
 import aiohttp
 import asyncpg
-from common import OWNER, percentile, request_json, served_hat
+from common import OWNER, percentile, records_with_values, request_json, served_hat
 
 from hatd.db import queries
 
@@ -40,14 +40,7 @@ async def bench(base: str, dsn: str) -> None:
         )
         fields = [f["id"] for f in table["fields"]]
         for start in range(0, VALUES_PER_FIELD, 100):
-            items = [
-                {
-                    "record": {"name": f"r{r}"},
-                    "values": [{"value": f"{r}.{i}", "field": {"id": f}} for i, f in enumerate(fields)],
-                }
-                for r in range(start, start + 100)
-            ]
-            await post("/data/record/values", items)
+            await post("/data/record/values", records_with_values(fields, start, 100))
         me = await post("/person", {"name": "Me", "personId": "me.bench"})
         for n in range(LINKS):
             kind = ("location", "organisation")[n % 2]

@@ -15,7 +15,7 @@ from typing import Any
 
 import aiohttp
 import asyncpg
-from common import OWNER, percentile, request_json, served_hat
+from common import OWNER, percentile, records_with_values, request_json, served_hat
 
 from hatd.db import queries
 
@@ -62,14 +62,7 @@ async def bench(base: str, dsn: str) -> None:
             )
             fields = [f["id"] for f in table["fields"]]
             for start in range(0, RECORDS, 1000):
-                items = [
-                    {
-                        "record": {"name": f"r{r}"},
-                        "values": [{"value": f"{r}.{i}", "field": {"id": f}} for i, f in enumerate(fields)],
-                    }
-                    for r in range(start, start + 1000)
-                ]
-                await post("/data/record/values", items)
+                await post("/data/record/values", records_with_values(fields, start, 1000))
             tables.append(table)
         prop = (await request_json(http, "GET", f"{base}/property", headers=oh))[0]["id"]
         field = tables[0]["fields"][0]["id"]

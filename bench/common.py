@@ -46,6 +46,17 @@ async def request_json(http: aiohttp.ClientSession, method: str, url: str, **kwa
         return body
 
 
+def records_with_values(field_ids: list[int], start: int, count: int) -> list[dict[str, Any]]:
+    """A body for POST /data/record/values: `count` records from number `start`, a value in each field."""
+    return [
+        {
+            "record": {"name": f"r{r}"},
+            "values": [{"value": f"{r}.{i}", "field": {"id": f}} for i, f in enumerate(field_ids)],
+        }
+        for r in range(start, start + count)
+    ]
+
+
 def _exit_on_sigterm(signum: int, frame: object) -> None:
     raise SystemExit(f"stopped by signal {signum}")  # so the finally blocks stop the server and clean up
 

@@ -11,10 +11,9 @@ from marshmallow import ValidationError
 
 from hatd.errors import BadRequest
 from hatd.http import json_text, page_limit, parse_query, validation_cause
+from hatd.raw.repository import Window
 from hatd.raw.schemas import PageQuerySchema, decode_cursor, encode_cursor
 from hatd.state import SETTINGS
-
-Window = tuple[Any, Any]
 
 
 def read_page(request: web.Request, scope: str) -> tuple[Window, tuple[Any, Any], int]:

@@ -14,6 +14,7 @@ from hatd.bundles import repository as bundles
 from hatd.bundles.schemas import bundle_tables
 from hatd.db import Conn, queries
 from hatd.errors import BadRequest, Forbidden, NotFound
+from hatd.raw.repository import Position, Window
 from hatd.routing import OWNER, PLATFORM
 
 Q = queries("debits")
@@ -108,10 +109,10 @@ async def values(
     key: str,
     user_id: str,
     role: str,
-    window: tuple[Any, Any],
+    window: Window,
     after: tuple[Any, Any],
     limit: int,
-) -> tuple[str, tuple[dt.datetime, int] | None]:
+) -> tuple[str, Position | None]:
     """The debit's fields and its bundle's data, for the owner always and for the proposer only
     while the debit is enabled and now lies in its window. Every read is logged."""
     row = await _debit_for(conn, key, user_id, role, reading=True)

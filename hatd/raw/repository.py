@@ -144,7 +144,7 @@ async def add_values(conn: asyncpg.Connection, batch: ValueBatch, record_id: int
     """Stores a batch in one statement; each value goes to its own record, or to `record_id`.
     Returns the stored values as a JSON array (text)."""
     if record_id is not None:
-        if await conn.fetchval(Q.record_json, record_id) is None:
+        if not await conn.fetchval(Q.record_exists, record_id):
             raise NotFound(f"There is no record with id {record_id}")
         records: list[int] = [record_id] * len(batch)
     else:
@@ -180,6 +180,8 @@ async def create_records_with_values(conn: asyncpg.Connection, items: list[dict[
 
 
 Position = tuple[dt.datetime, int]
+# (starttime, endtime) on a record's lastUpdated; either may be None.
+Window = tuple[Any, Any]
 
 
 async def _page(

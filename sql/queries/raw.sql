@@ -69,6 +69,10 @@ RETURNING data_record_json(data_records)::text;
 -- Returns one record as JSON text.
 SELECT data_record_json(r)::text FROM data_records r WHERE r.id = $1;
 
+-- name: record_exists
+-- Returns true if the record exists.
+SELECT exists(SELECT 1 FROM data_records WHERE id = $1);
+
 -- name: missing_fields
 -- Returns those of the field ids $1 that do not exist.
 SELECT coalesce(array_agg(DISTINCT x), '{}') FROM unnest($1::bigint[]) AS x
