@@ -24,10 +24,12 @@ from hatd.ratelimit import RateLimiter
 from hatd.raw import views as raw_views
 from hatd.routing import ROUTES_KEY, Route, add_routes
 from hatd.settings import Settings
-from hatd.state import LOGIN_FAILURE_LIMITER, LOGIN_LIMITER, METRICS, POOL, SETTINGS, TOKENS
+from hatd.state import LOGIN_FAILURE_LIMITER, LOGIN_LIMITER, METRICS, PAGE_LOGIN_LIMITER, POOL, SETTINGS, TOKENS
 from hatd.system import views as system_views
 from hatd.system.views import OPENAPI_KEY
 from hatd.tokens import TokenService
+from hatd.web import pages
+from hatd.web import views as web_views
 
 log = logging.getLogger("hatd")
 
@@ -40,6 +42,7 @@ DOMAINS: list[list[Route]] = [
     bundles_views.ROUTES,
     debits_views.ROUTES,
     system_views.ROUTES,
+    web_views.ROUTES,
 ]
 
 
@@ -60,8 +63,12 @@ def create_app(settings: Settings, *, pool: asyncpg.Pool | None = None) -> web.A
     app[LOGIN_FAILURE_LIMITER] = RateLimiter(
         burst=settings.login_burst * USERNAME_FACTOR, refill_seconds=settings.login_refill_seconds / USERNAME_FACTOR
     )
+    app[PAGE_LOGIN_LIMITER] = RateLimiter(
+        burst=settings.page_login_burst, refill_seconds=settings.page_login_refill_seconds
+    )
     for routes in DOMAINS:
         add_routes(app, routes)
+    pages.setup(app)
     app.on_response_prepare.append(add_cors_headers)
 
     async def database(app: web.Application) -> AsyncIterator[None]:

@@ -49,6 +49,10 @@ SETTINGS_HELP = """settings (config/default.toml, then the file in HATD_CONFIG, 
   HATD_METRICS_TOKEN            a secret a Prometheus scraper may send to GET /metrics
   HATD_VALUES_LIMIT, HATD_VALUES_MAX_LIMIT
                                 records per page of the raw values reads (1000, at most 10000)
+  HATD_SESSION_TTL              the owner's browser session, in seconds (12 hours)
+  HATD_LOGIN_TOKEN_TTL          Login-with-HAT token lifetime in seconds (a day, the most allowed)
+  HATD_PAGE_LOGIN_BURST, HATD_PAGE_LOGIN_REFILL_SECONDS
+                                failed owner logins on the login page per client (5, one per 12 s)
   HATD_BCRYPT_ROUNDS, HATD_POOL_MIN_SIZE, HATD_POOL_MAX_SIZE, HATD_LOG_LEVEL, HATD_CONFIG
 """
 

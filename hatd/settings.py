@@ -16,6 +16,8 @@ CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
 DEFAULT_FILE = CONFIG_DIR / "default.toml"
 ENV_PREFIX = "HATD_"
 LOG_LEVELS = ("debug", "info", "warning", "error")
+# A Login-with-HAT token proves who the owner is to an app; it lives a day at most.
+MAX_LOGIN_TOKEN_TTL = 86400
 
 
 class SettingsError(ValueError):
@@ -49,6 +51,10 @@ class Settings:
     values_limit: int
     values_max_limit: int
     metrics_token: str = dataclasses.field(repr=False)
+    session_ttl: int
+    login_token_ttl: int
+    page_login_burst: int
+    page_login_refill_seconds: float
 
     def __post_init__(self) -> None:
         checks = [
@@ -63,6 +69,10 @@ class Settings:
             (self.owner_name.strip() != "", "owner_name must not be empty"),
             (self.log_level in LOG_LEVELS, f"log_level must be one of {', '.join(LOG_LEVELS)}"),
             (1 <= self.values_limit <= self.values_max_limit, "need 1 <= values_limit <= values_max_limit"),
+            (self.session_ttl > 0, "session_ttl must be a positive number of seconds"),
+            (0 < self.login_token_ttl <= MAX_LOGIN_TOKEN_TTL, f"login_token_ttl must be 1 to {MAX_LOGIN_TOKEN_TTL} s"),
+            (self.page_login_burst >= 1, "page_login_burst must be at least 1"),
+            (self.page_login_refill_seconds > 0, "page_login_refill_seconds must be positive"),
         ]
         for ok, message in checks:
             if not ok:

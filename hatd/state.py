@@ -27,4 +27,6 @@ TOKENS = web.AppKey("tokens", TokenService)
 LOGIN_LIMITER = web.AppKey("login_limiter", RateLimiter)
 LOGIN_FAILURE_LIMITER = web.AppKey("login_failure_limiter", RateLimiter)
 METRICS = web.AppKey("metrics", Metrics)
+# Failed logins on the owner's login page, per client.
+PAGE_LOGIN_LIMITER = web.AppKey("page_login_limiter", RateLimiter)
 CALLER = web.RequestKey("caller", Caller)

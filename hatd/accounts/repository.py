@@ -41,6 +41,11 @@ async def find_login(conn: Conn, username: str) -> asyncpg.Record | None:
     return await conn.fetchrow(Q.find_login, username)
 
 
+async def owner_login(conn: Conn) -> asyncpg.Record | None:
+    """The owner account with its password hash (the owner's pages ask for the password only)."""
+    return await conn.fetchrow(Q.owner_login)
+
+
 async def create_account(
     conn: asyncpg.Connection, *, user_id: uuid.UUID | None, email: str, name: str, pass_hash: str, role: str
 ) -> str:

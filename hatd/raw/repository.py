@@ -55,6 +55,12 @@ async def sources(conn: Conn) -> str:
     return text
 
 
+async def table_summaries(conn: Conn) -> list[asyncpg.Record]:
+    """Each top-level table with its subtable count, records held and last update."""
+    rows: list[asyncpg.Record] = await conn.fetch(Q.table_summaries)
+    return rows
+
+
 async def _require_table(conn: Conn, table_id: int) -> None:
     if not await conn.fetchval(Q.table_exists, table_id):
         raise NotFound(f"There is no table with id {table_id}")

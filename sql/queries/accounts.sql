@@ -39,8 +39,14 @@ UPDATE accounts SET enabled = $2, last_updated = now() WHERE user_id = $1;
 SELECT user_id FROM accounts WHERE role = $1;
 
 -- name: set_password
--- Sets the password hash of the owner or platform account ($1 is the role); returns its userId.
-UPDATE accounts SET pass_hash = $2, last_updated = now() WHERE role = $1 RETURNING user_id;
+-- Sets the password hash of the owner or platform account ($1 is the role) and closes its browser
+-- sessions; returns its userId.
+WITH changed AS (
+    UPDATE accounts SET pass_hash = $2, last_updated = now() WHERE role = $1 RETURNING user_id
+), closed AS (
+    DELETE FROM web_sessions WHERE user_id IN (SELECT user_id FROM changed)
+)
+SELECT user_id FROM changed;
 
 -- name: current_signing_key
 -- Returns the newest signing key pair.
@@ -53,3 +59,7 @@ INSERT INTO signing_keys (kid, private_pem, public_pem) VALUES ($1, $2, $3);
 -- name: lock_hat_creation
 -- Waits until no other process is creating this HAT (held to the end of the transaction).
 SELECT pg_advisory_xact_lock($1);
+
+-- name: owner_login
+-- Returns the owner account with its password hash, for the owner's login page.
+SELECT user_id, role, enabled, pass_hash FROM accounts WHERE role = 'owner';

@@ -261,3 +261,29 @@ gone_records AS (
     RETURNING r.id
 )
 SELECT count(*) FROM gone_tables;
+
+-- name: table_summaries
+-- Returns each top-level table with its number of subtables, the records holding values anywhere
+-- in its tree and when its newest value was last updated, by source and name (the owner's pages).
+WITH RECURSIVE tree (root, id) AS (
+    SELECT t.id, t.id
+    FROM data_tables t
+    WHERE NOT EXISTS (SELECT 1 FROM data_table_links l WHERE l.child_id = t.id)
+    UNION
+    SELECT tree.root, l.child_id FROM data_table_links l JOIN tree ON l.parent_id = tree.id
+),
+counts AS (
+    SELECT tree.root, count(DISTINCT v.record_id) AS records, max(v.last_updated) AS last_updated
+    FROM tree
+    JOIN data_fields f ON f.table_id = tree.id
+    JOIN data_values v ON v.field_id = f.id
+    GROUP BY tree.root
+)
+SELECT t.id, t.name, t.source,
+       (SELECT count(*) - 1 FROM tree WHERE tree.root = t.id) AS subtables,
+       coalesce(c.records, 0) AS records,
+       hat_time(c.last_updated) AS last_updated
+FROM data_tables t
+JOIN (SELECT DISTINCT root FROM tree) roots ON roots.root = t.id
+LEFT JOIN counts c ON c.root = t.id
+ORDER BY t.source, t.name, t.id;

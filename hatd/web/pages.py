@@ -1,0 +1,128 @@
+"""Rendering the owner's pages: templates, the headers every page carries, errors as pages, and
+the session checks in front of the owner's pages."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import aiohttp_jinja2
+import jinja2
+from aiohttp import web
+from yarl import URL
+
+from hatd.errors import ApiError, Forbidden
+from hatd.routing import OWNER
+from hatd.state import CALLER, POOL, SETTINGS, TOKENS, Caller
+from hatd.web import sessions
+from hatd.web.sessions import Session
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+SESSION = web.RequestKey("session", Session)
+# The fields of a POSTed form, read once by owner_page.
+FORM = web.RequestKey("form", dict)
+STYLESHEET = "/owner/static/hatd.css"
+
+
+def setup(app: web.Application) -> None:
+    aiohttp_jinja2.setup(
+        app,
+        loader=jinja2.PackageLoader("hatd.web", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+    )
+
+
+def _secure_headers(response: web.StreamResponse, form_action: str = "") -> None:
+    """No framing (a click on the service's icon cannot be stolen), no script, styles from here
+    only, forms post here (and, after /hatlogin's form, redirect to the app), nothing cached."""
+    response.headers["Content-Security-Policy"] = (
+        "default-src 'none'; style-src 'self'; img-src 'self' data:; "
+        f"form-action 'self'{' ' + form_action if form_action else ''}; frame-ancestors 'none'; base-uri 'none'"
+    )
+    response.headers["X-Frame-Options"] = "DENY"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    response.headers["Cache-Control"] = "no-store"
+
+
+def render(
+    request: web.Request, template: str, context: dict[str, Any], *, status: int = 200, form_action: str = ""
+) -> web.Response:
+    session = request.get(SESSION)
+    page = {"stylesheet": STYLESHEET, "session": session, "path": request.path, **context}
+    response = aiohttp_jinja2.render_template(template, request, page, status=status)
+    _secure_headers(response, form_action)
+    return response
+
+
+def see_other(location: str | URL) -> web.Response:
+    """303 See Other: after a form, the browser GETs the next page."""
+    response = web.Response(status=303, headers={"Location": str(location)})
+    _secure_headers(response)
+    return response
+
+
+def error_page(request: web.Request, error: ApiError) -> web.Response:
+    response = render(request, "error.html", {"message": error.message, "cause": error.cause}, status=error.status)
+    response.headers.update(error.headers)
+    return response
+
+
+def page(handler: Handler) -> Handler:
+    """A page handler whose errors are pages too ({"message", "cause"} rendered, same status)."""
+
+    @functools.wraps(handler)
+    async def wrapped(request: web.Request) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except ApiError as error:
+            return error_page(request, error)
+
+    return wrapped
+
+
+def cookie_options(request: web.Request) -> dict[str, Any]:
+    """HttpOnly, SameSite=Lax (an app's link to /hatlogin is a cross-site navigation that must
+    carry the session), and Secure when the HAT is served over https."""
+    secure = request.app[SETTINGS].issuer.startswith("https://")
+    return {"httponly": True, "samesite": "Lax", "secure": secure, "path": "/"}
+
+
+async def current_session(request: web.Request) -> Session | None:
+    private_pem = request.app[TOKENS].keys.private_pem
+    return await sessions.find_session(request.app[POOL], private_pem, request.cookies.get(sessions.COOKIE))
+
+
+async def form_data(request: web.Request) -> dict[str, str]:
+    """A form's fields (a field sent twice keeps its first value; files are ignored)."""
+    form = await request.post()
+    data: dict[str, str] = {}
+    for name, value in form.items():
+        if isinstance(value, str):
+            data.setdefault(name, value)
+    return data
+
+
+def owner_page(handler: Handler) -> Handler:
+    """A page for the owner's session only: without one, a GET goes to the login page and comes
+    back after; a POST must carry the session's CSRF token."""
+
+    @functools.wraps(handler)
+    async def wrapped(request: web.Request) -> web.StreamResponse:
+        session = await current_session(request)
+        if session is None or session.role != OWNER:
+            if request.method in ("GET", "HEAD"):
+                return see_other(URL("/owner/login").with_query(next=str(request.rel_url)))
+            raise Forbidden("Your session has ended; log in again", message="Not logged in")
+        if request.method == "POST":
+            form = request[FORM] = await form_data(request)
+            if not sessions.csrf_matches(session.csrf, form.get("csrf")):
+                raise Forbidden("The form did not come from this HAT's own page; reload it and try again",
+                                message="Invalid form")  # fmt: skip
+        request[SESSION] = session
+        request[CALLER] = Caller(user_id=session.user_id, role=session.role)
+        return await handler(request)
+
+    return page(wrapped)

@@ -1,0 +1,95 @@
+"""What the owner's pages and /hatlogin accept: the service an app names, its redirect address,
+and the forms' fields."""
+
+from __future__ import annotations
+
+import unicodedata
+from typing import Any
+from urllib.parse import urlsplit
+
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
+
+MAX_URL = 2048
+MAX_SERVICE_NAME = 100
+
+
+def _printable(value: str) -> bool:
+    return not any(unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Zl", "Zp") for ch in value)
+
+
+def check_redirect(value: str) -> None:
+    """An app's redirect address must be a plain http(s) URL with a host; the reason otherwise."""
+    if len(value) > MAX_URL:
+        raise ValidationError(f"The redirect address is longer than {MAX_URL} characters")
+    if any(ch.isspace() for ch in value) or not _printable(value):
+        raise ValidationError("The redirect address holds spaces or control characters")
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 -- raises ValueError for a port that is not a number in range
+    except ValueError:
+        raise ValidationError("The redirect address is not a well-formed URL") from None
+    if parts.scheme.lower() not in ("http", "https"):
+        shown = f"{parts.scheme}:" if parts.scheme else "no scheme"
+        raise ValidationError(f"The redirect address must start with http:// or https://, not {shown}")
+    if not parts.hostname:
+        raise ValidationError("The redirect address has no host")
+    if parts.username is not None or parts.password is not None:
+        raise ValidationError("The redirect address must not carry a user name or password")
+
+
+def check_service_name(value: str) -> None:
+    if not value.strip():
+        raise ValidationError("The service name is empty")
+    if not _printable(value):
+        raise ValidationError("The service name holds control characters")
+
+
+class HatLoginQuerySchema(Schema):
+    """GET /hatlogin?name=ServiceName&redirect=https://service/path (other parameters ignored)."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    name = fields.String(
+        required=True,
+        validate=[validate.Length(max=MAX_SERVICE_NAME), check_service_name],
+        error_messages={"required": "The app must name itself: ?name=ServiceName"},
+        metadata={"description": "The service's name, shown to the owner"},
+    )
+    redirect = fields.String(
+        required=True,
+        validate=check_redirect,
+        error_messages={"required": "The app must say where to return: ?redirect=https://service/path"},
+        metadata={"description": "Where the owner returns, with ?token=<JWT> added"},
+    )
+
+
+class HatLoginFormSchema(HatLoginQuerySchema):
+    """POST /hatlogin: the owner clicked the service's icon."""
+
+    csrf = fields.String(required=True)
+
+
+class LoginFormSchema(Schema):
+    """POST /owner/login."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    password = fields.String(required=True, validate=validate.Length(min=1, max=1024))
+    csrf = fields.String(required=True)
+    next = fields.String(load_default="/owner")
+
+
+def local_path(value: Any) -> str:
+    """Where to go after logging in: a path on this HAT, never another site ('//evil' is one)."""
+    if (
+        not isinstance(value, str)
+        or not value.startswith("/")
+        or value.startswith(("//", "/\\"))
+        or len(value) > MAX_URL + 100
+        or any(ch.isspace() for ch in value)
+        or not _printable(value)
+    ):
+        return "/owner"
+    return value

@@ -1,0 +1,92 @@
+"""The owner's browser sessions. The cookie holds a random secret and its HMAC signature; the
+database holds only the secret's SHA-256, the account and the session's CSRF token, so a forged
+cookie is refused without a query and a stolen database opens no session. Logging out, or a new
+password, ends a session at once."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import hmac
+import secrets
+import uuid
+from dataclasses import dataclass
+from functools import lru_cache
+
+from hatd.db import Conn, queries
+
+Q = queries("sessions")
+
+COOKIE = "hatd_session"
+# The login form is shown before there is a session: its CSRF token rides in this cookie and in
+# the form, and a POST must carry both, equal (a cross-site page can set neither).
+LOGIN_CSRF_COOKIE = "hatd_login_csrf"
+
+
+@dataclass(frozen=True)
+class Session:
+    user_id: str
+    role: str
+    csrf: str
+    secret_hash: bytes
+
+
+@lru_cache(maxsize=4)
+def _signing_key(private_pem: str) -> bytes:
+    """The cookie-signing key, derived from the HAT's private key: each HAT has its own, and it
+    changes with the key. A separate HMAC key, so the RSA key never signs cookies itself."""
+    return hmac.new(private_pem.encode(), b"hatd web session cookie", hashlib.sha256).digest()
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def _signature(private_pem: str, secret: str) -> str:
+    return _b64(hmac.new(_signing_key(private_pem), secret.encode(), hashlib.sha256).digest())
+
+
+def _secret_of(private_pem: str, cookie: str) -> str | None:
+    """The secret a cookie carries if its signature holds."""
+    secret, _, signature = cookie.partition(".")
+    if not secret or len(cookie) > 200 or not hmac.compare_digest(signature, _signature(private_pem, secret)):
+        return None
+    return secret
+
+
+def _hash(secret: str) -> bytes:
+    return hashlib.sha256(secret.encode()).digest()
+
+
+def new_csrf() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def csrf_matches(expected: str | None, given: str | None) -> bool:
+    return bool(expected) and bool(given) and hmac.compare_digest(str(expected), str(given))
+
+
+async def open_session(conn: Conn, private_pem: str, user_id: str, ttl: int) -> str:
+    """Starts a session for an account; returns the cookie value. Sessions past their time are
+    forgotten on the way."""
+    secret = secrets.token_urlsafe(32)
+    expires = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=ttl)
+    await conn.execute(Q.delete_expired_sessions)
+    await conn.execute(Q.insert_session, _hash(secret), uuid.UUID(user_id), new_csrf(), expires)
+    return f"{secret}.{_signature(private_pem, secret)}"
+
+
+async def find_session(conn: Conn, private_pem: str, cookie: str | None) -> Session | None:
+    """The live session a cookie opens (of an enabled account), or None."""
+    secret = _secret_of(private_pem, cookie) if cookie else None
+    if secret is None:
+        return None
+    row = await conn.fetchrow(Q.find_session, _hash(secret))
+    if row is None:
+        return None
+    return Session(user_id=str(row["user_id"]), role=row["role"], csrf=row["csrf"], secret_hash=_hash(secret))
+
+
+async def close_session(conn: Conn, session: Session) -> None:
+    await conn.execute(Q.delete_session, session.secret_hash)

@@ -1,0 +1,314 @@
+"""Login with HAT (/hatlogin) and the owner's own pages: their data, data debits and accounts.
+Handlers parse, call the same repository functions the API uses, and render a template; every
+button is a POST carrying the session's CSRF token."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from marshmallow import ValidationError
+from yarl import URL
+
+from hatd import db
+from hatd.accounts import passwords
+from hatd.accounts import repository as accounts
+from hatd.debits import repository as debits
+from hatd.errors import BadRequest, TooManyRequests
+from hatd.http import load, parse_query, path_id, validation_cause
+from hatd.ratelimit import retry_after
+from hatd.raw import repository as raw
+from hatd.raw.schemas import decode_cursor, encode_cursor
+from hatd.routing import OWNER, PUBLIC, Route
+from hatd.state import LOGIN_LIMITER, PAGE_LOGIN_LIMITER, POOL, SETTINGS, TOKENS
+from hatd.tokens import VALIDATE_SCOPE
+from hatd.web import sessions
+from hatd.web.pages import (
+    FORM,
+    SESSION,
+    cookie_options,
+    current_session,
+    form_data,
+    owner_page,
+    page,
+    render,
+    see_other,
+)
+from hatd.web.schemas import HatLoginFormSchema, HatLoginQuerySchema, LoginFormSchema, local_path
+
+HTML = "text/html"
+RECORDS_PER_PAGE = 25
+STATIC_DIR = Path(__file__).parent / "static"
+APP_ROLES = ("dataDebit", "dataCredit")
+
+
+# -- logging in ------------------------------------------------------------------------------
+
+
+def _login_form(request: web.Request, next_path: str, *, status: int = 200, error: str = "") -> web.Response:
+    """The owner's login form, with a fresh CSRF token in the form and in a cookie."""
+    csrf = sessions.new_csrf()
+    response = render(request, "login.html", {"next": next_path, "csrf": csrf, "error": error}, status=status)
+    response.set_cookie(sessions.LOGIN_CSRF_COOKIE, csrf, max_age=3600, **cookie_options(request))
+    return response
+
+
+@page
+async def login_page(request: web.Request) -> web.StreamResponse:
+    next_path = local_path(request.query.get("next", "/owner"))
+    if await current_session(request) is not None:
+        return see_other(next_path)
+    return _login_form(request, next_path)
+
+
+@page
+async def login(request: web.Request) -> web.StreamResponse:
+    """The owner's password opens a session. Failed attempts are limited per client."""
+    try:
+        form = LoginFormSchema().load(await form_data(request))
+    except ValidationError as exc:
+        raise BadRequest(validation_cause(exc), message="Invalid form") from None
+    next_path = local_path(form["next"])
+    if not sessions.csrf_matches(request.cookies.get(sessions.LOGIN_CSRF_COOKIE), form["csrf"]):
+        return _login_form(request, next_path, status=403, error="The login form had expired. Please try again.")
+    client = f"client:{request.remote}"
+    failures = request.app[PAGE_LOGIN_LIMITER]
+    wait = failures.wait(client) or request.app[LOGIN_LIMITER].take(client)
+    if wait:
+        raise TooManyRequests(
+            f"Too many failed logins from your address; try again in {retry_after(wait)} seconds",
+            message="Too many attempts", headers={"Retry-After": retry_after(wait)},
+        )  # fmt: skip
+    owner = await accounts.owner_login(request.app[POOL])
+    rounds = request.app[SETTINGS].bcrypt_rounds
+    if not await passwords.check_password(form["password"], owner["pass_hash"] if owner else None, rounds):
+        failures.take(client)
+        return _login_form(request, next_path, status=401, error="Wrong password.")
+    assert owner is not None
+    settings = request.app[SETTINGS]
+    async with db.transaction(request.app[POOL]) as conn:
+        cookie = await sessions.open_session(
+            conn, request.app[TOKENS].keys.private_pem, str(owner["user_id"]), settings.session_ttl
+        )
+    response = see_other(next_path)
+    response.set_cookie(sessions.COOKIE, cookie, max_age=settings.session_ttl, **cookie_options(request))
+    response.del_cookie(sessions.LOGIN_CSRF_COOKIE, path="/")
+    return response
+
+
+@owner_page
+async def logout(request: web.Request) -> web.StreamResponse:
+    await sessions.close_session(request.app[POOL], request[SESSION])
+    response = see_other("/owner/login")
+    response.del_cookie(sessions.COOKIE, path="/")
+    return response
+
+
+# -- Login with HAT ----------------------------------------------------------------------------
+
+
+def _service(request: web.Request, data: dict[str, str]) -> dict[str, str]:
+    return {"name": data["name"], "redirect": data["redirect"], "host": URL(data["redirect"]).host or ""}
+
+
+@page
+async def hatlogin(request: web.Request) -> web.StreamResponse:
+    """Step 2 and 3 of Login with HAT: the login form if the owner has no session, then the
+    service's icon, name and address."""
+    query = parse_query(request, HatLoginQuerySchema)
+    session = await current_session(request)
+    if session is None or session.role != OWNER:
+        return _login_form(request, str(request.rel_url))
+    request[SESSION] = session
+    origin = URL(query["redirect"]).origin()
+    context = {"service": _service(request, query), "csrf": session.csrf}
+    return render(request, "hatlogin.html", context, form_action=str(origin))
+
+
+@owner_page
+async def hatlogin_approve(request: web.Request) -> web.StreamResponse:
+    """Step 4: the owner clicked the icon; back to the service with a token that proves who they are."""
+    service = load(HatLoginFormSchema, request[FORM])
+    settings = request.app[SETTINGS]
+    token = request.app[TOKENS].issue(
+        request[SESSION].user_id, VALIDATE_SCOPE, resource=service["redirect"], ttl=settings.login_token_ttl
+    )
+    # The service's own query parameters stay; a `token` it put there is replaced.
+    return see_other(URL(service["redirect"]).update_query(token=token))
+
+
+# -- the owner's data ------------------------------------------------------------------------
+
+
+@owner_page
+async def data_page(request: web.Request) -> web.StreamResponse:
+    tables = [dict(row) for row in await raw.table_summaries(request.app[POOL])]
+    sources: dict[str, list[dict[str, Any]]] = {}
+    for table in tables:
+        sources.setdefault(table["source"], []).append(table)
+    return render(request, "data.html", {"sources": sources})
+
+
+def _cells(table: dict[str, Any], prefix: str = "") -> Iterator[tuple[str, str]]:
+    """A record's values under a table tree, as (field path, value) pairs."""
+    for field in table.get("fields") or []:
+        for value in field.get("values") or []:
+            yield f"{prefix}{field['name']}", value["value"]
+    for sub in table.get("subTables") or []:
+        yield from _cells(sub, f"{prefix}{sub['name']} / ")
+
+
+@owner_page
+async def table_page(request: web.Request) -> web.StreamResponse:
+    table_id = path_id(request, "id", "table")
+    scope = f"page-table:{table_id}"
+    cursor = request.query.get("cursor")
+    try:
+        after = decode_cursor(scope, cursor) if cursor else (None, None)
+    except ValidationError as exc:
+        raise BadRequest(validation_cause(exc), message="Invalid request") from None
+    async with request.app[POOL].acquire() as conn:
+        table = json.loads(await raw.table_json(conn, table_id))
+        text, more = await raw.table_values(conn, table_id, (None, None), after, RECORDS_PER_PAGE)
+    records = [
+        {**record, "cells": [cell for tree in record["tables"] for cell in _cells(tree)]} for record in json.loads(text)
+    ]
+    following = str(request.rel_url.with_query(cursor=encode_cursor(scope, *more))) if more else None
+    return render(request, "table.html", {"table": table, "records": records, "next": following})
+
+
+# -- data debits -------------------------------------------------------------------------------
+
+
+async def _account_names(conn: db.Conn) -> dict[str, str]:
+    return {account["userId"]: account["name"] for account in json.loads(await accounts.list_accounts(conn))}
+
+
+@owner_page
+async def debits_page(request: web.Request) -> web.StreamResponse:
+    async with request.app[POOL].acquire() as conn:
+        items = json.loads(await debits.debits(conn))
+        names = await _account_names(conn)
+    return render(request, "debits.html", {"debits": items, "names": names, "csrf": request[SESSION].csrf})
+
+
+@owner_page
+async def debit_page(request: web.Request) -> web.StreamResponse:
+    key = request.match_info["key"]
+    async with request.app[POOL].acquire() as conn:
+        item = json.loads(await debits.debit(conn, key, request[SESSION].user_id, OWNER))
+        log = json.loads(await debits.log(conn, key))
+        names = await _account_names(conn)
+    context = {"debit": item, "log": log, "names": names, "csrf": request[SESSION].csrf}
+    return render(request, "debit.html", context)
+
+
+async def _set_debit(request: web.Request, enabled: bool) -> web.StreamResponse:
+    async with db.transaction(request.app[POOL]) as conn:
+        key = await debits.set_enabled(conn, request.match_info["key"], enabled, request[SESSION].user_id)
+    return see_other(_back(request, f"/owner/debits#debit-{key}"))
+
+
+@owner_page
+async def enable_debit(request: web.Request) -> web.StreamResponse:
+    return await _set_debit(request, True)
+
+
+@owner_page
+async def disable_debit(request: web.Request) -> web.StreamResponse:
+    return await _set_debit(request, False)
+
+
+def _back(request: web.Request, default: str) -> str:
+    """Where a button's form asked to return (its `back` field, a path on this HAT)."""
+    back = request[FORM].get("back")
+    return local_path(back) if back else default
+
+
+# -- accounts ----------------------------------------------------------------------------------
+
+
+@owner_page
+async def accounts_page(request: web.Request) -> web.StreamResponse:
+    items = json.loads(await accounts.list_accounts(request.app[POOL]))
+    apps = [item for item in items if item["role"] in APP_ROLES]
+    special = [item for item in items if item["role"] not in APP_ROLES]
+    return render(request, "accounts.html", {"apps": apps, "special": special, "csrf": request[SESSION].csrf})
+
+
+async def _set_account(request: web.Request, enabled: bool) -> web.StreamResponse:
+    user_id = uuid.UUID(request.match_info["userId"])
+    async with db.transaction(request.app[POOL]) as conn:
+        await accounts.set_enabled(conn, user_id, enabled)
+    return see_other(f"/owner/accounts#account-{user_id}")
+
+
+@owner_page
+async def enable_account(request: web.Request) -> web.StreamResponse:
+    return await _set_account(request, True)
+
+
+@owner_page
+async def disable_account(request: web.Request) -> web.StreamResponse:
+    return await _set_account(request, False)
+
+
+# -- the rest ----------------------------------------------------------------------------------
+
+
+async def home(request: web.Request) -> web.StreamResponse:
+    return see_other("/owner")
+
+
+async def stylesheet(request: web.Request) -> web.StreamResponse:
+    return web.Response(
+        body=(STATIC_DIR / "hatd.css").read_bytes(),
+        content_type="text/css",
+        headers={"Cache-Control": "public, max-age=3600", "X-Content-Type-Options": "nosniff"},
+    )
+
+
+KEY_PATH = "{key:[0-9a-fA-F-]{36}}"
+USER_ID_PATH = "{userId:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}}"
+
+# PUBLIC for the token middleware: these pages check the owner's session cookie themselves.
+ROUTES = [
+    Route("GET", "/hatlogin", hatlogin, name="hatlogin", roles=PUBLIC, query=HatLoginQuerySchema, produces=HTML,
+          errors=(429,), summary="Login with HAT: the owner logs in, then clicks the service's icon",
+          description="Not logged in: the owner's login form. Logged in: the service's name and address under "
+          "an icon; its button POSTs here and redirects to `redirect?token=<JWT>`, keeping the redirect's own "
+          "query. The token has accessScope `validate`, resource = the redirect address, and calls no data route."),
+    Route("POST", "/hatlogin", hatlogin_approve, name="hatlogin_approve", roles=PUBLIC, produces=HTML,
+          summary="The owner approves Login with HAT (form: name, redirect, csrf); 303 to the service"),
+    Route("GET", "/owner/login", login_page, name="owner_login_page", roles=PUBLIC, produces=HTML,
+          summary="The owner's login page"),
+    Route("POST", "/owner/login", login, name="owner_login", roles=PUBLIC, produces=HTML, errors=(401, 403, 429),
+          summary="Log the owner in (form: password, csrf, next); sets the session cookie"),
+    Route("POST", "/owner/logout", logout, name="owner_logout", roles=PUBLIC, produces=HTML,
+          summary="End the owner's session"),
+    Route("GET", "/owner", data_page, name="owner_data", roles=PUBLIC, produces=HTML,
+          summary="The owner's data: sources and tables, with records and last update"),
+    Route("GET", r"/owner/tables/{id:\d+}", table_page, name="owner_table", roles=PUBLIC, produces=HTML,
+          summary="A table's latest records, paged"),
+    Route("GET", "/owner/debits", debits_page, name="owner_debits", roles=PUBLIC, produces=HTML,
+          summary="Data debits, with enable and disable buttons"),
+    Route("GET", f"/owner/debits/{KEY_PATH}", debit_page, name="owner_debit", roles=PUBLIC, produces=HTML,
+          summary="One data debit: its bundle and its log"),
+    Route("POST", f"/owner/debits/{KEY_PATH}/enable", enable_debit, name="owner_enable_debit", roles=PUBLIC,
+          produces=HTML, summary="Enable a data debit (form: csrf)"),
+    Route("POST", f"/owner/debits/{KEY_PATH}/disable", disable_debit, name="owner_disable_debit", roles=PUBLIC,
+          produces=HTML, summary="Disable a data debit (form: csrf)"),
+    Route("GET", "/owner/accounts", accounts_page, name="owner_accounts", roles=PUBLIC, produces=HTML,
+          summary="Apps' accounts (dataDebit, dataCredit), with enable and disable buttons"),
+    Route("POST", f"/owner/accounts/{USER_ID_PATH}/enable", enable_account, name="owner_enable_account",
+          roles=PUBLIC, produces=HTML, summary="Enable an account (form: csrf)"),
+    Route("POST", f"/owner/accounts/{USER_ID_PATH}/disable", disable_account, name="owner_disable_account",
+          roles=PUBLIC, produces=HTML, summary="Disable an account (form: csrf)"),
+    Route("GET", "/owner/static/hatd.css", stylesheet, name="owner_stylesheet", roles=PUBLIC, produces="text/css",
+          summary="The pages' stylesheet"),
+    Route("GET", "/", home, name="home", roles=PUBLIC, produces=HTML, summary="Redirects to the owner's pages"),
+]  # fmt: skip
