@@ -36,7 +36,9 @@ async def test_without_a_session_hatlogin_shows_the_login_form(client):
 
 
 async def test_the_four_steps_end_at_the_service_with_a_token_it_can_verify(client):
-    hatlogin = "/hatlogin?" + "&".join(f"{k}={v}" for k, v in {"name": "Rumpel", "redirect": "https://s.example/cb"}.items())
+    hatlogin = "/hatlogin?" + "&".join(
+        f"{k}={v}" for k, v in {"name": "Rumpel", "redirect": "https://s.example/cb"}.items()
+    )
     response = await page_login(client, next_path=hatlogin)
     assert response.status == 303
     assert response.headers["Location"] == hatlogin

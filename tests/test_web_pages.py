@@ -1,0 +1,247 @@
+"""The owner's own pages over HTTP: logging in and out, their data, data debits and accounts, and
+that every button is a POST that needs the session's CSRF token."""
+
+from __future__ import annotations
+
+import re
+
+import asyncpg
+
+from hatd.accounts.bootstrap import set_password
+from hatd.web import sessions
+from tests.conftest import OWNER, auth, new_account
+from tests.raw_helpers import KITCHEN, call, created, new_table
+from tests.test_debits import _proposal
+from tests.web_helpers import hidden_fields, logged_in, page_login
+
+
+async def test_pages_without_a_session_send_the_browser_to_the_login_page(client):
+    for path in ("/owner", "/owner/debits", "/owner/accounts", "/owner/tables/1"):
+        response = await client.get(path, allow_redirects=False)
+        assert response.status == 303, path
+        assert response.headers["Location"] == f"/owner/login?next={path}"
+    home = await client.get("/", allow_redirects=False)
+    assert (home.status, home.headers["Location"]) == (303, "/owner")
+
+
+async def test_login_and_logout(client):
+    response = await page_login(client, next_path="/owner/debits")
+    assert (response.status, response.headers["Location"]) == (303, "/owner/debits")
+    page = await client.get("/owner")
+    assert page.status == 200 and "Log out" in await page.text()
+    # An open session skips the login form.
+    again = await client.get("/owner/login", allow_redirects=False)
+    assert (again.status, again.headers["Location"]) == (303, "/owner")
+
+    csrf = hidden_fields(await page.text())["csrf"]
+    cookie = client.session.cookie_jar.filter_cookies(client.make_url("/"))[sessions.COOKIE].value
+    out = await client.post("/owner/logout", data={"csrf": csrf}, allow_redirects=False)
+    assert (out.status, out.headers["Location"]) == (303, "/owner/login")
+    # The session is gone from the database: the old cookie, sent again, opens nothing.
+    replay = await client.get("/owner", cookies={sessions.COOKIE: cookie}, allow_redirects=False)
+    assert replay.status == 303
+
+
+async def test_a_wrong_password_says_so(client):
+    response = await page_login(client, password="not-it")
+    assert response.status == 401
+    assert "Wrong password." in await response.text()
+    assert sessions.COOKIE not in response.cookies
+
+
+async def test_failed_logins_are_limited_per_client(client):
+    for _ in range(5):
+        assert (await page_login(client, password="guess")).status == 401
+    response = await page_login(client)  # even the right password waits now
+    assert response.status == 429
+    assert int(response.headers["Retry-After"]) >= 1
+    assert "Too many failed logins from your address" in await response.text()
+
+
+async def test_the_login_form_needs_its_csrf_cookie(client, make_client):
+    page = await client.get("/owner/login")
+    fields = hidden_fields(await page.text())
+    other = await make_client()  # a page elsewhere posting the form: it has no such cookie
+    response = await other.post("/owner/login", data={**fields, "password": OWNER[1]}, allow_redirects=False)
+    assert response.status == 403
+    assert sessions.COOKIE not in response.cookies
+    assert "The login form had expired" in await response.text()
+
+
+async def test_login_never_sends_the_browser_to_another_site(client):
+    for next_path in ("//evil.example/", "https://evil.example/", "/\\evil.example", "javascript:alert(1)"):
+        client.session.cookie_jar.clear()
+        response = await page_login(client, next_path=next_path)
+        assert (response.status, response.headers["Location"]) == (303, "/owner"), next_path
+
+
+async def test_a_forged_or_altered_cookie_opens_nothing(client):
+    await logged_in(client)
+    cookie = client.session.cookie_jar.filter_cookies(client.make_url("/"))[sessions.COOKIE].value
+    secret, _, signature = cookie.partition(".")
+    altered = secret[:-1] + ("B" if secret.endswith("A") else "A")
+    for forged in (f"{secret}.{'A' * len(signature)}", f"{altered}.{signature}", secret, "", "." * 300):
+        client.session.cookie_jar.clear()
+        response = await client.get("/owner", cookies={sessions.COOKIE: forged}, allow_redirects=False)
+        assert response.status == 303, forged
+
+
+async def test_a_new_password_ends_the_sessions(client, database):
+    await logged_in(client)
+    conn = await asyncpg.connect(database)
+    try:
+        await set_password(conn, "owner", "a-new-password", 4)
+    finally:
+        await conn.close()
+    assert (await client.get("/owner", allow_redirects=False)).status == 303
+
+
+async def test_the_data_page_lists_sources_and_tables_with_records_and_last_update(client, owner_token):
+    kitchen = await new_table(client, owner_token, KITCHEN)
+    await new_table(client, owner_token, {"name": "steps", "source": "fitbit", "fields": [{"name": "count"}]})
+    sub_field = kitchen["subTables"][0]["fields"][0]["id"]
+    await created(client, owner_token, "/data/record/values", [
+        {"record": {"name": f"r{i}", "lastUpdated": f"2026-01-0{i + 1}T10:00:00Z"},
+         "values": [{"value": f"v{i}", "field": {"id": sub_field}, "lastUpdated": f"2026-01-0{i + 1}T10:00:00Z"}]}
+        for i in range(3)
+    ])  # fmt: skip
+    await logged_in(client)
+    text = await (await client.get("/owner")).text()
+    assert text.index("<h2>fibaro</h2>") < text.index("<h2>fitbit</h2>")
+    row = re.search(rf'<tr id="table-{kitchen["id"]}">(.*?)</tr>', text, re.S).group(1)
+    assert f'<a href="/owner/tables/{kitchen["id"]}">kitchen</a>' in row
+    assert "+1 subtable<" in row
+    assert '<td class="num">3</td>' in row  # values in the subtable count for its top-level table
+    assert "<td>2026-01-03T10:00:00.000Z</td>" in row
+    assert re.search(r'>steps</a>.*?<td class="num">0</td>\s*<td>never</td>', text, re.S)
+    assert "kitchenElectricity</a>" not in text  # subtables are inside their top-level table
+
+
+async def test_a_table_page_shows_its_latest_records_paged(client, owner_token):
+    kitchen = await new_table(client, owner_token, KITCHEN)
+    field = kitchen["fields"][0]["id"]
+    sub_field = kitchen["subTables"][0]["fields"][0]["id"]
+    await created(client, owner_token, "/data/record/values", [
+        {"record": {"name": f"record {i:02}", "lastUpdated": f"2026-02-01T10:{i:02}:00Z"},
+         "values": [{"value": f"top {i}", "field": {"id": field}}, {"value": f"sub <{i}>", "field": {"id": sub_field}}]}
+        for i in range(30)
+    ])  # fmt: skip
+    await logged_in(client)
+    first = await (await client.get(f"/owner/tables/{kitchen['id']}")).text()
+    names = re.findall(r"<h2>(record \d\d) ", first)
+    assert names == [f"record {i:02}" for i in range(29, 4, -1)]  # newest first, 25 a page
+    assert "<dt>tableTestField</dt><dd>top 29</dd>" in first
+    assert "<dt>kitchenElectricity / tableTestField3</dt><dd>sub &lt;29&gt;</dd>" in first
+    following = re.search(r'<a href="([^"]+)" id="older"', first).group(1)
+    second = await (await client.get(following.replace("&amp;", "&"))).text()
+    assert re.findall(r"<h2>(record \d\d) ", second) == [f"record {i:02}" for i in range(4, -1, -1)]
+    assert 'id="older"' not in second
+
+
+async def test_a_table_page_refuses_what_is_not_there(client, owner_token):
+    kitchen = await new_table(client, owner_token, KITCHEN)
+    await logged_in(client)
+    missing = await client.get("/owner/tables/999999")
+    assert missing.status == 404 and "There is no table with id 999999" in await missing.text()
+    bad = await client.get(f"/owner/tables/{kitchen['id']}", params={"cursor": "nonsense"})
+    assert bad.status == 400 and "Not a cursor this HAT made" in await bad.text()
+
+
+async def _proposed_debit(client, owner_token):
+    kitchen = await new_table(client, owner_token, KITCHEN)
+    await created(client, owner_token, "/data/record/values", [
+        {"record": {"name": "r"}, "values": [{"value": "v", "field": {"id": kitchen["fields"][0]["id"]}}]}
+    ])  # fmt: skip
+    account, app_token = await new_account(client, owner_token, role="dataDebit", name="Energy App", number="e1")
+    status, debit = await call(client, "POST", "/dataDebit/propose", app_token, _proposal(kitchen))
+    assert status == 201
+    return debit, account, app_token
+
+
+async def test_the_owner_enables_and_disables_a_debit_from_its_page(client, owner_token):
+    debit, _, app_token = await _proposed_debit(client, owner_token)
+    key = debit["key"]
+    csrf = await logged_in(client)
+    page = await (await client.get("/owner/debits")).text()
+    card = re.search(rf'<article class="card debit" id="debit-{key}">(.*?)</article>', page, re.S).group(1)
+    assert "DD Kitchen electricity on weekend parties" in card
+    assert "<dt>Proposed by</dt><dd>Energy App</dd>" in card
+    assert "<dt>Bundle</dt><dd>Everything kitchen (contextless)</dd>" in card
+    assert f"<dt>From</dt><dd>{debit['startDate']}</dd>" in card
+    assert '<span class="state off">disabled</span>' in card
+    assert f'action="/owner/debits/{key}/enable"' in card
+
+    values = f"/dataDebit/{key}/values"
+    assert (await client.get(values, headers=auth(app_token))).status == 403
+    enabled = await client.post(f"/owner/debits/{key}/enable", data={"csrf": csrf}, allow_redirects=False)
+    assert (enabled.status, enabled.headers["Location"]) == (303, f"/owner/debits#debit-{key}")
+    assert (await client.get(values, headers=auth(app_token))).status == 200
+    page = await (await client.get("/owner/debits")).text()
+    assert f'id="disable-{key}"' in page
+
+    back = f"/owner/debits/{key}"
+    disabled = await client.post(f"{back}/disable", data={"csrf": csrf, "back": back}, allow_redirects=False)
+    assert (disabled.status, disabled.headers["Location"]) == (303, back)
+    assert (await client.get(values, headers=auth(app_token))).status == 403
+
+    log = await (await client.get(back)).text()
+    assert "<dt>Tables</dt><dd>kitchen (fibaro)</dd>" in log
+    rows = re.findall(r"<tr><td>[^<]+</td><td>(\w+)</td><td>([^<]+)</td>", log)
+    assert rows == [("propose", "Energy App"), ("enable", "owner"), ("values", "Energy App"), ("disable", "owner")]
+
+
+async def test_debit_buttons_need_the_sessions_csrf_token(client, owner_token, make_client):
+    debit, _, _ = await _proposed_debit(client, owner_token)
+    await logged_in(client)
+    enable = f"/owner/debits/{debit['key']}/enable"
+    for form in ({}, {"csrf": "forged"}):
+        response = await client.post(enable, data=form, allow_redirects=False)
+        assert response.status == 403
+        assert "did not come from this HAT" in await response.text()
+    stranger = await make_client()
+    assert (await stranger.post(enable, data={"csrf": "x"}, allow_redirects=False)).status == 403
+    # A GET never changes anything.
+    assert (await client.get(enable)).status == 405
+    status, state = await call(client, "GET", f"/dataDebit/{debit['key']}", owner_token)
+    assert (status, state["enabled"]) == (200, False)
+
+
+async def test_an_unknown_debit_is_a_404_page(client):
+    csrf = await logged_in(client)
+    key = "00000000-0000-0000-0000-000000000000"
+    assert (await client.get(f"/owner/debits/{key}")).status == 404
+    response = await client.post(f"/owner/debits/{key}/enable", data={"csrf": csrf})
+    assert response.status == 404
+    assert f"There is no data debit with key {key}" in await response.text()
+
+
+async def test_the_owner_disables_and_enables_an_app_account(client, owner_token):
+    account, app_token = await new_account(client, owner_token, role="dataCredit", name="Plug", number="p1")
+    user_id = account["userId"]
+    csrf = await logged_in(client)
+    page = await (await client.get("/owner/accounts")).text()
+    card = re.search(rf'<article class="card" id="account-{user_id}">(.*?)</article>', page, re.S).group(1)
+    assert "Plug" in card and "dataCredit" in card and "enabled" in card
+    assert "disable-" not in page.split("This HAT's own accounts")[1]  # no buttons for owner and platform
+
+    off = await client.post(f"/owner/accounts/{user_id}/disable", data={"csrf": csrf}, allow_redirects=False)
+    assert (off.status, off.headers["Location"]) == (303, f"/owner/accounts#account-{user_id}")
+    assert (await client.get("/users/access_token/validate", headers=auth(app_token))).status == 401
+    assert f'id="enable-{user_id}"' in await (await client.get("/owner/accounts")).text()
+    on = await client.post(f"/owner/accounts/{user_id}/enable", data={"csrf": csrf}, allow_redirects=False)
+    assert on.status == 303
+    assert (await client.get("/users/access_token/validate", headers=auth(app_token))).status == 200
+
+
+async def test_the_owner_account_cannot_be_disabled_from_a_page(client, owner_token):
+    csrf = await logged_in(client)
+    owner_id = (await call(client, "GET", "/users/user", owner_token))[1][0]["userId"]
+    response = await client.post(f"/owner/accounts/{owner_id}/disable", data={"csrf": csrf})
+    assert response.status == 400
+    assert "The owner account can never be disabled" in await response.text()
+
+
+async def test_the_stylesheet_is_served(client):
+    response = await client.get("/owner/static/hatd.css")
+    assert response.status == 200 and response.content_type == "text/css"
+    assert "max-width" in await response.text()
