@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: install run test bench lint format clean
+.PHONY: install browser run test bench lint format clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,7 +17,11 @@ install: $(STAMP)
 run: install
 	$(BIN)/hatd serve
 
-test: install
+# Debian's Chromium for the browser tests; without it they are skipped, loudly.
+browser:
+	@bash tests/install-chromium.sh
+
+test: install browser
 	$(BIN)/pytest
 
 bench: install

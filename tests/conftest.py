@@ -98,3 +98,12 @@ async def new_account(
 
 def auth(token: str) -> dict[str, str]:
     return {"X-Auth-Token": token}
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """A skipped browser test is said in red at the end of the run, not only in the skip list."""
+    for report in terminalreporter.stats.get("skipped", []):
+        reason = str(report.longrepr[-1]) if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        if "BROWSER TESTS SKIPPED" in reason:
+            terminalreporter.write_sep("!", reason.removeprefix("Skipped: "), red=True, bold=True)
+            return

@@ -112,7 +112,7 @@ async def test_the_data_page_lists_sources_and_tables_with_records_and_last_upda
     assert f'<a href="/owner/tables/{kitchen["id"]}">kitchen</a>' in row
     assert "+1 subtable<" in row
     assert '<td class="num">3</td>' in row  # values in the subtable count for its top-level table
-    assert "<td>2026-01-03T10:00:00.000Z</td>" in row
+    assert '<td><time datetime="2026-01-03T10:00:00.000Z">03 Jan 2026, 10:00 UTC</time></td>' in row
     assert re.search(r'>steps</a>.*?<td class="num">0</td>\s*<td>never</td>', text, re.S)
     assert "kitchenElectricity</a>" not in text  # subtables are inside their top-level table
 
@@ -167,7 +167,7 @@ async def test_the_owner_enables_and_disables_a_debit_from_its_page(client, owne
     assert "DD Kitchen electricity on weekend parties" in card
     assert "<dt>Proposed by</dt><dd>Energy App</dd>" in card
     assert "<dt>Bundle</dt><dd>Everything kitchen (contextless)</dd>" in card
-    assert f"<dt>From</dt><dd>{debit['startDate']}</dd>" in card
+    assert f'<dt>From</dt><dd><time datetime="{debit["startDate"]}">' in card
     assert '<span class="state off">disabled</span>' in card
     assert f'action="/owner/debits/{key}/enable"' in card
 
@@ -186,7 +186,7 @@ async def test_the_owner_enables_and_disables_a_debit_from_its_page(client, owne
 
     log = await (await client.get(back)).text()
     assert "<dt>Tables</dt><dd>kitchen (fibaro)</dd>" in log
-    rows = re.findall(r"<tr><td>[^<]+</td><td>(\w+)</td><td>([^<]+)</td>", log)
+    rows = re.findall(r"<tr><td><time [^>]+>[^<]+</time></td><td>(\w+)</td><td>([^<]+)</td>", log)
     assert rows == [("propose", "Energy App"), ("enable", "owner"), ("values", "Energy App"), ("disable", "owner")]
 
 

@@ -3,6 +3,7 @@ the session checks in front of the owner's pages."""
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 import aiohttp_jinja2
 import jinja2
 from aiohttp import web
+from markupsafe import Markup
 from yarl import URL
 
 from hatd.errors import ApiError, Forbidden
@@ -25,13 +27,22 @@ FORM = web.RequestKey("form", dict)
 STYLESHEET = "/owner/static/hatd.css"
 
 
+def when(iso: str | None) -> Markup | str:
+    """A HAT time (2026-01-03T10:00:00.000Z) for people, keeping the exact one for machines."""
+    if not iso:
+        return "never"
+    moment = dt.datetime.fromisoformat(iso.replace("Z", "+00:00"))
+    return Markup('<time datetime="{}">{}</time>').format(iso, f"{moment:%d %b %Y, %H:%M} UTC")
+
+
 def setup(app: web.Application) -> None:
-    aiohttp_jinja2.setup(
+    environment = aiohttp_jinja2.setup(
         app,
         loader=jinja2.PackageLoader("hatd.web", "templates"),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
     )
+    environment.filters["when"] = when
 
 
 def _secure_headers(response: web.StreamResponse, form_action: str = "") -> None:
