@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 import types
 import typing
@@ -16,6 +17,8 @@ CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
 DEFAULT_FILE = CONFIG_DIR / "default.toml"
 ENV_PREFIX = "HATD_"
 LOG_LEVELS = ("debug", "info", "warning", "error")
+# A HAT's name on a shared PostgreSQL server: its role's and its database's (see hatd/provision.py).
+HAT_NAME = re.compile(r"[a-z][a-z0-9_]{0,31}")
 
 
 class SettingsError(ValueError):
@@ -31,6 +34,7 @@ class Settings:
     hat_address: str
     data_dir: Path
     database_url: str
+    embedded_database: str
     pool_min_size: int
     pool_max_size: int
     token_ttl: int
@@ -63,6 +67,10 @@ class Settings:
             (self.owner_name.strip() != "", "owner_name must not be empty"),
             (self.log_level in LOG_LEVELS, f"log_level must be one of {', '.join(LOG_LEVELS)}"),
             (1 <= self.values_limit <= self.values_max_limit, "need 1 <= values_limit <= values_max_limit"),
+            (
+                HAT_NAME.fullmatch(self.embedded_database) is not None,
+                "embedded_database must be a HAT name: lowercase letters, digits, underscores, at most 32",
+            ),
         ]
         for ok, message in checks:
             if not ok:
