@@ -8,7 +8,6 @@ import http.client
 import json
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -24,7 +23,6 @@ import jwt
 import pytest
 
 from hatd.db import available_migrations
-from hatd.embedded import EmbeddedPostgres
 from tests import pg
 
 REPO = Path(__file__).resolve().parent.parent
@@ -355,21 +353,6 @@ def test_serve_after_set_password_takes_the_new_password_only(
     log_in_and_check_token(port, OWNER_EMAIL, "second")
     assert_login_refused(port, OWNER_EMAIL, "first")
     assert server.terminate() == 0, server.output()
-
-
-@pytest.fixture
-def data_dir() -> Iterator[Path]:
-    """A scratch HATD_DATA_DIR; an embedded server left running in it is stopped after the test."""
-    folder = pg.scratch_dir("hatd-cli-test-")
-    folder.chmod(0o755)
-    try:
-        yield folder
-    finally:
-        if (folder / "postgres" / "postmaster.pid").exists():
-            leftover = EmbeddedPostgres(folder)
-            leftover.start()
-            leftover.stop()
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.mark.slow

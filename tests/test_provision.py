@@ -12,6 +12,8 @@ import json
 import os
 import re
 import shlex
+import signal
+import socket
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -454,3 +456,96 @@ def test_three_hats_on_one_server_cannot_see_into_each_other(
 
     for hat in hats.values():
         assert hat["server"].terminate() == 0, hat["server"].output()
+
+
+@pytest.mark.slow
+def test_a_hat_provisioned_on_the_embedded_server_is_served_by_its_name(
+    tmp_path: Path, data_dir: Path, serve: StartServer
+) -> None:
+    port = free_port()
+    env = hatd_env(tmp_path, data_dir=str(data_dir), owner_password="embedded-owner")
+    assert "HATD_DATABASE_URL" not in env
+
+    result = hatd("provision", "alice", "--address", f"http://127.0.0.1:{port}", env=env)
+
+    assert result.returncode == 0, result.stderr
+    settings = start_settings(result.stdout)
+    assert settings == {
+        "HATD_DATA_DIR": str(data_dir.resolve()),
+        "HATD_EMBEDDED_DATABASE": "alice",
+        "HATD_HAT_ADDRESS": f"http://127.0.0.1:{port}",
+        "HATD_PORT": str(port),
+    }
+    assert "password, shown only this once" not in result.stdout.split("Serve it with")[1]
+
+    server = serve(settings, tmp_path / "alice")
+
+    token = log_in(port, "owner@cli.test", "embedded-owner")
+    assert request(port, "GET", "/users/access_token/validate", token) == (200, {"message": "Authenticated"})
+    assert server.terminate() == 0, server.output()
+
+    missing = hatd("migrate", env={**env, "HATD_EMBEDDED_DATABASE": "bob"})
+
+    assert (missing.returncode, missing.stdout) == (1, "")
+    assert "holds no HAT named 'bob' (HATD_EMBEDDED_DATABASE): make it with `hatd provision bob`" in missing.stderr
+
+
+def refuses_connections(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except ConnectionRefusedError:
+        return True
+    return False
+
+
+@pytest.mark.slow
+async def test_sigterm_stops_accepting_lets_the_request_in_flight_finish_then_exits_0(
+    tmp_path: Path, admin_dsn: str, new_name: NewName, serve: StartServer
+) -> None:
+    name, port = new_name(), free_port()
+    settings = provisioned(
+        tmp_path, admin_dsn, name, "--address", f"http://127.0.0.1:{port}", owner_password="graceful-owner"
+    )
+    server = serve(settings, tmp_path / "serve")
+    token = log_in(port, "owner@cli.test", "graceful-owner")
+    status, table = request(port, "POST", "/data/table", token, {"name": "t", "source": "s", "fields": [{"name": "f"}]})
+    assert status == 201, table
+    body = {"record": {"name": "r"}, "values": [{"field": {"id": table["fields"][0]["id"]}, "value": "kept"}]}
+    assert request(port, "POST", "/data/record/values", token, body)[0] == 201
+
+    admin = await asyncpg.connect(pg.with_database(admin_dsn, name))
+    try:
+        lock = admin.transaction()
+        await lock.start()
+        await admin.execute("LOCK TABLE data_values IN ACCESS EXCLUSIVE MODE")
+        in_flight = asyncio.ensure_future(
+            asyncio.to_thread(request, port, "GET", f"/data/table/{table['id']}/values", token)
+        )
+        # Deterministic: the read is known to wait on the lock before the signal is sent.
+        waiting = "SELECT count(*) FROM pg_locks WHERE relation = 'data_values'::regclass AND NOT granted"
+        deadline = time.monotonic() + 10
+        while await admin.fetchval(waiting) == 0:
+            assert time.monotonic() < deadline, server.output()
+            assert not in_flight.done(), in_flight.result()
+            await asyncio.sleep(0.05)
+
+        server.process.send_signal(signal.SIGTERM)
+
+        deadline = time.monotonic() + 10
+        while not await asyncio.to_thread(refuses_connections, port):
+            assert time.monotonic() < deadline, "still accepting connections after SIGTERM\n" + server.output()
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.5)
+        assert server.process.poll() is None, server.output()
+        assert not in_flight.done()
+
+        await lock.rollback()
+    finally:
+        await admin.close()
+
+    status, items = await asyncio.wait_for(in_flight, timeout=30)
+    assert status == 200, items
+    assert [v["value"] for item in items for tree in item["tables"] for f in tree["fields"] for v in f["values"]] == [
+        "kept"
+    ]
+    assert await asyncio.to_thread(server.process.wait, 30) == 0, server.output()
