@@ -212,7 +212,8 @@ def test_help_names_the_commands_and_the_settings(tmp_path: Path) -> None:
 
     assert (top.returncode, top.stderr) == (0, "")
     assert top.stdout.startswith("usage: hatd ")
-    for word in ("serve", "migrate", "create-owner", "set-password", "HATD_DATABASE_URL", "HATD_DATA_DIR"):
+    words = ("serve", "migrate", "create-owner", "set-password", "provision", "HATD_DATABASE_URL", "HATD_DATA_DIR")
+    for word in (*words, "HATD_EMBEDDED_DATABASE"):
         assert word in top.stdout
 
     serve = hatd("serve", "--help", env=env)
