@@ -1,4 +1,5 @@
-"""The `hatd` command line: serve a HAT, migrate its database, create it, reset a password."""
+"""The `hatd` command line: serve a HAT, migrate its database, create it, reset a password, and
+provision more HATs on one PostgreSQL server."""
 
 from __future__ import annotations
 
@@ -7,16 +8,17 @@ import asyncio
 import dataclasses
 import getpass
 import logging
-import re
 import secrets
+import shlex
 import sys
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
+from urllib.parse import urlsplit
 
 import asyncpg
 from aiohttp import web
 
-from hatd import db
+from hatd import db, provision
 from hatd.accesslog import AccessLogger
 from hatd.accounts.bootstrap import HatCreationError, create_hat, set_password
 from hatd.app import create_app
@@ -25,17 +27,20 @@ from hatd.settings import Settings, SettingsError, load
 
 log = logging.getLogger("hatd")
 
-# On the embedded server the HAT's database belongs to this role, which is not a superuser: the
-# app never runs as `postgres`, so no SQL mistake can reach `COPY ... TO PROGRAM` and the like.
+# On the embedded server the first HAT's database belongs to this role, which is not a superuser:
+# the app never runs as `postgres`, so no SQL mistake can reach `COPY ... TO PROGRAM` and the like.
+# HATs made by `hatd provision NAME` have a role and a database named NAME.
 EMBEDDED_DATABASE = "hatd"
 EMBEDDED_ROLE = "hatd"
-Q = db.queries("embedded")
 
 SETTINGS_HELP = """settings (config/default.toml, then the file in HATD_CONFIG, then these variables):
   HATD_HOST, HATD_PORT          where the HTTP server listens (127.0.0.1:8080)
   HATD_HAT_ADDRESS              the HAT's public address: the tokens' issuer
   HATD_DATA_DIR                 hatd's own files, the embedded PostgreSQL among them (./var)
-  HATD_DATABASE_URL             a PostgreSQL DSN; empty: the embedded server
+  HATD_DATABASE_URL             a PostgreSQL DSN; empty: the embedded server. For `hatd provision`:
+                                an admin DSN (a role that may create roles and databases)
+  HATD_EMBEDDED_DATABASE        which HAT of the embedded server to serve: hatd, or a NAME made by
+                                `hatd provision NAME` (hatd)
   HATD_TOKEN_TTL                access token lifetime in seconds (7200)
   HATD_MAX_BODY                 largest request body in bytes (10 MiB)
   HATD_OWNER_NAME, HATD_OWNER_EMAIL, HATD_OWNER_PASSWORD
@@ -58,35 +63,39 @@ SETTINGS_HELP = """settings (config/default.toml, then the file in HATD_CONFIG, 
 
 
 @contextmanager
-def database(settings: Settings) -> Iterator[str]:
-    """The DSN of the HAT's database: HATD_DATABASE_URL, or the embedded server's `hatd`
-    database, started for the block (and stopped after it if no other hatd uses it)."""
+def server(settings: Settings) -> Iterator[tuple[str, EmbeddedPostgres | None]]:
+    """(an admin DSN, the embedded server or None): HATD_DATABASE_URL as it is, or the embedded
+    server's superuser, with the server started for the block (stopped after it if no other hatd
+    uses it)."""
     if settings.database_url:
-        yield settings.database_url
+        yield settings.database_url, None
         return
-    server = EmbeddedPostgres(settings.data_dir)
-    server.start()
+    embedded = EmbeddedPostgres(settings.data_dir)
+    embedded.start()
     try:
-        asyncio.run(_ensure_database(server.dsn(), EMBEDDED_DATABASE, EMBEDDED_ROLE))
-        yield server.dsn(EMBEDDED_DATABASE, user=EMBEDDED_ROLE)
+        yield embedded.dsn(), embedded
     finally:
-        server.stop()
+        embedded.stop()
 
 
-async def _ensure_database(admin_dsn: str, name: str, owner: str) -> None:
-    """The role and its database, made if missing; safe when several processes start at once."""
-    assert re.fullmatch(r"[a-z_][a-z0-9_]*", name) and re.fullmatch(r"[a-z_][a-z0-9_]*", owner)
-    conn = await asyncpg.connect(admin_dsn)
-    try:
-        # A concurrent start may make either one between the check and the CREATE: that is fine.
-        if not await conn.fetchval(Q.role_exists, owner):
-            with suppress(asyncpg.DuplicateObjectError, asyncpg.UniqueViolationError):
-                await conn.execute(f'CREATE ROLE "{owner}" LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE')
-        if not await conn.fetchval(Q.database_exists, name):
-            with suppress(asyncpg.DuplicateDatabaseError, asyncpg.UniqueViolationError):
-                await conn.execute(f'CREATE DATABASE "{name}" OWNER "{owner}"')
-    finally:
-        await conn.close()
+@contextmanager
+def database(settings: Settings) -> Iterator[str]:
+    """The DSN of the HAT's database: HATD_DATABASE_URL, or on the embedded server the database
+    HATD_EMBEDDED_DATABASE as the role of that name (`hatd`'s made on first use, others by
+    `hatd provision`)."""
+    with server(settings) as (dsn, embedded):
+        if embedded is None:
+            yield dsn
+            return
+        name = settings.embedded_database
+        if name == EMBEDDED_DATABASE:
+            asyncio.run(provision.ensure_database(dsn, EMBEDDED_DATABASE, EMBEDDED_ROLE))
+        elif not asyncio.run(provision.hat_exists(dsn, name)):
+            raise provision.ProvisionError(
+                f"the embedded server in {settings.data_dir} holds no HAT named {name!r} "
+                f"(HATD_EMBEDDED_DATABASE): make it with `hatd provision {name}`"
+            )
+        yield embedded.dsn(name, user=name)
 
 
 async def _prepare(dsn: str, settings: Settings) -> None:
@@ -107,6 +116,54 @@ async def _prepare(dsn: str, settings: Settings) -> None:
             "  Change it with `hatd set-password owner`.\n",
             flush=True,
         )
+
+
+def _check_address(address: str) -> str:
+    """A HAT's public address: an http(s) URL of a host, nothing after the path."""
+    parts = urlsplit(address.strip())
+    extras = parts.query or parts.fragment or "@" in parts.netloc
+    if parts.scheme not in ("http", "https") or not parts.hostname or extras:
+        raise provision.ProvisionError(
+            f"--address {address!r} is not a HAT address: give an http:// or https:// URL such as "
+            "https://alice.hats.example (no user, query or fragment)"
+        )
+    return address.strip().rstrip("/")
+
+
+def cmd_provision(settings: Settings, args: argparse.Namespace) -> int:
+    name = provision.check_name(args.name)
+    address = _check_address(args.address if args.address is not None else settings.issuer)
+    given = args.role_password_stdin
+    role_password = (
+        provision.check_role_password(sys.stdin.readline().rstrip("\r\n")) if given else provision.new_role_password()
+    )
+    with server(settings) as (admin_dsn, embedded):
+        if args.exist_ok and asyncio.run(provision.hat_exists(admin_dsn, name)):
+            print(f"The HAT {name} exists already; nothing was changed.")
+            return 0
+        asyncio.run(provision.create_role_and_database(admin_dsn, name, role_password))
+        if embedded is not None:
+            hat_dsn = embedded.dsn(name, user=name)
+            start = {"HATD_DATA_DIR": str(settings.data_dir.resolve()), "HATD_EMBEDDED_DATABASE": name}
+        else:
+            hat_dsn = provision.hat_dsn(admin_dsn, name, role_password)
+            shown = provision.hat_dsn(admin_dsn, name, "ROLE-PASSWORD") if given else hat_dsn
+            start = {"HATD_DATABASE_URL": shown}
+        try:
+            asyncio.run(_prepare(hat_dsn, settings.replace(hat_address=address)))
+        except BaseException:
+            asyncio.run(provision.drop_role_and_database(admin_dsn, name))
+            raise
+    print(f"Its database {name} belongs to its role {name}; no other role may connect to it.\n")
+    port = urlsplit(address).port or settings.port
+    start |= {"HATD_HAT_ADDRESS": address, "HATD_PORT": str(port)}
+    lines = [f"    {key}={shlex.quote(value)} \\" for key, value in start.items()]
+    print("Serve it with (each HAT on one host needs a port of its own):\n", *lines, "    hatd serve", sep="\n")
+    if embedded is None and given:
+        print("\n  ROLE-PASSWORD: the role password given on standard input.")
+    elif embedded is None:
+        print("\n  The DSN holds the role's password, shown only this once: keep it safe.")
+    return 0
 
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
@@ -220,6 +277,33 @@ def parser() -> argparse.ArgumentParser:
     reset.add_argument("account", choices=("owner", "platform"))
     reset.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
     reset.set_defaults(run=cmd_set_password)
+    new = sub.add_parser(
+        "provision",
+        help="create a new HAT on a PostgreSQL server shared by many HATs",
+        description="Create the HAT NAME on the server of HATD_DATABASE_URL (an admin DSN: a superuser, or a "
+        "role with CREATEROLE and CREATEDB), or on the embedded server: a role NAME (LOGIN only, with a "
+        "generated password) owning a database NAME that no other role may connect to; then migrate it and "
+        "create its owner and platform accounts (HATD_OWNER_*, HATD_PLATFORM_*) and signing key, as "
+        "create-owner does. Prints the settings that serve it. Refuses, changing nothing, a NAME that "
+        "is taken.",
+    )
+    new.add_argument("name", metavar="NAME", help="1 to 32 lowercase letters, digits, underscores; a letter first")
+    new.add_argument(
+        "--address",
+        metavar="URL",
+        help="the HAT's public address, its tokens' issuer (default: HATD_HAT_ADDRESS, or http://HOST:PORT)",
+    )
+    new.add_argument(
+        "--role-password-stdin",
+        action="store_true",
+        help="read the role's password from standard input instead of generating one (16+ printable ASCII)",
+    )
+    new.add_argument(
+        "--exist-ok",
+        action="store_true",
+        help="exit 0, changing nothing, when the HAT NAME exists already (for provisioning jobs that rerun)",
+    )
+    new.set_defaults(run=cmd_provision)
     return top
 
 
@@ -242,7 +326,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         result: int = args.run(settings, args)
         return result
-    except (EmbeddedError, HatCreationError, db.MigrationError) as exc:
+    except (EmbeddedError, HatCreationError, db.MigrationError, provision.ProvisionError) as exc:
         print(f"hatd: {exc}", file=sys.stderr)
         return 1
     except (OSError, asyncpg.PostgresError) as exc:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 import types
 import typing
@@ -18,6 +19,8 @@ ENV_PREFIX = "HATD_"
 LOG_LEVELS = ("debug", "info", "warning", "error")
 # A Login-with-HAT token proves who the owner is to an app; it lives a day at most.
 MAX_LOGIN_TOKEN_TTL = 86400
+# A HAT's name on a shared PostgreSQL server: its role's and its database's (see hatd/provision.py).
+HAT_NAME = re.compile(r"[a-z][a-z0-9_]{0,31}")
 
 
 class SettingsError(ValueError):
@@ -33,6 +36,7 @@ class Settings:
     hat_address: str
     data_dir: Path
     database_url: str
+    embedded_database: str
     pool_min_size: int
     pool_max_size: int
     token_ttl: int
@@ -73,6 +77,10 @@ class Settings:
             (0 < self.login_token_ttl <= MAX_LOGIN_TOKEN_TTL, f"login_token_ttl must be 1 to {MAX_LOGIN_TOKEN_TTL} s"),
             (self.page_login_burst >= 1, "page_login_burst must be at least 1"),
             (self.page_login_refill_seconds > 0, "page_login_refill_seconds must be positive"),
+            (
+                HAT_NAME.fullmatch(self.embedded_database) is not None,
+                "embedded_database must be a HAT name: lowercase letters, digits, underscores, at most 32",
+            ),
         ]
         for ok, message in checks:
             if not ok:

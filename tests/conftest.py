@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
 
 from hatd.app import create_app
+from hatd.embedded import EmbeddedPostgres
 from hatd.settings import CONFIG_DIR, Settings, load
 from tests import pg
 
@@ -28,6 +31,21 @@ def settings() -> Settings:
 def admin_dsn() -> Iterator[str]:
     with pg.server() as dsn:
         yield dsn
+
+
+@pytest.fixture
+def data_dir() -> Iterator[Path]:
+    """A scratch HATD_DATA_DIR; an embedded server left running in it is stopped after the test."""
+    folder = pg.scratch_dir("hatd-cli-test-")
+    folder.chmod(0o755)
+    try:
+        yield folder
+    finally:
+        if (folder / "postgres" / "postmaster.pid").exists():
+            leftover = EmbeddedPostgres(folder)
+            leftover.start()
+            leftover.stop()
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,6 @@ import http.client
 import json
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -24,7 +23,6 @@ import jwt
 import pytest
 
 from hatd.db import available_migrations
-from hatd.embedded import EmbeddedPostgres
 from tests import pg
 
 REPO = Path(__file__).resolve().parent.parent
@@ -214,7 +212,8 @@ def test_help_names_the_commands_and_the_settings(tmp_path: Path) -> None:
 
     assert (top.returncode, top.stderr) == (0, "")
     assert top.stdout.startswith("usage: hatd ")
-    for word in ("serve", "migrate", "create-owner", "set-password", "HATD_DATABASE_URL", "HATD_DATA_DIR"):
+    words = ("serve", "migrate", "create-owner", "set-password", "provision", "HATD_DATABASE_URL", "HATD_DATA_DIR")
+    for word in (*words, "HATD_EMBEDDED_DATABASE"):
         assert word in top.stdout
 
     serve = hatd("serve", "--help", env=env)
@@ -355,21 +354,6 @@ def test_serve_after_set_password_takes_the_new_password_only(
     log_in_and_check_token(port, OWNER_EMAIL, "second")
     assert_login_refused(port, OWNER_EMAIL, "first")
     assert server.terminate() == 0, server.output()
-
-
-@pytest.fixture
-def data_dir() -> Iterator[Path]:
-    """A scratch HATD_DATA_DIR; an embedded server left running in it is stopped after the test."""
-    folder = pg.scratch_dir("hatd-cli-test-")
-    folder.chmod(0o755)
-    try:
-        yield folder
-    finally:
-        if (folder / "postgres" / "postmaster.pid").exists():
-            leftover = EmbeddedPostgres(folder)
-            leftover.start()
-            leftover.stop()
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.mark.slow

@@ -117,7 +117,7 @@ async def test_concurrent_first_starts_create_one_hat(empty, admin_dsn, settings
 
 
 async def test_concurrent_embedded_database_creation(admin_dsn):
-    from hatd.cli import _ensure_database
+    from hatd.provision import ensure_database as _ensure_database
 
     name = f"hatd_race_{uuid.uuid4().hex[:8]}"
     await asyncio.gather(*(_ensure_database(admin_dsn, name, "hatd_race_role") for _ in range(4)))

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
+import re
 from pathlib import Path
 
 import pytest
 
-from hatd.settings import SettingsError, load
+from hatd.cli import SETTINGS_HELP
+from hatd.settings import DEFAULT_FILE, Settings, SettingsError, load
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 def test_defaults_are_the_documented_ones():
@@ -14,6 +19,7 @@ def test_defaults_are_the_documented_ones():
     assert (settings.host, settings.port) == ("127.0.0.1", 8080)
     assert settings.data_dir == Path("./var")
     assert settings.database_url == ""
+    assert settings.embedded_database == "hatd"
     assert settings.token_ttl == 7200
     assert settings.login_burst == 10
     assert settings.login_refill_seconds == 2.0
@@ -54,6 +60,10 @@ def test_config_file_named_by_hatd_config(tmp_path):
         ({"HATD_TOKEN_TTL": "0"}, "token_ttl must be a positive number of seconds"),
         ({"HATD_BCRYPT_ROUNDS": "3"}, "bcrypt_rounds must be between 4 and 31"),
         ({"HATD_LOG_LEVEL": "loud"}, "log_level must be one of debug, info, warning, error"),
+        (
+            {"HATD_EMBEDDED_DATABASE": "Alice"},
+            "embedded_database must be a HAT name: lowercase letters, digits, underscores, at most 32",
+        ),
         ({"HATD_CONFIG": "/no/such/file.toml"}, "config file /no/such/file.toml does not exist"),
     ],
 )
@@ -74,3 +84,12 @@ def test_settings_are_frozen():
     settings = load(environ={})
     with pytest.raises(AttributeError):
         settings.port = 1  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("name", [field.name for field in dataclasses.fields(Settings)])
+def test_every_setting_is_documented_in_the_config_the_help_and_the_readme(name):
+    """A setting is a public contract: a new or renamed one without its documentation fails here."""
+    variable = f"HATD_{name.upper()}"
+    assert re.search(rf"^{name} = ", DEFAULT_FILE.read_text(), re.MULTILINE)
+    assert re.search(rf"\b{variable}\b", SETTINGS_HELP)
+    assert f"`{variable}`" in (REPO / "README.md").read_text()
