@@ -14,6 +14,7 @@ from hatd.accounts import repository as accounts
 from hatd.errors import ApiError, Forbidden, NotAcceptable, PayloadTooLarge, Unauthorized, error_response
 from hatd.routing import ALL_ROLES, Handler, plain_path, route_of
 from hatd.state import CALLER, METRICS, POOL, SETTINGS, TOKENS, Caller
+from hatd.web import pages
 
 log = logging.getLogger("hatd.http")
 
@@ -63,14 +64,23 @@ async def add_cors_headers(request: web.Request, response: web.StreamResponse) -
         response.headers["Access-Control-Expose-Headers"] = CORS_EXPOSE_HEADERS
 
 
+def _error(
+    request: web.Request, status: int, message: str, cause: str, headers: dict[str, str] | None = None
+) -> web.Response:
+    """{"message", "cause"} as JSON, or as a page for the owner's pages and /hatlogin."""
+    if pages.is_page(request):
+        return pages.error_page(request, status, message, cause, headers)
+    return error_response(status, message, cause, headers)
+
+
 @web.middleware
 async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Every failure becomes {"message", "cause"} with its status; unexpected ones are logged
-    and answered with a 500 that reveals nothing."""
+    """Every failure becomes {"message", "cause"} with its status (a page, on the pages);
+    unexpected ones are logged and answered with a 500 that reveals nothing."""
     try:
         return await handler(request)
     except ApiError as exc:
-        return error_response(exc.status, exc.message, exc.cause, exc.headers)
+        return _error(request, exc.status, exc.message, exc.cause, exc.headers)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -83,20 +93,20 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
             cause = f"The request body is larger than {request.app[SETTINGS].max_body} bytes"
         else:
             cause = exc.text or exc.reason
-        return error_response(exc.status, _HTTP_MESSAGES.get(exc.status, exc.reason), cause, headers)
+        return _error(request, exc.status, _HTTP_MESSAGES.get(exc.status, exc.reason), cause, headers)
     except (TimeoutError, asyncpg.QueryCanceledError):
         log.warning("query timed out on %s %s", request.method, request.rel_url.raw_path)
-        return error_response(
-            503, "Service unavailable", "The request took too long and was stopped; nothing was stored"
+        return _error(
+            request, 503, "Service unavailable", "The request took too long and was stopped; nothing was stored"
         )
     except (asyncpg.DeadlockDetectedError, asyncpg.SerializationError):
         # Two requests collided in the database; PostgreSQL undid this one whole.
-        return error_response(409, "Conflict", "The request collided with another one; nothing was stored; try again")
+        return _error(request, 409, "Conflict", "The request collided with another one; nothing was stored; try again")
     except asyncio.CancelledError:
         raise
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.rel_url.raw_path)
-        return error_response(500, "Internal server error", "An unexpected error occurred; it has been logged")
+        return _error(request, 500, "Internal server error", "An unexpected error occurred; it has been logged")
 
 
 def _accepts(accept: str, produces: str) -> bool:

@@ -57,6 +57,11 @@ class RateLimiter:
             bucket.tokens -= 1
         return 0.0
 
+    def give_back(self, key: str) -> None:
+        """Return a token taken for an attempt that turned out not to count (a login that succeeded)."""
+        bucket = self._level(key, self._clock())
+        bucket.tokens = min(float(self.burst), bucket.tokens + 1)
+
     def _forget_full(self, now: float) -> None:
         for key in [
             k for k, b in self._buckets.items() if b.tokens + (now - b.updated) / self.refill_seconds >= self.burst

@@ -11,6 +11,7 @@ import pytest
 
 from hatd.web import sessions
 from tests.conftest import auth
+from tests.raw_helpers import KITCHEN, new_table
 from tests.web_helpers import hidden_fields, logged_in, page_login
 
 SERVICE = {"name": "Rumpel Lite", "redirect": "https://service.example/path?keep=me&x=1"}
@@ -50,6 +51,7 @@ async def test_the_four_steps_end_at_the_service_with_a_token_it_can_verify(clie
     assert page.status == 200
     assert '<strong class="name" id="service-name">Rumpel</strong>' in text
     assert '<span class="address" id="service-address">https://s.example/cb</span>' in text
+    assert 'at <strong id="service-host">s.example</strong>' in text
     assert "form-action 'self' https://s.example;" in page.headers["Content-Security-Policy"]
 
     answer = await client.post("/hatlogin", data=hidden_fields(text), allow_redirects=False)
@@ -75,17 +77,18 @@ async def test_the_redirect_keeps_its_own_query_and_replaces_a_token_in_it(clien
     assert query["token"] != ["old"] and len(query["token"]) == 1
 
 
-async def test_the_login_token_proves_identity_only(client):
+async def test_the_login_token_proves_identity_only(client, owner_token):
+    kitchen = await new_table(client, owner_token, KITCHEN)
     await logged_in(client)
     answer = await _approve(client)
     token = parse_qs(urlsplit(answer.headers["Location"]).query)["token"][0]
     for method, path in [("GET", "/users/access_token/validate"), ("GET", "/data/sources"), ("GET", "/dataDebit"),
-                         ("GET", "/users/user"), ("GET", "/export"), ("GET", "/person")]:  # fmt: skip
+                         ("GET", f"/data/table/{kitchen['id']}"), ("GET", f"/data/table/{kitchen['id']}/values"),
+                         ("POST", "/data/table"), ("GET", "/users/user"), ("GET", "/person"), ("GET", "/metrics")]:  # fmt: skip
         response = await client.request(method, path, headers=auth(token))
-        assert response.status in (401, 404), (path, response.status)
-        if response.status == 401:
-            cause = (await response.json())["cause"]
-            assert "login token" in cause or "resource is another service" in cause
+        assert response.status == 401, (path, response.status)
+        cause = (await response.json())["cause"]
+        assert "login token" in cause or "resource is another service" in cause, cause
 
 
 async def test_the_login_token_lifetime_is_a_setting(make_client):
@@ -111,6 +114,8 @@ async def test_the_login_token_lifetime_is_a_setting(make_client):
         ("https://example.com:99999/", "not a well-formed URL"),
         ("http://[::1/", "not a well-formed URL"),
         ("https://example.com/" + "a" * 2100, "longer than 2048 characters"),
+        ("https://example.com/" + "é" * 1000, "longer than 2048 characters once encoded"),
+        ("https://a\\b.example/", "not a well-formed URL"),
     ],
 )
 async def test_a_bad_redirect_gets_a_page_saying_why_not_a_redirect(client, redirect, reason):

@@ -3,11 +3,14 @@ that every button is a POST that needs the session's CSRF token."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 
 import asyncpg
+import pytest
 
 from hatd.accounts.bootstrap import set_password
+from hatd.state import LOGIN_FAILURE_LIMITER
 from hatd.web import sessions
 from tests.conftest import OWNER, auth, new_account
 from tests.raw_helpers import KITCHEN, call, created, new_table
@@ -55,7 +58,7 @@ async def test_failed_logins_are_limited_per_client(client):
     response = await page_login(client)  # even the right password waits now
     assert response.status == 429
     assert int(response.headers["Retry-After"]) >= 1
-    assert "Too many failed logins from your address" in await response.text()
+    assert "Too many failed logins; try again in" in await response.text()
 
 
 async def test_the_login_form_needs_its_csrf_cookie(client, make_client):
@@ -245,3 +248,129 @@ async def test_the_stylesheet_is_served(client):
     response = await client.get("/owner/static/hatd.css")
     assert response.status == 200 and response.content_type == "text/css"
     assert "max-width" in await response.text()
+
+
+async def test_parallel_wrong_passwords_cannot_slip_past_the_limit(client):
+    form_page = await client.get("/owner/login")
+    fields = hidden_fields(await form_page.text())
+    attempts = [client.post("/owner/login", data={**fields, "password": f"guess{i}"}) for i in range(10)]
+    statuses = sorted(r.status for r in await asyncio.gather(*attempts))
+    assert statuses == [401] * 5 + [429] * 5
+
+
+async def test_a_success_does_not_count_against_the_limit(client):
+    for _ in range(4):
+        assert (await page_login(client, password="guess")).status == 401
+    for _ in range(3):
+        client.session.cookie_jar.clear()
+        assert (await page_login(client)).status == 303
+    client.session.cookie_jar.clear()
+    assert (await page_login(client, password="guess")).status == 401  # the fifth failure
+    assert (await page_login(client)).status == 429
+
+
+async def test_failed_page_logins_count_against_the_owners_api_login_bucket(make_client, owner_token):
+    client = await make_client(login_refill_seconds=1000)  # nothing refills during the test
+    owner_id = (await call(client, "GET", "/users/user", owner_token))[1][0]["userId"]
+    accounts = client.app[LOGIN_FAILURE_LIMITER]
+    for _ in range(accounts.burst - 1):  # as if the API had seen all but one of the failures allowed
+        assert accounts.take(f"user:{owner_id}") == 0
+    assert (await page_login(client, password="guess")).status == 401  # takes the account's last token
+    assert (await page_login(client)).status == 429
+    api = await client.get("/users/access_token", headers={"username": OWNER[0], "password": OWNER[1]})
+    assert api.status == 429
+
+
+async def test_a_hostile_next_posted_to_the_form_stays_on_the_hat(client):
+    fields = hidden_fields(await (await client.get("/owner/login")).text())
+    for next_path in ("//evil.example/", "https://evil.example/", "/\\evil.example", "javascript:alert(1)"):
+        client.session.cookie_jar.clear()
+        client.session.cookie_jar.update_cookies({sessions.LOGIN_CSRF_COOKIE: fields["csrf"]})
+        response = await client.post(
+            "/owner/login", data={**fields, "next": next_path, "password": OWNER[1]}, allow_redirects=False
+        )
+        assert (response.status, response.headers["Location"]) == (303, "/owner"), next_path
+
+
+async def test_a_hostile_back_stays_on_the_hat(client, owner_token):
+    debit, _, _ = await _proposed_debit(client, owner_token)
+    csrf = await logged_in(client)
+    response = await client.post(
+        f"/owner/debits/{debit['key']}/enable", data={"csrf": csrf, "back": "//evil.example/"}, allow_redirects=False
+    )
+    assert (response.status, response.headers["Location"]) == (303, "/owner")
+
+
+async def test_logging_in_again_ends_the_previous_session(client):
+    form = hidden_fields(await (await client.get("/owner/login")).text())
+    await logged_in(client)
+    first = client.session.cookie_jar.filter_cookies(client.make_url("/"))[sessions.COOKIE].value
+    # A second login form, open since before, is sent by the same browser (with the first session's cookie).
+    client.session.cookie_jar.update_cookies({sessions.LOGIN_CSRF_COOKIE: form["csrf"]})
+    again = await client.post("/owner/login", data={**form, "password": OWNER[1]}, allow_redirects=False)
+    assert again.status == 303
+    client.session.cookie_jar.clear()
+    response = await client.get("/owner", cookies={sessions.COOKIE: first}, allow_redirects=False)
+    assert response.status == 303
+
+
+async def test_a_second_login_tab_keeps_the_first_tabs_form_working(client):
+    first = hidden_fields(await (await client.get("/owner/login")).text())
+    await client.get("/owner/login")  # another tab
+    response = await client.post("/owner/login", data={**first, "password": OWNER[1]}, allow_redirects=False)
+    assert response.status == 303
+
+
+@pytest.mark.parametrize(
+    ("headers", "body"),
+    [
+        ({"Content-Type": "application/x-www-form-urlencoded; charset=bogus"}, b"password=x&csrf=y"),
+        ({"Content-Type": "application/x-www-form-urlencoded"}, b"password=\xff&csrf=y"),
+        ({"Content-Type": "application/x-www-form-urlencoded"}, b"password=a%00b&csrf=y"),
+        ({"Content-Type": "multipart/form-data"}, b"--x\r\n"),
+        ({"Content-Type": "multipart/form-data; boundary=zz"}, b"--x\r\nnothing\r\n"),
+        (
+            {"Content-Type": "multipart/form-data; boundary=zz"},
+            b'--zz\r\nContent-Disposition: form-data; name="password"\r\nContent-Type: text/plain; charset=bogus\r\n\r\nx\r\n--zz--\r\n',
+        ),
+        (
+            {"Content-Type": "multipart/form-data; boundary=zz"},
+            b'--zz\r\nContent-Disposition: form-data; name="password"\r\n\r\n\xff\xfe\r\n--zz--\r\n',
+        ),
+    ],
+)
+async def test_a_body_that_is_not_a_readable_form_is_a_400_page(client, headers, body):
+    for path in ("/owner/login", "/owner/logout", "/hatlogin"):
+        response = await client.post(path, data=body, headers=headers)
+        assert response.status in (400, 403), (path, response.status)
+        assert response.content_type == "text/html"
+
+
+async def test_csrf_tokens_and_cookies_of_any_characters_are_refused_not_crashed_on(client):
+    response = await client.post("/owner/login", data={"csrf": "é", "password": "x"})
+    assert response.status == 403
+    for cookie in ("a.é", "é", "a.\udcff".encode("utf-8", "surrogateescape").decode("latin-1")):
+        client.session.cookie_jar.clear()
+        response = await client.get("/owner", headers={"Cookie": f"{sessions.COOKIE}={cookie}"}, allow_redirects=False)
+        assert response.status == 303, cookie
+    csrf = await logged_in(client)
+    assert csrf
+    assert (
+        await client.post(
+            "/owner/logout", data=b"csrf=%ff", headers={"Content-Type": "application/x-www-form-urlencoded"}
+        )
+    ).status == 403
+
+
+async def test_errors_on_the_pages_are_pages(client):
+    await logged_in(client)
+    for path, status in (("/owner/tables/abc", 404), ("/owner/debits/nope", 404), ("/owner/nothing", 404)):
+        response = await client.get(path)
+        assert response.status == status, path
+        assert response.content_type == "text/html", path
+        assert "There is no route" in await response.text()
+    big = await client.post("/owner/logout", data=b"x" * (10 * 1024 * 1024 + 1),
+                            headers={"Content-Type": "application/x-www-form-urlencoded"})  # fmt: skip
+    assert big.status == 413 and big.content_type == "text/html"
+    # The API's errors stay JSON.
+    assert (await client.get("/data/nothing")).content_type == "application/json"

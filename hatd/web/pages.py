@@ -14,7 +14,8 @@ from aiohttp import web
 from markupsafe import Markup
 from yarl import URL
 
-from hatd.errors import ApiError, Forbidden
+from hatd.errors import ApiError, BadRequest, Forbidden
+from hatd.http import storable
 from hatd.routing import OWNER
 from hatd.state import CALLER, POOL, SETTINGS, TOKENS, Caller
 from hatd.web import sessions
@@ -75,9 +76,20 @@ def see_other(location: str | URL) -> web.Response:
     return response
 
 
-def error_page(request: web.Request, error: ApiError) -> web.Response:
-    response = render(request, "error.html", {"message": error.message, "cause": error.cause}, status=error.status)
-    response.headers.update(error.headers)
+PAGE_PATHS = ("/owner", "/hatlogin")
+
+
+def is_page(request: web.Request) -> bool:
+    """Whether a request is for a page (its errors are pages too) rather than the JSON API."""
+    return request.path == "/" or any(request.path == p or request.path.startswith(p + "/") for p in PAGE_PATHS)
+
+
+def error_page(
+    request: web.Request, status: int, message: str, cause: str, headers: dict[str, str] | None = None
+) -> web.Response:
+    """An error as a page: the same status, message and cause the API would answer with."""
+    response = render(request, "error.html", {"message": message, "cause": cause}, status=status)
+    response.headers.update(headers or {})
     return response
 
 
@@ -89,7 +101,7 @@ def page(handler: Handler) -> Handler:
         try:
             return await handler(request)
         except ApiError as error:
-            return error_page(request, error)
+            return error_page(request, error.status, error.message, error.cause, error.headers)
 
     return wrapped
 
@@ -107,11 +119,17 @@ async def current_session(request: web.Request) -> Session | None:
 
 
 async def form_data(request: web.Request) -> dict[str, str]:
-    """A form's fields (a field sent twice keeps its first value; files are ignored)."""
-    form = await request.post()
+    """A form's fields (a field sent twice keeps its first value; files are ignored), or 400 for a
+    body that is not a readable form."""
+    try:
+        form = await request.post()
+    except (ValueError, LookupError, AssertionError) as exc:  # bad charset, bytes, or multipart framing
+        raise BadRequest(f"The form cannot be read: {type(exc).__name__}", message="Invalid form") from None
     data: dict[str, str] = {}
     for name, value in form.items():
         if isinstance(value, str):
+            if not storable(name) or not storable(value):
+                raise BadRequest(f"{name[:40]}: holds a NUL or a byte that is not UTF-8", message="Invalid form")
             data.setdefault(name, value)
     return data
 

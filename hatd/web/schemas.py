@@ -8,9 +8,12 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
+from yarl import URL
 
 MAX_URL = 2048
 MAX_SERVICE_NAME = 100
+# A path to return to after logging in: /hatlogin with an encoded service name and redirect fits.
+MAX_LOCAL_PATH = 8000
 
 
 def _printable(value: str) -> bool:
@@ -35,6 +38,13 @@ def check_redirect(value: str) -> None:
         raise ValidationError("The redirect address has no host")
     if parts.username is not None or parts.password is not None:
         raise ValidationError("The redirect address must not carry a user name or password")
+    try:  # yarl builds the redirect and the page's CSP names its origin: it must agree it is a URL
+        url = URL(value)
+        url.origin()
+    except ValueError:
+        raise ValidationError("The redirect address is not a well-formed URL") from None
+    if len(str(url)) > MAX_URL:
+        raise ValidationError(f"The redirect address is longer than {MAX_URL} characters once encoded")
 
 
 def check_service_name(value: str) -> None:
@@ -87,7 +97,7 @@ def local_path(value: Any) -> str:
         not isinstance(value, str)
         or not value.startswith("/")
         or value.startswith(("//", "/\\"))
-        or len(value) > MAX_URL + 100
+        or len(value) > MAX_LOCAL_PATH
         or any(ch.isspace() for ch in value)
         or not _printable(value)
     ):

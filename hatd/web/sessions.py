@@ -9,6 +9,7 @@ import base64
 import datetime as dt
 import hashlib
 import hmac
+import re
 import secrets
 import uuid
 from dataclasses import dataclass
@@ -47,24 +48,37 @@ def _signature(private_pem: str, secret: str) -> str:
     return _b64(hmac.new(_signing_key(private_pem), secret.encode(), hashlib.sha256).digest())
 
 
+def _same(a: str, b: str) -> bool:
+    """Constant-time comparison of two texts, whatever characters they hold."""
+    return hmac.compare_digest(a.encode("utf-8", "surrogateescape"), b.encode("utf-8", "surrogateescape"))
+
+
 def _secret_of(private_pem: str, cookie: str) -> str | None:
     """The secret a cookie carries if its signature holds."""
     secret, _, signature = cookie.partition(".")
-    if not secret or len(cookie) > 200 or not hmac.compare_digest(signature, _signature(private_pem, secret)):
+    if not secret or len(cookie) > 200 or not _same(signature, _signature(private_pem, secret)):
         return None
     return secret
 
 
 def _hash(secret: str) -> bytes:
-    return hashlib.sha256(secret.encode()).digest()
+    return hashlib.sha256(secret.encode("utf-8", "surrogateescape")).digest()
+
+
+CSRF_FORM = re.compile(r"[A-Za-z0-9_-]{43}")
 
 
 def new_csrf() -> str:
     return secrets.token_urlsafe(32)
 
 
+def is_csrf(value: str) -> bool:
+    """Whether a value has the form of a token new_csrf() makes."""
+    return CSRF_FORM.fullmatch(value) is not None
+
+
 def csrf_matches(expected: str | None, given: str | None) -> bool:
-    return bool(expected) and bool(given) and hmac.compare_digest(str(expected), str(given))
+    return bool(expected) and bool(given) and _same(str(expected), str(given))
 
 
 async def open_session(conn: Conn, private_pem: str, user_id: str, ttl: int) -> str:

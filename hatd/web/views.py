@@ -24,7 +24,7 @@ from hatd.ratelimit import retry_after
 from hatd.raw import repository as raw
 from hatd.raw.schemas import decode_cursor, encode_cursor
 from hatd.routing import OWNER, PUBLIC, Route
-from hatd.state import LOGIN_LIMITER, PAGE_LOGIN_LIMITER, POOL, SETTINGS, TOKENS
+from hatd.state import LOGIN_FAILURE_LIMITER, LOGIN_LIMITER, PAGE_LOGIN_LIMITER, POOL, SETTINGS, TOKENS
 from hatd.tokens import VALIDATE_SCOPE
 from hatd.web import sessions
 from hatd.web.pages import (
@@ -50,8 +50,10 @@ APP_ROLES = ("dataDebit", "dataCredit")
 
 
 def _login_form(request: web.Request, next_path: str, *, status: int = 200, error: str = "") -> web.Response:
-    """The owner's login form, with a fresh CSRF token in the form and in a cookie."""
-    csrf = sessions.new_csrf()
+    """The owner's login form, with its CSRF token in the form and in a cookie (the browser's
+    token if it has one, so a second tab does not spoil the first one's form)."""
+    given = request.cookies.get(sessions.LOGIN_CSRF_COOKIE, "")
+    csrf = given if sessions.is_csrf(given) else sessions.new_csrf()
     response = render(request, "login.html", {"next": next_path, "csrf": csrf, "error": error}, status=status)
     response.set_cookie(sessions.LOGIN_CSRF_COOKIE, csrf, max_age=3600, **cookie_options(request))
     return response
@@ -75,22 +77,32 @@ async def login(request: web.Request) -> web.StreamResponse:
     next_path = local_path(form["next"])
     if not sessions.csrf_matches(request.cookies.get(sessions.LOGIN_CSRF_COOKIE), form["csrf"]):
         return _login_form(request, next_path, status=403, error="The login form had expired. Please try again.")
-    client = f"client:{request.remote}"
+    owner = await accounts.owner_login(request.app[POOL])
+    client, account = f"client:{request.remote}", f"user:{owner['user_id'] if owner else 'owner'}"
     failures = request.app[PAGE_LOGIN_LIMITER]
-    wait = failures.wait(client) or request.app[LOGIN_LIMITER].take(client)
+    # The attempt takes its token before bcrypt runs, so guesses sent at once cannot all slip
+    # through; a success gives it back. The owner's account bucket is the API login's own.
+    wait = failures.take(client)
+    if not wait:
+        wait = request.app[LOGIN_FAILURE_LIMITER].wait(account) or request.app[LOGIN_LIMITER].take(client)
+        if wait:
+            failures.give_back(client)
     if wait:
         raise TooManyRequests(
-            f"Too many failed logins from your address; try again in {retry_after(wait)} seconds",
+            f"Too many failed logins; try again in {retry_after(wait)} seconds",
             message="Too many attempts", headers={"Retry-After": retry_after(wait)},
         )  # fmt: skip
-    owner = await accounts.owner_login(request.app[POOL])
     rounds = request.app[SETTINGS].bcrypt_rounds
     if not await passwords.check_password(form["password"], owner["pass_hash"] if owner else None, rounds):
-        failures.take(client)
+        request.app[LOGIN_FAILURE_LIMITER].take(account)
         return _login_form(request, next_path, status=401, error="Wrong password.")
+    failures.give_back(client)
     assert owner is not None
     settings = request.app[SETTINGS]
+    previous = await current_session(request)
     async with db.transaction(request.app[POOL]) as conn:
+        if previous is not None:  # one browser, one session
+            await sessions.close_session(conn, previous)
         cookie = await sessions.open_session(
             conn, request.app[TOKENS].keys.private_pem, str(owner["user_id"]), settings.session_ttl
         )
