@@ -5,6 +5,7 @@ HATs are refused with the line named and nothing changed; GET /export serves the
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -16,6 +17,7 @@ from hatd import db
 from hatd.accounts.bootstrap import create_hat
 from hatd.app import create_app
 from hatd.exports import repository as exports
+from hatd.exports.progress import ProgressBar
 from hatd.settings import Settings
 from tests import pg
 from tests.conftest import OWNER, PLATFORM, auth, login, new_account
@@ -308,9 +310,7 @@ async def test_import_refuses_a_hat_that_is_not_empty(
     assert await export_bytes(database, settings.issuer) == data
 
 
-async def test_import_refuses_a_hat_with_vocabulary_of_its_own(
-    database: str, new_hat: str, settings: Settings, client: Any, owner_token: str
-) -> None:
+async def test_import_refuses_a_hat_with_vocabulary_of_its_own(database: str, new_hat: str, settings: Settings) -> None:
     data = await export_bytes(database, settings.issuer)
     conn = await asyncpg.connect(new_hat)
     try:
@@ -501,3 +501,29 @@ async def test_get_export_is_for_the_owner_only(client: Any, owner_token: str, p
         )
     accepts_json = await client.get("/export", headers={**auth(owner_token), "Accept": "application/json"})
     assert accepts_json.status == 406
+
+
+# -- the progress bar ----------------------------------------------------------------------------
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_the_progress_bar_draws_on_a_terminal_only() -> None:
+    terminal, pipe = Terminal(), io.StringIO()
+    for stream in (terminal, pipe):
+        bar = ProgressBar("export", stream)
+        bar.start(1_000)
+        bar.advance("data_values", 250)
+        bar.advance("data_values", 750)
+        bar.finish()
+
+    assert pipe.getvalue() == ""
+    drawn = terminal.getvalue()
+    assert drawn.startswith("\rexport [" + "." * 30 + "]   0% 0/1,000 rows, 0 rows/s")
+    assert drawn.endswith("\n")
+    last = drawn.rstrip("\n").split("\r")[-1]
+    assert last.startswith("export [" + "#" * 30 + "] 100% 1,000/1,000 rows, ")
+    assert last.rstrip().endswith("rows/s  data_values")
