@@ -29,6 +29,7 @@ bench: install
 	$(BIN)/python bench/bench_raw.py
 	$(BIN)/python bench/bench_context.py
 	$(BIN)/python bench/bench_debits.py
+	$(BIN)/python bench/bench_export.py
 
 lint: install
 	$(BIN)/ruff check hatd tests bench

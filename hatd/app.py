@@ -17,6 +17,7 @@ from hatd.accounts import views as accounts_views
 from hatd.bundles import views as bundles_views
 from hatd.context import views as context_views
 from hatd.debits import views as debits_views
+from hatd.exports import views as exports_views
 from hatd.metrics import Metrics
 from hatd.middleware import MIDDLEWARES, add_cors_headers
 from hatd.openapi import build_spec
@@ -41,6 +42,7 @@ DOMAINS: list[list[Route]] = [
     context_views.ROUTES,
     bundles_views.ROUTES,
     debits_views.ROUTES,
+    exports_views.ROUTES,
     system_views.ROUTES,
     web_views.ROUTES,
 ]

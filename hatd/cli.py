@@ -1,5 +1,5 @@
-"""The `hatd` command line: serve a HAT, migrate its database, create it, reset a password, and
-provision more HATs on one PostgreSQL server."""
+"""The `hatd` command line: serve a HAT, migrate its database, create it, reset a password,
+provision more HATs on one PostgreSQL server, and export a HAT to a file and import it into a new one."""
 
 from __future__ import annotations
 
@@ -8,11 +8,14 @@ import asyncio
 import dataclasses
 import getpass
 import logging
+import os
 import secrets
 import shlex
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
+from typing import BinaryIO
 from urllib.parse import urlsplit
 
 import asyncpg
@@ -23,6 +26,8 @@ from hatd.accesslog import AccessLogger
 from hatd.accounts.bootstrap import HatCreationError, create_hat, set_password
 from hatd.app import create_app
 from hatd.embedded import EmbeddedError, EmbeddedPostgres
+from hatd.exports import repository as exports
+from hatd.exports.progress import ProgressBar
 from hatd.settings import Settings, SettingsError, load
 
 log = logging.getLogger("hatd")
@@ -237,6 +242,76 @@ def cmd_set_password(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(settings: Settings, args: argparse.Namespace) -> int:
+    bar = ProgressBar("export")
+
+    async def run(dsn: str, out: BinaryIO) -> int:
+        conn = await asyncpg.connect(dsn)
+        try:
+
+            async def write(chunk: bytes) -> None:
+                try:
+                    out.write(chunk)
+                except OSError as exc:
+                    raise exports.ExportError(f"cannot write {args.file}: {exc.strerror or exc}") from None
+
+            return await exports.export_hat(conn, settings.issuer, write, bar)
+        finally:
+            await conn.close()
+
+    with database(settings) as dsn:
+        if args.file == "-":
+            asyncio.run(run(dsn, sys.stdout.buffer))
+            sys.stdout.buffer.flush()
+            bar.finish()
+            return 0
+        # Written beside the target and renamed into place at the end: an export that fails
+        # halfway leaves no file that looks whole.
+        target = Path(args.file)
+        partial = target.with_name(f".{target.name}.partial")
+        try:
+            out = partial.open("wb")
+        except OSError as exc:
+            raise exports.ExportError(f"cannot write {args.file}: {exc.strerror or exc}") from None
+        try:
+            with out:
+                rows = asyncio.run(run(dsn, out))
+            os.replace(partial, target)
+        finally:
+            partial.unlink(missing_ok=True)
+    bar.finish()
+    print(f"Exported {rows:,} rows of the HAT {settings.issuer} to {args.file}.")
+    return 0
+
+
+def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
+    bar = ProgressBar("import")
+
+    async def run(dsn: str, source: BinaryIO) -> exports.Header:
+        conn = await asyncpg.connect(dsn)
+        try:
+            return await exports.import_hat(conn, source, bar)
+        finally:
+            await conn.close()
+
+    with database(settings) as dsn:
+        if args.file == "-":
+            header = asyncio.run(run(dsn, sys.stdin.buffer))
+        else:
+            try:
+                source = Path(args.file).open("rb")  # noqa: SIM115 (closed below, after the run)
+            except OSError as exc:
+                raise exports.ExportError(f"cannot read {args.file}: {exc.strerror or exc}") from None
+            with source:
+                header = asyncio.run(run(dsn, source))
+    bar.finish()
+    print(
+        f"Imported {header.rows:,} rows from {args.file} (a copy of the HAT {header.hat}).\n"
+        "The owner and platform accounts keep this HAT's passwords; other accounts have no password now."
+    )
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(
         prog="hatd",
@@ -304,6 +379,27 @@ def parser() -> argparse.ArgumentParser:
         help="exit 0, changing nothing, when the HAT NAME exists already (for provisioning jobs that rerun)",
     )
     new.set_defaults(run=cmd_provision)
+    export = sub.add_parser(
+        "export",
+        help="write the whole HAT to one JSON Lines file (no password hashes, no signing key)",
+        description="Write every row of the HAT (accounts without their password hashes, raw data, context, "
+        "bundles, data debits and their logs; never the signing key) to FILE, one JSON object per line, from "
+        "one consistent snapshot, in flat memory. docs/export.md describes the format. A progress bar goes to "
+        "standard error when it is a terminal.",
+    )
+    export.add_argument("file", metavar="FILE", help="where to write the export; - for standard output")
+    export.set_defaults(run=cmd_export)
+    restore = sub.add_parser(
+        "import",
+        help="restore an export into a new, empty HAT (same ids), all or nothing",
+        description="Read FILE (made by `hatd export` or GET /export) into this HAT, which must be new: "
+        "created (`hatd create-owner`) and holding nothing but its owner, platform and the default "
+        "vocabulary. The file's accounts replace those; the owner and platform keep this HAT's passwords, other "
+        "accounts have none until given one. This HAT keeps its own signing key, so the old HAT's tokens do not "
+        "work here. One transaction: a bad line is named and nothing changes.",
+    )
+    restore.add_argument("file", metavar="FILE", help="the export to read; - for standard input")
+    restore.set_defaults(run=cmd_import)
     return top
 
 
@@ -326,7 +422,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         result: int = args.run(settings, args)
         return result
-    except (EmbeddedError, HatCreationError, db.MigrationError, provision.ProvisionError) as exc:
+    except exports.ImportRefused as exc:
+        print(f"hatd: import refused, nothing was changed: {exc}", file=sys.stderr)
+        return 1
+    except (EmbeddedError, HatCreationError, db.MigrationError, provision.ProvisionError, exports.ExportError) as exc:
         print(f"hatd: {exc}", file=sys.stderr)
         return 1
     except (OSError, asyncpg.PostgresError) as exc:

@@ -1,0 +1,300 @@
+"""The whole HAT as one JSON Lines document (docs/export.md): out as a consistent snapshot, streamed
+in flat memory; back in, into an empty HAT, in one transaction, also streamed. Takes a connection;
+knows nothing of HTTP, files or terminals."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import asyncpg
+
+from hatd import db
+
+Q = db.queries("exports")
+
+FORMAT = "hatd-export"
+VERSION = 1
+MEDIA_TYPE = "application/x-ndjson"
+
+# The file's sections: one per table, every table before the tables that refer to it. Never
+# exported: signing_keys (the HAT's private key), schema_migrations (the header has the version)
+# and web_sessions (the owner's browser sessions: they belong to a browser, not to the data).
+SECTIONS = (
+    "accounts",
+    "system_types",
+    "system_type_links",
+    "system_units",
+    "system_properties",
+    "person_relationship_types",
+    "data_tables",
+    "data_table_links",
+    "data_fields",
+    "data_records",
+    "data_values",
+    "entities",
+    "entity_links",
+    "entity_types",
+    "entity_properties",
+    "bundles_contextless",
+    "bundle_tables",
+    "bundle_slices",
+    "bundle_slice_conditions",
+    "bundles_contextual",
+    "bundle_entity_selections",
+    "bundle_property_selections",
+    "data_debits",
+    "data_debit_log",
+)
+
+# COPY's CSV format with a quote and a delimiter that JSON text never holds raw (row_to_json escapes
+# every control character) passes each line through untouched: no per-row work in Python at all,
+# where COPY's text format would double every backslash.
+_COPY_OPTIONS: dict[str, Any] = {"format": "csv", "delimiter": "\x02", "quote": "\x01"}
+# One COPY must not be cut short by the pool's command timeout while a slow client reads a big HAT.
+_COPY_TIMEOUT = 7 * 24 * 3600.0
+# An import sends rows to PostgreSQL in batches of at most this many rows or bytes.
+BATCH_ROWS = 5_000
+BATCH_BYTES = 4 * 1024 * 1024
+
+_SECTION_KEY = re.compile(rb'\{\s*"section"\s*:\s*"([A-Za-z_]{1,64})"')
+
+Write = Callable[[bytes], Awaitable[None]]
+
+
+class Tracker(Protocol):
+    """What follows an export or import as it goes (the command line's progress bar)."""
+
+    def start(self, total_rows: int) -> None: ...
+
+    def advance(self, section: str, rows: int) -> None: ...
+
+
+class ExportError(RuntimeError):
+    """An export or import that cannot go on; the message says why, for the person running it."""
+
+
+class ImportRefused(ExportError):
+    """The file cannot be imported into this HAT; nothing was changed."""
+
+
+@dataclass(frozen=True)
+class Header:
+    schema_version: int
+    hat: str
+    # (section, rows, next id of its sequence or None), in file order.
+    sections: list[tuple[str, int, int | None]]
+
+    @property
+    def rows(self) -> int:
+        return sum(rows for _, rows, _ in self.sections)
+
+
+# -- out ---------------------------------------------------------------------------------------
+
+
+async def export_hat(conn: asyncpg.Connection, issuer: str, write: Write, tracker: Tracker | None = None) -> int:
+    """Writes the whole HAT to `write`, a line at a time as PostgreSQL makes them, from one
+    REPEATABLE READ snapshot; returns the number of rows written."""
+    async with conn.transaction(isolation="repeatable_read", readonly=True):
+        await conn.execute(Q.export_session)
+        header: str = await conn.fetchval(Q.header, FORMAT, VERSION, issuer)
+        counts = {s["name"]: s["rows"] for s in json.loads(header)["sections"]}
+        if tracker is not None:
+            tracker.start(sum(counts.values()))
+        await write(header.encode() + b"\n")
+        for section in SECTIONS:
+            await _copy_section(conn, section, write, tracker)
+    return sum(counts.values())
+
+
+async def _copy_section(conn: asyncpg.Connection, section: str, write: Write, tracker: Tracker | None) -> None:
+    async def sink(chunk: bytes) -> None:
+        await write(chunk)
+        if tracker is not None:
+            tracker.advance(section, chunk.count(b"\n"))
+
+    query = getattr(Q, f"export_{section}").rstrip(";")  # COPY (query) takes no semicolon
+    await conn.copy_from_query(query, output=sink, timeout=_COPY_TIMEOUT, **_COPY_OPTIONS)
+
+
+# -- in ----------------------------------------------------------------------------------------
+
+
+def read_header(line: bytes | None, schema_version: int) -> Header:
+    """The header of an export, checked against this format and the target's schema version."""
+    if line is None or not line.strip():
+        raise ImportRefused("line 1: the file is empty, not a hatd export")
+    try:
+        header = json.loads(line)
+    except ValueError:
+        raise ImportRefused("line 1: not a hatd export header (not JSON)") from None
+    if not isinstance(header, dict) or header.get("format") != FORMAT:
+        raise ImportRefused(f'line 1: not a hatd export header (no "format": "{FORMAT}")')
+    version = header.get("version")
+    if version != VERSION or type(version) is not int:
+        raise ImportRefused(f"line 1: export format version {version!r}; this hatd reads version {VERSION}")
+    theirs = header.get("schemaVersion")
+    if type(theirs) is not int or theirs < 1:
+        raise ImportRefused(f"line 1: schemaVersion {theirs!r} is not a migration number")
+    if theirs > schema_version:
+        raise ImportRefused(
+            f"line 1: the file comes from a newer hatd (schema version {theirs}, this HAT has {schema_version}): "
+            f"import it with a hatd at least as new"
+        )
+    hat = header.get("hat")
+    if not isinstance(hat, str):
+        raise ImportRefused('line 1: "hat" (the exporting HAT\'s address) is missing')
+    sections = header.get("sections")
+    if not isinstance(sections, list):
+        sections = []
+    names = [s.get("name") if isinstance(s, dict) else None for s in sections]
+    if tuple(names) != SECTIONS:
+        raise ImportRefused(f"line 1: the sections are not those of export format {VERSION}: {', '.join(SECTIONS)}")
+    checked = []
+    for section in sections:
+        rows, next_id = section.get("rows"), section.get("nextId")
+        if type(rows) is not int or rows < 0:
+            raise ImportRefused(f"line 1: section {section['name']}: rows {rows!r} is not a count")
+        if next_id is not None and (type(next_id) is not int or next_id < 1):
+            raise ImportRefused(f"line 1: section {section['name']}: nextId {next_id!r} is not an id")
+        checked.append((section["name"], rows, next_id))
+    return Header(schema_version=theirs, hat=hat, sections=checked)
+
+
+async def target_schema_version(conn: asyncpg.Connection) -> int:
+    """The migrations this database has, which must be all that this hatd knows."""
+    try:
+        version: int | None = await conn.fetchval(Q.schema_version)
+    except asyncpg.UndefinedTableError:
+        version = None
+    latest = max(m.version for m in db.available_migrations())
+    if version is None:
+        raise ImportRefused("the database holds no HAT: run `hatd create-owner` first, then import")
+    if version < latest:
+        raise ImportRefused(f"the database is at schema version {version}, not {latest}: run `hatd migrate` first")
+    if version > latest:
+        raise ImportRefused(f"the database is at schema version {version}, newer than this hatd ({latest})")
+    return version
+
+
+@dataclass
+class _Batch:
+    section: str
+    first_line: int = 0
+    lines: list[str] | None = None
+    size: int = 0
+
+
+async def import_hat(conn: asyncpg.Connection, lines: Iterable[bytes], tracker: Tracker | None = None) -> Header:
+    """Restores an export into this HAT, which must be empty (only the owner, the platform and the
+    default vocabulary), ids and times as they were, in one transaction: all of it or, with
+    ImportRefused naming the line, nothing. The file's accounts replace the HAT's; the owner and
+    platform keep this HAT's passwords, other accounts come with none. Returns the file's header."""
+    numbered: Iterator[tuple[int, bytes]] = enumerate(lines, start=1)
+    header = read_header(next(numbered, (1, None))[1], await target_schema_version(conn))
+    if tracker is not None:
+        tracker.start(header.rows)
+    async with conn.transaction():
+        await conn.execute(Q.lock_hat)
+        used = [row["name"] for row in await conn.fetch(Q.hat_contents)]
+        if used:
+            raise ImportRefused(f"this HAT is not empty (it has {', '.join(used)} rows): import only into a new HAT")
+        hashes = {row["role"]: row["pass_hash"] for row in await conn.fetch(Q.special_password_hashes)}
+        if set(hashes) != {"owner", "platform"}:
+            raise ImportRefused("the database holds no HAT: run `hatd create-owner` first, then import")
+        await conn.execute(Q.keep_target_vocabulary)
+        await conn.execute(Q.clear_target)
+        line_number = 1
+        for section, rows, _ in header.sections:
+            extra = (hashes["owner"], hashes["platform"]) if section == "accounts" else ()
+            line_number = await _import_section(conn, numbered, section, rows, line_number, extra, tracker)
+        for number, line in numbered:
+            if line.strip():
+                raise ImportRefused(f"line {number}: more rows than the header announces")
+        await _check_imported(conn)
+        sequences = [(name, next_id) for name, _, next_id in header.sections if next_id is not None]
+        await conn.execute(Q.advance_sequences, [name for name, _ in sequences], [n for _, n in sequences])
+    return header
+
+
+async def _import_section(
+    conn: asyncpg.Connection,
+    numbered: Iterator[tuple[int, bytes]],
+    section: str,
+    rows: int,
+    line_number: int,
+    extra: tuple[str, ...],
+    tracker: Tracker | None,
+) -> int:
+    """Inserts the section's `rows` lines in batches; returns the number of its last line."""
+    batch = _Batch(section)
+    for _ in range(rows):
+        try:
+            line_number, line = next(numbered)
+        except StopIteration:
+            raise ImportRefused(
+                f"line {line_number}: the file ends inside section {section}, which the header says has {rows} rows"
+            ) from None
+        match = _SECTION_KEY.match(line)
+        if match is None or match[1].decode() != section:
+            found = f'a "{match[1].decode()}" row' if match else "not a row"
+            raise ImportRefused(f"line {line_number}: expected a {section} row (the header says so), found {found}")
+        try:
+            text = line.rstrip(b"\n").decode()
+        except UnicodeDecodeError as exc:
+            raise ImportRefused(f"line {line_number}: not UTF-8 ({exc.reason} at byte {exc.start})") from None
+        if batch.lines is None:
+            batch.first_line, batch.lines, batch.size = line_number, [], 0
+        batch.lines.append(text)
+        batch.size += len(line)
+        if len(batch.lines) >= BATCH_ROWS or batch.size >= BATCH_BYTES:
+            await _insert(conn, batch, extra, tracker)
+    await _insert(conn, batch, extra, tracker)
+    return line_number
+
+
+async def _insert(conn: asyncpg.Connection, batch: _Batch, extra: tuple[str, ...], tracker: Tracker | None) -> None:
+    """Inserts a batch in one statement. If PostgreSQL refuses it, finds the first line it refuses
+    alone (each in its own savepoint) to name it: the slow path runs only on the way to failing."""
+    if not batch.lines:
+        return
+    query = getattr(Q, f"import_{batch.section}")
+    try:
+        async with conn.transaction():
+            await conn.execute(query, batch.lines, *extra)
+    except (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError) as exc:
+        for offset, line in enumerate(batch.lines):
+            try:
+                async with conn.transaction():
+                    await conn.execute(query, [line], *extra)
+            except (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError) as alone:
+                number = batch.first_line + offset
+                raise ImportRefused(f"line {number}: {batch.section} row refused: {_say(alone)}") from None
+        last = batch.first_line + len(batch.lines) - 1
+        raise ImportRefused(f"lines {batch.first_line}-{last}: {batch.section} rows refused: {_say(exc)}") from None
+    if tracker is not None:
+        tracker.advance(batch.section, len(batch.lines))
+    batch.lines, batch.size = None, 0
+
+
+def _say(exc: asyncpg.PostgresError) -> str:
+    detail = getattr(exc, "detail", None)
+    return f"{exc} ({detail})" if detail else str(exc)
+
+
+async def _check_imported(conn: asyncpg.Connection) -> None:
+    """What the file must make true beyond the tables' own constraints."""
+    left_out = await conn.fetch(Q.vocabulary_left_out)
+    if left_out:
+        named = ", ".join(f"{row['section']} {row['id']} ({row['label']})" for row in left_out)
+        raise ImportRefused(f"this HAT is not empty: it has vocabulary the file lacks: {named}")
+    special = await conn.fetchrow(Q.special_roles)
+    if (special["owners"], special["platforms"]) != (1, 1):
+        raise ImportRefused("the file's accounts must include the owner and the platform account")
+    cycle = await conn.fetchval(Q.table_link_cycle)
+    if cycle is not None:
+        raise ImportRefused(f"the file's subtable links form a cycle through table {cycle}")

@@ -1,0 +1,544 @@
+-- The whole HAT as one JSON Lines document, out and back in (hatd/exports/repository.py, docs/export.md).
+-- Sections come in the order of hatd/exports/repository.py SECTIONS: every table before those that
+-- refer to it. Each line is one row, built here by row_to_json: its first key is "section" (the
+-- table), then the table's columns by name. Times are rendered in the session's time zone, which
+-- the export sets to UTC, so an export of the same data is the same bytes every time.
+-- Never exported: password hashes, the signing keys, the migration bookkeeping.
+
+-- name: export_session
+-- Makes this transaction render times in UTC and floats in their shortest exact form; returns nothing.
+SELECT set_config('TimeZone', 'UTC', true), set_config('extra_float_digits', '1', true);
+
+-- name: header
+-- Returns the first line (text): format $1, version $2, the HAT's address $3, the schema version, and
+-- per section (in file order) its rows and the next id its sequence gives (null: no sequence).
+SELECT row_to_json(h)::text
+FROM (SELECT $1::text AS format, $2::integer AS version,
+             (SELECT max(version) FROM schema_migrations) AS "schemaVersion", $3::text AS hat,
+             (SELECT array_to_json(array_agg(row_to_json(s) ORDER BY v.position))
+              FROM (VALUES
+                  (1, 'accounts', (SELECT count(*) FROM accounts), NULL::bigint),
+                  (2, 'system_types', (SELECT count(*) FROM system_types),
+                   (SELECT CASE WHEN is_called THEN last_value + 1 ELSE last_value END FROM system_types_id_seq)),
+                  (3, 'system_type_links', (SELECT count(*) FROM system_type_links),
+                   (SELECT CASE WHEN is_called THEN last_value + 1 ELSE last_value END
+                    FROM system_type_links_id_seq)),
+                  (4, 'system_units', (SELECT count(*) FROM system_units),
+                   (SELECT CASE WHEN is_called THEN last_value + 1 ELSE last_value END FROM system_units_id_seq)),
+                  (5, 'system_properties', (SELECT count(*) FROM system_properties),
+                   (SELECT CASE WHEN is_called THEN last_value + 1 ELSE last_value END
+                    FROM system_properties_id_seq)),
+                  (6, 'person_relationship_types', (SELECT count(*) FROM person_relationship_types),
+                   (SELECT CASE WHEN is_called THEN last_value + 1 ELSE last_value END
+                    FROM person_relationship_types_id_seq)),
+                  (7, 'data_tables', (SELECT count(*) FROM data_tables),
+                   (SELECT CASE WHEN is_called THEN last_value + 1 ELSE last_value END FROM data_tables_id_seq)),
+                  (8, 'data_table_links', (SELECT count(*) FROM data_table_links), NULL),
+                  (9, 'data_fields', (SELECT count(*) FROM data_fields),
+                   (SELECT CASE WHEN is_called THEN last_value + 1 ELSE last_value END FROM data_fields_id_seq)),
+                  (10, 'data_records', (SELECT count(*) FROM data_records),
+                   (SELECT CASE WHEN is_called THEN last_value + 1 ELSE last_value END FROM data_records_id_seq)),
+                  (11, 'data_values', (SELECT count(*) FROM data_values),
+                   (SELECT CASE WHEN is_called THEN last_value + 1 ELSE last_value END FROM data_values_id_seq)),
+                  (12, 'entities', (SELECT count(*) FROM entities),
+                   (SELECT CASE WHEN is_called THEN last_value + 1 ELSE last_value END FROM entities_id_seq)),
+                  (13, 'entity_links', (SELECT count(*) FROM entity_links),
+                   (SELECT CASE WHEN is_called THEN last_value + 1 ELSE last_value END FROM entity_links_id_seq)),
+                  (14, 'entity_types', (SELECT count(*) FROM entity_types),
+                   (SELECT CASE WHEN is_called THEN last_value + 1 ELSE last_value END FROM entity_types_id_seq)),
+                  (15, 'entity_properties', (SELECT count(*) FROM entity_properties),
+                   (SELECT CASE WHEN is_called THEN last_value + 1 ELSE last_value END
+                    FROM entity_properties_id_seq)),
+                  (16, 'bundles_contextless', (SELECT count(*) FROM bundles_contextless),
+                   (SELECT CASE WHEN is_called THEN last_value + 1 ELSE last_value END
+                    FROM bundles_contextless_id_seq)),
+                  (17, 'bundle_tables', (SELECT count(*) FROM bundle_tables),
+                   (SELECT CASE WHEN is_called THEN last_value + 1 ELSE last_value END FROM bundle_tables_id_seq)),
+                  (18, 'bundle_slices', (SELECT count(*) FROM bundle_slices),
+                   (SELECT CASE WHEN is_called THEN last_value + 1 ELSE last_value END FROM bundle_slices_id_seq)),
+                  (19, 'bundle_slice_conditions', (SELECT count(*) FROM bundle_slice_conditions),
+                   (SELECT CASE WHEN is_called THEN last_value + 1 ELSE last_value END
+                    FROM bundle_slice_conditions_id_seq)),
+                  (20, 'bundles_contextual', (SELECT count(*) FROM bundles_contextual),
+                   (SELECT CASE WHEN is_called THEN last_value + 1 ELSE last_value END
+                    FROM bundles_contextual_id_seq)),
+                  (21, 'bundle_entity_selections', (SELECT count(*) FROM bundle_entity_selections),
+                   (SELECT CASE WHEN is_called THEN last_value + 1 ELSE last_value END
+                    FROM bundle_entity_selections_id_seq)),
+                  (22, 'bundle_property_selections', (SELECT count(*) FROM bundle_property_selections),
+                   (SELECT CASE WHEN is_called THEN last_value + 1 ELSE last_value END
+                    FROM bundle_property_selections_id_seq)),
+                  (23, 'data_debits', (SELECT count(*) FROM data_debits), NULL),
+                  (24, 'data_debit_log', (SELECT count(*) FROM data_debit_log),
+                   (SELECT CASE WHEN is_called THEN last_value + 1 ELSE last_value END FROM data_debit_log_id_seq))
+              ) AS v (position, name, rows, next_id)
+              CROSS JOIN LATERAL (SELECT v.name, v.rows, v.next_id AS "nextId") AS s) AS sections) AS h;
+
+-- name: schema_version
+-- Returns the newest migration applied to this database.
+SELECT max(version) FROM schema_migrations;
+
+-- name: lock_hat
+-- Keeps every other writer out of the HAT's tables until the import's transaction ends; returns nothing.
+LOCK TABLE accounts, system_types, system_type_links, system_units, system_properties, person_relationship_types,
+    data_tables, data_table_links, data_fields, data_records, data_values, entities, entity_links, entity_types,
+    entity_properties, bundles_contextless, bundle_tables, bundle_slices, bundle_slice_conditions,
+    bundles_contextual, bundle_entity_selections, bundle_property_selections, data_debits, data_debit_log
+    IN EXCLUSIVE MODE;
+
+-- name: hat_contents
+-- Returns the tables holding what an empty HAT lacks (accounts: other than the owner and platform),
+-- leaving out the vocabulary, which vocabulary_left_out checks.
+SELECT t.name
+FROM (VALUES
+    (1, 'accounts', EXISTS (SELECT 1 FROM accounts WHERE role NOT IN ('owner', 'platform'))),
+    (7, 'data_tables', EXISTS (SELECT 1 FROM data_tables)),
+    (8, 'data_table_links', EXISTS (SELECT 1 FROM data_table_links)),
+    (9, 'data_fields', EXISTS (SELECT 1 FROM data_fields)),
+    (10, 'data_records', EXISTS (SELECT 1 FROM data_records)),
+    (11, 'data_values', EXISTS (SELECT 1 FROM data_values)),
+    (12, 'entities', EXISTS (SELECT 1 FROM entities)),
+    (13, 'entity_links', EXISTS (SELECT 1 FROM entity_links)),
+    (14, 'entity_types', EXISTS (SELECT 1 FROM entity_types)),
+    (15, 'entity_properties', EXISTS (SELECT 1 FROM entity_properties)),
+    (16, 'bundles_contextless', EXISTS (SELECT 1 FROM bundles_contextless)),
+    (17, 'bundle_tables', EXISTS (SELECT 1 FROM bundle_tables)),
+    (18, 'bundle_slices', EXISTS (SELECT 1 FROM bundle_slices)),
+    (19, 'bundle_slice_conditions', EXISTS (SELECT 1 FROM bundle_slice_conditions)),
+    (20, 'bundles_contextual', EXISTS (SELECT 1 FROM bundles_contextual)),
+    (21, 'bundle_entity_selections', EXISTS (SELECT 1 FROM bundle_entity_selections)),
+    (22, 'bundle_property_selections', EXISTS (SELECT 1 FROM bundle_property_selections)),
+    (23, 'data_debits', EXISTS (SELECT 1 FROM data_debits)),
+    (24, 'data_debit_log', EXISTS (SELECT 1 FROM data_debit_log))
+) AS t (position, name, used)
+WHERE t.used
+ORDER BY t.position;
+
+-- name: special_password_hashes
+-- Returns the password hashes of the owner and the platform account, by role.
+SELECT role, pass_hash FROM accounts WHERE role IN ('owner', 'platform');
+
+-- name: keep_target_vocabulary
+-- Notes the vocabulary the HAT has before the import (each row by id and what names it), for
+-- vocabulary_left_out; the note goes with the transaction. Returns nothing.
+CREATE TEMPORARY TABLE import_target_vocabulary ON COMMIT DROP AS
+SELECT 'system_types'::text AS section, id, name AS label FROM system_types
+UNION ALL SELECT 'system_type_links', id, type_id || ' ' || relationship_type || ' ' || linked_type_id
+          FROM system_type_links
+UNION ALL SELECT 'system_units', id, name FROM system_units
+UNION ALL SELECT 'system_properties', id, name FROM system_properties
+UNION ALL SELECT 'person_relationship_types', id, name FROM person_relationship_types;
+
+-- name: clear_target
+-- Deletes the accounts and the vocabulary of an empty HAT, for the file's to take their place; returns nothing.
+DELETE FROM accounts;
+DELETE FROM system_properties;
+DELETE FROM system_type_links;
+DELETE FROM system_units;
+DELETE FROM system_types;
+DELETE FROM person_relationship_types;
+
+-- name: vocabulary_left_out
+-- Returns (section, id, label) of up to 10 vocabulary rows the HAT had before the import that the
+-- file does not hold with the same id and name: vocabulary of the HAT's own, so it was not empty.
+WITH imported AS (
+    SELECT 'system_types'::text AS section, id, name AS label FROM system_types
+    UNION ALL SELECT 'system_type_links', id, type_id || ' ' || relationship_type || ' ' || linked_type_id
+              FROM system_type_links
+    UNION ALL SELECT 'system_units', id, name FROM system_units
+    UNION ALL SELECT 'system_properties', id, name FROM system_properties
+    UNION ALL SELECT 'person_relationship_types', id, name FROM person_relationship_types
+)
+SELECT k.section, k.id, k.label
+FROM import_target_vocabulary k
+WHERE NOT EXISTS (SELECT 1 FROM imported i WHERE (i.section, i.id, i.label) = (k.section, k.id, k.label))
+ORDER BY k.section, k.id
+LIMIT 10;
+
+-- name: special_roles
+-- Returns how many owner and how many platform accounts there are.
+SELECT count(*) FILTER (WHERE role = 'owner') AS owners, count(*) FILTER (WHERE role = 'platform') AS platforms
+FROM accounts;
+
+-- name: table_link_cycle
+-- Returns a table that lies below itself through subtable links, or null when the links form no cycle.
+WITH RECURSIVE below (start, id) AS (
+    SELECT parent_id, child_id FROM data_table_links
+    UNION
+    SELECT b.start, l.child_id FROM below b JOIN data_table_links l ON l.parent_id = b.id
+)
+SELECT start FROM below WHERE start = id LIMIT 1;
+
+-- name: advance_sequences
+-- Sets every id sequence to give next the id the file says ($1: section names, $2: next ids), or
+-- past the highest id imported if that is higher; returns nothing.
+SELECT setval(pg_get_serial_sequence(s.name, 'id'), greatest(s.floor, coalesce(n.next_id, 1)), false)
+FROM (VALUES
+    ('system_types', (SELECT coalesce(max(id), 0) + 1 FROM system_types)),
+    ('system_type_links', (SELECT coalesce(max(id), 0) + 1 FROM system_type_links)),
+    ('system_units', (SELECT coalesce(max(id), 0) + 1 FROM system_units)),
+    ('system_properties', (SELECT coalesce(max(id), 0) + 1 FROM system_properties)),
+    ('person_relationship_types', (SELECT coalesce(max(id), 0) + 1 FROM person_relationship_types)),
+    ('data_tables', (SELECT coalesce(max(id), 0) + 1 FROM data_tables)),
+    ('data_fields', (SELECT coalesce(max(id), 0) + 1 FROM data_fields)),
+    ('data_records', (SELECT coalesce(max(id), 0) + 1 FROM data_records)),
+    ('data_values', (SELECT coalesce(max(id), 0) + 1 FROM data_values)),
+    ('entities', (SELECT coalesce(max(id), 0) + 1 FROM entities)),
+    ('entity_links', (SELECT coalesce(max(id), 0) + 1 FROM entity_links)),
+    ('entity_types', (SELECT coalesce(max(id), 0) + 1 FROM entity_types)),
+    ('entity_properties', (SELECT coalesce(max(id), 0) + 1 FROM entity_properties)),
+    ('bundles_contextless', (SELECT coalesce(max(id), 0) + 1 FROM bundles_contextless)),
+    ('bundle_tables', (SELECT coalesce(max(id), 0) + 1 FROM bundle_tables)),
+    ('bundle_slices', (SELECT coalesce(max(id), 0) + 1 FROM bundle_slices)),
+    ('bundle_slice_conditions', (SELECT coalesce(max(id), 0) + 1 FROM bundle_slice_conditions)),
+    ('bundles_contextual', (SELECT coalesce(max(id), 0) + 1 FROM bundles_contextual)),
+    ('bundle_entity_selections', (SELECT coalesce(max(id), 0) + 1 FROM bundle_entity_selections)),
+    ('bundle_property_selections', (SELECT coalesce(max(id), 0) + 1 FROM bundle_property_selections)),
+    ('data_debit_log', (SELECT coalesce(max(id), 0) + 1 FROM data_debit_log))
+) AS s (name, floor)
+LEFT JOIN unnest($1::text[], $2::bigint[]) AS n (name, next_id) USING (name);
+
+-- name: export_accounts
+-- Returns one JSON line (text) per account, by user_id.
+SELECT row_to_json(r)::text
+FROM (SELECT 'accounts'::text AS section,
+             user_id, email, name, role, enabled, date_created, last_updated
+      FROM accounts) AS r
+ORDER BY r.user_id;
+
+-- name: import_accounts
+-- Inserts the accounts on JSON lines $1: the owner with password hash $2, the platform with $3, the
+-- others with none ('!'); returns nothing.
+INSERT INTO accounts (user_id, email, name, pass_hash, role, enabled, date_created, last_updated)
+SELECT r.user_id, r.email, r.name, CASE r.role WHEN 'owner' THEN $2 WHEN 'platform' THEN $3 ELSE '!' END,
+       r.role, r.enabled, r.date_created, r.last_updated
+FROM unnest($1::text[]) AS l (line), json_populate_record(NULL::accounts, l.line::json) AS r;
+
+-- name: export_system_types
+-- Returns one JSON line (text) per data type, by id.
+SELECT row_to_json(r)::text
+FROM (SELECT 'system_types'::text AS section,
+             id, name, description, date_created, last_updated
+      FROM system_types) AS r
+ORDER BY r.id;
+
+-- name: import_system_types
+-- Inserts the data type rows on JSON lines $1 as they are, ids included; returns nothing.
+INSERT INTO system_types (id, name, description, date_created, last_updated)
+SELECT r.id, r.name, r.description, r.date_created, r.last_updated
+FROM unnest($1::text[]) AS l (line), json_populate_record(NULL::system_types, l.line::json) AS r;
+
+-- name: export_system_type_links
+-- Returns one JSON line (text) per type link, by id.
+SELECT row_to_json(r)::text
+FROM (SELECT 'system_type_links'::text AS section,
+             id, type_id, linked_type_id, relationship_type, date_created
+      FROM system_type_links) AS r
+ORDER BY r.id;
+
+-- name: import_system_type_links
+-- Inserts the type link rows on JSON lines $1 as they are, ids included; returns nothing.
+INSERT INTO system_type_links (id, type_id, linked_type_id, relationship_type, date_created)
+SELECT r.id, r.type_id, r.linked_type_id, r.relationship_type, r.date_created
+FROM unnest($1::text[]) AS l (line), json_populate_record(NULL::system_type_links, l.line::json) AS r;
+
+-- name: export_system_units
+-- Returns one JSON line (text) per unit of measurement, by id.
+SELECT row_to_json(r)::text
+FROM (SELECT 'system_units'::text AS section,
+             id, name, description, symbol, date_created, last_updated
+      FROM system_units) AS r
+ORDER BY r.id;
+
+-- name: import_system_units
+-- Inserts the unit of measurement rows on JSON lines $1 as they are, ids included; returns nothing.
+INSERT INTO system_units (id, name, description, symbol, date_created, last_updated)
+SELECT r.id, r.name, r.description, r.symbol, r.date_created, r.last_updated
+FROM unnest($1::text[]) AS l (line), json_populate_record(NULL::system_units, l.line::json) AS r;
+
+-- name: export_system_properties
+-- Returns one JSON line (text) per property, by id.
+SELECT row_to_json(r)::text
+FROM (SELECT 'system_properties'::text AS section,
+             id, name, description, type_id, unit_id, date_created, last_updated
+      FROM system_properties) AS r
+ORDER BY r.id;
+
+-- name: import_system_properties
+-- Inserts the property rows on JSON lines $1 as they are, ids included; returns nothing.
+INSERT INTO system_properties (id, name, description, type_id, unit_id, date_created, last_updated)
+SELECT r.id, r.name, r.description, r.type_id, r.unit_id, r.date_created, r.last_updated
+FROM unnest($1::text[]) AS l (line), json_populate_record(NULL::system_properties, l.line::json) AS r;
+
+-- name: export_person_relationship_types
+-- Returns one JSON line (text) per person relationship type, by id.
+SELECT row_to_json(r)::text
+FROM (SELECT 'person_relationship_types'::text AS section,
+             id, name, description
+      FROM person_relationship_types) AS r
+ORDER BY r.id;
+
+-- name: import_person_relationship_types
+-- Inserts the person relationship type rows on JSON lines $1 as they are, ids included; returns nothing.
+INSERT INTO person_relationship_types (id, name, description)
+SELECT r.id, r.name, r.description
+FROM unnest($1::text[]) AS l (line), json_populate_record(NULL::person_relationship_types, l.line::json) AS r;
+
+-- name: export_data_tables
+-- Returns one JSON line (text) per raw table, by id.
+SELECT row_to_json(r)::text
+FROM (SELECT 'data_tables'::text AS section,
+             id, name, source, date_created, last_updated
+      FROM data_tables) AS r
+ORDER BY r.id;
+
+-- name: import_data_tables
+-- Inserts the raw table rows on JSON lines $1 as they are, ids included; returns nothing.
+INSERT INTO data_tables (id, name, source, date_created, last_updated)
+SELECT r.id, r.name, r.source, r.date_created, r.last_updated
+FROM unnest($1::text[]) AS l (line), json_populate_record(NULL::data_tables, l.line::json) AS r;
+
+-- name: export_data_table_links
+-- Returns one JSON line (text) per subtable link, by parent_id and child_id.
+SELECT row_to_json(r)::text
+FROM (SELECT 'data_table_links'::text AS section,
+             parent_id, child_id, relationship_type, date_created
+      FROM data_table_links) AS r
+ORDER BY r.parent_id, r.child_id;
+
+-- name: import_data_table_links
+-- Inserts the subtable link rows on JSON lines $1 as they are, ids included; returns nothing.
+INSERT INTO data_table_links (parent_id, child_id, relationship_type, date_created)
+SELECT r.parent_id, r.child_id, r.relationship_type, r.date_created
+FROM unnest($1::text[]) AS l (line), json_populate_record(NULL::data_table_links, l.line::json) AS r;
+
+-- name: export_data_fields
+-- Returns one JSON line (text) per field, by id.
+SELECT row_to_json(r)::text
+FROM (SELECT 'data_fields'::text AS section,
+             id, table_id, name, date_created, last_updated
+      FROM data_fields) AS r
+ORDER BY r.id;
+
+-- name: import_data_fields
+-- Inserts the field rows on JSON lines $1 as they are, ids included; returns nothing.
+INSERT INTO data_fields (id, table_id, name, date_created, last_updated)
+SELECT r.id, r.table_id, r.name, r.date_created, r.last_updated
+FROM unnest($1::text[]) AS l (line), json_populate_record(NULL::data_fields, l.line::json) AS r;
+
+-- name: export_data_records
+-- Returns one JSON line (text) per record, by id.
+SELECT row_to_json(r)::text
+FROM (SELECT 'data_records'::text AS section,
+             id, name, date_created, last_updated
+      FROM data_records) AS r
+ORDER BY r.id;
+
+-- name: import_data_records
+-- Inserts the record rows on JSON lines $1 as they are, ids included; returns nothing.
+INSERT INTO data_records (id, name, date_created, last_updated)
+SELECT r.id, r.name, r.date_created, r.last_updated
+FROM unnest($1::text[]) AS l (line), json_populate_record(NULL::data_records, l.line::json) AS r;
+
+-- name: export_data_values
+-- Returns one JSON line (text) per value, by id.
+SELECT row_to_json(r)::text
+FROM (SELECT 'data_values'::text AS section,
+             id, value, field_id, record_id, date_created, last_updated
+      FROM data_values) AS r
+ORDER BY r.id;
+
+-- name: import_data_values
+-- Inserts the value rows on JSON lines $1 as they are, ids included; returns nothing.
+INSERT INTO data_values (id, value, field_id, record_id, date_created, last_updated)
+SELECT r.id, r.value, r.field_id, r.record_id, r.date_created, r.last_updated
+FROM unnest($1::text[]) AS l (line), json_populate_record(NULL::data_values, l.line::json) AS r;
+
+-- name: export_entities
+-- Returns one JSON line (text) per entity (all five kinds), by id.
+SELECT row_to_json(r)::text
+FROM (SELECT 'entities'::text AS section,
+             id, kind, name, person_id, date_created, last_updated
+      FROM entities) AS r
+ORDER BY r.id;
+
+-- name: import_entities
+-- Inserts the entity (all five kinds) rows on JSON lines $1 as they are, ids included; returns nothing.
+INSERT INTO entities (id, kind, name, person_id, date_created, last_updated)
+SELECT r.id, r.kind, r.name, r.person_id, r.date_created, r.last_updated
+FROM unnest($1::text[]) AS l (line), json_populate_record(NULL::entities, l.line::json) AS r;
+
+-- name: export_entity_links
+-- Returns one JSON line (text) per entity link, by id.
+SELECT row_to_json(r)::text
+FROM (SELECT 'entity_links'::text AS section,
+             id, entity_id, linked_id, relationship_type, person_relationship_type_id, date_created
+      FROM entity_links) AS r
+ORDER BY r.id;
+
+-- name: import_entity_links
+-- Inserts the entity link rows on JSON lines $1 as they are, ids included; returns nothing.
+INSERT INTO entity_links (id, entity_id, linked_id, relationship_type, person_relationship_type_id, date_created)
+SELECT r.id, r.entity_id, r.linked_id, r.relationship_type, r.person_relationship_type_id, r.date_created
+FROM unnest($1::text[]) AS l (line), json_populate_record(NULL::entity_links, l.line::json) AS r;
+
+-- name: export_entity_types
+-- Returns one JSON line (text) per entity type link, by id.
+SELECT row_to_json(r)::text
+FROM (SELECT 'entity_types'::text AS section,
+             id, entity_id, type_id, relationship_type, date_created
+      FROM entity_types) AS r
+ORDER BY r.id;
+
+-- name: import_entity_types
+-- Inserts the entity type link rows on JSON lines $1 as they are, ids included; returns nothing.
+INSERT INTO entity_types (id, entity_id, type_id, relationship_type, date_created)
+SELECT r.id, r.entity_id, r.type_id, r.relationship_type, r.date_created
+FROM unnest($1::text[]) AS l (line), json_populate_record(NULL::entity_types, l.line::json) AS r;
+
+-- name: export_entity_properties
+-- Returns one JSON line (text) per entity property link (static and dynamic), by id.
+SELECT row_to_json(r)::text
+FROM (SELECT 'entity_properties'::text AS section,
+             id, entity_id, property_id, relationship_type, field_id, record_id, date_created
+      FROM entity_properties) AS r
+ORDER BY r.id;
+
+-- name: import_entity_properties
+-- Inserts the entity property link (static and dynamic) rows on JSON lines $1, ids included; returns nothing.
+INSERT INTO entity_properties (id, entity_id, property_id, relationship_type, field_id, record_id, date_created)
+SELECT r.id, r.entity_id, r.property_id, r.relationship_type, r.field_id, r.record_id, r.date_created
+FROM unnest($1::text[]) AS l (line), json_populate_record(NULL::entity_properties, l.line::json) AS r;
+
+-- name: export_bundles_contextless
+-- Returns one JSON line (text) per contextless bundle, by id.
+SELECT row_to_json(r)::text
+FROM (SELECT 'bundles_contextless'::text AS section,
+             id, name, date_created, last_updated
+      FROM bundles_contextless) AS r
+ORDER BY r.id;
+
+-- name: import_bundles_contextless
+-- Inserts the contextless bundle rows on JSON lines $1 as they are, ids included; returns nothing.
+INSERT INTO bundles_contextless (id, name, date_created, last_updated)
+SELECT r.id, r.name, r.date_created, r.last_updated
+FROM unnest($1::text[]) AS l (line), json_populate_record(NULL::bundles_contextless, l.line::json) AS r;
+
+-- name: export_bundle_tables
+-- Returns one JSON line (text) per bundle table, by id.
+SELECT row_to_json(r)::text
+FROM (SELECT 'bundle_tables'::text AS section,
+             id, bundle_id, name, table_id, position, tree, date_created
+      FROM bundle_tables) AS r
+ORDER BY r.id;
+
+-- name: import_bundle_tables
+-- Inserts the bundle table rows on JSON lines $1 as they are, ids included; returns nothing.
+INSERT INTO bundle_tables (id, bundle_id, name, table_id, position, tree, date_created)
+SELECT r.id, r.bundle_id, r.name, r.table_id, r.position, r.tree, r.date_created
+FROM unnest($1::text[]) AS l (line), json_populate_record(NULL::bundle_tables, l.line::json) AS r;
+
+-- name: export_bundle_slices
+-- Returns one JSON line (text) per bundle slice, by id.
+SELECT row_to_json(r)::text
+FROM (SELECT 'bundle_slices'::text AS section,
+             id, bundle_table_id, table_id, position
+      FROM bundle_slices) AS r
+ORDER BY r.id;
+
+-- name: import_bundle_slices
+-- Inserts the bundle slice rows on JSON lines $1 as they are, ids included; returns nothing.
+INSERT INTO bundle_slices (id, bundle_table_id, table_id, position)
+SELECT r.id, r.bundle_table_id, r.table_id, r.position
+FROM unnest($1::text[]) AS l (line), json_populate_record(NULL::bundle_slices, l.line::json) AS r;
+
+-- name: export_bundle_slice_conditions
+-- Returns one JSON line (text) per slice condition, by id.
+SELECT row_to_json(r)::text
+FROM (SELECT 'bundle_slice_conditions'::text AS section,
+             id, slice_id, field_id, operator, value, position
+      FROM bundle_slice_conditions) AS r
+ORDER BY r.id;
+
+-- name: import_bundle_slice_conditions
+-- Inserts the slice condition rows on JSON lines $1 as they are, ids included; returns nothing.
+INSERT INTO bundle_slice_conditions (id, slice_id, field_id, operator, value, position)
+SELECT r.id, r.slice_id, r.field_id, r.operator, r.value, r.position
+FROM unnest($1::text[]) AS l (line), json_populate_record(NULL::bundle_slice_conditions, l.line::json) AS r;
+
+-- name: export_bundles_contextual
+-- Returns one JSON line (text) per contextual bundle, by id.
+SELECT row_to_json(r)::text
+FROM (SELECT 'bundles_contextual'::text AS section,
+             id, name, date_created, last_updated
+      FROM bundles_contextual) AS r
+ORDER BY r.id;
+
+-- name: import_bundles_contextual
+-- Inserts the contextual bundle rows on JSON lines $1 as they are, ids included; returns nothing.
+INSERT INTO bundles_contextual (id, name, date_created, last_updated)
+SELECT r.id, r.name, r.date_created, r.last_updated
+FROM unnest($1::text[]) AS l (line), json_populate_record(NULL::bundles_contextual, l.line::json) AS r;
+
+-- name: export_bundle_entity_selections
+-- Returns one JSON line (text) per entity selection, by id.
+SELECT row_to_json(r)::text
+FROM (SELECT 'bundle_entity_selections'::text AS section,
+             id, bundle_id, entity_id, entity_name, entity_kind, date_created
+      FROM bundle_entity_selections) AS r
+ORDER BY r.id;
+
+-- name: import_bundle_entity_selections
+-- Inserts the entity selection rows on JSON lines $1 as they are, ids included; returns nothing.
+INSERT INTO bundle_entity_selections (id, bundle_id, entity_id, entity_name, entity_kind, date_created)
+SELECT r.id, r.bundle_id, r.entity_id, r.entity_name, r.entity_kind, r.date_created
+FROM unnest($1::text[]) AS l (line), json_populate_record(NULL::bundle_entity_selections, l.line::json) AS r;
+
+-- name: export_bundle_property_selections
+-- Returns one JSON line (text) per property selection, by id.
+SELECT row_to_json(r)::text
+FROM (SELECT 'bundle_property_selections'::text AS section,
+             id, selection_id, relationship_kind, property_name, property_type, property_unit, date_created
+      FROM bundle_property_selections) AS r
+ORDER BY r.id;
+
+-- name: import_bundle_property_selections
+-- Inserts the property selection rows on JSON lines $1 as they are, ids included; returns nothing.
+INSERT INTO bundle_property_selections (
+    id, selection_id, relationship_kind, property_name, property_type, property_unit, date_created
+)
+SELECT r.id, r.selection_id, r.relationship_kind, r.property_name, r.property_type, r.property_unit, r.date_created
+FROM unnest($1::text[]) AS l (line), json_populate_record(NULL::bundle_property_selections, l.line::json) AS r;
+
+-- name: export_data_debits
+-- Returns one JSON line (text) per data debit, by key.
+SELECT row_to_json(r)::text
+FROM (SELECT 'data_debits'::text AS section,
+             key, name, start_date, end_date, rolling, sell, price, kind, bundle_contextless_id,
+             bundle_contextual_id, enabled, proposer, date_created, last_updated
+      FROM data_debits) AS r
+ORDER BY r.key;
+
+-- name: import_data_debits
+-- Inserts the data debit rows on JSON lines $1 as they are, ids included; returns nothing.
+INSERT INTO data_debits (
+    key, name, start_date, end_date, rolling, sell, price, kind, bundle_contextless_id, bundle_contextual_id,
+    enabled, proposer, date_created, last_updated
+)
+SELECT r.key, r.name, r.start_date, r.end_date, r.rolling, r.sell, r.price, r.kind, r.bundle_contextless_id,
+       r.bundle_contextual_id, r.enabled, r.proposer, r.date_created, r.last_updated
+FROM unnest($1::text[]) AS l (line), json_populate_record(NULL::data_debits, l.line::json) AS r;
+
+-- name: export_data_debit_log
+-- Returns one JSON line (text) per data debit log entry, by id.
+SELECT row_to_json(r)::text
+FROM (SELECT 'data_debit_log'::text AS section,
+             id, debit_key, account, action, records, at
+      FROM data_debit_log) AS r
+ORDER BY r.id;
+
+-- name: import_data_debit_log
+-- Inserts the data debit log entry rows on JSON lines $1 as they are, ids included; returns nothing.
+INSERT INTO data_debit_log (id, debit_key, account, action, records, at)
+SELECT r.id, r.debit_key, r.account, r.action, r.records, r.at
+FROM unnest($1::text[]) AS l (line), json_populate_record(NULL::data_debit_log, l.line::json) AS r;

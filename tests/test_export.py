@@ -1,0 +1,532 @@
+"""Export and import (issue 7): a HAT filled with every kind of data through the API goes out as one
+JSON Lines document and comes back into a new HAT the same, byte for byte; bad files and non-empty
+HATs are refused with the line named and nothing changed; GET /export serves the same bytes."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import asyncpg
+import pytest
+
+from hatd import db
+from hatd.accounts.bootstrap import create_hat
+from hatd.app import create_app
+from hatd.exports import repository as exports
+from hatd.exports.progress import ProgressBar
+from hatd.settings import Settings
+from tests import pg
+from tests.conftest import OWNER, PLATFORM, auth, login, new_account
+from tests.raw_helpers import HOUSE, KITCHEN, call, created, new_record, new_table
+
+TARGET_PASSWORD = "the-new-hats-password"
+
+
+async def fill(client: Any, token: str) -> dict[str, Any]:
+    """Every kind of data, made through the API: raw tables with subtables (one linked later),
+    fields, records, values; entities of all five kinds, linked, typed, with static and dynamic
+    properties; new vocabulary; both kinds of bundle; debits proposed, enabled and read; accounts."""
+    kitchen = await new_table(client, token, KITCHEN)
+    house = await new_table(client, token, HOUSE)
+    await created(client, token, f"/data/table/{house['id']}/table/{kitchen['id']}", None)
+    extra = await created(client, token, "/data/field", {"name": "late field", "tableId": kitchen["id"]})
+    fields = [f["id"] for f in kitchen["fields"]] + [extra["id"]]
+    sub_field = kitchen["subTables"][0]["fields"][0]["id"]
+    records = await created(client, token, "/data/record/values", [
+        {"record": {"name": f"r{i}", "lastUpdated": 1_700_000_000 + i},
+         "values": [{"value": f"v{i}.{n} \\ \"quoted\" \n é ☃", "field": {"id": f}} for n, f in enumerate(fields)]
+                   + [{"value": str(i * 10), "field": {"id": sub_field}}]}
+        for i in range(5)
+    ])  # fmt: skip
+    record = await new_record(client, token, "lonely", "2020-02-29T12:34:56.789Z")
+    await created(client, token, "/value", {"value": 1.5, "field": {"id": fields[0]}, "record": {"id": record["id"]}})
+
+    kind = await created(client, token, "/type/type", {"name": "MyType", "description": "mine"})
+    parent = await created(client, token, "/type/type", {"name": "MyParentType"})
+    await created(client, token, f"/type/{kind['id']}/type/{parent['id']}", {"relationshipType": "subtype"})
+    unit = await created(client, token, "/type/unitofmeasurement", {"name": "myUnit", "symbol": "mu"})
+    prop = await created(client, token, "/property", {
+        "name": "my property", "propertyType": {"id": kind["id"]}, "unitOfMeasurement": {"id": unit["id"]},
+    })  # fmt: skip
+    friend = await created(client, token, "/person/relationshipType", {"name": "friend", "description": "a friend"})
+
+    me = await created(client, token, "/person", {"name": "Me", "personId": "me.hat"})
+    pal = await created(client, token, "/person", {"name": "Pal", "personId": "pal.hat"})
+    phone = await created(client, token, "/thing", {"name": "Phone"})
+    party = await created(client, token, "/event", {"name": "Party"})
+    home = await created(client, token, "/location", {"name": "Home"})
+    club = await created(client, token, "/organisation", {"name": "Club"})
+    for path, relationship in (
+        (f"/person/{me['id']}/person/{pal['id']}", {"id": friend["id"], "name": "friend"}),
+        (f"/person/{me['id']}/location/{home['id']}", "livesAt"),
+        (f"/thing/{phone['id']}/person/{me['id']}", "ownedBy"),
+        (f"/event/{party['id']}/thing/{phone['id']}", "uses"),
+        (f"/location/{home['id']}/thing/{phone['id']}", "holds"),
+        (f"/organisation/{club['id']}/location/{home['id']}", "meetsAt"),
+    ):
+        await created(client, token, path, {"relationshipType": relationship})
+    await created(client, token, f"/person/{me['id']}/type/{kind['id']}", {"relationshipType": "is"})
+    await created(client, token, f"/person/{me['id']}/property/dynamic/{prop['id']}",
+                  {"relationshipType": "all of it", "field": {"id": fields[0]}})  # fmt: skip
+    await created(client, token, f"/thing/{phone['id']}/property/static/{prop['id']}",
+                  {"relationshipType": "one", "field": {"id": fields[1]}, "record": {"id": records[0]["record"]["id"]}})  # fmt: skip
+
+    contextless = await created(client, token, "/bundles/contextless", {
+        "name": "busy kitchen",
+        "tables": [{"name": "busy", "bundleTable": {
+            "name": "busy", "table": {"id": kitchen["id"]},
+            "slices": [{"table": {"id": kitchen["id"]},
+                        "conditions": [{"field": {"id": fields[0]}, "operator": "like", "value": "v%"},
+                                       {"field": {"id": fields[1]}, "operator": "notEqual", "value": "x"}]}],
+        }}],
+    })  # fmt: skip
+    contextual = await created(client, token, "/bundles/context", {
+        "name": "me", "entities": [
+            {"entityId": me["id"], "properties": [{"propertyRelationshipKind": "dynamic", "propertyName": "my property"}]},
+            {"entityKind": "thing"},
+        ],
+    })  # fmt: skip
+
+    app, app_token = await new_account(client, token, role="dataDebit", number="debit")
+    await new_account(client, token, role="dataCredit", number="credit")
+    disabled, _ = await new_account(client, token, role="dataDebit", number="disabled")
+    assert (await call(client, "PUT", f"/users/user/{disabled['userId']}/disable", token))[0] == 200
+    now = dt.datetime.now(dt.UTC)
+    window = {
+        "startDate": (now - dt.timedelta(days=1)).isoformat(),
+        "endDate": (now + dt.timedelta(days=1)).isoformat(),
+    }
+    debit = await created(client, app_token, "/dataDebit/propose", {
+        "name": "kitchen", **window, "rolling": True, "sell": True, "price": 0.1, "kind": "contextless",
+        "bundleContextless": {"name": "all kitchen", "table": {"id": kitchen["id"], "name": "kitchen"}},
+    })  # fmt: skip
+    assert (await call(client, "PUT", f"/dataDebit/{debit['key']}/enable", token))[0] == 200
+    for _ in range(2):
+        assert (await call(client, "GET", f"/dataDebit/{debit['key']}/values", app_token))[0] == 200
+    owners = await created(client, token, "/dataDebit/propose", {
+        "name": "mine", **window, "rolling": False, "sell": False, "price": 0, "kind": "contextual",
+        "bundleContextual": {"id": contextual["id"]},
+    })  # fmt: skip
+    # Something deleted, so that ids have gaps and the sequences are ahead of the highest id.
+    gone = await new_record(client, token, "gone")
+    assert (await call(client, "DELETE", f"/data/record/{gone['id']}", token))[0] == 200
+    return {
+        "kitchen": kitchen["id"], "house": house["id"], "field": fields[0], "record": record["id"], "me": me["id"],
+        "phone": phone["id"], "contextless": contextless["id"], "contextual": contextual["id"],
+        "debit": debit["key"], "owners_debit": owners["key"], "app": app["userId"],
+    }  # fmt: skip
+
+
+async def export_bytes(dsn: str, issuer: str) -> bytes:
+    chunks: list[bytes] = []
+
+    async def write(chunk: bytes) -> None:
+        chunks.append(chunk)
+
+    conn = await asyncpg.connect(dsn)
+    try:
+        await exports.export_hat(conn, issuer, write)
+    finally:
+        await conn.close()
+    return b"".join(chunks)
+
+
+async def import_bytes(dsn: str, data: bytes) -> exports.Header:
+    conn = await asyncpg.connect(dsn)
+    try:
+        return await exports.import_hat(conn, data.splitlines(keepends=True))
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
+async def new_hat(admin_dsn: str, settings: Settings) -> AsyncIterator[str]:
+    """A HAT just created by bootstrap (its own owner id, key and password), with nothing in it."""
+    name = await pg.empty_database(admin_dsn)
+    dsn = pg.with_database(admin_dsn, name)
+    conn = await asyncpg.connect(dsn)
+    try:
+        await db.migrate(conn)
+        await create_hat(conn, settings.replace(owner_email="someone@new.test", owner_password=TARGET_PASSWORD))
+    finally:
+        await conn.close()
+    yield dsn
+    await pg.drop(admin_dsn, name)
+
+
+@pytest.fixture
+async def filled(client: Any, owner_token: str) -> dict[str, Any]:
+    return await fill(client, owner_token)
+
+
+async def test_export_import_export_gives_the_same_bytes(
+    database: str, new_hat: str, settings: Settings, filled: dict[str, Any]
+) -> None:
+    first = await export_bytes(database, settings.issuer)
+
+    header = await import_bytes(new_hat, first)
+    second = await export_bytes(new_hat, settings.issuer)
+
+    assert second == first
+    assert header.hat == settings.issuer
+    lines = first.splitlines()
+    top = json.loads(lines[0])
+    assert list(top) == ["format", "version", "schemaVersion", "hat", "sections"]
+    assert (top["format"], top["version"], top["schemaVersion"]) == ("hatd-export", 1, LATEST)
+    counts = {s["name"]: s["rows"] for s in top["sections"]}
+    # Every section holds something, and each line is in its section, in order, by primary key.
+    assert all(counts.values()), counts
+    assert len(lines) == 1 + sum(counts.values())
+    rows = [json.loads(line) for line in lines[1:]]
+    assert [r["section"] for r in rows] == [name for name in exports.SECTIONS for _ in range(counts[name])]
+    values = [r for r in rows if r["section"] == "data_values"]
+    assert [v["id"] for v in values] == sorted(v["id"] for v in values)
+    assert values[0]["value"] == 'v0.0 \\ "quoted" \n é ☃'
+    assert values[0]["date_created"].endswith("+00:00")
+    assert counts["entities"] == 6
+    assert {r["kind"] for r in rows if r["section"] == "entities"} == {
+        "person", "thing", "event", "location", "organisation",
+    }  # fmt: skip
+    assert {r["action"] for r in rows if r["section"] == "data_debit_log"} == {"propose", "enable", "values"}
+
+
+async def test_the_export_has_a_section_for_every_table_but_the_secrets(database: str) -> None:
+    conn = await asyncpg.connect(database)
+    try:
+        tables = {
+            row["table_name"]
+            for row in await conn.fetch(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' "
+                "AND table_type = 'BASE TABLE'"
+            )
+        }
+    finally:
+        await conn.close()
+    assert tables - set(exports.SECTIONS) == {"signing_keys", "schema_migrations", "web_sessions"}
+    assert set(exports.SECTIONS) <= tables
+
+
+async def test_the_export_holds_no_password_hash_and_no_private_key(
+    database: str, settings: Settings, filled: dict[str, Any]
+) -> None:
+    data = await export_bytes(database, settings.issuer)
+
+    conn = await asyncpg.connect(database)
+    try:
+        hashes = [row["pass_hash"] for row in await conn.fetch("SELECT pass_hash FROM accounts")]
+        keys = await conn.fetch("SELECT kid, private_pem FROM signing_keys")
+    finally:
+        await conn.close()
+    assert len(hashes) == 5 and all(h.startswith("$2") for h in hashes)
+    for pass_hash in hashes:
+        assert pass_hash.encode() not in data
+        assert pass_hash[7:40].encode() not in data  # not even a part of one
+    assert b"$2b$" not in data and b"$2a$" not in data and b"pass_hash" not in data
+    assert keys and b"PRIVATE KEY" not in data
+    for key in keys:
+        body = "".join(key["private_pem"].splitlines()[1:-1])
+        assert body[:64].encode() not in data
+        assert key["kid"].encode() not in data
+
+
+async def test_after_import_the_owner_logs_in_and_reads_the_same(
+    client: Any, owner_token: str, database: str, new_hat: str, settings: Settings, aiohttp_client: Any,
+    filled: dict[str, Any],
+) -> None:  # fmt: skip
+    await import_bytes(new_hat, await export_bytes(database, settings.issuer))
+    target = await aiohttp_client(create_app(settings.replace(database_url=new_hat)))
+
+    # The file's owner (its email and id), with the new HAT's password; the old password is gone.
+    status, _ = await call(target, "GET", "/users/access_token/validate", owner_token)
+    assert status == 401  # the new HAT keeps its own key: the old HAT's tokens mean nothing here
+    assert (await target.get("/users/access_token", headers={"username": OWNER[0], "password": OWNER[1]})).status == 401
+    token = await login(target, OWNER[0], TARGET_PASSWORD)
+    await login(target, PLATFORM[0], PLATFORM[1])
+    # Other accounts come without a password: they cannot log in until given one.
+    refused = await target.get("/users/access_token", headers={"username": "appdebit", "password": "app-password"})
+    assert refused.status == 401
+
+    paths = [
+        "/users/user",
+        f"/data/table/{filled['kitchen']}/values",
+        f"/data/table/{filled['house']}",
+        f"/data/field/{filled['field']}/values",
+        f"/data/record/{filled['record']}/values",
+        "/data/sources",
+        "/type/type",
+        "/type/unitofmeasurement",
+        "/property",
+        "/person/relationshipType",
+        f"/person/{filled['me']}/values",
+        f"/thing/{filled['phone']}/values",
+        "/person",
+        "/thing",
+        "/event",
+        "/location",
+        "/organisation",
+        f"/bundles/contextless/{filled['contextless']}",
+        f"/bundles/contextless/{filled['contextless']}/values",
+        f"/bundles/context/{filled['contextual']}",
+        f"/bundles/context/{filled['contextual']}/values",
+        "/dataDebit",
+        f"/dataDebit/{filled['debit']}",
+        f"/dataDebit/{filled['debit']}/log",
+        f"/dataDebit/{filled['owners_debit']}",
+    ]
+    for path in paths:
+        before = await call(client, "GET", path, owner_token)
+        after = await call(target, "GET", path, token)
+        assert before[0] == 200, (path, before)
+        assert after == before, path
+
+    # The sequences moved past the ids the file holds: new rows get new ids.
+    record = await new_record(target, token, "after the move")
+    assert record["id"] > filled["record"] + 1  # past even the record deleted before the export
+    person = await created(target, token, "/person", {"name": "New", "personId": "new.hat"})
+    assert person["id"] > filled["me"]
+    await created(
+        target, token, f"/data/record/{record['id']}/values", [{"value": "x", "field": {"id": filled["field"]}}]
+    )
+
+
+async def test_import_refuses_a_hat_that_is_not_empty(
+    database: str, new_hat: str, settings: Settings, filled: dict[str, Any]
+) -> None:
+    data = await export_bytes(database, settings.issuer)
+
+    with pytest.raises(exports.ImportRefused) as refused:
+        await import_bytes(database, data)
+
+    assert str(refused.value) == (
+        "this HAT is not empty (it has accounts, data_tables, data_table_links, data_fields, data_records, "
+        "data_values, entities, entity_links, entity_types, entity_properties, bundles_contextless, bundle_tables, "
+        "bundle_slices, bundle_slice_conditions, bundles_contextual, bundle_entity_selections, "
+        "bundle_property_selections, data_debits, data_debit_log rows): import only into a new HAT"
+    )
+    assert await export_bytes(database, settings.issuer) == data
+
+
+async def test_import_refuses_a_hat_with_vocabulary_of_its_own(database: str, new_hat: str, settings: Settings) -> None:
+    data = await export_bytes(database, settings.issuer)
+    conn = await asyncpg.connect(new_hat)
+    try:
+        await conn.execute("INSERT INTO system_units (name) VALUES ('furlong')")
+    finally:
+        await conn.close()
+    before = await export_bytes(new_hat, settings.issuer)
+
+    with pytest.raises(exports.ImportRefused) as refused:
+        await import_bytes(new_hat, data)
+
+    assert str(refused.value) == "this HAT is not empty: it has vocabulary the file lacks: system_units 37 (furlong)"
+    assert await export_bytes(new_hat, settings.issuer) == before
+
+
+LATEST = db.available_migrations()[-1].version
+
+
+def _header_with(data: bytes, **changes: Any) -> bytes:
+    lines = data.splitlines(keepends=True)
+    header = json.loads(lines[0])
+    header.update(changes)
+    return b"".join([json.dumps(header).encode() + b"\n", *lines[1:]])
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda d: b"", "line 1: the file is empty, not a hatd export"),
+        (lambda d: b"hello\n" + d, "line 1: not a hatd export header (not JSON)"),
+        (lambda d: b"[1, 2]\n" + d, 'line 1: not a hatd export header (no "format": "hatd-export")'),
+        (lambda d: _header_with(d, format="other"), 'line 1: not a hatd export header (no "format": "hatd-export")'),
+        (lambda d: _header_with(d, version=2), "line 1: export format version 2; this hatd reads version 1"),
+        (lambda d: _header_with(d, version="1"), "line 1: export format version '1'; this hatd reads version 1"),
+        (
+            lambda d: _header_with(d, schemaVersion=LATEST + 1),
+            f"line 1: the file comes from a newer hatd (schema version {LATEST + 1}, this HAT has {LATEST}): "
+            "import it with a hatd at least as new",
+        ),
+        (lambda d: _header_with(d, hat=None), 'line 1: "hat" (the exporting HAT\'s address) is missing'),
+        (
+            lambda d: _header_with(d, sections=[]),
+            "line 1: the sections are not those of export format 1: " + ", ".join(exports.SECTIONS),
+        ),
+    ],
+)
+async def test_import_refuses_a_bad_header_and_changes_nothing(
+    database: str, new_hat: str, settings: Settings, change: Any, message: str
+) -> None:
+    data = await export_bytes(database, settings.issuer)
+    before = await export_bytes(new_hat, settings.issuer)
+
+    with pytest.raises(exports.ImportRefused) as refused:
+        await import_bytes(new_hat, change(data))
+
+    assert str(refused.value) == message
+    assert await export_bytes(new_hat, settings.issuer) == before
+
+
+def _line_of(lines: list[bytes], section: str, nth: int = 0) -> int:
+    """The index in `lines` of the nth row of a section."""
+    return [i for i, line in enumerate(lines) if line.startswith(b'{"section":"' + section.encode() + b'"')][nth]
+
+
+def _edit(data: bytes, section: str, new: Any, nth: int = 0) -> tuple[bytes, int]:
+    """`data` with the nth row of a section replaced by `new(old line)`; and that line's number."""
+    lines = data.splitlines(keepends=True)
+    index = _line_of(lines, section, nth)
+    lines[index] = new(lines[index])
+    return b"".join(lines), index + 1
+
+
+async def test_import_refuses_a_malformed_or_short_file_naming_the_line(
+    database: str, new_hat: str, settings: Settings, filled: dict[str, Any]
+) -> None:
+    data = await export_bytes(database, settings.issuer)
+    lines = data.splitlines(keepends=True)
+    before = await export_bytes(new_hat, settings.issuer)
+    value = _line_of(lines, "data_values", 3) + 1
+    log_rows = len(lines) - _line_of(lines, "data_debit_log")
+    cases = [
+        # Cut inside the last line, and cut at a line's end: the header's counts tell.
+        (data[:-20], f"line {len(lines)}: data_debit_log row refused: invalid input syntax for type json"),
+        (
+            b"".join(lines[:-2]),
+            f"line {len(lines) - 2}: the file ends inside section data_debit_log, which the header says has "
+            f"{log_rows} rows",
+        ),
+        (data + b'{"section":"data_debit_log"}\n', f"line {len(lines) + 1}: more rows than the header announces"),
+        (
+            _edit(data, "data_values", lambda line: line[:-10] + b"\n", 3)[0],
+            f"line {value}: data_values row refused: invalid input syntax for type json",
+        ),
+        (
+            _edit(data, "data_values", lambda line: line.replace(b'"data_values"', b'"data_records"'), 3)[0],
+            f'line {value}: expected a data_values row (the header says so), found a "data_records" row',
+        ),
+        (
+            _edit(data, "data_values", lambda line: b"\n", 3)[0],
+            f"line {value}: expected a data_values row (the header says so), found not a row",
+        ),
+        (
+            _edit(data, "data_values", lambda line: line.replace(b'"id":', b'"id":"x", "was":'), 3)[0],
+            f'line {value}: data_values row refused: invalid input syntax for type bigint: "x"',
+        ),
+        (
+            _edit(data, "data_values", lambda line: lines[_line_of(lines, "data_values", 2)], 3)[0],
+            f'line {value}: data_values row refused: duplicate key value violates unique constraint "data_values_pkey"',
+        ),
+        (
+            _edit(data, "data_values", lambda line: line.replace(b'"field_id":', b'"field_id":999999, "x":'), 3)[0],
+            f'line {value}: data_values row refused: insert or update on table "data_values" violates foreign key '
+            f'constraint "data_values_field_id_fkey"',
+        ),
+        (
+            _edit(data, "data_values", lambda line: line.replace(b'"value":', b'"gone":'), 3)[0],
+            f'line {value}: data_values row refused: null value in column "value" of relation "data_values" '
+            f"violates not-null constraint",
+        ),
+        (
+            _edit(data, "data_values", lambda line: line[:-2] + b"\xff}\n", 3)[0],
+            f"line {value}: not UTF-8 (invalid start byte at byte {len(lines[value - 1]) - 2})",
+        ),
+        (
+            data.replace(b'"role":"owner"', b'"role":"dataCredit"'),
+            "the file's accounts must include the owner and the platform account",
+        ),
+    ]
+    for bad, message in cases:
+        with pytest.raises(exports.ImportRefused) as refused:
+            await import_bytes(new_hat, bad)
+        assert str(refused.value).startswith(message), (str(refused.value), message)
+    assert await export_bytes(new_hat, settings.issuer) == before
+
+
+async def test_import_refuses_subtable_links_that_make_a_cycle(
+    database: str, new_hat: str, settings: Settings, filled: dict[str, Any]
+) -> None:
+    data = await export_bytes(database, settings.issuer)
+    lines = data.splitlines(keepends=True)
+    link = json.loads(lines[_line_of(lines, "data_table_links")])
+    # Swap the first link's ends: the child becomes its parent's parent too.
+    swapped = {**link, "parent_id": link["child_id"], "child_id": link["parent_id"]}
+    cyclic = _edit(data, "data_table_links", lambda line: json.dumps(swapped, separators=(",", ":")).encode() + b"\n")
+    lines2 = cyclic[0].splitlines(keepends=True)
+    lines2.insert(_line_of(lines2, "data_table_links"), lines[_line_of(lines, "data_table_links")])
+    header = json.loads(lines2[0])
+    for section in header["sections"]:
+        if section["name"] == "data_table_links":
+            section["rows"] += 1
+    lines2[0] = json.dumps(header).encode() + b"\n"
+
+    with pytest.raises(exports.ImportRefused) as refused:
+        await import_bytes(new_hat, b"".join(lines2))
+
+    assert str(refused.value) in (
+        f"the file's subtable links form a cycle through table {link['parent_id']}",
+        f"the file's subtable links form a cycle through table {link['child_id']}",
+    )
+
+
+# -- GET /export ---------------------------------------------------------------------------------
+
+
+async def test_get_export_streams_the_same_bytes_to_the_owner(
+    client: Any, owner_token: str, database: str, settings: Settings, filled: dict[str, Any]
+) -> None:
+    response = await client.get("/export", headers=auth(owner_token))
+
+    assert response.status == 200
+    body = await response.read()
+    assert body == await export_bytes(database, settings.issuer)
+    assert response.headers["Content-Type"] == "application/x-ndjson"
+    assert response.headers["Transfer-Encoding"] == "chunked"
+    day = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d")
+    assert response.headers["Content-Disposition"] == f'attachment; filename="hat-export-{day}.jsonl"'
+
+
+async def test_get_export_is_for_the_owner_only(client: Any, owner_token: str, platform_token: str) -> None:
+    _, app_token = await new_account(client, owner_token, role="dataDebit")
+    _, credit_token = await new_account(client, owner_token, role="dataCredit")
+
+    assert await call(client, "GET", "/export", "") == (
+        401,
+        {"message": "The supplied authentication is invalid", "cause": "No X-Auth-Token header or query parameter"},
+    )
+    for role, token in (("platform", platform_token), ("dataDebit", app_token), ("dataCredit", credit_token)):
+        assert await call(client, "GET", "/export", token) == (
+            403,
+            {"message": "Forbidden", "cause": f"GET /export is for owner; this is a {role} token"},
+        )
+    accepts_json = await client.get("/export", headers={**auth(owner_token), "Accept": "application/json"})
+    assert accepts_json.status == 406
+
+
+# -- the progress bar ----------------------------------------------------------------------------
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_the_progress_bar_draws_on_a_terminal_only() -> None:
+    terminal, pipe = Terminal(), io.StringIO()
+    for stream in (terminal, pipe):
+        bar = ProgressBar("export", stream)
+        bar.start(1_000)
+        bar.advance("data_values", 250)
+        bar.advance("data_values", 750)
+        bar.finish()
+
+    assert pipe.getvalue() == ""
+    drawn = terminal.getvalue()
+    assert drawn.startswith("\rexport [" + "." * 30 + "]   0% 0/1,000 rows, 0 rows/s")
+    assert drawn.endswith("\n")
+    last = drawn.rstrip("\n").split("\r")[-1]
+    assert last.startswith("export [" + "#" * 30 + "] 100% 1,000/1,000 rows, ")
+    assert last.rstrip().endswith("rows/s  data_values")
