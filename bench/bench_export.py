@@ -52,7 +52,9 @@ def run_child(args: list[str], env: dict[str, str]) -> tuple[float, int, int]:
             break
         with contextlib.suppress(OSError, IndexError, ValueError):
             status_lines = Path(f"/proc/{child.pid}/status").read_text().splitlines()
-            high_water = max(high_water, int(next(x for x in status_lines if x.startswith("VmHWM")).split()[1]))
+            # An exited child not yet reaped (a zombie) has no VmHWM line any more.
+            peaks = [int(x.split()[1]) for x in status_lines if x.startswith("VmHWM")]
+            high_water = max([high_water, *peaks])
         time.sleep(0.02)
     seconds = time.perf_counter() - started
     child.returncode = os.waitstatus_to_exitcode(status)

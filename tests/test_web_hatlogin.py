@@ -84,7 +84,7 @@ async def test_the_login_token_proves_identity_only(client, owner_token):
     token = parse_qs(urlsplit(answer.headers["Location"]).query)["token"][0]
     for method, path in [("GET", "/users/access_token/validate"), ("GET", "/data/sources"), ("GET", "/dataDebit"),
                          ("GET", f"/data/table/{kitchen['id']}"), ("GET", f"/data/table/{kitchen['id']}/values"),
-                         ("POST", "/data/table"), ("GET", "/users/user"), ("GET", "/person"), ("GET", "/metrics")]:  # fmt: skip
+                         ("POST", "/data/table"), ("GET", "/users/user"), ("GET", "/person"), ("GET", "/metrics"), ("GET", "/export")]:  # fmt: skip
         response = await client.request(method, path, headers=auth(token))
         assert response.status == 401, (path, response.status)
         cause = (await response.json())["cause"]
