@@ -530,3 +530,158 @@ def test_the_progress_bar_draws_on_a_terminal_only() -> None:
     last = drawn.rstrip("\n").split("\r")[-1]
     assert last.startswith("export [" + "#" * 30 + "] 100% 1,000/1,000 rows, ")
     assert last.rstrip().endswith("rows/s  data_values")
+
+
+# -- rules the API enforces in code, checked on import -------------------------------------------
+
+
+def _rows(data: bytes) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in data.splitlines()[1:]]
+
+
+def _change(data: bytes, section: str, which: Any, change: Any) -> bytes:
+    """`data` with the first row of `section` for which `which(row)` holds replaced by `change(row)`."""
+    lines = data.splitlines(keepends=True)
+    for index, line in enumerate(lines[1:], start=1):
+        row = json.loads(line)
+        if row["section"] == section and which(row):
+            lines[index] = json.dumps(change(row), separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
+            return b"".join(lines)
+    raise AssertionError(f"no such {section} row")
+
+
+def _add(data: bytes, section: str, row: dict[str, Any]) -> bytes:
+    """`data` with one more row at the end of `section`, and the header's count to match."""
+    lines = data.splitlines(keepends=True)
+    header = json.loads(lines[0])
+    for entry in header["sections"]:
+        if entry["name"] == section:
+            entry["rows"] += 1
+    last = max(i for i, line in enumerate(lines) if line.startswith(b'{"section":"' + section.encode() + b'"'))
+    new = json.dumps({"section": section, **row}, separators=(",", ":")).encode() + b"\n"
+    return b"".join([json.dumps(header).encode() + b"\n", *lines[1 : last + 1], new, *lines[last + 1 :]])
+
+
+def _next_id(data: bytes, section: str) -> int:
+    sections = json.loads(data.splitlines()[0])["sections"]
+    next_id: int = next(s["nextId"] for s in sections if s["name"] == section)
+    return next_id
+
+
+async def test_import_refuses_rows_the_api_would_never_make(
+    database: str, new_hat: str, settings: Settings, filled: dict[str, Any]
+) -> None:
+    data = await export_bytes(database, settings.issuer)
+    rows = _rows(data)
+    before = await export_bytes(new_hat, settings.issuer)
+    kitchen, house = filled["kitchen"], filled["house"]
+    bundle_table = next(r for r in rows if r["section"] == "bundle_tables" and r["table_id"] == kitchen)
+    future = _next_id(data, "data_tables") + 3
+    entity = {r["name"]: r["id"] for r in rows if r["section"] == "entities"}
+    kinds = {r["id"]: r["kind"] for r in rows if r["section"] == "entities"}
+    person_link = next(r for r in rows if r["section"] == "entity_links" and r["person_relationship_type_id"])
+    thing_link = next(r for r in rows if r["section"] == "entity_links" and kinds[r["entity_id"]] == "thing")
+    type_link = next(r for r in rows if r["section"] == "system_type_links" and r["relationship_type"] == "subtype")
+    house_field = next(r["id"] for r in rows if r["section"] == "data_fields" and r["table_id"] == house)
+    credit = next(r for r in rows if r["section"] == "accounts" and r["role"] == "dataCredit")
+    enable = next(r for r in rows if r["section"] == "data_debit_log" and r["action"] == "enable")
+    bt = bundle_table["id"]
+    cases = [
+        # The debit's bundle table gets a table the owner creates after the import: shared unapproved.
+        (
+            _change(data, "bundle_tables", lambda r: r["id"] == bt, lambda r: {**r, "tree": [*r["tree"], future]}),
+            f"bundle_tables row {bt}: tree {{{','.join(map(str, [*bundle_table['tree'], future]))}}} is not table "
+            f"{kitchen} and tables below it through data_table_links",
+        ),
+        (
+            _change(data, "bundle_tables", lambda r: r["id"] == bt, lambda r: {**r, "tree": [*r["tree"], house]}),
+            f"bundle_tables row {bt}: tree {{{','.join(map(str, [*bundle_table['tree'], house]))}}} is not table "
+            f"{kitchen} and tables below it through data_table_links",
+        ),
+        (
+            _change(data, "bundle_tables", lambda r: r["id"] == bt, lambda r: {**r, "tree": r["tree"][1:]}),
+            f"bundle_tables row {bt}: tree {{{','.join(map(str, bundle_table['tree'][1:]))}}} is not table "
+            f"{kitchen} and tables below it through data_table_links",
+        ),
+        (
+            _change(data, "bundle_slices", lambda r: True, lambda r: {**r, "table_id": house}),
+            "bundle_slices row 1: table {} is outside bundle table {}'s tree".format(house, 1),
+        ),
+        (
+            _change(data, "bundle_slice_conditions", lambda r: True, lambda r: {**r, "field_id": house_field}),
+            f"bundle_slice_conditions row 1: field {house_field} is not a field of slice 1's table {kitchen}",
+        ),
+        (
+            _change(data, "entity_links", lambda r: r["id"] == thing_link["id"],
+                    lambda r: {**r, "linked_id": entity["Party"]}),
+            f"entity_links row {thing_link['id']}: thing {entity['Phone']} may not link to event {entity['Party']}",
+        ),  # fmt: skip
+        (
+            _change(data, "entity_links", lambda r: r["id"] == person_link["id"],
+                    lambda r: {**r, "person_relationship_type_id": None}),
+            f"entity_links row {person_link['id']}: a person to person link needs a person_relationship_type_id",
+        ),  # fmt: skip
+        (
+            _change(data, "entity_links", lambda r: r["id"] == person_link["id"],
+                    lambda r: {**r, "relationship_type": "enemy"}),
+            f"entity_links row {person_link['id']}: relationship_type 'enemy' is not the name of person "
+            f"relationship type {person_link['person_relationship_type_id']} ('friend')",
+        ),  # fmt: skip
+        (
+            _change(data, "entity_links", lambda r: r["id"] == thing_link["id"],
+                    lambda r: {**r, "person_relationship_type_id": person_link["person_relationship_type_id"]}),
+            f"entity_links row {thing_link['id']}: only a person to person link has a person_relationship_type_id",
+        ),  # fmt: skip
+        (
+            _add(data, "system_type_links", {**type_link, "id": _next_id(data, "system_type_links"),
+                 "type_id": type_link["linked_type_id"], "linked_type_id": type_link["type_id"]}),
+            f"system_type_links: the type links form a cycle through type "
+            f"{min(type_link['type_id'], type_link['linked_type_id'])}",
+        ),  # fmt: skip
+        (
+            _change(data, "entities", lambda r: r["name"] == "Phone", lambda r: {**r, "name": "  "}),
+            f"entities row {entity['Phone']}: name is blank",
+        ),
+        (
+            _change(data, "data_records", lambda r: True, lambda r: {**r, "last_updated": "9999-06-01T00:00:00+00:00"}),
+            "data_records row 1: last_updated 9999-06-01 00:00:00+00 is outside the years 2 to 9998",
+        ),
+        (
+            _change(data, "data_debits", lambda r: r["key"] == filled["debit"],
+                    lambda r: {**r, "proposer": credit["user_id"]}),
+            f"data_debits row {filled['debit']}: its proposer {credit['user_id']} is a dataCredit account, "
+            "which may not propose",
+        ),  # fmt: skip
+        (
+            _change(data, "data_debit_log", lambda r: r["id"] == enable["id"],
+                    lambda r: {**r, "account": filled["app"]}),
+            f"data_debit_log row {enable['id']}: account {filled['app']} may not enable data debit {filled['debit']}",
+        ),  # fmt: skip
+        (
+            _change(data, "bundle_slice_conditions", lambda r: True, lambda r: {**r, "slice_id": 999}),
+            'line ',  # a plain foreign key: the constraint refuses it, as before
+        ),
+    ]
+    for bad, message in cases:
+        with pytest.raises(exports.ImportRefused) as refused:
+            await import_bytes(new_hat, bad)
+        text = str(refused.value)
+        prefix = "the file holds rows the API would never make: "
+        assert text.startswith(message if message == "line " else prefix + message), (text, message)
+    assert await export_bytes(new_hat, settings.issuer) == before
+
+
+async def test_a_table_linked_under_a_bundled_table_later_still_imports(
+    client: Any, owner_token: str, database: str, new_hat: str, settings: Settings, filled: dict[str, Any]
+) -> None:
+    """A bundle table's tree is what it held when made: a table linked below it since is left out of
+    it, and a subtable deleted since stays named in it. Both are the HAT's own doing, not a forgery."""
+    later = await new_table(client, owner_token, {"name": "later", "source": "s", "fields": [{"name": "f"}]})
+    await created(client, owner_token, f"/data/table/{filled['kitchen']}/table/{later['id']}", None)
+    data = await export_bytes(database, settings.issuer)
+    trees = [r["tree"] for r in _rows(data) if r["section"] == "bundle_tables"]
+    assert trees and all(later["id"] not in tree for tree in trees)
+
+    await import_bytes(new_hat, data)
+
+    assert await export_bytes(new_hat, settings.issuer) == data

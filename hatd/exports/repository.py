@@ -13,6 +13,7 @@ from typing import Any, Protocol
 import asyncpg
 
 from hatd import db
+from hatd.context.repository import MAY_LINK_TO
 
 Q = db.queries("exports")
 
@@ -216,8 +217,10 @@ async def import_hat(conn: asyncpg.Connection, lines: Iterable[bytes], tracker: 
             if line.strip():
                 raise ImportRefused(f"line {number}: more rows than the header announces")
         await _check_imported(conn)
-        sequences = [(name, next_id) for name, _, next_id in header.sections if next_id is not None]
-        await conn.execute(Q.advance_sequences, [name for name, _ in sequences], [n for _, n in sequences])
+        next_ids = {name: next_id for name, _, next_id in header.sections if next_id is not None}
+        await _check_api_rules(conn, next_ids.get("data_tables"))
+        # Last: setval is never undone, not even by the transaction's rollback.
+        await conn.execute(Q.advance_sequences, list(next_ids), list(next_ids.values()))
     return header
 
 
@@ -279,6 +282,17 @@ async def _insert(conn: asyncpg.Connection, batch: _Batch, extra: tuple[str, ...
     if tracker is not None:
         tracker.advance(batch.section, len(batch.lines))
     batch.lines, batch.size = None, 0
+
+
+async def _check_api_rules(conn: asyncpg.Connection, next_table_id: int | None) -> None:
+    """Refuses rows the API could never have made: the rules its code enforces where the tables'
+    constraints do not (import_violations in sql/queries/exports.sql; docs/export.md lists them).
+    Set-based, once every row is in."""
+    kinds = [kind for kind, allowed in MAY_LINK_TO.items() for _ in allowed]
+    linked = [other for allowed in MAY_LINK_TO.values() for other in allowed]
+    found = [row["problem"] for row in await conn.fetch(Q.import_violations, kinds, linked, next_table_id or 1)]
+    if found:
+        raise ImportRefused(f"the file holds rows the API would never make: {'; '.join(found)}")
 
 
 def _say(exc: asyncpg.PostgresError) -> str:

@@ -169,6 +169,160 @@ WITH RECURSIVE below (start, id) AS (
 )
 SELECT start FROM below WHERE start = id LIMIT 1;
 
+-- name: import_violations
+-- Returns up to 5 sentences, each naming a row of the file the API could never have made: the rules
+-- hatd's code enforces where the tables' constraints do not (docs/export.md lists them). None: the
+-- file is sound. A bundle table's tree may name a table deleted since it was made (below $3, the
+-- file's next data_tables id, so never given again), never one still to come.
+-- $1, $2: the pairs (kind, kind it may link to) of hatd/context/repository.py MAY_LINK_TO.
+WITH RECURSIVE below (top, id) AS (
+    SELECT DISTINCT table_id, table_id FROM bundle_tables
+    UNION
+    SELECT b.top, l.child_id FROM below b JOIN data_table_links l ON l.parent_id = b.id
+),
+type_reach (start, id) AS (
+    SELECT type_id, linked_type_id FROM system_type_links
+    UNION
+    SELECT r.start, l.linked_type_id FROM type_reach r JOIN system_type_links l ON l.type_id = r.id
+),
+next_table AS (
+    SELECT greatest($3::bigint, (SELECT max(id) + 1 FROM data_tables)) AS id
+),
+blank (section, id, field) AS (
+    SELECT 'system_types', id, 'name' FROM system_types WHERE name ~ '^\s*$'
+    UNION ALL SELECT 'system_units', id, 'name' FROM system_units WHERE name ~ '^\s*$'
+    UNION ALL SELECT 'system_properties', id, 'name' FROM system_properties WHERE name ~ '^\s*$'
+    UNION ALL SELECT 'person_relationship_types', id, 'name' FROM person_relationship_types WHERE name ~ '^\s*$'
+    UNION ALL SELECT 'system_type_links', id, 'relationship_type' FROM system_type_links
+              WHERE relationship_type ~ '^\s*$'
+    UNION ALL SELECT 'entities', id, 'name' FROM entities WHERE name ~ '^\s*$'
+    UNION ALL SELECT 'entities', id, 'person_id' FROM entities WHERE person_id ~ '^\s*$'
+    UNION ALL SELECT 'entity_properties', id, 'relationship_type' FROM entity_properties
+              WHERE relationship_type ~ '^\s*$'
+    UNION ALL SELECT 'bundles_contextless', id, 'name' FROM bundles_contextless WHERE name ~ '^\s*$'
+    UNION ALL SELECT 'bundle_tables', id, 'name' FROM bundle_tables WHERE name ~ '^\s*$'
+    UNION ALL SELECT 'bundles_contextual', id, 'name' FROM bundles_contextual WHERE name ~ '^\s*$'
+    UNION ALL SELECT 'bundle_entity_selections', id, 'entity_name' FROM bundle_entity_selections
+              WHERE entity_name = ''
+    UNION ALL SELECT 'bundle_property_selections', id, 'property_name' FROM bundle_property_selections
+              WHERE property_name ~ '^\s*$'
+    UNION ALL SELECT 'bundle_property_selections', id, 'property_type' FROM bundle_property_selections
+              WHERE property_type ~ '^\s*$'
+    UNION ALL SELECT 'bundle_property_selections', id, 'property_unit' FROM bundle_property_selections
+              WHERE property_unit ~ '^\s*$'
+),
+problems (rule, key, problem) AS (
+    -- A bundle table shares its tree: its table and tables below it, never another table or a future one.
+    SELECT 1, bt.id, format('bundle_tables row %s: tree %s is not table %s and tables below it through '
+                            'data_table_links', bt.id, bt.tree, bt.table_id)
+    FROM bundle_tables bt
+    WHERE coalesce(array_ndims(bt.tree), 0) <> 1
+       OR NOT bt.table_id = ANY (bt.tree)
+       OR cardinality(bt.tree) <> (SELECT count(DISTINCT x) FROM unnest(bt.tree) AS x)
+       OR EXISTS (SELECT 1 FROM unnest(bt.tree) AS x
+                  WHERE NOT EXISTS (SELECT 1 FROM below b WHERE b.top = bt.table_id AND b.id = x)
+                    AND (EXISTS (SELECT 1 FROM data_tables t WHERE t.id = x) OR x < 1
+                         OR x >= (SELECT id FROM next_table)))
+    UNION ALL
+    SELECT 2, s.id, format('bundle_slices row %s: table %s is outside bundle table %s''s tree %s',
+                           s.id, s.table_id, bt.id, bt.tree)
+    FROM bundle_slices s JOIN bundle_tables bt ON bt.id = s.bundle_table_id
+    WHERE NOT s.table_id = ANY (bt.tree)
+    UNION ALL
+    SELECT 3, c.id, format('bundle_slice_conditions row %s: field %s is not a field of slice %s''s table %s',
+                           c.id, c.field_id, s.id, s.table_id)
+    FROM bundle_slice_conditions c JOIN bundle_slices s ON s.id = c.slice_id JOIN data_fields f ON f.id = c.field_id
+    WHERE f.table_id <> s.table_id
+    UNION ALL
+    -- Positions and counts: a page cursor packs a bundle table's position below 100 (hatd/bundles).
+    SELECT 4, bt.id, format('bundle_tables row %s: position %s is not 0 to 99', bt.id, bt.position)
+    FROM bundle_tables bt WHERE bt.position NOT BETWEEN 0 AND 99
+    UNION ALL
+    SELECT 5, b.id, format('bundles_contextless row %s: %s tables; a bundle has 1 to 100', b.id, count(bt.id))
+    FROM bundles_contextless b LEFT JOIN bundle_tables bt ON bt.bundle_id = b.id
+    GROUP BY b.id HAVING count(bt.id) NOT BETWEEN 1 AND 100
+    UNION ALL
+    SELECT 5, bundle_table_id, format('bundle_tables row %s: %s slices; a bundle table has at most 20',
+                                      bundle_table_id, count(*))
+    FROM bundle_slices GROUP BY bundle_table_id HAVING count(*) > 20
+    UNION ALL
+    -- A slice without conditions would pass every record.
+    SELECT 5, s.id, format('bundle_slices row %s: %s conditions; a slice has 1 to 20', s.id, count(c.id))
+    FROM bundle_slices s LEFT JOIN bundle_slice_conditions c ON c.slice_id = s.id
+    GROUP BY s.id HAVING count(c.id) NOT BETWEEN 1 AND 20
+    UNION ALL
+    SELECT 5, bt.bundle_id, format('bundles_contextless row %s: %s slice conditions; a bundle has at most 200',
+                                   bt.bundle_id, count(*))
+    FROM bundle_tables bt JOIN bundle_slices s ON s.bundle_table_id = bt.id
+    JOIN bundle_slice_conditions c ON c.slice_id = s.id
+    GROUP BY bt.bundle_id HAVING count(*) > 200
+    UNION ALL
+    SELECT 5, b.id, format('bundles_contextual row %s: %s entity selections; a bundle has 1 to 100',
+                           b.id, count(s.id))
+    FROM bundles_contextual b LEFT JOIN bundle_entity_selections s ON s.bundle_id = b.id
+    GROUP BY b.id HAVING count(s.id) NOT BETWEEN 1 AND 100
+    UNION ALL
+    SELECT 5, selection_id, format('bundle_entity_selections row %s: %s property selections; at most 20',
+                                   selection_id, count(*))
+    FROM bundle_property_selections GROUP BY selection_id HAVING count(*) > 20
+    UNION ALL
+    SELECT 6, l.id, format('entity_links row %s: %s %s may not link to %s %s', l.id, e.kind, e.id, le.kind, le.id)
+    FROM entity_links l JOIN entities e ON e.id = l.entity_id JOIN entities le ON le.id = l.linked_id
+    WHERE NOT EXISTS (SELECT 1 FROM unnest($1::text[], $2::text[]) AS m (kind, linked_kind)
+                      WHERE m.kind = e.kind AND m.linked_kind = le.kind)
+    UNION ALL
+    -- Person to person: an existing relationship type, by its name; no other link has one.
+    SELECT 7, l.id, format('entity_links row %s: %s', l.id, CASE
+        WHEN e.kind = 'person' AND le.kind = 'person' AND l.person_relationship_type_id IS NULL
+            THEN 'a person to person link needs a person_relationship_type_id'
+        WHEN NOT (e.kind = 'person' AND le.kind = 'person')
+            THEN 'only a person to person link has a person_relationship_type_id'
+        ELSE format('relationship_type %s is not the name of person relationship type %s (%s)',
+                    quote_literal(l.relationship_type), p.id, quote_literal(p.name)) END)
+    FROM entity_links l JOIN entities e ON e.id = l.entity_id JOIN entities le ON le.id = l.linked_id
+    LEFT JOIN person_relationship_types p ON p.id = l.person_relationship_type_id
+    WHERE (e.kind = 'person' AND le.kind = 'person') <> (l.person_relationship_type_id IS NOT NULL)
+       OR p.name <> l.relationship_type
+    UNION ALL
+    (SELECT 8, start, format('system_type_links: the type links form a cycle through type %s', start)
+     FROM type_reach WHERE start = id ORDER BY start LIMIT 1)
+    UNION ALL
+    SELECT 9, NULL, format('data_table_links row (%s, %s): relationship_type is longer than 500 characters',
+                           parent_id, child_id)
+    FROM data_table_links WHERE length(relationship_type) > 500
+    UNION ALL
+    SELECT 10, id, format('%s row %s: %s is blank', section, id, field) FROM blank
+    UNION ALL
+    -- Times the API takes lie in the years 2 to 9998 (hatd/raw/schemas.py).
+    SELECT 11, id, format('data_records row %s: last_updated %s is outside the years 2 to 9998', id, last_updated)
+    FROM data_records WHERE last_updated NOT BETWEEN '0002-01-01 00:00+00' AND '9998-12-31 23:59:59.999999+00'
+    UNION ALL
+    SELECT 11, id, format('data_values row %s: last_updated %s is outside the years 2 to 9998', id, last_updated)
+    FROM data_values WHERE last_updated NOT BETWEEN '0002-01-01 00:00+00' AND '9998-12-31 23:59:59.999999+00'
+    UNION ALL
+    SELECT 12, NULL, format('data_debits row %s: %s', d.key, CASE
+        WHEN a.role NOT IN ('owner', 'platform', 'dataDebit')
+            THEN format('its proposer %s is a %s account, which may not propose', d.proposer, a.role)
+        WHEN d.price > 1e15 THEN format('price %s is over 1e15', d.price)
+        ELSE format('start_date %s or end_date %s is outside the years 2 to 9998', d.start_date, d.end_date) END)
+    FROM data_debits d JOIN accounts a ON a.user_id = d.proposer
+    WHERE a.role NOT IN ('owner', 'platform', 'dataDebit') OR d.price > 1e15
+       OR d.start_date < '0002-01-01 00:00+00' OR d.end_date > '9998-12-31 23:59:59.999999+00'
+    UNION ALL
+    -- The log says who did what: the proposer proposes, the owner enables and disables, the owner or
+    -- the proposer reads, and only a read counts records.
+    SELECT 13, g.id, format('data_debit_log row %s: %s', g.id, CASE
+        WHEN (g.action = 'values') <> (g.records IS NOT NULL)
+            THEN format('records must be given for a values read and only for one, not for %s', g.action)
+        ELSE format('account %s may not %s data debit %s', g.account, g.action, g.debit_key) END)
+    FROM data_debit_log g JOIN data_debits d ON d.key = g.debit_key JOIN accounts a ON a.user_id = g.account
+    WHERE (g.action = 'values') <> (g.records IS NOT NULL)
+       OR (g.action = 'propose' AND g.account <> d.proposer)
+       OR (g.action IN ('enable', 'disable') AND a.role <> 'owner')
+       OR (g.action = 'values' AND g.account <> d.proposer AND a.role <> 'owner')
+)
+SELECT problem FROM problems ORDER BY rule, key LIMIT 5;
+
 -- name: advance_sequences
 -- Sets every id sequence to give next the id the file says ($1: section names, $2: next ids), or
 -- past the highest id imported if that is higher; returns nothing.
