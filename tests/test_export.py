@@ -138,7 +138,7 @@ async def export_bytes(dsn: str, issuer: str) -> bytes:
 async def import_bytes(dsn: str, data: bytes) -> exports.Header:
     conn = await asyncpg.connect(dsn)
     try:
-        return await exports.import_hat(conn, data.splitlines(keepends=True))
+        return await exports.import_hat(conn, io.BytesIO(data))
     finally:
         await conn.close()
 
@@ -685,3 +685,39 @@ async def test_a_table_linked_under_a_bundled_table_later_still_imports(
     await import_bytes(new_hat, data)
 
     assert await export_bytes(new_hat, settings.issuer) == data
+
+
+async def test_import_refuses_a_line_over_the_limit_without_reading_it_whole(
+    database: str, new_hat: str, settings: Settings, filled: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(exports, "MAX_LINE_BYTES", 4096)
+    data = await export_bytes(database, settings.issuer)
+    before = await export_bytes(new_hat, settings.issuer)
+    huge = "x" * 5000
+    bad, number = _edit(data, "data_values", lambda line: line.replace(b'"value":"', b'"value":"' + huge.encode()), 2)
+
+    with pytest.raises(exports.ImportRefused) as refused:
+        await import_bytes(new_hat, bad)
+
+    assert str(refused.value) == f"line {number}: longer than 4,096 bytes, more than any row of a hatd export holds"
+    assert await export_bytes(new_hat, settings.issuer) == before
+
+    class Endless:
+        """One line that never ends: read only as far as the limit."""
+
+        read = 0
+
+        def readline(self, limit: int = -1, /) -> bytes:
+            assert limit > 0
+            self.read += limit
+            return b"{" * limit
+
+    source = Endless()
+    conn = await asyncpg.connect(new_hat)
+    try:
+        with pytest.raises(exports.ImportRefused) as refused:
+            await exports.import_hat(conn, source)
+    finally:
+        await conn.close()
+    assert str(refused.value) == "line 1: longer than 4,096 bytes, more than any row of a hatd export holds"
+    assert source.read == 4097

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -57,6 +57,10 @@ SECTIONS = (
 _COPY_OPTIONS: dict[str, Any] = {"format": "csv", "delimiter": "\x02", "quote": "\x01"}
 # One COPY must not be cut short by the pool's command timeout while a slow client reads a big HAT.
 _COPY_TIMEOUT = 7 * 24 * 3600.0
+# The longest line an import reads: 64 MiB. The API's largest row is a value of a request body of
+# HATD_MAX_BODY (10 MiB by default), which JSON may write six times over (a control character is
+# \u0001); a longer line is refused, naming it, before it is read whole.
+MAX_LINE_BYTES = 64 * 1024 * 1024
 # An import sends rows to PostgreSQL in batches of at most this many rows or bytes.
 BATCH_ROWS = 5_000
 BATCH_BYTES = 4 * 1024 * 1024
@@ -190,12 +194,33 @@ class _Batch:
     size: int = 0
 
 
-async def import_hat(conn: asyncpg.Connection, lines: Iterable[bytes], tracker: Tracker | None = None) -> Header:
+class Readable(Protocol):
+    """A binary stream that reads a line of at most `limit` bytes (a file, standard input, BytesIO)."""
+
+    def readline(self, limit: int = -1, /) -> bytes: ...
+
+
+def numbered_lines(source: Readable, limit: int | None = None) -> Iterator[tuple[int, bytes]]:
+    """The stream's lines, numbered from 1, none longer than `limit` bytes (default MAX_LINE_BYTES,
+    read when called, so a test can lower it): a longer one is refused without being read whole, so
+    a file of one huge line cannot exhaust memory."""
+    limit = MAX_LINE_BYTES if limit is None else limit
+    number = 0
+    while line := source.readline(limit + 1):
+        number += 1
+        if len(line) > limit:
+            raise ImportRefused(
+                f"line {number}: longer than {limit:,} bytes, more than any row of a hatd export holds"
+            )
+        yield number, line
+
+
+async def import_hat(conn: asyncpg.Connection, source: Readable, tracker: Tracker | None = None) -> Header:
     """Restores an export into this HAT, which must be empty (only the owner, the platform and the
     default vocabulary), ids and times as they were, in one transaction: all of it or, with
     ImportRefused naming the line, nothing. The file's accounts replace the HAT's; the owner and
     platform keep this HAT's passwords, other accounts come with none. Returns the file's header."""
-    numbered: Iterator[tuple[int, bytes]] = enumerate(lines, start=1)
+    numbered = numbered_lines(source)
     header = read_header(next(numbered, (1, None))[1], await target_schema_version(conn))
     if tracker is not None:
         tracker.start(header.rows)
