@@ -721,3 +721,44 @@ async def test_import_refuses_a_line_over_the_limit_without_reading_it_whole(
         await conn.close()
     assert str(refused.value) == "line 1: longer than 4,096 bytes, more than any row of a hatd export holds"
     assert source.read == 4097
+
+
+async def test_import_refuses_ids_that_would_use_up_the_sequences(
+    database: str, new_hat: str, settings: Settings, filled: dict[str, Any]
+) -> None:
+    data = await export_bytes(database, settings.issuer)
+    before = await export_bytes(new_hat, settings.issuer)
+    lines = data.splitlines(keepends=True)
+    top = json.loads(lines[0])
+    log_line = _line_of(lines, "data_debit_log") + 1
+
+    def with_next_id(next_id: int) -> bytes:
+        sections = [{**s, "nextId": next_id} if s["name"] == "entities" else s for s in top["sections"]]
+        return _header_with(data, sections=sections)
+
+    def log_id(new_id: int) -> bytes:
+        return _change(data, "data_debit_log", lambda r: True, lambda r: {**r, "id": new_id})
+
+    cases = [
+        (with_next_id(2**62 + 1), f"line 1: section entities: nextId {2**62 + 1} is over 4,611,686,018,427,387,904 "
+         "(2^62): the HAT's ids would soon run out"),
+        (with_next_id(2**63 - 1), f"line 1: section entities: nextId {2**63 - 1} is over 4,611,686,018,427,387,904"),
+        (with_next_id(2**64), f"line 1: section entities: nextId {2**64} is over 4,611,686,018,427,387,904"),
+        (log_id(2**63 - 1), f"section data_debit_log: its ids reach {2**63 - 1}; a HAT's ids stay below "
+         "4,611,686,018,427,387,904 (2^62) so that its sequences never run out"),
+        (log_id(2**62), f"section data_debit_log: its ids reach {2**62}; a HAT's ids stay below"),
+        (log_id(2**63), f"line {log_line}: data_debit_log row refused: "),
+    ]  # fmt: skip
+    for bad, message in cases:
+        with pytest.raises(exports.ImportRefused) as refused:
+            await import_bytes(new_hat, bad)
+        assert str(refused.value).startswith(message), (str(refused.value), message)
+    assert await export_bytes(new_hat, settings.issuer) == before
+
+    # At the cap itself: accepted, and new rows get ids from there.
+    await import_bytes(new_hat, with_next_id(2**62))
+    conn = await asyncpg.connect(new_hat)
+    try:
+        assert await conn.fetchval("INSERT INTO entities (kind, name) VALUES ('thing', 't') RETURNING id") == 2**62
+    finally:
+        await conn.close()

@@ -61,6 +61,9 @@ _COPY_TIMEOUT = 7 * 24 * 3600.0
 # HATD_MAX_BODY (10 MiB by default), which JSON may write six times over (a control character is
 # \u0001); a longer line is refused, naming it, before it is read whole.
 MAX_LINE_BYTES = 64 * 1024 * 1024
+# The highest next id a sequence may be set to: 2^62 leaves a HAT 2^62 ids before the bigint
+# maximum, where a header (or an id) near that maximum would leave every later insert failing.
+MAX_NEXT_ID = 2**62
 # An import sends rows to PostgreSQL in batches of at most this many rows or bytes.
 BATCH_ROWS = 5_000
 BATCH_BYTES = 4 * 1024 * 1024
@@ -166,6 +169,11 @@ def read_header(line: bytes | None, schema_version: int) -> Header:
             raise ImportRefused(f"line 1: section {section['name']}: rows {rows!r} is not a count")
         if next_id is not None and (type(next_id) is not int or next_id < 1):
             raise ImportRefused(f"line 1: section {section['name']}: nextId {next_id!r} is not an id")
+        if next_id is not None and next_id > MAX_NEXT_ID:
+            raise ImportRefused(
+                f"line 1: section {section['name']}: nextId {next_id} is over {MAX_NEXT_ID:,} (2^62): the HAT's "
+                f"ids would soon run out"
+            )
         checked.append((section["name"], rows, next_id))
     return Header(schema_version=theirs, hat=hat, sections=checked)
 
@@ -244,8 +252,7 @@ async def import_hat(conn: asyncpg.Connection, source: Readable, tracker: Tracke
         await _check_imported(conn)
         next_ids = {name: next_id for name, _, next_id in header.sections if next_id is not None}
         await _check_api_rules(conn, next_ids.get("data_tables"))
-        # Last: setval is never undone, not even by the transaction's rollback.
-        await conn.execute(Q.advance_sequences, list(next_ids), list(next_ids.values()))
+        await _advance_sequences(conn, next_ids)
     return header
 
 
@@ -307,6 +314,23 @@ async def _insert(conn: asyncpg.Connection, batch: _Batch, extra: tuple[str, ...
     if tracker is not None:
         tracker.advance(batch.section, len(batch.lines))
     batch.lines, batch.size = None, 0
+
+
+async def _advance_sequences(conn: asyncpg.Connection, next_ids: dict[str, int]) -> None:
+    """Sets each sequence to the file's next id, or past the highest id imported; last of all, as
+    setval is never undone, not even by the transaction's rollback. Refuses ids so high that the
+    sequences would soon run out (every insert after would fail)."""
+    rows = await conn.fetch(Q.next_ids, list(next_ids), list(next_ids.values()))
+    for row in rows:
+        if row["next_id"] > MAX_NEXT_ID:
+            raise ImportRefused(
+                f"section {row['name']}: its ids reach {row['next_id'] - 1}; a HAT's ids stay below {MAX_NEXT_ID:,} "
+                f"(2^62) so that its sequences never run out"
+            )
+    try:
+        await conn.execute(Q.set_sequences, [row["name"] for row in rows], [int(row["next_id"]) for row in rows])
+    except asyncpg.PostgresError as exc:
+        raise ImportRefused(f"the id sequences cannot be set: {_say(exc)}") from None
 
 
 async def _check_api_rules(conn: asyncpg.Connection, next_table_id: int | None) -> None:

@@ -323,34 +323,40 @@ problems (rule, key, problem) AS (
 )
 SELECT problem FROM problems ORDER BY rule, key LIMIT 5;
 
--- name: advance_sequences
--- Sets every id sequence to give next the id the file says ($1: section names, $2: next ids), or
--- past the highest id imported if that is higher; returns nothing.
-SELECT setval(pg_get_serial_sequence(s.name, 'id'), greatest(s.floor, coalesce(n.next_id, 1)), false)
+-- name: next_ids
+-- Returns (name, next_id) for every id sequence: the id the file says it gives next ($1: section
+-- names, $2: next ids), or past the highest id imported if that is higher. Numeric, so that an id
+-- at the bigint maximum is reported rather than overflowing.
+SELECT s.name, greatest(s.floor, coalesce(n.next_id, 1)) AS next_id
 FROM (VALUES
-    ('system_types', (SELECT coalesce(max(id), 0) + 1 FROM system_types)),
-    ('system_type_links', (SELECT coalesce(max(id), 0) + 1 FROM system_type_links)),
-    ('system_units', (SELECT coalesce(max(id), 0) + 1 FROM system_units)),
-    ('system_properties', (SELECT coalesce(max(id), 0) + 1 FROM system_properties)),
-    ('person_relationship_types', (SELECT coalesce(max(id), 0) + 1 FROM person_relationship_types)),
-    ('data_tables', (SELECT coalesce(max(id), 0) + 1 FROM data_tables)),
-    ('data_fields', (SELECT coalesce(max(id), 0) + 1 FROM data_fields)),
-    ('data_records', (SELECT coalesce(max(id), 0) + 1 FROM data_records)),
-    ('data_values', (SELECT coalesce(max(id), 0) + 1 FROM data_values)),
-    ('entities', (SELECT coalesce(max(id), 0) + 1 FROM entities)),
-    ('entity_links', (SELECT coalesce(max(id), 0) + 1 FROM entity_links)),
-    ('entity_types', (SELECT coalesce(max(id), 0) + 1 FROM entity_types)),
-    ('entity_properties', (SELECT coalesce(max(id), 0) + 1 FROM entity_properties)),
-    ('bundles_contextless', (SELECT coalesce(max(id), 0) + 1 FROM bundles_contextless)),
-    ('bundle_tables', (SELECT coalesce(max(id), 0) + 1 FROM bundle_tables)),
-    ('bundle_slices', (SELECT coalesce(max(id), 0) + 1 FROM bundle_slices)),
-    ('bundle_slice_conditions', (SELECT coalesce(max(id), 0) + 1 FROM bundle_slice_conditions)),
-    ('bundles_contextual', (SELECT coalesce(max(id), 0) + 1 FROM bundles_contextual)),
-    ('bundle_entity_selections', (SELECT coalesce(max(id), 0) + 1 FROM bundle_entity_selections)),
-    ('bundle_property_selections', (SELECT coalesce(max(id), 0) + 1 FROM bundle_property_selections)),
-    ('data_debit_log', (SELECT coalesce(max(id), 0) + 1 FROM data_debit_log))
+    ('system_types', (SELECT coalesce(max(id), 0)::numeric + 1 FROM system_types)),
+    ('system_type_links', (SELECT coalesce(max(id), 0)::numeric + 1 FROM system_type_links)),
+    ('system_units', (SELECT coalesce(max(id), 0)::numeric + 1 FROM system_units)),
+    ('system_properties', (SELECT coalesce(max(id), 0)::numeric + 1 FROM system_properties)),
+    ('person_relationship_types', (SELECT coalesce(max(id), 0)::numeric + 1 FROM person_relationship_types)),
+    ('data_tables', (SELECT coalesce(max(id), 0)::numeric + 1 FROM data_tables)),
+    ('data_fields', (SELECT coalesce(max(id), 0)::numeric + 1 FROM data_fields)),
+    ('data_records', (SELECT coalesce(max(id), 0)::numeric + 1 FROM data_records)),
+    ('data_values', (SELECT coalesce(max(id), 0)::numeric + 1 FROM data_values)),
+    ('entities', (SELECT coalesce(max(id), 0)::numeric + 1 FROM entities)),
+    ('entity_links', (SELECT coalesce(max(id), 0)::numeric + 1 FROM entity_links)),
+    ('entity_types', (SELECT coalesce(max(id), 0)::numeric + 1 FROM entity_types)),
+    ('entity_properties', (SELECT coalesce(max(id), 0)::numeric + 1 FROM entity_properties)),
+    ('bundles_contextless', (SELECT coalesce(max(id), 0)::numeric + 1 FROM bundles_contextless)),
+    ('bundle_tables', (SELECT coalesce(max(id), 0)::numeric + 1 FROM bundle_tables)),
+    ('bundle_slices', (SELECT coalesce(max(id), 0)::numeric + 1 FROM bundle_slices)),
+    ('bundle_slice_conditions', (SELECT coalesce(max(id), 0)::numeric + 1 FROM bundle_slice_conditions)),
+    ('bundles_contextual', (SELECT coalesce(max(id), 0)::numeric + 1 FROM bundles_contextual)),
+    ('bundle_entity_selections', (SELECT coalesce(max(id), 0)::numeric + 1 FROM bundle_entity_selections)),
+    ('bundle_property_selections', (SELECT coalesce(max(id), 0)::numeric + 1 FROM bundle_property_selections)),
+    ('data_debit_log', (SELECT coalesce(max(id), 0)::numeric + 1 FROM data_debit_log))
 ) AS s (name, floor)
-LEFT JOIN unnest($1::text[], $2::bigint[]) AS n (name, next_id) USING (name);
+LEFT JOIN unnest($1::text[], $2::numeric[]) AS n (name, next_id) USING (name);
+
+-- name: set_sequences
+-- Sets the id sequence of each table $1 to give next the id $2; returns nothing.
+SELECT setval(pg_get_serial_sequence(s.name, 'id'), s.next_id, false)
+FROM unnest($1::text[], $2::bigint[]) AS s (name, next_id);
 
 -- name: export_accounts
 -- Returns one JSON line (text) per account, by user_id.
