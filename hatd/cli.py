@@ -266,15 +266,21 @@ def cmd_export(settings: Settings, args: argparse.Namespace) -> int:
             bar.finish()
             return 0
         # Written beside the target and renamed into place at the end: an export that fails
-        # halfway leaves no file that looks whole.
+        # halfway leaves no file that looks whole. The owner's data: readable by its owner only
+        # whatever the umask, and made new, never through a file or link someone put there first.
         target = Path(args.file)
         partial = target.with_name(f".{target.name}.partial")
         try:
-            out = partial.open("wb")
+            fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        except FileExistsError:
+            raise exports.ExportError(
+                f"cannot write {args.file}: {partial} exists (another export under way, or one cut short): "
+                "remove it first"
+            ) from None
         except OSError as exc:
             raise exports.ExportError(f"cannot write {args.file}: {exc.strerror or exc}") from None
         try:
-            with out:
+            with os.fdopen(fd, "wb") as out:
                 rows = asyncio.run(run(dsn, out))
             os.replace(partial, target)
         finally:

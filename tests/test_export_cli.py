@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import stat
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -104,3 +105,33 @@ def test_help_lists_export_and_import(tmp_path: Path) -> None:
     assert "export" in top.stdout and "import" in top.stdout
     text = " ".join(hatd("import", "--help", env=hatd_env(tmp_path)).stdout.split())
     assert "The file's accounts replace those; the owner and platform keep this HAT's passwords" in text
+
+
+def test_the_export_file_is_the_owners_alone_and_never_follows_a_link(tmp_path: Path, new_database: str) -> None:
+    env = hatd_env(tmp_path, database_url=new_database, owner_password="pw")
+    assert hatd("create-owner", env=env).returncode == 0
+    out = tmp_path / "out"
+    out.mkdir()
+    file = out / "hat.jsonl"
+
+    exported = hatd("export", str(file), env=env)
+
+    assert exported.returncode == 0, exported.stderr
+    assert stat.S_IMODE(file.stat().st_mode) == 0o600  # not the umask's 0644: it is the owner's data
+    assert sorted(os.listdir(out)) == ["hat.jsonl"]
+
+    # A link planted at the partial file's name is not followed: the file it points at stays as it was.
+    victim = tmp_path / "victim"
+    victim.write_text("keep me")
+    partial = out / ".again.jsonl.partial"
+    partial.symlink_to(victim)
+
+    refused = hatd("export", str(out / "again.jsonl"), env=env)
+
+    assert (refused.returncode, refused.stdout) == (1, "")
+    assert refused.stderr == (
+        f"hatd: cannot write {out / 'again.jsonl'}: {partial} exists (another export under way, or one cut "
+        "short): remove it first\n"
+    )
+    assert victim.read_text() == "keep me"
+    assert partial.is_symlink() and not (out / "again.jsonl").exists()
