@@ -5,6 +5,7 @@ repository.py, sql/queries/<domain>.sql, a migration) and one line in DOMAINS be
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 
@@ -25,7 +26,16 @@ from hatd.ratelimit import RateLimiter
 from hatd.raw import views as raw_views
 from hatd.routing import ROUTES_KEY, Route, add_routes
 from hatd.settings import Settings
-from hatd.state import LOGIN_FAILURE_LIMITER, LOGIN_LIMITER, METRICS, PAGE_LOGIN_LIMITER, POOL, SETTINGS, TOKENS
+from hatd.state import (
+    EXPORT_LOCK,
+    LOGIN_FAILURE_LIMITER,
+    LOGIN_LIMITER,
+    METRICS,
+    PAGE_LOGIN_LIMITER,
+    POOL,
+    SETTINGS,
+    TOKENS,
+)
 from hatd.system import views as system_views
 from hatd.system.views import OPENAPI_KEY
 from hatd.tokens import TokenService
@@ -68,6 +78,7 @@ def create_app(settings: Settings, *, pool: asyncpg.Pool | None = None) -> web.A
     app[PAGE_LOGIN_LIMITER] = RateLimiter(
         burst=settings.page_login_burst, refill_seconds=settings.page_login_refill_seconds
     )
+    app[EXPORT_LOCK] = asyncio.Lock()
     for routes in DOMAINS:
         add_routes(app, routes)
     pages.setup(app)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 import asyncpg
@@ -29,4 +30,6 @@ LOGIN_FAILURE_LIMITER = web.AppKey("login_failure_limiter", RateLimiter)
 METRICS = web.AppKey("metrics", Metrics)
 # Failed logins on the owner's login page, per client.
 PAGE_LOGIN_LIMITER = web.AppKey("page_login_limiter", RateLimiter)
+# Held while GET /export streams: one export at a time per HAT process.
+EXPORT_LOCK = web.AppKey("export_lock", asyncio.Lock)
 CALLER = web.RequestKey("caller", Caller)

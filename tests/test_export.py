@@ -4,9 +4,11 @@ HATs are refused with the line named and nothing changed; GET /export serves the
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import io
 import json
+import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -17,8 +19,10 @@ from hatd import db
 from hatd.accounts.bootstrap import create_hat
 from hatd.app import create_app
 from hatd.exports import repository as exports
+from hatd.exports import views as export_views
 from hatd.exports.progress import ProgressBar
 from hatd.settings import Settings
+from hatd.state import EXPORT_LOCK
 from tests import pg
 from tests.conftest import OWNER, PLATFORM, auth, login, new_account
 from tests.raw_helpers import HOUSE, KITCHEN, call, created, new_record, new_table
@@ -605,39 +609,63 @@ async def test_import_refuses_rows_the_api_would_never_make(
         ),
         (
             _change(data, "bundle_slices", lambda r: True, lambda r: {**r, "table_id": house}),
-            "bundle_slices row 1: table {} is outside bundle table {}'s tree".format(house, 1),
+            f"bundle_slices row 1: table {house} is outside bundle table {1}'s tree",
         ),
         (
             _change(data, "bundle_slice_conditions", lambda r: True, lambda r: {**r, "field_id": house_field}),
             f"bundle_slice_conditions row 1: field {house_field} is not a field of slice 1's table {kitchen}",
         ),
         (
-            _change(data, "entity_links", lambda r: r["id"] == thing_link["id"],
-                    lambda r: {**r, "linked_id": entity["Party"]}),
+            _change(
+                data,
+                "entity_links",
+                lambda r: r["id"] == thing_link["id"],
+                lambda r: {**r, "linked_id": entity["Party"]},
+            ),
             f"entity_links row {thing_link['id']}: thing {entity['Phone']} may not link to event {entity['Party']}",
-        ),  # fmt: skip
+        ),
         (
-            _change(data, "entity_links", lambda r: r["id"] == person_link["id"],
-                    lambda r: {**r, "person_relationship_type_id": None}),
+            _change(
+                data,
+                "entity_links",
+                lambda r: r["id"] == person_link["id"],
+                lambda r: {**r, "person_relationship_type_id": None},
+            ),
             f"entity_links row {person_link['id']}: a person to person link needs a person_relationship_type_id",
-        ),  # fmt: skip
+        ),
         (
-            _change(data, "entity_links", lambda r: r["id"] == person_link["id"],
-                    lambda r: {**r, "relationship_type": "enemy"}),
+            _change(
+                data,
+                "entity_links",
+                lambda r: r["id"] == person_link["id"],
+                lambda r: {**r, "relationship_type": "enemy"},
+            ),
             f"entity_links row {person_link['id']}: relationship_type 'enemy' is not the name of person "
             f"relationship type {person_link['person_relationship_type_id']} ('friend')",
-        ),  # fmt: skip
+        ),
         (
-            _change(data, "entity_links", lambda r: r["id"] == thing_link["id"],
-                    lambda r: {**r, "person_relationship_type_id": person_link["person_relationship_type_id"]}),
+            _change(
+                data,
+                "entity_links",
+                lambda r: r["id"] == thing_link["id"],
+                lambda r: {**r, "person_relationship_type_id": person_link["person_relationship_type_id"]},
+            ),
             f"entity_links row {thing_link['id']}: only a person to person link has a person_relationship_type_id",
-        ),  # fmt: skip
+        ),
         (
-            _add(data, "system_type_links", {**type_link, "id": _next_id(data, "system_type_links"),
-                 "type_id": type_link["linked_type_id"], "linked_type_id": type_link["type_id"]}),
+            _add(
+                data,
+                "system_type_links",
+                {
+                    **type_link,
+                    "id": _next_id(data, "system_type_links"),
+                    "type_id": type_link["linked_type_id"],
+                    "linked_type_id": type_link["type_id"],
+                },
+            ),
             f"system_type_links: the type links form a cycle through type "
             f"{min(type_link['type_id'], type_link['linked_type_id'])}",
-        ),  # fmt: skip
+        ),
         (
             _change(data, "entities", lambda r: r["name"] == "Phone", lambda r: {**r, "name": "  "}),
             f"entities row {entity['Phone']}: name is blank",
@@ -647,19 +675,24 @@ async def test_import_refuses_rows_the_api_would_never_make(
             "data_records row 1: last_updated 9999-06-01 00:00:00+00 is outside the years 2 to 9998",
         ),
         (
-            _change(data, "data_debits", lambda r: r["key"] == filled["debit"],
-                    lambda r: {**r, "proposer": credit["user_id"]}),
+            _change(
+                data,
+                "data_debits",
+                lambda r: r["key"] == filled["debit"],
+                lambda r: {**r, "proposer": credit["user_id"]},
+            ),
             f"data_debits row {filled['debit']}: its proposer {credit['user_id']} is a dataCredit account, "
             "which may not propose",
-        ),  # fmt: skip
+        ),
         (
-            _change(data, "data_debit_log", lambda r: r["id"] == enable["id"],
-                    lambda r: {**r, "account": filled["app"]}),
+            _change(
+                data, "data_debit_log", lambda r: r["id"] == enable["id"], lambda r: {**r, "account": filled["app"]}
+            ),
             f"data_debit_log row {enable['id']}: account {filled['app']} may not enable data debit {filled['debit']}",
-        ),  # fmt: skip
+        ),
         (
             _change(data, "bundle_slice_conditions", lambda r: True, lambda r: {**r, "slice_id": 999}),
-            'line ',  # a plain foreign key: the constraint refuses it, as before
+            "line ",  # a plain foreign key: the constraint refuses it, as before
         ),
     ]
     for bad, message in cases:
@@ -762,3 +795,70 @@ async def test_import_refuses_ids_that_would_use_up_the_sequences(
         assert await conn.fetchval("INSERT INTO entities (kind, name) VALUES ('thing', 't') RETURNING id") == 2**62
     finally:
         await conn.close()
+
+
+async def test_a_stalled_get_export_is_aborted_and_one_runs_at_a_time(
+    client: Any, owner_token: str, database: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(export_views, "WRITE_TIMEOUT", 1.0)
+    # Far more than the socket buffers between the two ends hold, so that the server's writes block.
+    conn = await asyncpg.connect(database)
+    try:
+        await conn.execute(
+            "WITH t AS (INSERT INTO data_tables (name, source) VALUES ('big', 'test') RETURNING id), "
+            "f AS (INSERT INTO data_fields (table_id, name) SELECT id, 'f' FROM t RETURNING id), "
+            "r AS (INSERT INTO data_records (name) VALUES ('r') RETURNING id) "
+            "INSERT INTO data_values (value, field_id, record_id) "
+            "SELECT repeat('x', 2000), f.id, r.id FROM f, r, generate_series(1, 20000)"
+        )
+    finally:
+        await conn.close()
+    loop = asyncio.get_running_loop()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.setblocking(False)
+    try:
+        await loop.sock_connect(sock, (client.server.host, client.server.port))
+        request = f"GET /export HTTP/1.1\r\nHost: hat\r\nX-Auth-Token: {owner_token}\r\n\r\n"
+        await loop.sock_sendall(sock, request.encode())
+        assert (await loop.sock_recv(sock, 1024)).startswith(b"HTTP/1.1 200 OK\r\n")
+        # This client reads no further. Meanwhile another export is refused, clearly; the API serves on.
+        assert await call(client, "GET", "/export", owner_token) == (
+            409,
+            {
+                "message": "Conflict",
+                "cause": "An export of this HAT is under way; one runs at a time: try again when it has ended",
+            },
+        )
+        assert (await client.get("/health")).status == 200
+
+        # Within a few seconds the stalled export is given up: its connection and snapshot are released.
+        for _ in range(100):
+            await asyncio.sleep(0.1)
+            if await _open_transactions(database) == 0 and not client.app[EXPORT_LOCK].locked():
+                break
+        assert await _open_transactions(database) == 0
+        assert not client.app[EXPORT_LOCK].locked()
+    finally:
+        sock.close()
+    response = await client.get("/export", headers=auth(owner_token))
+    assert response.status == 200
+    assert (await response.read()).count(b"\n") > 20_000
+    warnings = [r.getMessage() for r in caplog.records if r.name == "hatd.exports" and r.levelname == "WARNING"]
+    assert warnings == [
+        "GET /export aborted after the 200 response started, the transfer is broken: "
+        "ExportStalled: the client took nothing for 1 s"
+    ]
+
+
+async def _open_transactions(database: str) -> int:
+    """How many other sessions on the HAT's database are inside a transaction (holding a snapshot)."""
+    conn = await asyncpg.connect(database)
+    try:
+        count: int = await conn.fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND pid <> pg_backend_pid() AND xact_start IS NOT NULL"
+        )
+    finally:
+        await conn.close()
+    return count

@@ -2,23 +2,45 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 
 from aiohttp import web
+from asyncpg import PostgresError
 
+from hatd.errors import Conflict
 from hatd.exports import repository
 from hatd.routing import OWNER, Route
-from hatd.state import POOL, SETTINGS
+from hatd.state import EXPORT_LOCK, POOL, SETTINGS
 
 log = logging.getLogger("hatd.exports")
+
+
+# A write the client has taken none of for this many seconds aborts the export: a client that
+# stops reading must not hold a pooled connection and an old snapshot (PostgreSQL keeps every row
+# version since) for as long as the COPY's own time limit.
+WRITE_TIMEOUT = 60.0
+
+
+class ExportStalled(RuntimeError):
+    """The client stopped reading the export."""
 
 
 async def export(request: web.Request) -> web.StreamResponse:
     """Streams the export as PostgreSQL makes it (chunked, flat memory whatever the HAT's size).
     The response starts only once the snapshot is taken and its header made, so a failure before
     that is an ordinary JSON error; one after it breaks the connection, so the client sees an
-    incomplete transfer (and an import a file shorter than its header says), never a short 200."""
+    incomplete transfer (and an import a file shorter than its header says), never a short 200.
+    One at a time per HAT process: a second gets 409 while the first streams."""
+    lock = request.app[EXPORT_LOCK]
+    if lock.locked():
+        raise Conflict("An export of this HAT is under way; one runs at a time: try again when it has ended")
+    async with lock:
+        return await _export(request)
+
+
+async def _export(request: web.Request) -> web.StreamResponse:
     day = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d")
     response = web.StreamResponse(
         headers={"Content-Disposition": f'attachment; filename="hat-export-{day}.jsonl"'},
@@ -29,7 +51,11 @@ async def export(request: web.Request) -> web.StreamResponse:
     async def write(chunk: bytes) -> None:
         if not response.prepared:
             await response.prepare(request)
-        await response.write(chunk)
+        timeout = WRITE_TIMEOUT  # read at each write, so that a test can shorten it
+        try:
+            await asyncio.wait_for(response.write(chunk), timeout)
+        except TimeoutError:
+            raise ExportStalled(f"the client took nothing for {timeout:g} s") from None
 
     async with request.app[POOL].acquire() as conn:
         try:
@@ -37,10 +63,14 @@ async def export(request: web.Request) -> web.StreamResponse:
         except Exception as exc:
             if not response.prepared:
                 raise
-            if isinstance(exc, ConnectionError):
-                log.info("GET /export: the client went away: %s", exc)
+            # The access log has written 200 by now: this line says the transfer broke, and why
+            # (never a row: the cause is ours, or the failure's class and SQLSTATE).
+            if isinstance(exc, ExportStalled | ConnectionError):
+                cause = f"{type(exc).__name__}: {exc}"
             else:
-                log.exception("GET /export failed after the response started; breaking the connection")
+                cause = type(exc).__name__ + (f" (SQLSTATE {exc.sqlstate})" if isinstance(exc, PostgresError) else "")
+                log.debug("GET /export failed", exc_info=True)
+            log.warning("GET /export aborted after the 200 response started, the transfer is broken: %s", cause)
             if request.transport is not None:
                 request.transport.close()
             return response
