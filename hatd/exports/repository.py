@@ -217,9 +217,7 @@ def numbered_lines(source: Readable, limit: int | None = None) -> Iterator[tuple
     while line := source.readline(limit + 1):
         number += 1
         if len(line) > limit:
-            raise ImportRefused(
-                f"line {number}: longer than {limit:,} bytes, more than any row of a hatd export holds"
-            )
+            raise ImportRefused(f"line {number}: longer than {limit:,} bytes, more than any row of a hatd export holds")
         yield number, line
 
 
