@@ -780,6 +780,12 @@ async def test_import_refuses_ids_that_would_use_up_the_sequences(
         (log_id(2**63 - 1), f"section data_debit_log: its ids reach {2**63 - 1}; a HAT's ids stay below "
          "4,611,686,018,427,387,904 (2^62) so that its sequences never run out"),
         (log_id(2**62), f"section data_debit_log: its ids reach {2**62}; a HAT's ids stay below"),
+        (
+            _add(data, "data_tables", {"id": 2**63 - 1, "name": "last", "source": "s",
+                                       "date_created": "2020-01-01T00:00:00+00:00",
+                                       "last_updated": "2020-01-01T00:00:00+00:00"}),
+            f"section data_tables: its ids reach {2**63 - 1}; a HAT's ids stay below",
+        ),
         (log_id(2**63), f"line {log_line}: data_debit_log row refused: "),
     ]  # fmt: skip
     for bad, message in cases:

@@ -186,7 +186,7 @@ type_reach (start, id) AS (
     SELECT r.start, l.linked_type_id FROM type_reach r JOIN system_type_links l ON l.type_id = r.id
 ),
 next_table AS (
-    SELECT greatest($3::bigint, (SELECT max(id) + 1 FROM data_tables)) AS id
+    SELECT greatest($3::numeric, (SELECT max(id)::numeric + 1 FROM data_tables)) AS id
 ),
 blank (section, id, field) AS (
     SELECT 'system_types', id, 'name' FROM system_types WHERE name ~ '^\s*$'
