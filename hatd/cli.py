@@ -95,11 +95,18 @@ def database(settings: Settings) -> Iterator[str]:
         name = settings.embedded_database
         if name == EMBEDDED_DATABASE:
             asyncio.run(provision.ensure_database(dsn, EMBEDDED_DATABASE, EMBEDDED_ROLE))
-        elif not asyncio.run(provision.hat_exists(dsn, name)):
-            raise provision.ProvisionError(
-                f"the embedded server in {settings.data_dir} holds no HAT named {name!r} "
-                f"(HATD_EMBEDDED_DATABASE): make it with `hatd provision {name}`"
-            )
+        else:
+            state = asyncio.run(provision.hat_state(dsn, name))
+            if state is provision.HatState.UNFINISHED:
+                raise provision.ProvisionError(
+                    f"the HAT {name!r} on the embedded server in {settings.data_dir} was left unfinished by a "
+                    f"provisioning that stopped part-way: finish it with `hatd provision {name} --exist-ok`"
+                )
+            if state is not provision.HatState.COMPLETE:
+                raise provision.ProvisionError(
+                    f"the embedded server in {settings.data_dir} holds no HAT named {name!r} "
+                    f"(HATD_EMBEDDED_DATABASE): make it with `hatd provision {name}`"
+                )
         yield embedded.dsn(name, user=name)
 
 
@@ -107,10 +114,14 @@ async def _prepare(dsn: str, settings: Settings) -> None:
     """Migrate, then create the HAT if this is its first start."""
     conn = await asyncpg.connect(dsn)
     try:
-        await db.migrate(conn)
-        created = await create_hat(conn, settings)
+        await _prepare_on(conn, settings)
     finally:
         await conn.close()
+
+
+async def _prepare_on(conn: asyncpg.Connection, settings: Settings) -> None:
+    await db.migrate(conn)
+    created = await create_hat(conn, settings)
     if created is None:
         return
     print(f"Created the HAT {settings.issuer}: owner {settings.owner_email} (userId {created.owner_id})")
@@ -138,28 +149,36 @@ def _check_address(address: str) -> str:
 def cmd_provision(settings: Settings, args: argparse.Namespace) -> int:
     name = provision.check_name(args.name)
     address = _check_address(args.address if args.address is not None else settings.issuer)
+    limit = provision.check_connection_limit(args.connection_limit, settings.pool_max_size)
     given = args.role_password_stdin
     role_password = (
         provision.check_role_password(sys.stdin.readline().rstrip("\r\n")) if given else provision.new_role_password()
     )
+    hat_settings = settings.replace(hat_address=address)
+
+    async def prepare(conn: asyncpg.Connection, finishing: bool) -> None:
+        if finishing:
+            print(f"Finishing the HAT {name}, left unfinished by an earlier provisioning.", flush=True)
+        await _prepare_on(conn, hat_settings)
+
     with server(settings) as (admin_dsn, embedded):
-        if args.exist_ok and asyncio.run(provision.hat_exists(admin_dsn, name)):
+        outcome = asyncio.run(
+            provision.provision_hat(
+                admin_dsn, name, role_password, prepare, connection_limit=limit, exist_ok=args.exist_ok
+            )
+        )
+        if outcome is provision.Provisioned.EXISTED:
             print(f"The HAT {name} exists already; nothing was changed.")
             return 0
-        asyncio.run(provision.create_role_and_database(admin_dsn, name, role_password))
         if embedded is not None:
-            hat_dsn = embedded.dsn(name, user=name)
             start = {"HATD_DATA_DIR": str(settings.data_dir.resolve()), "HATD_EMBEDDED_DATABASE": name}
         else:
-            hat_dsn = provision.hat_dsn(admin_dsn, name, role_password)
-            shown = provision.hat_dsn(admin_dsn, name, "ROLE-PASSWORD") if given else hat_dsn
-            start = {"HATD_DATABASE_URL": shown}
-        try:
-            asyncio.run(_prepare(hat_dsn, settings.replace(hat_address=address)))
-        except BaseException:
-            asyncio.run(provision.drop_role_and_database(admin_dsn, name))
-            raise
-    print(f"Its database {name} belongs to its role {name}; no other role may connect to it.\n")
+            shown = "ROLE-PASSWORD" if given else role_password
+            start = {"HATD_DATABASE_URL": provision.hat_dsn(admin_dsn, name, shown)}
+    print(
+        f"Its database {name} belongs to its role {name} (at most {limit} connections); no other role may "
+        "connect to it.\n"
+    )
     port = urlsplit(address).port or settings.port
     start |= {"HATD_HAT_ADDRESS": address, "HATD_PORT": str(port)}
     lines = [f"    {key}={shlex.quote(value)} \\" for key, value in start.items()]
@@ -374,9 +393,17 @@ def parser() -> argparse.ArgumentParser:
         help="read the role's password from standard input instead of generating one (16+ printable ASCII)",
     )
     new.add_argument(
+        "--connection-limit",
+        metavar="N",
+        default=str(provision.DEFAULT_CONNECTION_LIMIT),
+        help="the most connections the HAT's role may hold at once, so that one HAT cannot starve the others; "
+        f"more than HATD_POOL_MAX_SIZE (default {provision.DEFAULT_CONNECTION_LIMIT})",
+    )
+    new.add_argument(
         "--exist-ok",
         action="store_true",
-        help="exit 0, changing nothing, when the HAT NAME exists already (for provisioning jobs that rerun)",
+        help="exit 0, changing nothing, when the HAT NAME exists whole; finish it when an earlier provisioning "
+        "stopped part-way (for provisioning jobs that rerun)",
     )
     new.set_defaults(run=cmd_provision)
     export = sub.add_parser(
