@@ -390,7 +390,8 @@ def parser() -> argparse.ArgumentParser:
     new.add_argument(
         "--role-password-stdin",
         action="store_true",
-        help="read the role's password from standard input instead of generating one (16+ printable ASCII)",
+        help="read the role's password from standard input instead of generating one: 16 to 200 of "
+        "A-Z a-z 0-9 . _ ~ - (it goes into DSNs unescaped)",
     )
     new.add_argument(
         "--connection-limit",

@@ -37,9 +37,9 @@ RESERVED_NAMES = frozenset(
     {"postgres", "template0", "template1", "public", "none", "current_role", "current_user", "session_user", "all"}
 )
 SCRAM_ITERATIONS = 4096
-# A password the server gets only as a SCRAM verifier; PostgreSQL would SASLprep anything beyond
-# printable ASCII first, so such passwords are refused rather than silently verified differently.
-ROLE_PASSWORD = re.compile(r"[\x21-\x7e]{16,200}")
+# Role passwords go into DSNs, and the deployment files paste them there unescaped: only URL
+# "unreserved" characters, so a password never needs percent-encoding (and never needs SASLprep).
+ROLE_PASSWORD = re.compile(r"[A-Za-z0-9._~-]{16,200}")
 # Marks a role as made by `hatd provision`: a role so marked that cannot log in yet is a HAT whose
 # provisioning stopped part-way, which `--exist-ok` may finish; any other role is someone else's.
 ROLE_COMMENT = "hatd: the role of a HAT, made by hatd provision"
@@ -95,7 +95,10 @@ def check_name(name: str) -> str:
 
 def check_role_password(password: str) -> str:
     if not ROLE_PASSWORD.fullmatch(password):
-        raise ProvisionError("the role password must be 16 to 200 printable ASCII characters, without spaces")
+        raise ProvisionError(
+            "the role password must be 16 to 200 characters among A-Z a-z 0-9 . _ ~ - (it goes into DSNs "
+            "unescaped); make one with: python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
+        )
     return password
 
 
@@ -148,7 +151,8 @@ def _on_database(admin_dsn: str, name: str) -> str:
 
 
 def hat_dsn(admin_dsn: str, name: str, password: str) -> str:
-    """The admin DSN turned into the HAT's own: same server and options, the HAT's role and database."""
+    """The admin DSN turned into the HAT's own: same server and options, the HAT's role and database.
+    The password is percent-encoded, though role passwords hatd accepts never need it."""
     parts = urlsplit(_on_database(admin_dsn, name))
     hosts = parts.netloc.rpartition("@")[2]
     query = [

@@ -291,16 +291,48 @@ def test_a_bad_connection_limit_is_refused(
     assert server_state(admin_dsn, name) == ()
 
 
-def test_a_short_role_password_is_refused(tmp_path: Path, admin_dsn: str, new_name: NewName) -> None:
+@pytest.mark.parametrize(
+    "password",
+    [
+        "short",
+        "has/a/slash-0123456789",
+        "has@an-at-sign-0123456789",
+        "has#a-hash-0123456789",
+        "has%25-a-percent-0123456789",
+        "has?a-question-0123456789",
+        "has:a-colon-0123456789",
+        "has a space 0123456789",
+        "non-ascii-é-0123456789",
+        "x" * 201,
+    ],
+)
+def test_a_role_password_that_is_short_or_not_url_safe_is_refused(
+    tmp_path: Path, admin_dsn: str, new_name: NewName, password: str
+) -> None:
+    """Role passwords go into DSNs, which the deployment files build by pasting them in unescaped."""
     name = new_name()
+    env = hatd_env(tmp_path, database_url=admin_dsn)
 
-    result = hatd(
-        "provision", name, "--role-password-stdin", env=hatd_env(tmp_path, database_url=admin_dsn), stdin="short\n"
-    )
+    result = hatd("provision", name, "--role-password-stdin", env=env, stdin=password + "\n")
 
     assert (result.returncode, result.stdout) == (1, "")
-    assert "the role password must be 16 to 200 printable ASCII characters" in result.stderr
+    assert "hatd: the role password must be 16 to 200 characters among A-Z a-z 0-9 . _ ~ -" in result.stderr
+    assert password not in result.stderr
     assert server_state(admin_dsn, name) == ()
+
+
+def test_every_url_safe_role_password_makes_a_dsn_that_logs_in(
+    tmp_path: Path, admin_dsn: str, new_name: NewName
+) -> None:
+    name, password = new_name(), "Az09._~-" * 3
+    env = hatd_env(tmp_path, database_url=admin_dsn)
+
+    result = hatd("provision", name, "--role-password-stdin", env=env, stdin=password + "\n")
+
+    assert result.returncode == 0, result.stderr
+    # As the deployment files build it: the password pasted in as it is.
+    pasted = start_settings(result.stdout)["HATD_DATABASE_URL"].replace("ROLE-PASSWORD", password)
+    assert query(pasted, "SELECT current_user")[0][0] == name
 
 
 async def test_the_scram_verifier_is_the_one_postgresql_computes(admin_dsn: str) -> None:
