@@ -23,7 +23,8 @@ from aiohttp import web
 
 from hatd import db, provision
 from hatd.accesslog import AccessLogger
-from hatd.accounts.bootstrap import HatCreationError, create_hat, set_password
+from hatd.accounts.bootstrap import HatCreationError, check_account, create_hat, set_account_password, set_password
+from hatd.accounts.repository import SPECIAL_ROLES
 from hatd.app import create_app
 from hatd.embedded import EmbeddedError, EmbeddedPostgres
 from hatd.exports import repository as exports
@@ -235,27 +236,44 @@ def cmd_create_owner(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_set_password(settings: Settings, args: argparse.Namespace) -> int:
-    if args.password_stdin:
-        password = sys.stdin.readline().rstrip("\r\n")
-        generated = False
-    elif sys.stdin.isatty():
-        password = getpass.getpass(f"New password for the {args.account} account: ")
-        generated = False
-    else:
-        password, generated = secrets.token_urlsafe(18), True
-    if not password:
-        raise HatCreationError("the password must not be empty")
+    account: str = args.account
+    special = account in SPECIAL_ROLES
 
-    async def run(dsn: str) -> str:
+    async def check(dsn: str) -> None:
         conn = await asyncpg.connect(dsn)
         try:
-            return await set_password(conn, args.account, password, settings.bcrypt_rounds)
+            await check_account(conn, account)
         finally:
             await conn.close()
 
+    async def run(dsn: str, password: str) -> str:
+        conn = await asyncpg.connect(dsn)
+        try:
+            if special:
+                user_id = await set_password(conn, account, password, settings.bcrypt_rounds)
+                return f"Set the password of the {account} account ({user_id})."
+            done = await set_account_password(conn, account, password, settings.bcrypt_rounds)
+        finally:
+            await conn.close()
+        said = f"Set the password of the {done.role} account {account} ({done.user_id})."
+        if not done.enabled:
+            said += "\nIt is disabled: it cannot log in until the owner enables it (Accounts, /owner/accounts)."
+        return said
+
     with database(settings) as dsn:
-        user_id = asyncio.run(run(dsn))
-    print(f"Set the password of the {args.account} account ({user_id}).")
+        # A name nobody has is refused before a password is asked for (or made up and shown).
+        asyncio.run(check(dsn))
+        if args.password_stdin:
+            password = sys.stdin.readline().rstrip("\r\n")
+            generated = False
+        elif sys.stdin.isatty():
+            password = getpass.getpass(f"New password for the {account} account: ")
+            generated = False
+        else:
+            password, generated = secrets.token_urlsafe(18), True
+        if not password:
+            raise HatCreationError("the password must not be empty")
+        print(asyncio.run(run(dsn, password)))
     if generated:
         print(f"\n  The new password (shown only this once):\n\n      {password}\n")
     return 0
@@ -364,11 +382,14 @@ def parser() -> argparse.ArgumentParser:
     create.set_defaults(run=cmd_create_owner)
     reset = sub.add_parser(
         "set-password",
-        help="set the owner's or platform's password",
-        description="Give the owner or platform account a new password: typed at a prompt, read from "
-        "standard input with --password-stdin, or generated and printed once when there is no terminal.",
+        help="set an account's password: the owner's, the platform's, or an app's",
+        description="Give ACCOUNT a new password: typed at a prompt, read from standard input with "
+        "--password-stdin, or generated and printed once when there is no terminal. ACCOUNT is owner, "
+        "platform, or any account's email (in any case) or name, as it logs in with: apps' dataDebit and "
+        "dataCredit accounts restored by `hatd import` have no password until given one so. Ends the "
+        "account's browser sessions. An ACCOUNT that names no account is refused, changing nothing.",
     )
-    reset.add_argument("account", choices=("owner", "platform"))
+    reset.add_argument("account", metavar="ACCOUNT", help="owner, platform, or an account's email or name")
     reset.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
     reset.set_defaults(run=cmd_set_password)
     new = sub.add_parser(
