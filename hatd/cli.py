@@ -396,11 +396,12 @@ def parser() -> argparse.ArgumentParser:
         "provision",
         help="create a new HAT on a PostgreSQL server shared by many HATs",
         description="Create the HAT NAME on the server of HATD_DATABASE_URL (an admin DSN: a superuser, or a "
-        "role with CREATEROLE and CREATEDB), or on the embedded server: a role NAME (LOGIN only, with a "
-        "generated password) owning a database NAME that no other role may connect to; then migrate it and "
+        "role with CREATEROLE and CREATEDB), or on the embedded server: a role NAME (NOLOGIN for now, no "
+        "other power) owning a UTF8 database NAME that no other role may connect to; then migrate it and "
         "create its owner and platform accounts (HATD_OWNER_*, HATD_PLATFORM_*) and signing key, as "
-        "create-owner does. Prints the settings that serve it. Refuses, changing nothing, a NAME that "
-        "is taken.",
+        "create-owner does; last, let the role log in, with a generated password and a connection limit. "
+        "Until then the HAT's own `hatd serve` cannot connect. Prints the settings that serve it. Refuses, "
+        "changing nothing, a NAME that is taken.",
     )
     new.add_argument("name", metavar="NAME", help="1 to 32 lowercase letters, digits, underscores; a letter first")
     new.add_argument(
