@@ -239,6 +239,7 @@ async def provision_hat(
     cannot be finished is left unfinished (its role still cannot log in)."""
     check_name(name)
     check_role_password(password)
+    on_hat_database = _on_database(admin_dsn, name)
     conn = await asyncpg.connect(admin_dsn)
     try:
         await conn.execute(Q.lock_provisioning, PROVISION_LOCK_ID, name)
@@ -274,7 +275,7 @@ async def provision_hat(
                 await conn.execute(await _create_database_sql(conn, name))
             # The owner keeps its implicit rights; every other role loses the default CONNECT.
             await conn.execute(f'REVOKE CONNECT, TEMPORARY ON DATABASE "{name}" FROM PUBLIC')
-            hat = await asyncpg.connect(_on_database(admin_dsn, name))
+            hat = await asyncpg.connect(on_hat_database)
             try:
                 await hat.execute(f'SET ROLE "{name}"')
                 await prepare(hat, finishing)
