@@ -29,6 +29,7 @@ import pytest
 
 from hatd import provision
 from hatd.db import available_migrations
+from hatd.embedded import EmbeddedPostgres
 from tests import pg
 from tests.test_cli import REPO, Server, free_port, hatd, hatd_env, password_matches
 
@@ -511,6 +512,29 @@ def test_a_hat_that_cannot_be_finished_keeps_a_role_that_cannot_log_in(
     assert "HATD_OWNER_PASSWORD is longer than 72 bytes" in result.stderr
     [role] = query(admin_dsn, "SELECT rolcanlogin FROM pg_roles WHERE rolname = $1", name)
     assert role["rolcanlogin"] is False
+
+
+def test_an_unfinished_hat_on_the_embedded_server_is_not_served_and_says_how_to_finish_it(
+    tmp_path: Path, data_dir: Path
+) -> None:
+    with EmbeddedPostgres(data_dir) as embedded:
+        unfinished_role(embedded.dsn(), "alice")
+    env = hatd_env(tmp_path, data_dir=str(data_dir), embedded_database="alice")
+
+    result = hatd("migrate", env=env)
+
+    assert (result.returncode, result.stdout) == (1, "")
+    assert (
+        "the HAT 'alice' on the embedded server in " in result.stderr
+        and "was left unfinished by a provisioning that stopped part-way: finish it with "
+        "`hatd provision alice --exist-ok`"
+        in result.stderr
+    ), result.stderr
+
+    finished = hatd("provision", "alice", "--exist-ok", env=hatd_env(tmp_path, data_dir=str(data_dir)))
+
+    assert finished.returncode == 0, finished.stderr
+    assert hatd("migrate", env=env).stdout == "the database is up to date\n"
 
 
 # -- served ------------------------------------------------------------------------------------
