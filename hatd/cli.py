@@ -23,7 +23,8 @@ from aiohttp import web
 
 from hatd import db, provision
 from hatd.accesslog import AccessLogger
-from hatd.accounts.bootstrap import HatCreationError, create_hat, set_password
+from hatd.accounts.bootstrap import HatCreationError, check_account, create_hat, set_account_password, set_password
+from hatd.accounts.repository import SPECIAL_ROLES
 from hatd.app import create_app
 from hatd.embedded import EmbeddedError, EmbeddedPostgres
 from hatd.exports import repository as exports
@@ -95,11 +96,18 @@ def database(settings: Settings) -> Iterator[str]:
         name = settings.embedded_database
         if name == EMBEDDED_DATABASE:
             asyncio.run(provision.ensure_database(dsn, EMBEDDED_DATABASE, EMBEDDED_ROLE))
-        elif not asyncio.run(provision.hat_exists(dsn, name)):
-            raise provision.ProvisionError(
-                f"the embedded server in {settings.data_dir} holds no HAT named {name!r} "
-                f"(HATD_EMBEDDED_DATABASE): make it with `hatd provision {name}`"
-            )
+        else:
+            state = asyncio.run(provision.hat_state(dsn, name))
+            if state is provision.HatState.UNFINISHED:
+                raise provision.ProvisionError(
+                    f"the HAT {name!r} on the embedded server in {settings.data_dir} was left unfinished by a "
+                    f"provisioning that stopped part-way: finish it with `hatd provision {name} --exist-ok`"
+                )
+            if state is not provision.HatState.COMPLETE:
+                raise provision.ProvisionError(
+                    f"the embedded server in {settings.data_dir} holds no HAT named {name!r} "
+                    f"(HATD_EMBEDDED_DATABASE): make it with `hatd provision {name}`"
+                )
         yield embedded.dsn(name, user=name)
 
 
@@ -107,10 +115,14 @@ async def _prepare(dsn: str, settings: Settings) -> None:
     """Migrate, then create the HAT if this is its first start."""
     conn = await asyncpg.connect(dsn)
     try:
-        await db.migrate(conn)
-        created = await create_hat(conn, settings)
+        await _prepare_on(conn, settings)
     finally:
         await conn.close()
+
+
+async def _prepare_on(conn: asyncpg.Connection, settings: Settings) -> None:
+    await db.migrate(conn)
+    created = await create_hat(conn, settings)
     if created is None:
         return
     print(f"Created the HAT {settings.issuer}: owner {settings.owner_email} (userId {created.owner_id})")
@@ -138,28 +150,36 @@ def _check_address(address: str) -> str:
 def cmd_provision(settings: Settings, args: argparse.Namespace) -> int:
     name = provision.check_name(args.name)
     address = _check_address(args.address if args.address is not None else settings.issuer)
+    limit = provision.check_connection_limit(args.connection_limit, settings.pool_max_size)
     given = args.role_password_stdin
     role_password = (
         provision.check_role_password(sys.stdin.readline().rstrip("\r\n")) if given else provision.new_role_password()
     )
+    hat_settings = settings.replace(hat_address=address)
+
+    async def prepare(conn: asyncpg.Connection, finishing: bool) -> None:
+        if finishing:
+            print(f"Finishing the HAT {name}, left unfinished by an earlier provisioning.", flush=True)
+        await _prepare_on(conn, hat_settings)
+
     with server(settings) as (admin_dsn, embedded):
-        if args.exist_ok and asyncio.run(provision.hat_exists(admin_dsn, name)):
+        outcome = asyncio.run(
+            provision.provision_hat(
+                admin_dsn, name, role_password, prepare, connection_limit=limit, exist_ok=args.exist_ok
+            )
+        )
+        if outcome is provision.Provisioned.EXISTED:
             print(f"The HAT {name} exists already; nothing was changed.")
             return 0
-        asyncio.run(provision.create_role_and_database(admin_dsn, name, role_password))
         if embedded is not None:
-            hat_dsn = embedded.dsn(name, user=name)
             start = {"HATD_DATA_DIR": str(settings.data_dir.resolve()), "HATD_EMBEDDED_DATABASE": name}
         else:
-            hat_dsn = provision.hat_dsn(admin_dsn, name, role_password)
-            shown = provision.hat_dsn(admin_dsn, name, "ROLE-PASSWORD") if given else hat_dsn
-            start = {"HATD_DATABASE_URL": shown}
-        try:
-            asyncio.run(_prepare(hat_dsn, settings.replace(hat_address=address)))
-        except BaseException:
-            asyncio.run(provision.drop_role_and_database(admin_dsn, name))
-            raise
-    print(f"Its database {name} belongs to its role {name}; no other role may connect to it.\n")
+            shown = "ROLE-PASSWORD" if given else role_password
+            start = {"HATD_DATABASE_URL": provision.hat_dsn(admin_dsn, name, shown)}
+    print(
+        f"Its database {name} belongs to its role {name} (at most {limit} connections); no other role may "
+        "connect to it.\n"
+    )
     port = urlsplit(address).port or settings.port
     start |= {"HATD_HAT_ADDRESS": address, "HATD_PORT": str(port)}
     lines = [f"    {key}={shlex.quote(value)} \\" for key, value in start.items()]
@@ -216,27 +236,44 @@ def cmd_create_owner(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_set_password(settings: Settings, args: argparse.Namespace) -> int:
-    if args.password_stdin:
-        password = sys.stdin.readline().rstrip("\r\n")
-        generated = False
-    elif sys.stdin.isatty():
-        password = getpass.getpass(f"New password for the {args.account} account: ")
-        generated = False
-    else:
-        password, generated = secrets.token_urlsafe(18), True
-    if not password:
-        raise HatCreationError("the password must not be empty")
+    account: str = args.account
+    special = account in SPECIAL_ROLES
 
-    async def run(dsn: str) -> str:
+    async def check(dsn: str) -> None:
         conn = await asyncpg.connect(dsn)
         try:
-            return await set_password(conn, args.account, password, settings.bcrypt_rounds)
+            await check_account(conn, account)
         finally:
             await conn.close()
 
+    async def run(dsn: str, password: str) -> str:
+        conn = await asyncpg.connect(dsn)
+        try:
+            if special:
+                user_id = await set_password(conn, account, password, settings.bcrypt_rounds)
+                return f"Set the password of the {account} account ({user_id})."
+            done = await set_account_password(conn, account, password, settings.bcrypt_rounds)
+        finally:
+            await conn.close()
+        said = f"Set the password of the {done.role} account {account} ({done.user_id})."
+        if not done.enabled:
+            said += "\nIt is disabled: it cannot log in until the owner enables it (Accounts, /owner/accounts)."
+        return said
+
     with database(settings) as dsn:
-        user_id = asyncio.run(run(dsn))
-    print(f"Set the password of the {args.account} account ({user_id}).")
+        # A name nobody has is refused before a password is asked for (or made up and shown).
+        asyncio.run(check(dsn))
+        if args.password_stdin:
+            password = sys.stdin.readline().rstrip("\r\n")
+            generated = False
+        elif sys.stdin.isatty():
+            password = getpass.getpass(f"New password for the {account} account: ")
+            generated = False
+        else:
+            password, generated = secrets.token_urlsafe(18), True
+        if not password:
+            raise HatCreationError("the password must not be empty")
+        print(asyncio.run(run(dsn, password)))
     if generated:
         print(f"\n  The new password (shown only this once):\n\n      {password}\n")
     return 0
@@ -351,22 +388,26 @@ def parser() -> argparse.ArgumentParser:
     create.set_defaults(run=cmd_create_owner)
     reset = sub.add_parser(
         "set-password",
-        help="set the owner's or platform's password",
-        description="Give the owner or platform account a new password: typed at a prompt, read from "
-        "standard input with --password-stdin, or generated and printed once when there is no terminal.",
+        help="set an account's password: the owner's, the platform's, or an app's",
+        description="Give ACCOUNT a new password: typed at a prompt, read from standard input with "
+        "--password-stdin, or generated and printed once when there is no terminal. ACCOUNT is owner, "
+        "platform, or any account's email (in any case) or name, as it logs in with: apps' dataDebit and "
+        "dataCredit accounts restored by `hatd import` have no password until given one so. Ends the "
+        "account's browser sessions. An ACCOUNT that names no account is refused, changing nothing.",
     )
-    reset.add_argument("account", choices=("owner", "platform"))
+    reset.add_argument("account", metavar="ACCOUNT", help="owner, platform, or an account's email or name")
     reset.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
     reset.set_defaults(run=cmd_set_password)
     new = sub.add_parser(
         "provision",
         help="create a new HAT on a PostgreSQL server shared by many HATs",
         description="Create the HAT NAME on the server of HATD_DATABASE_URL (an admin DSN: a superuser, or a "
-        "role with CREATEROLE and CREATEDB), or on the embedded server: a role NAME (LOGIN only, with a "
-        "generated password) owning a database NAME that no other role may connect to; then migrate it and "
+        "role with CREATEROLE and CREATEDB), or on the embedded server: a role NAME (NOLOGIN for now, no "
+        "other power) owning a UTF8 database NAME that no other role may connect to; then migrate it and "
         "create its owner and platform accounts (HATD_OWNER_*, HATD_PLATFORM_*) and signing key, as "
-        "create-owner does. Prints the settings that serve it. Refuses, changing nothing, a NAME that "
-        "is taken.",
+        "create-owner does; last, let the role log in, with a generated password and a connection limit. "
+        "Until then the HAT's own `hatd serve` cannot connect. Prints the settings that serve it. Refuses, "
+        "changing nothing, a NAME that is taken.",
     )
     new.add_argument("name", metavar="NAME", help="1 to 32 lowercase letters, digits, underscores; a letter first")
     new.add_argument(
@@ -377,12 +418,21 @@ def parser() -> argparse.ArgumentParser:
     new.add_argument(
         "--role-password-stdin",
         action="store_true",
-        help="read the role's password from standard input instead of generating one (16+ printable ASCII)",
+        help="read the role's password from standard input instead of generating one: 16 to 200 of "
+        "A-Z a-z 0-9 . _ ~ - (it goes into DSNs unescaped)",
+    )
+    new.add_argument(
+        "--connection-limit",
+        metavar="N",
+        default=str(provision.DEFAULT_CONNECTION_LIMIT),
+        help="the most connections the HAT's role may hold at once, so that one HAT cannot starve the others; "
+        f"more than HATD_POOL_MAX_SIZE (default {provision.DEFAULT_CONNECTION_LIMIT})",
     )
     new.add_argument(
         "--exist-ok",
         action="store_true",
-        help="exit 0, changing nothing, when the HAT NAME exists already (for provisioning jobs that rerun)",
+        help="exit 0, changing nothing, when the HAT NAME exists whole; finish it when an earlier provisioning "
+        "stopped part-way (for provisioning jobs that rerun)",
     )
     new.set_defaults(run=cmd_provision)
     export = sub.add_parser(

@@ -4,15 +4,23 @@ owning a database of its own that no other role may connect to.
 This module is the one place where hatd builds DDL: role and database names cannot be query
 parameters, so they are checked against HAT_NAME first and only then quoted into statements.
 Passwords never travel in clear text: the server gets a SCRAM-SHA-256 verifier computed here, so a
-server that logs DDL (log_statement = 'ddl') logs no usable password."""
+server that logs DDL (log_statement = 'ddl') logs no usable password.
+
+A HAT's role is made NOLOGIN and may log in only once the HAT inside is whole (migrated, owner and
+platform accounts and signing key made): until then the HAT's own `hatd serve`, which may already
+hold the role's password (a pod restarting beside the provisioning job), cannot connect and make
+the HAT with its own defaults. The provisioning itself works as the admin role, `SET ROLE` to the
+HAT's role so that the role owns what it makes."""
 
 from __future__ import annotations
 
 import base64
+import enum
 import hashlib
 import hmac
 import re
 import secrets
+from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
@@ -29,13 +37,40 @@ RESERVED_NAMES = frozenset(
     {"postgres", "template0", "template1", "public", "none", "current_role", "current_user", "session_user", "all"}
 )
 SCRAM_ITERATIONS = 4096
-# A password the server gets only as a SCRAM verifier; PostgreSQL would SASLprep anything beyond
-# printable ASCII first, so such passwords are refused rather than silently verified differently.
-ROLE_PASSWORD = re.compile(r"[\x21-\x7e]{16,200}")
+# Role passwords go into DSNs, and the deployment files paste them there unescaped: only URL
+# "unreserved" characters, so a password never needs percent-encoding (and never needs SASLprep).
+ROLE_PASSWORD = re.compile(r"[A-Za-z0-9._~-]{16,200}")
+# Marks a role as made by `hatd provision`: a role so marked that cannot log in yet is a HAT whose
+# provisioning stopped part-way, which `--exist-ok` may finish; any other role is someone else's.
+ROLE_COMMENT = "hatd: the role of a HAT, made by hatd provision"
+# A HAT's pool opens up to HATD_POOL_MAX_SIZE (10) connections; a few more for `hatd migrate`,
+# `hatd export` or a starting process beside a stopping one.
+DEFAULT_CONNECTION_LIMIT = 20
+MAX_CONNECTION_LIMIT = 10000
+# Serialises `hatd provision` runs for one name (two jobs at once, a job rerun beside a slow one).
+PROVISION_LOCK_ID = 0x6861_7470
 
 
 class ProvisionError(RuntimeError):
     """A HAT cannot be provisioned (or served) as asked; the message says why and what to do."""
+
+
+class HatState(enum.Enum):
+    ABSENT = "absent"  # no role and no database of that name
+    COMPLETE = "complete"  # the role owns the database of that name and may log in
+    UNFINISHED = "unfinished"  # hatd's role, not yet allowed to log in; its database, if any, is its own
+    TAKEN = "taken"  # a role or database of that name that is no HAT of hatd's
+
+
+class Provisioned(enum.Enum):
+    CREATED = "created"
+    FINISHED = "finished"
+    EXISTED = "existed"
+
+
+# What makes the HAT inside its database (migrations, accounts, key): called with a connection to
+# that database acting as the HAT's role, and whether an unfinished HAT is being finished.
+Prepare = Callable[[asyncpg.Connection, bool], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -60,8 +95,28 @@ def check_name(name: str) -> str:
 
 def check_role_password(password: str) -> str:
     if not ROLE_PASSWORD.fullmatch(password):
-        raise ProvisionError("the role password must be 16 to 200 printable ASCII characters, without spaces")
+        raise ProvisionError(
+            "the role password must be 16 to 200 characters among A-Z a-z 0-9 . _ ~ - (it goes into DSNs "
+            "unescaped); make one with: python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
+        )
     return password
+
+
+def check_connection_limit(value: str, pool_max_size: int) -> int:
+    """The CONNECTION LIMIT of a HAT's role, or ProvisionError: more than the pool may open, at most
+    MAX_CONNECTION_LIMIT."""
+    try:
+        limit = int(value)
+    except ValueError:
+        raise ProvisionError(f"--connection-limit {value!r} is not a whole number") from None
+    if limit <= pool_max_size:
+        raise ProvisionError(
+            f"--connection-limit {limit} leaves no room: a HAT's pool alone opens up to HATD_POOL_MAX_SIZE "
+            f"({pool_max_size}) connections; give more than that (default {DEFAULT_CONNECTION_LIMIT})"
+        )
+    if limit > MAX_CONNECTION_LIMIT:
+        raise ProvisionError(f"--connection-limit {limit} is more than {MAX_CONNECTION_LIMIT}")
+    return limit
 
 
 def new_role_password() -> str:
@@ -82,19 +137,29 @@ def scram_verifier(password: str, *, salt: bytes | None = None, iterations: int 
     return f"SCRAM-SHA-256${iterations}:{b64(salt)}${b64(stored_key)}:{b64(server_key)}"
 
 
-def hat_dsn(admin_dsn: str, name: str, password: str) -> str:
-    """The admin DSN turned into the HAT's own: same server and options, the HAT's role and database."""
+def _on_database(admin_dsn: str, name: str) -> str:
+    """The admin DSN naming the database `name` (and no other, in its path or its options)."""
     parts = urlsplit(admin_dsn)
     if parts.scheme not in ("postgresql", "postgres"):
         raise ProvisionError("HATD_DATABASE_URL must be a postgresql:// URL")
-    hosts = parts.netloc.rpartition("@")[2]
     query = [
         (key, value)
         for key, value in parse_qsl(parts.query, keep_blank_values=True)
-        if key not in ("user", "password", "dbname", "database")
+        if key not in ("dbname", "database")
+    ]
+    return urlunsplit((parts.scheme, parts.netloc, f"/{name}", urlencode(query, safe="/"), ""))
+
+
+def hat_dsn(admin_dsn: str, name: str, password: str) -> str:
+    """The admin DSN turned into the HAT's own: same server and options, the HAT's role and database.
+    The password is percent-encoded, though role passwords hatd accepts never need it."""
+    parts = urlsplit(_on_database(admin_dsn, name))
+    hosts = parts.netloc.rpartition("@")[2]
+    query = [
+        (key, value) for key, value in parse_qsl(parts.query, keep_blank_values=True) if key not in ("user", "password")
     ]
     netloc = f"{quote(name, safe='')}:{quote(password, safe='')}@{hosts}"
-    return urlunsplit((parts.scheme, netloc, f"/{name}", urlencode(query, safe="/"), ""))
+    return urlunsplit((parts.scheme, netloc, parts.path, urlencode(query, safe="/"), ""))
 
 
 async def server_powers(conn: asyncpg.Connection) -> ServerPowers:
@@ -103,12 +168,33 @@ async def server_powers(conn: asyncpg.Connection) -> ServerPowers:
     return ServerPowers(row["rolname"], row["rolsuper"], row["rolcreaterole"], row["rolcreatedb"])
 
 
-async def hat_exists(admin_dsn: str, name: str) -> bool:
-    """Whether the server holds the HAT `name`: a database of that name owned by the role of that name."""
+@dataclass(frozen=True)
+class _Found:
+    state: HatState
+    role: bool
+    database: bool
+
+
+async def _find(conn: asyncpg.Connection, name: str) -> _Found:
+    row = await conn.fetchrow(Q.hat_parts, name)
+    assert row is not None
+    role, owner = row["role_exists"], row["database_owner"]
+    if not role and owner is None:
+        state = HatState.ABSENT
+    elif role and row["can_login"] and owner == name:
+        state = HatState.COMPLETE
+    elif role and not row["can_login"] and row["role_comment"] == ROLE_COMMENT and owner in (None, name):
+        state = HatState.UNFINISHED
+    else:
+        state = HatState.TAKEN
+    return _Found(state, role, owner is not None)
+
+
+async def hat_state(admin_dsn: str, name: str) -> HatState:
+    """Whether the server holds the HAT `name`, whole or unfinished, or something else by that name."""
     conn = await asyncpg.connect(admin_dsn)
     try:
-        owner: str | None = await conn.fetchval(Q.database_owner, check_name(name))
-        return owner == name
+        return (await _find(conn, check_name(name))).state
     finally:
         await conn.close()
 
@@ -134,14 +220,43 @@ async def ensure_database(admin_dsn: str, name: str, owner: str) -> None:
         await conn.close()
 
 
-async def create_role_and_database(admin_dsn: str, name: str, password: str) -> None:
-    """The HAT's role (LOGIN, no other power, `password`) and its database, owned by it, that only
-    that role (and superusers) may connect to. Refuses, changing nothing, when either name is taken
-    or the admin DSN's role lacks the powers; undoes its own work when a later step fails."""
+async def provision_hat(
+    admin_dsn: str,
+    name: str,
+    password: str,
+    prepare: Prepare,
+    *,
+    connection_limit: int = DEFAULT_CONNECTION_LIMIT,
+    exist_ok: bool = False,
+) -> Provisioned:
+    """Makes the HAT `name`: its role (NOLOGIN for now, no other power) and its database, owned by
+    it, that only that role (and superusers) may connect to; then `prepare` fills the database; last,
+    the role may log in, with `password` and at most `connection_limit` connections.
+
+    Refuses, changing nothing, when the name is taken or the admin DSN's role lacks the powers.
+    With `exist_ok`, a whole HAT is left as it is (EXISTED) and an unfinished one is finished
+    (FINISHED). A new HAT that cannot be finished is dropped again; an unfinished one that still
+    cannot be finished is left unfinished (its role still cannot log in)."""
     check_name(name)
     check_role_password(password)
+    on_hat_database = _on_database(admin_dsn, name)
     conn = await asyncpg.connect(admin_dsn)
     try:
+        await conn.execute(Q.lock_provisioning, PROVISION_LOCK_ID, name)
+        found = await _find(conn, name)
+        if found.state is HatState.COMPLETE and exist_ok:
+            return Provisioned.EXISTED
+        if found.state is HatState.UNFINISHED and not exist_ok:
+            raise ProvisionError(
+                f"the HAT {name!r} was left unfinished by a provisioning that stopped part-way (its role cannot "
+                f"log in yet): run `hatd provision {name} --exist-ok` to finish it. Nothing was changed."
+            )
+        if found.state in (HatState.COMPLETE, HatState.TAKEN):
+            taken = [kind for kind, there in (("a role", found.role), ("a database", found.database)) if there]
+            raise ProvisionError(
+                f"{' and '.join(taken)} named {name!r} already exist{'s' if len(taken) == 1 else ''} on the "
+                "server: choose another name for a new HAT. Nothing was changed."
+            )
         powers = await server_powers(conn)
         if not (powers.superuser or (powers.createrole and powers.createdb)):
             raise ProvisionError(
@@ -149,41 +264,62 @@ async def create_role_and_database(admin_dsn: str, name: str, password: str) -> 
                 "needs a superuser or a role with CREATEROLE and CREATEDB (set HATD_DATABASE_URL to such a "
                 "role's DSN). Nothing was changed."
             )
-        taken = [
-            kind
-            for kind, query in (("a role", Q.role_exists), ("a database", Q.database_exists))
-            if await conn.fetchval(query, name)
-        ]
-        if taken:
-            raise ProvisionError(
-                f"{' and '.join(taken)} named {name!r} already exist{'s' if len(taken) == 1 else ''} on the "
-                "server: choose another name for a new HAT. Nothing was changed."
-            )
-        try:
-            await conn.execute(
-                f'CREATE ROLE "{name}" LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS '
-                f"PASSWORD '{scram_verifier(password)}'"
-            )
-        except (asyncpg.DuplicateObjectError, asyncpg.UniqueViolationError):
-            raise ProvisionError(
-                f"a role named {name!r} was created by someone else meanwhile. Nothing was changed."
-            ) from None
+        finishing = found.state is HatState.UNFINISHED
+        if not finishing:
+            await _create_role(conn, name)
         try:
             if not powers.superuser:
-                # CREATE DATABASE ... OWNER needs the creator to be a member of the owner role.
+                # CREATE DATABASE ... OWNER, and SET ROLE, need the admin to be a member of the role.
                 await conn.execute(f'GRANT "{name}" TO CURRENT_USER')
-            await conn.execute(f'CREATE DATABASE "{name}" OWNER "{name}"')
+            if not found.database:
+                await conn.execute(await _create_database_sql(conn, name))
             # The owner keeps its implicit rights; every other role loses the default CONNECT.
             await conn.execute(f'REVOKE CONNECT, TEMPORARY ON DATABASE "{name}" FROM PUBLIC')
+            hat = await asyncpg.connect(on_hat_database)
+            try:
+                await hat.execute(f'SET ROLE "{name}"')
+                await prepare(hat, finishing)
+            finally:
+                await hat.close()
+            # The last step: from here on the HAT's own process may connect.
+            await conn.execute(
+                f'ALTER ROLE "{name}" LOGIN CONNECTION LIMIT {int(connection_limit)} '
+                f"PASSWORD '{scram_verifier(password)}'"
+            )
         except BaseException:
-            await _drop(conn, name)
+            if not finishing:
+                await _drop(conn, name)
             raise
+        return Provisioned.FINISHED if finishing else Provisioned.CREATED
     finally:
         await conn.close()
 
 
+async def _create_role(conn: asyncpg.Connection, name: str) -> None:
+    """The HAT's role, NOLOGIN, marked as hatd's in the same transaction (so a role left by a killed
+    provisioning is always recognisable as an unfinished HAT's)."""
+    try:
+        async with conn.transaction():
+            await conn.execute(
+                f'CREATE ROLE "{name}" NOLOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS'
+            )
+            await conn.execute(f"COMMENT ON ROLE \"{name}\" IS '{ROLE_COMMENT}'")
+    except (asyncpg.DuplicateObjectError, asyncpg.UniqueViolationError):
+        raise ProvisionError(
+            f"a role named {name!r} was created by someone else meanwhile. Nothing was changed."
+        ) from None
+
+
+async def _create_database_sql(conn: asyncpg.Connection, name: str) -> str:
+    """CREATE DATABASE for a HAT: UTF8 whatever the server's default, from template0 (template1 may
+    hold a provider's own objects). template0's locale suits UTF8 if template0 is UTF8 itself;
+    otherwise its locale may not (en_US.ISO-8859-1, say), and the C locale suits any encoding."""
+    locale = "" if await conn.fetchval(Q.template0_is_utf8) else " LC_COLLATE 'C' LC_CTYPE 'C'"
+    return f'CREATE DATABASE "{name}" OWNER "{name}" ENCODING \'UTF8\' TEMPLATE template0{locale}'
+
+
 async def drop_role_and_database(admin_dsn: str, name: str) -> None:
-    """Undo create_role_and_database (when the HAT could not be finished)."""
+    """Drop the HAT `name`: its database and its role (tests use it)."""
     conn = await asyncpg.connect(admin_dsn)
     try:
         await _drop(conn, check_name(name))

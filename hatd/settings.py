@@ -35,7 +35,7 @@ class Settings:
     port: int
     hat_address: str
     data_dir: Path
-    database_url: str
+    database_url: str = dataclasses.field(repr=False)
     embedded_database: str
     pool_min_size: int
     pool_max_size: int

@@ -224,6 +224,13 @@ def test_help_names_the_commands_and_the_settings(tmp_path: Path) -> None:
     assert "Start the HTTP server." in text
     assert "Without HATD_DATABASE_URL it starts the embedded PostgreSQL under HATD_DATA_DIR" in text
 
+    reset = hatd("set-password", "--help", env=env)
+
+    assert (reset.returncode, reset.stderr) == (0, "")
+    assert reset.stdout.startswith("usage: hatd set-password [-h] [--password-stdin] ACCOUNT")
+    text = " ".join(reset.stdout.split())
+    assert "ACCOUNT is owner, platform, or any account's email (in any case) or name" in text
+
 
 def test_a_bad_setting_exits_2_naming_it(tmp_path: Path) -> None:
     result = hatd("migrate", env=hatd_env(tmp_path, port="notanumber"))
@@ -317,6 +324,61 @@ def test_set_password_before_the_hat_exists_exits_1(tmp_path: Path, database_url
 
     assert (result.returncode, result.stdout) == (1, "")
     assert "this HAT has not been created yet: run `hatd create-owner` first" in result.stderr
+
+
+def accounts(dsn: str) -> list[tuple[Any, ...]]:
+    async def fetch() -> list[tuple[Any, ...]]:
+        conn = await asyncpg.connect(dsn)
+        try:
+            return [tuple(row.values()) for row in await conn.fetch("SELECT * FROM accounts ORDER BY user_id")]
+        finally:
+            await conn.close()
+
+    return asyncio.run(fetch())
+
+
+def test_set_password_refuses_an_account_nobody_has_changing_nothing(tmp_path: Path, database_url: str) -> None:
+    env = hatd_env(tmp_path, database_url=database_url, owner_password="old-password")
+    assert hatd("create-owner", env=env).returncode == 0
+    before = accounts(database_url)
+
+    given = hatd("set-password", "nobody@cli.test", "--password-stdin", env=env, stdin="new-password\n")
+    # Without a terminal and without --password-stdin a password would be made up and shown: not here.
+    made_up = hatd("set-password", "nobody", env=env)
+
+    for result, account in ((given, "nobody@cli.test"), (made_up, "nobody")):
+        assert (result.returncode, result.stdout) == (1, "")
+        assert result.stderr == (
+            f"hatd: no account has the email or name {account!r}: give owner, platform, or an account's email "
+            "or name. Nothing was changed.\n"
+        )
+    assert accounts(database_url) == before
+
+
+def test_set_password_by_email_closes_the_accounts_browser_sessions(tmp_path: Path, database_url: str) -> None:
+    env = hatd_env(tmp_path, database_url=database_url, owner_password="old-password")
+    assert hatd("create-owner", env=env).returncode == 0
+    owner_id = account(database_url, "owner")["user_id"]
+
+    async def open_session() -> None:
+        conn = await asyncpg.connect(database_url)
+        try:
+            await conn.execute(
+                "INSERT INTO web_sessions (secret_hash, user_id, csrf, expires) "
+                "VALUES (sha256('s'), $1, repeat('c', 32), now() + interval '1 hour')",
+                owner_id,
+            )
+        finally:
+            await conn.close()
+
+    asyncio.run(open_session())
+
+    result = hatd("set-password", OWNER_EMAIL.upper(), "--password-stdin", env=env, stdin="new-password\n")
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"Set the password of the owner account {OWNER_EMAIL.upper()} ({owner_id}).\n"
+    assert password_matches("new-password", account(database_url, "owner")["pass_hash"])
+    assert asyncio.run(_fetchrow(database_url, "SELECT count(*) FROM web_sessions"))[0] == 0  # type: ignore[index]
 
 
 @pytest.mark.slow

@@ -132,11 +132,61 @@ def test_kubernetes_hats_are_non_root_probed_on_health_and_limited() -> None:
         assert pod["securityContext"]["runAsNonRoot"] is True
         [container] = pod["containers"]
         assert container["readinessProbe"]["httpGet"]["path"] == "/health"
-        assert container["livenessProbe"]["httpGet"]["path"] == "/health"
+        # /health asks the database: a liveness probe on it would restart every HAT's pod, over and
+        # over, while PostgreSQL is down. Alive means the process answers on its port.
+        assert set(container["livenessProbe"]) & {"httpGet", "exec", "grpc"} == set()
+        assert container["livenessProbe"]["tcpSocket"]["port"] == "http"
         assert container["resources"]["limits"]["memory"]
         assert container["securityContext"]["allowPrivilegeEscalation"] is False
         # Longer than hatd's 30 s of graceful shutdown.
         assert pod["terminationGracePeriodSeconds"] > 30
+
+
+def seconds(duration: str) -> float:
+    """A compose duration (40s, 1m30s, 1h) in seconds."""
+    parts = re.fullmatch(r"(?:(\d+)h)?(?:(\d+)m(?!s))?(?:(\d+)s)?(?:(\d+)ms)?", duration)
+    assert parts and duration, f"not a duration: {duration!r}"
+    hours, minutes, secs, millis = (int(part or 0) for part in parts.groups())
+    return hours * 3600 + minutes * 60 + secs + millis / 1000
+
+
+def test_seconds_reads_compose_durations() -> None:
+    assert [seconds(d) for d in ("40s", "1m30s", "1h", "500ms", "2m")] == [40, 90, 3600, 0.5, 120]
+
+
+def test_compose_lets_each_hat_finish_its_graceful_shutdown() -> None:
+    [compose] = documents(DEPLOY / "compose.yaml")
+    hats = {
+        name: service
+        for name, service in compose["services"].items()
+        if {"HATD_DATABASE_URL", "HATD_HAT_ADDRESS"} <= set(service.get("environment", {}))
+    }
+
+    assert len(hats) >= 3
+    for name, service in hats.items():
+        # Docker kills after 10 s by default; hatd takes up to 30 s to finish requests in flight.
+        assert seconds(str(service.get("stop_grace_period", "10s"))) >= 35, name
+
+
+def admin_user_reference(env: list[dict[str, Any]]) -> str:
+    """The variable the provisioning container's admin DSN takes its user from: $(VAR) only."""
+    [dsn] = [item["value"] for item in env if item["name"] == "HATD_DATABASE_URL"]
+    user = urlsplit(dsn).netloc.rpartition("@")[0].partition(":")[0]
+    reference = re.fullmatch(r"\$\((\w+)\)", user)
+    assert reference, f"the admin user is written into the DSN: {user!r}"
+    return reference[1]
+
+
+def test_kubernetes_provisioning_takes_the_admin_user_from_the_secret() -> None:
+    [job] = [doc for doc in documents(DEPLOY / "kubernetes" / "provision-job.yaml") if doc["kind"] == "Job"]
+    [container] = job["spec"]["template"]["spec"]["containers"]
+    variable = admin_user_reference(container["env"])
+
+    [source] = [item for item in container["env"] if item["name"] == variable]
+    assert source["valueFrom"]["secretKeyRef"]["name"] == "postgres"
+    # The DSN refers to it, so it must be defined before HATD_DATABASE_URL (Kubernetes expands in order).
+    names = [item["name"] for item in container["env"]]
+    assert names.index(variable) < names.index("HATD_DATABASE_URL")
 
 
 def test_kustomization_lists_every_manifest() -> None:

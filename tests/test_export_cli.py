@@ -15,8 +15,10 @@ from typing import Any
 
 import pytest
 
+from hatd.app import create_app
+from hatd.settings import Settings
 from tests import pg
-from tests.conftest import auth
+from tests.conftest import auth, login, new_account
 from tests.test_cli import REPO, hatd, hatd_env
 from tests.test_export import fill
 
@@ -76,6 +78,46 @@ async def test_export_and_import_as_commands(
         "hatd: import refused, nothing was changed: this HAT is not empty (it has accounts, data_tables,"
     )
     assert (await asyncio.to_thread(hatd_bytes, "export", "-", env=target)).stdout == served
+
+
+async def test_imported_app_accounts_log_in_again_once_set_password_gives_them_one(
+    client: Any,
+    owner_token: str,
+    database: str,
+    new_database: str,
+    tmp_path: Path,
+    settings: Settings,
+    aiohttp_client: Any,
+) -> None:
+    debit, _ = await new_account(client, owner_token, "dataDebit", number="debit")
+    credit, _ = await new_account(client, owner_token, "dataCredit", number="credit")
+    source = hatd_env(tmp_path, database_url=database, hat_address=ISSUER)
+    target = hatd_env(tmp_path, database_url=new_database, hat_address=ISSUER, owner_password="target-password")
+    file = tmp_path / "hat.jsonl"
+    assert (await asyncio.to_thread(hatd, "export", str(file), env=source)).returncode == 0
+    assert (await asyncio.to_thread(hatd, "create-owner", env=target)).returncode == 0
+    assert (await asyncio.to_thread(hatd, "import", str(file), env=target)).returncode == 0
+    restored = await aiohttp_client(create_app(settings.replace(database_url=new_database)))
+    response = await restored.get(
+        "/users/access_token", headers={"username": "appdebit@example.com", "password": "app-password"}
+    )
+    assert response.status == 401
+
+    # By email, in any case, and by name: what the account logs in with.
+    by_email = await asyncio.to_thread(
+        hatd, "set-password", "AppDebit@Example.com", "--password-stdin", env=target, stdin="debit-new-password\n"
+    )
+    by_name = await asyncio.to_thread(
+        hatd, "set-password", "appcredit", "--password-stdin", env=target, stdin="credit-new-password\n"
+    )
+
+    assert by_email.returncode == 0, by_email.stderr
+    assert by_email.stdout == f"Set the password of the dataDebit account AppDebit@Example.com ({debit['userId']}).\n"
+    assert by_name.returncode == 0, by_name.stderr
+    assert by_name.stdout == f"Set the password of the dataCredit account appcredit ({credit['userId']}).\n"
+    await login(restored, "appdebit@example.com", "debit-new-password")
+    await login(restored, "appcredit", "credit-new-password")
+    await login(restored, "owner@hat.test", "target-password")
 
 
 def test_a_bad_file_exits_1_naming_the_line(tmp_path: Path, new_database: str) -> None:

@@ -14,9 +14,12 @@ import re
 import shlex
 import signal
 import socket
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +28,10 @@ import jwt
 import pytest
 
 from hatd import provision
+from hatd.db import available_migrations
+from hatd.embedded import EmbeddedPostgres
 from tests import pg
-from tests.test_cli import Server, free_port, hatd, hatd_env, password_matches
+from tests.test_cli import REPO, Server, free_port, hatd, hatd_env, password_matches
 
 NewName = Callable[[], str]
 
@@ -105,12 +110,16 @@ def test_provision_makes_a_role_with_no_powers_owning_a_closed_database_holding_
     powers = ("rolsuper", "rolcreatedb", "rolcreaterole", "rolreplication", "rolbypassrls")
     assert [role[power] for power in powers] == [False] * 5
     assert role["rolpassword"].startswith("SCRAM-SHA-256$4096:")
+    # One HAT cannot take every connection the server has (the default is above the default pool).
+    assert role["rolconnlimit"] == provision.DEFAULT_CONNECTION_LIMIT == 20
     [database] = query(
         admin_dsn,
-        "SELECT pg_get_userbyid(datdba) AS owner, datacl::text[] AS acl FROM pg_database WHERE datname = $1",
+        "SELECT pg_get_userbyid(datdba) AS owner, datacl::text[] AS acl,"
+        " pg_encoding_to_char(encoding) AS encoding FROM pg_database WHERE datname = $1",
         name,
     )
     assert database["owner"] == name
+    assert database["encoding"] == "UTF8"
     # PUBLIC (an empty grantee) keeps no CONNECT (c) and no TEMPORARY (T); the owner keeps all.
     assert sorted(database["acl"]) == sorted([f"{name}=CTc/{name}"])
 
@@ -261,16 +270,70 @@ def test_a_role_password_from_stdin_is_stored_as_a_scram_verifier_and_never_prin
     assert provision.scram_verifier(password + "x", salt=base64.b64decode(salt)) != stored[0]
 
 
-def test_a_short_role_password_is_refused(tmp_path: Path, admin_dsn: str, new_name: NewName) -> None:
+@pytest.mark.parametrize(
+    ("limit", "complaint"),
+    [
+        ("10", "--connection-limit 10 leaves no room: a HAT's pool alone opens up to HATD_POOL_MAX_SIZE (10)"),
+        ("0", "--connection-limit 0 leaves no room"),
+        ("-1", "--connection-limit -1 leaves no room"),
+        ("10001", "--connection-limit 10001 is more than 10000"),
+        ("many", "--connection-limit 'many' is not a whole number"),
+    ],
+)
+def test_a_bad_connection_limit_is_refused(
+    tmp_path: Path, admin_dsn: str, new_name: NewName, limit: str, complaint: str
+) -> None:
     name = new_name()
 
-    result = hatd(
-        "provision", name, "--role-password-stdin", env=hatd_env(tmp_path, database_url=admin_dsn), stdin="short\n"
-    )
+    result = hatd("provision", name, f"--connection-limit={limit}", env=hatd_env(tmp_path, database_url=admin_dsn))
 
     assert (result.returncode, result.stdout) == (1, "")
-    assert "the role password must be 16 to 200 printable ASCII characters" in result.stderr
+    assert result.stderr.startswith(f"hatd: {complaint}"), result.stderr
     assert server_state(admin_dsn, name) == ()
+
+
+@pytest.mark.parametrize(
+    "password",
+    [
+        "short",
+        "has/a/slash-0123456789",
+        "has@an-at-sign-0123456789",
+        "has#a-hash-0123456789",
+        "has%25-a-percent-0123456789",
+        "has?a-question-0123456789",
+        "has:a-colon-0123456789",
+        "has a space 0123456789",
+        "non-ascii-é-0123456789",
+        "x" * 201,
+    ],
+)
+def test_a_role_password_that_is_short_or_not_url_safe_is_refused(
+    tmp_path: Path, admin_dsn: str, new_name: NewName, password: str
+) -> None:
+    """Role passwords go into DSNs, which the deployment files build by pasting them in unescaped."""
+    name = new_name()
+    env = hatd_env(tmp_path, database_url=admin_dsn)
+
+    result = hatd("provision", name, "--role-password-stdin", env=env, stdin=password + "\n")
+
+    assert (result.returncode, result.stdout) == (1, "")
+    assert "hatd: the role password must be 16 to 200 characters among A-Z a-z 0-9 . _ ~ -" in result.stderr
+    assert password not in result.stderr
+    assert server_state(admin_dsn, name) == ()
+
+
+def test_every_url_safe_role_password_makes_a_dsn_that_logs_in(
+    tmp_path: Path, admin_dsn: str, new_name: NewName
+) -> None:
+    name, password = new_name(), "Az09._~-" * 3
+    env = hatd_env(tmp_path, database_url=admin_dsn)
+
+    result = hatd("provision", name, "--role-password-stdin", env=env, stdin=password + "\n")
+
+    assert result.returncode == 0, result.stderr
+    # As the deployment files build it: the password pasted in as it is.
+    pasted = start_settings(result.stdout)["HATD_DATABASE_URL"].replace("ROLE-PASSWORD", password)
+    assert query(pasted, "SELECT current_user")[0][0] == name
 
 
 async def test_the_scram_verifier_is_the_one_postgresql_computes(admin_dsn: str) -> None:
@@ -313,6 +376,165 @@ def test_a_bad_address_is_refused(tmp_path: Path, admin_dsn: str, new_name: NewN
     assert (result.returncode, result.stdout) == (1, "")
     assert "hatd: --address 'alice.example' is not a HAT address" in result.stderr
     assert server_state(admin_dsn, name) == ()
+
+
+def can_log_in(dsn: str) -> bool:
+    """Whether the DSN's role may log in (what a HAT's pod tries until it succeeds)."""
+    try:
+        query(dsn, "SELECT 1")
+    except asyncpg.InvalidAuthorizationSpecificationError as exc:
+        assert "not permitted to log in" in str(exc)
+        return False
+    return True
+
+
+def wait_for(admin_dsn: str, sql: str, *args: Any, timeout: float = 30) -> None:
+    """Until the query (on the admin DSN) returns true; a database that does not exist yet is false."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with suppress(asyncpg.InvalidCatalogNameError, asyncpg.UndefinedTableError):
+            if query(admin_dsn, sql, *args)[0][0]:
+                return
+        time.sleep(0.02)
+    pytest.fail(f"not true within {timeout} s: {sql}")
+
+
+def test_a_provisioning_killed_part_way_leaves_a_role_that_cannot_log_in_and_exist_ok_finishes_it(
+    tmp_path: Path, admin_dsn: str, new_name: NewName
+) -> None:
+    name, password = new_name(), "Role-password-0123456789"
+    hat_dsn = provision.hat_dsn(admin_dsn, name, password)
+    # A slow owner hash: the provisioning is known to be past the migrations and before the HAT is
+    # made when it is killed, the window in which a pod holding the role's password would start.
+    env = hatd_env(tmp_path, database_url=admin_dsn, owner_password="the-configured-one", bcrypt_rounds="16")
+    job = subprocess.Popen(
+        [sys.executable, "-m", "hatd", "provision", name, "--role-password-stdin"],
+        cwd=REPO,
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert job.stdin is not None
+        job.stdin.write(password + "\n")
+        job.stdin.close()
+        wait_for(
+            pg.with_database(admin_dsn, name),
+            "SELECT count(*) = $1 FROM schema_migrations",
+            len(available_migrations()),
+        )
+        assert job.poll() is None
+    finally:
+        job.kill()
+        job.wait()
+
+    [role] = query(admin_dsn, "SELECT rolcanlogin FROM pg_roles WHERE rolname = $1", name)
+    assert role["rolcanlogin"] is False
+    assert not can_log_in(hat_dsn)
+    # The HAT's pod, restarting meanwhile, cannot make the HAT with its own defaults.
+    pod = hatd("create-owner", env=hatd_env(tmp_path, database_url=hat_dsn))
+    assert (pod.returncode, pod.stdout) == (1, "")
+    assert "not permitted to log in" in pod.stderr
+    admin_hat = pg.with_database(admin_dsn, name)
+    assert query(admin_hat, "SELECT count(*) FROM accounts")[0][0] == 0
+    before = server_state(admin_dsn, name)
+
+    again = hatd("provision", name, env=hatd_env(tmp_path, database_url=admin_dsn), stdin=password + "\n")
+
+    assert (again.returncode, again.stdout) == (1, "")
+    assert f"hatd: the HAT {name!r} was left unfinished" in again.stderr
+    assert f"`hatd provision {name} --exist-ok`" in again.stderr
+    assert "Nothing was changed." in again.stderr
+    assert server_state(admin_dsn, name) == before
+
+    env = hatd_env(tmp_path, database_url=admin_dsn, owner_password="the-configured-one")
+    finished = hatd("provision", name, "--exist-ok", "--role-password-stdin", env=env, stdin=password + "\n")
+
+    assert finished.returncode == 0, finished.stderr
+    assert finished.stdout.startswith(f"Finishing the HAT {name}, left unfinished by an earlier provisioning.\n")
+    assert start_settings(finished.stdout)["HATD_DATABASE_URL"] == provision.hat_dsn(admin_dsn, name, "ROLE-PASSWORD")
+    assert can_log_in(hat_dsn)
+    [owner] = query(hat_dsn, "SELECT pass_hash FROM accounts WHERE role = 'owner'")
+    assert password_matches("the-configured-one", owner["pass_hash"])
+    assert query(hat_dsn, "SELECT count(*) FROM signing_keys")[0][0] == 1
+
+    rerun = hatd("provision", name, "--exist-ok", "--role-password-stdin", env=env, stdin=password + "\n")
+
+    assert (rerun.returncode, rerun.stdout) == (0, f"The HAT {name} exists already; nothing was changed.\n")
+
+
+def unfinished_role(admin_dsn: str, name: str) -> None:
+    """What a provisioning killed right after its first statement leaves: hatd's role, no database."""
+    query(admin_dsn, f'CREATE ROLE "{name}" NOLOGIN')
+    query(admin_dsn, f"COMMENT ON ROLE \"{name}\" IS '{provision.ROLE_COMMENT}'")
+
+
+def test_exist_ok_finishes_a_hat_whose_provisioning_stopped_after_making_its_role(
+    tmp_path: Path, admin_dsn: str, new_name: NewName
+) -> None:
+    name = new_name()
+    unfinished_role(admin_dsn, name)
+    env = hatd_env(tmp_path, database_url=admin_dsn, owner_password="finished-owner")
+
+    result = hatd("provision", name, "--exist-ok", "--connection-limit", "30", env=env)
+
+    assert result.returncode == 0, result.stderr
+    hat_dsn = start_settings(result.stdout)["HATD_DATABASE_URL"]
+    assert can_log_in(hat_dsn)
+    [role] = query(admin_dsn, "SELECT rolconnlimit, rolpassword FROM pg_authid WHERE rolname = $1", name)
+    assert role["rolconnlimit"] == 30
+    assert role["rolpassword"].startswith("SCRAM-SHA-256$")
+    [database] = query(
+        admin_dsn,
+        "SELECT pg_get_userbyid(datdba) AS owner, datacl::text[] AS acl FROM pg_database WHERE datname = $1",
+        name,
+    )
+    assert (database["owner"], database["acl"]) == (name, [f"{name}=CTc/{name}"])
+    [owner] = query(hat_dsn, "SELECT pass_hash FROM accounts WHERE role = 'owner'")
+    assert password_matches("finished-owner", owner["pass_hash"])
+
+
+def test_a_hat_that_cannot_be_finished_keeps_a_role_that_cannot_log_in(
+    tmp_path: Path, admin_dsn: str, new_name: NewName
+) -> None:
+    name = new_name()
+    unfinished_role(admin_dsn, name)
+    env = hatd_env(tmp_path, database_url=admin_dsn, owner_password="x" * 73)
+
+    result = hatd("provision", name, "--exist-ok", env=env)
+
+    assert (result.returncode, result.stdout.splitlines()[:1]) == (
+        1,
+        [f"Finishing the HAT {name}, left unfinished by an earlier provisioning."],
+    )
+    assert "HATD_OWNER_PASSWORD is longer than 72 bytes" in result.stderr
+    [role] = query(admin_dsn, "SELECT rolcanlogin FROM pg_roles WHERE rolname = $1", name)
+    assert role["rolcanlogin"] is False
+
+
+def test_an_unfinished_hat_on_the_embedded_server_is_not_served_and_says_how_to_finish_it(
+    tmp_path: Path, data_dir: Path
+) -> None:
+    with EmbeddedPostgres(data_dir) as embedded:
+        unfinished_role(embedded.dsn(), "alice")
+    env = hatd_env(tmp_path, data_dir=str(data_dir), embedded_database="alice")
+
+    result = hatd("migrate", env=env)
+
+    assert (result.returncode, result.stdout) == (1, "")
+    assert (
+        "the HAT 'alice' on the embedded server in " in result.stderr
+        and "was left unfinished by a provisioning that stopped part-way: finish it with "
+        "`hatd provision alice --exist-ok`"
+        in result.stderr
+    ), result.stderr
+
+    finished = hatd("provision", "alice", "--exist-ok", env=hatd_env(tmp_path, data_dir=str(data_dir)))
+
+    assert finished.returncode == 0, finished.stderr
+    assert hatd("migrate", env=env).stdout == "the database is up to date\n"
 
 
 # -- served ------------------------------------------------------------------------------------

@@ -93,3 +93,20 @@ def test_every_setting_is_documented_in_the_config_the_help_and_the_readme(name)
     assert re.search(rf"^{name} = ", DEFAULT_FILE.read_text(), re.MULTILINE)
     assert re.search(rf"\b{variable}\b", SETTINGS_HELP)
     assert f"`{variable}`" in (REPO / "README.md").read_text()
+
+
+def test_repr_shows_no_secret():
+    """Settings end up in logs and tracebacks: the DSN's password and the other secrets stay out."""
+    settings = load(
+        environ={
+            "HATD_DATABASE_URL": "postgresql://alice:dsn-secret-3141@db.example:5432/alice",
+            "HATD_OWNER_PASSWORD": "owner-secret-2718",
+            "HATD_PLATFORM_PASSWORD": "platform-secret-1618",
+            "HATD_METRICS_TOKEN": "metrics-secret-1414",
+        }
+    )
+    shown = repr(settings)
+    assert "port=8080" in shown
+    for secret in ("dsn-secret-3141", "owner-secret-2718", "platform-secret-1618", "metrics-secret-1414"):
+        assert secret not in shown
+    assert "db.example" not in shown

@@ -1,4 +1,5 @@
-"""Creating a HAT: its owner and platform accounts and its signing key, once, on the first start."""
+"""Creating a HAT: its owner and platform accounts and its signing key, once, on the first start;
+and giving an account a new password from the command line."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from hatd.settings import Settings
 from hatd.tokens import generate_key_pair
 
 HAT_CREATION_LOCK_ID = 0x6861_7401
+NOT_CREATED = "this HAT has not been created yet: run `hatd create-owner` first"
 
 
 class HatCreationError(RuntimeError):
@@ -70,5 +72,40 @@ async def set_password(conn: asyncpg.Connection, role: str, password: str, round
     pass_hash = await passwords.hash_password(_checked_password("the password", password), rounds)
     user_id = await repository.set_special_password(conn, role, pass_hash)
     if user_id is None:
-        raise HatCreationError("this HAT has not been created yet: run `hatd create-owner` first")
+        raise HatCreationError(NOT_CREATED)
     return str(user_id)
+
+
+@dataclass(frozen=True)
+class PasswordSet:
+    user_id: str
+    role: str
+    enabled: bool
+
+
+def _unknown_account(account: str) -> HatCreationError:
+    return HatCreationError(
+        f"no account has the email or name {account!r}: give owner, platform, or an account's email or name. "
+        "Nothing was changed."
+    )
+
+
+async def check_account(conn: asyncpg.Connection, account: str) -> None:
+    """HatCreationError unless `account` (owner, platform, or an email or name) names an account:
+    asked before the new password, so that nobody types one for nothing."""
+    if account in repository.SPECIAL_ROLES:
+        if await repository.special_account(conn, account) is None:
+            raise HatCreationError(NOT_CREATED)
+    elif await repository.find_login(conn, account) is None:
+        raise _unknown_account(account)
+
+
+async def set_account_password(conn: asyncpg.Connection, account: str, password: str, rounds: int) -> PasswordSet:
+    """Gives the account a username names (its email in any case, else its name: what it logs in
+    with) a new password, closing its browser sessions. Apps' accounts restored by `hatd import`
+    have none until given one this way."""
+    pass_hash = await passwords.hash_password(_checked_password("the password", password), rounds)
+    row = await repository.set_login_password(conn, account, pass_hash)
+    if row is None:
+        raise _unknown_account(account)
+    return PasswordSet(user_id=str(row["user_id"]), role=row["role"], enabled=row["enabled"])

@@ -85,6 +85,13 @@ async def set_special_password(conn: Conn, role: str, pass_hash: str) -> uuid.UU
     return found
 
 
+async def set_login_password(conn: Conn, username: str, pass_hash: str) -> asyncpg.Record | None:
+    """Sets the password of the account a username (email, else name) names and closes its browser
+    sessions; its user_id, role and enabled, or None if no account has that email or name."""
+    found: asyncpg.Record | None = await conn.fetchrow(Q.set_login_password, username, pass_hash)
+    return found
+
+
 async def current_signing_key(conn: Conn) -> KeyPair | None:
     row = await conn.fetchrow(Q.current_signing_key)
     return (

@@ -48,6 +48,26 @@ WITH changed AS (
 )
 SELECT user_id FROM changed;
 
+-- name: set_login_password
+-- Sets the password hash of the account username $1 logs in as (its email in any case, else its
+-- name: as find_login) and closes its browser sessions; returns its userId, role and enabled, or
+-- no row when no account has that email or name.
+WITH target AS (
+    SELECT user_id
+    FROM accounts
+    WHERE lower(email) = lower($1) OR name = $1
+    ORDER BY lower(email) = lower($1) DESC
+    LIMIT 1
+    FOR UPDATE
+), changed AS (
+    UPDATE accounts SET pass_hash = $2, last_updated = now()
+    WHERE user_id = (SELECT user_id FROM target)
+    RETURNING user_id, role, enabled
+), closed AS (
+    DELETE FROM web_sessions WHERE user_id IN (SELECT user_id FROM changed)
+)
+SELECT user_id, role, enabled FROM changed;
+
 -- name: current_signing_key
 -- Returns the newest signing key pair.
 SELECT kid, private_pem, public_pem FROM signing_keys ORDER BY date_created DESC, kid LIMIT 1;

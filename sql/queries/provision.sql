@@ -8,10 +8,24 @@ SELECT exists(SELECT 1 FROM pg_database WHERE datname = $1);
 -- Returns true if a role of that name exists on the server.
 SELECT exists(SELECT 1 FROM pg_roles WHERE rolname = $1);
 
--- name: database_owner
--- Returns the name of the role owning database $1, or null when there is no such database.
-SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = $1;
-
 -- name: current_role_powers
 -- Returns one row about the connected role: its name, superuser, createrole, createdb.
 SELECT rolname, rolsuper, rolcreaterole, rolcreatedb FROM pg_roles WHERE rolname = current_user;
+
+-- name: hat_parts
+-- Returns one row about the name $1: whether a role has it (role_exists), whether that role may log
+-- in (can_login), its comment (role_comment), and the owner of the database $1 (null when none).
+SELECT r.oid IS NOT NULL AS role_exists,
+       coalesce(r.rolcanlogin, false) AS can_login,
+       shobj_description(r.oid, 'pg_authid') AS role_comment,
+       (SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = $1) AS database_owner
+FROM (VALUES ($1::text)) AS wanted (name)
+LEFT JOIN pg_roles AS r ON r.rolname = wanted.name;
+
+-- name: lock_provisioning
+-- Waits until no other process is provisioning the HAT $2 (held until the connection closes).
+SELECT pg_advisory_lock($1, hashtext($2));
+
+-- name: template0_is_utf8
+-- Returns true if template0, which new HATs' databases copy, is encoded in UTF8.
+SELECT pg_encoding_to_char(encoding) = 'UTF8' FROM pg_database WHERE datname = 'template0';
