@@ -713,9 +713,11 @@ def test_a_hat_provisioned_on_the_embedded_server_is_served_by_its_name(
 
 
 def refuses_connections(port: int) -> bool:
+    """Whether nothing accepts connections on the port any more. A connection the kernel queued
+    just as the listener closed is reset rather than refused: that is also a listener gone."""
     try:
         socket.create_connection(("127.0.0.1", port), timeout=1).close()
-    except ConnectionRefusedError:
+    except (ConnectionRefusedError, ConnectionResetError):
         return True
     return False
 
