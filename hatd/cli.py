@@ -29,7 +29,7 @@ from hatd.app import create_app
 from hatd.embedded import EmbeddedError, EmbeddedPostgres
 from hatd.exports import repository as exports
 from hatd.exports.progress import ProgressBar
-from hatd.settings import Settings, SettingsError, load
+from hatd.settings import Settings, SettingsError, check_address, load
 
 log = logging.getLogger("hatd")
 
@@ -136,20 +136,20 @@ async def _prepare_on(conn: asyncpg.Connection, settings: Settings) -> None:
 
 
 def _check_address(address: str) -> str:
-    """A HAT's public address: an http(s) URL of a host, nothing after the path."""
-    parts = urlsplit(address.strip())
-    extras = parts.query or parts.fragment or "@" in parts.netloc
-    if parts.scheme not in ("http", "https") or not parts.hostname or extras:
-        raise provision.ProvisionError(
-            f"--address {address!r} is not a HAT address: give an http:// or https:// URL such as "
-            "https://alice.hats.example (no user, query or fragment)"
-        )
-    return address.strip().rstrip("/")
+    try:
+        return check_address(address)
+    except SettingsError as exc:
+        raise provision.ProvisionError(f"--address {exc}") from None
 
 
 def cmd_provision(settings: Settings, args: argparse.Namespace) -> int:
     name = provision.check_name(args.name)
-    address = _check_address(args.address if args.address is not None else settings.issuer)
+    if args.address is None and not settings.hat_address:
+        raise provision.ProvisionError(
+            "give the new HAT its own address with --address URL (or HATD_HAT_ADDRESS): it is the issuer of "
+            f"its tokens, and the default, {settings.issuer}, is the first HAT's"
+        )
+    address = _check_address(args.address if args.address is not None else settings.hat_address)
     limit = provision.check_connection_limit(args.connection_limit, settings.pool_max_size)
     given = args.role_password_stdin
     role_password = (
@@ -413,7 +413,7 @@ def parser() -> argparse.ArgumentParser:
     new.add_argument(
         "--address",
         metavar="URL",
-        help="the HAT's public address, its tokens' issuer (default: HATD_HAT_ADDRESS, or http://HOST:PORT)",
+        help="the HAT's public address, its tokens' issuer (default: HATD_HAT_ADDRESS; one of the two is required)",
     )
     new.add_argument(
         "--role-password-stdin",

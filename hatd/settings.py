@@ -12,6 +12,7 @@ import typing
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
 DEFAULT_FILE = CONFIG_DIR / "default.toml"
@@ -25,6 +26,24 @@ HAT_NAME = re.compile(r"[a-z][a-z0-9_]{0,31}")
 
 class SettingsError(ValueError):
     """A setting is missing or has a value hatd cannot use."""
+
+
+def check_address(address: str) -> str:
+    """A HAT's public address, normalised (scheme and host in lower case, no trailing slash): an
+    http(s) URL of a host, with no user, query or fragment. SettingsError otherwise."""
+    parts = urlsplit(address.strip())
+    scheme = parts.scheme.lower()
+    extras = parts.query or parts.fragment or "@" in parts.netloc
+    try:
+        parts.port  # noqa: B018 -- raises ValueError for a port that is not a number in range
+    except ValueError:
+        extras = True
+    if scheme not in ("http", "https") or not parts.hostname or extras:
+        raise SettingsError(
+            f"{address!r} is not a HAT address: give an http:// or https:// URL such as "
+            "https://alice.hats.example (no user, query or fragment)"
+        )
+    return urlunsplit((scheme, parts.netloc.lower(), parts.path, "", "")).rstrip("/")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -85,6 +104,11 @@ class Settings:
         for ok, message in checks:
             if not ok:
                 raise SettingsError(message)
+        if self.hat_address.strip():
+            try:
+                object.__setattr__(self, "hat_address", check_address(self.hat_address))
+            except SettingsError as exc:
+                raise SettingsError(f"hat_address: {exc}") from None
 
     @property
     def issuer(self) -> str:

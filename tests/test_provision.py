@@ -378,6 +378,18 @@ def test_a_bad_address_is_refused(tmp_path: Path, admin_dsn: str, new_name: NewN
     assert server_state(admin_dsn, name) == ()
 
 
+def test_a_hat_without_an_address_of_its_own_is_refused(tmp_path: Path, admin_dsn: str, new_name: NewName) -> None:
+    name = new_name()
+    env = hatd_env(tmp_path, database_url=admin_dsn)
+    env.pop("HATD_HAT_ADDRESS", None)
+
+    result = hatd("provision", name, env=env)
+
+    assert (result.returncode, result.stdout) == (1, "")
+    assert "give the new HAT its own address with --address URL" in result.stderr
+    assert server_state(admin_dsn, name) == ()
+
+
 def can_log_in(dsn: str) -> bool:
     """Whether the DSN's role may log in (what a HAT's pod tries until it succeeds)."""
     try:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from hatd.cli import SETTINGS_HELP
-from hatd.settings import DEFAULT_FILE, Settings, SettingsError, load
+from hatd.settings import CONFIG_DIR, DEFAULT_FILE, Settings, SettingsError, load
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -110,3 +110,36 @@ def test_repr_shows_no_secret():
     for secret in ("dsn-secret-3141", "owner-secret-2718", "platform-secret-1618", "metrics-secret-1414"):
         assert secret not in shown
     assert "db.example" not in shown
+
+
+@pytest.mark.parametrize(
+    ("given", "kept"),
+    [
+        ("HTTPS://Alice.Example/", "https://alice.example"),
+        ("http://alice.example:8081/hat/", "http://alice.example:8081/hat"),
+        ("  https://alice.example  ", "https://alice.example"),
+        ("", ""),
+    ],
+)
+def test_the_hat_address_is_kept_normalised(given, kept):
+    settings = load(files=(CONFIG_DIR / "test.toml",), environ={"HATD_HAT_ADDRESS": given})
+    assert settings.hat_address == kept
+    if kept:
+        assert settings.issuer == kept
+
+
+@pytest.mark.parametrize(
+    "given",
+    [
+        "alice.example",
+        "ftp://alice.example",
+        "https://",
+        "https://u:p@alice.example",
+        "https://a.example/?x=1",
+        "https://a.example/#f",
+        "https://a.example:99999",
+    ],
+)
+def test_a_hat_address_that_is_not_an_http_url_is_refused(given):
+    with pytest.raises(SettingsError, match=r"hat_address: .* is not a HAT address"):
+        load(files=(CONFIG_DIR / "test.toml",), environ={"HATD_HAT_ADDRESS": given})
