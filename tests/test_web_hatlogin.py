@@ -9,10 +9,9 @@ from urllib.parse import parse_qs, urlsplit
 import jwt
 import pytest
 
-from hatd.web import sessions
 from tests.conftest import auth
 from tests.raw_helpers import KITCHEN, new_table
-from tests.web_helpers import hidden_fields, logged_in, page_login
+from tests.web_helpers import LOGIN_COOKIE, SESSION_COOKIE, hidden_fields, logged_in, page_login
 
 SERVICE = {"name": "Rumpel Lite", "redirect": "https://service.example/path?keep=me&x=1"}
 
@@ -32,7 +31,7 @@ async def test_without_a_session_hatlogin_shows_the_login_form(client):
     assert 'type="password"' in page
     # After logging in the owner comes back to this very /hatlogin request.
     assert hidden_fields(page)["next"].startswith("/hatlogin?")
-    cookie = response.cookies[sessions.LOGIN_CSRF_COOKIE]
+    cookie = response.cookies[LOGIN_COOKIE]
     assert cookie["httponly"] and cookie["samesite"] == "Lax"
 
 
@@ -43,7 +42,7 @@ async def test_the_four_steps_end_at_the_service_with_a_token_it_can_verify(clie
     response = await page_login(client, next_path=hatlogin)
     assert response.status == 303
     assert response.headers["Location"] == hatlogin
-    session = response.cookies[sessions.COOKIE]
+    session = response.cookies[SESSION_COOKIE]
     assert session["httponly"] and session["samesite"] == "Lax" and session["path"] == "/"
 
     page = await client.get(hatlogin)

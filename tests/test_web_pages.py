@@ -15,7 +15,7 @@ from hatd.web import sessions
 from tests.conftest import OWNER, auth, new_account
 from tests.raw_helpers import KITCHEN, call, created, new_table
 from tests.test_debits import _proposal
-from tests.web_helpers import hidden_fields, logged_in, page_login
+from tests.web_helpers import LOGIN_COOKIE, SESSION_COOKIE, hidden_fields, logged_in, page_login
 
 
 async def test_pages_without_a_session_send_the_browser_to_the_login_page(client):
@@ -37,11 +37,11 @@ async def test_login_and_logout(client):
     assert (again.status, again.headers["Location"]) == (303, "/owner")
 
     csrf = hidden_fields(await page.text())["csrf"]
-    cookie = client.session.cookie_jar.filter_cookies(client.make_url("/"))[sessions.COOKIE].value
+    cookie = client.session.cookie_jar.filter_cookies(client.make_url("/"))[SESSION_COOKIE].value
     out = await client.post("/owner/logout", data={"csrf": csrf}, allow_redirects=False)
     assert (out.status, out.headers["Location"]) == (303, "/owner/login")
     # The session is gone from the database: the old cookie, sent again, opens nothing.
-    replay = await client.get("/owner", cookies={sessions.COOKIE: cookie}, allow_redirects=False)
+    replay = await client.get("/owner", cookies={SESSION_COOKIE: cookie}, allow_redirects=False)
     assert replay.status == 303
 
 
@@ -49,7 +49,7 @@ async def test_a_wrong_password_says_so(client):
     response = await page_login(client, password="not-it")
     assert response.status == 401
     assert "Wrong password." in await response.text()
-    assert sessions.COOKIE not in response.cookies
+    assert SESSION_COOKIE not in response.cookies
 
 
 async def test_failed_logins_are_limited_per_client(client):
@@ -67,7 +67,7 @@ async def test_the_login_form_needs_its_csrf_cookie(client, make_client):
     other = await make_client()  # a page elsewhere posting the form: it has no such cookie
     response = await other.post("/owner/login", data={**fields, "password": OWNER[1]}, allow_redirects=False)
     assert response.status == 403
-    assert sessions.COOKIE not in response.cookies
+    assert SESSION_COOKIE not in response.cookies
     assert "The login form had expired" in await response.text()
 
 
@@ -80,12 +80,12 @@ async def test_login_never_sends_the_browser_to_another_site(client):
 
 async def test_a_forged_or_altered_cookie_opens_nothing(client):
     await logged_in(client)
-    cookie = client.session.cookie_jar.filter_cookies(client.make_url("/"))[sessions.COOKIE].value
+    cookie = client.session.cookie_jar.filter_cookies(client.make_url("/"))[SESSION_COOKIE].value
     secret, _, signature = cookie.partition(".")
     altered = secret[:-1] + ("B" if secret.endswith("A") else "A")
     for forged in (f"{secret}.{'A' * len(signature)}", f"{altered}.{signature}", secret, "", "." * 300):
         client.session.cookie_jar.clear()
-        response = await client.get("/owner", cookies={sessions.COOKIE: forged}, allow_redirects=False)
+        response = await client.get("/owner", cookies={SESSION_COOKIE: forged}, allow_redirects=False)
         assert response.status == 303, forged
 
 
@@ -285,7 +285,7 @@ async def test_a_hostile_next_posted_to_the_form_stays_on_the_hat(client):
     fields = hidden_fields(await (await client.get("/owner/login")).text())
     for next_path in ("//evil.example/", "https://evil.example/", "/\\evil.example", "javascript:alert(1)"):
         client.session.cookie_jar.clear()
-        client.session.cookie_jar.update_cookies({sessions.LOGIN_CSRF_COOKIE: fields["csrf"]})
+        client.session.cookie_jar.update_cookies({LOGIN_COOKIE: fields["csrf"]})
         response = await client.post(
             "/owner/login", data={**fields, "next": next_path, "password": OWNER[1]}, allow_redirects=False
         )
@@ -304,13 +304,13 @@ async def test_a_hostile_back_stays_on_the_hat(client, owner_token):
 async def test_logging_in_again_ends_the_previous_session(client):
     form = hidden_fields(await (await client.get("/owner/login")).text())
     await logged_in(client)
-    first = client.session.cookie_jar.filter_cookies(client.make_url("/"))[sessions.COOKIE].value
+    first = client.session.cookie_jar.filter_cookies(client.make_url("/"))[SESSION_COOKIE].value
     # A second login form, open since before, is sent by the same browser (with the first session's cookie).
-    client.session.cookie_jar.update_cookies({sessions.LOGIN_CSRF_COOKIE: form["csrf"]})
+    client.session.cookie_jar.update_cookies({LOGIN_COOKIE: form["csrf"]})
     again = await client.post("/owner/login", data={**form, "password": OWNER[1]}, allow_redirects=False)
     assert again.status == 303
     client.session.cookie_jar.clear()
-    response = await client.get("/owner", cookies={sessions.COOKIE: first}, allow_redirects=False)
+    response = await client.get("/owner", cookies={SESSION_COOKIE: first}, allow_redirects=False)
     assert response.status == 303
 
 
@@ -351,7 +351,7 @@ async def test_csrf_tokens_and_cookies_of_any_characters_are_refused_not_crashed
     assert response.status == 403
     for cookie in ("a.é", "é", "a.\udcff".encode("utf-8", "surrogateescape").decode("latin-1")):
         client.session.cookie_jar.clear()
-        response = await client.get("/owner", headers={"Cookie": f"{sessions.COOKIE}={cookie}"}, allow_redirects=False)
+        response = await client.get("/owner", headers={"Cookie": f"{SESSION_COOKIE}={cookie}"}, allow_redirects=False)
         assert response.status == 303, cookie
     csrf = await logged_in(client)
     assert csrf
@@ -374,3 +374,24 @@ async def test_errors_on_the_pages_are_pages(client):
     assert big.status == 413 and big.content_type == "text/html"
     # The API's errors stay JSON.
     assert (await client.get("/data/nothing")).content_type == "application/json"
+
+
+def test_each_hat_names_its_cookies_for_itself():
+    # Browsers keep cookies per host, not per port: two HATs on localhost must not share a session.
+    alice, bob = sessions.cookie_names("http://localhost:8081"), sessions.cookie_names("http://localhost:8082")
+    assert alice != bob and set(alice).isdisjoint(bob)
+    assert all(name.startswith("__Host-") for name in sessions.cookie_names("https://alice.example"))
+
+
+async def test_over_https_the_cookies_are_secure_and_host_bound(make_client):
+    client = await make_client(hat_address="https://alice.example")
+    session_name, login_name = sessions.cookie_names("https://alice.example")
+    form = await client.get("/owner/login")
+    assert form.cookies[login_name]["secure"] and form.cookies[login_name]["path"] == "/"
+    fields = hidden_fields(await form.text())
+    # The test client speaks plain http, so it keeps no Secure cookie: send the login cookie back by hand.
+    response = await client.post("/owner/login", data={**fields, "password": OWNER[1]},
+                                 cookies={login_name: fields["csrf"]}, allow_redirects=False)  # fmt: skip
+    assert response.status == 303
+    cookie = response.cookies[session_name]
+    assert cookie["secure"] and cookie["httponly"] and cookie["path"] == "/" and not cookie["domain"]

@@ -9,7 +9,11 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient
 
+from hatd.web import sessions
 from tests.conftest import OWNER
+
+# The cookies of the test HAT (http://hat.test, the test settings' address).
+SESSION_COOKIE, LOGIN_COOKIE = sessions.cookie_names("http://hat.test")
 
 _HIDDEN = re.compile(r'<input type="hidden" name="(\w+)" value="([^"]*)">')
 

@@ -113,9 +113,17 @@ def cookie_options(request: web.Request) -> dict[str, Any]:
     return {"httponly": True, "samesite": "Lax", "secure": secure, "path": "/"}
 
 
+def session_cookie(request: web.Request) -> str:
+    return sessions.cookie_names(request.app[SETTINGS].issuer)[0]
+
+
+def login_cookie(request: web.Request) -> str:
+    return sessions.cookie_names(request.app[SETTINGS].issuer)[1]
+
+
 async def current_session(request: web.Request) -> Session | None:
     private_pem = request.app[TOKENS].keys.private_pem
-    return await sessions.find_session(request.app[POOL], private_pem, request.cookies.get(sessions.COOKIE))
+    return await sessions.find_session(request.app[POOL], private_pem, request.cookies.get(session_cookie(request)))
 
 
 async def form_data(request: web.Request) -> dict[str, str]:

@@ -19,10 +19,16 @@ from hatd.db import Conn, queries
 
 Q = queries("sessions")
 
-COOKIE = "hatd_session"
-# The login form is shown before there is a session: its CSRF token rides in this cookie and in
-# the form, and a POST must carry both, equal (a cross-site page can set neither).
-LOGIN_CSRF_COOKIE = "hatd_login_csrf"
+
+def cookie_names(issuer: str) -> tuple[str, str]:
+    """The names of a HAT's two cookies: its session, and the login form's CSRF token (the form is
+    shown before there is a session, so its token rides in this cookie and in the form, and a POST
+    must carry both, equal: a cross-site page can set neither). Browsers keep cookies per host,
+    not per port, so HATs on one host (localhost:8081, :8082) need names of their own; over https
+    the __Host- prefix also binds them to this very host."""
+    tag = hashlib.sha256(issuer.encode()).hexdigest()[:8]
+    prefix = "__Host-" if issuer.startswith("https://") else ""
+    return f"{prefix}hatd_session_{tag}", f"{prefix}hatd_login_{tag}"
 
 
 @dataclass(frozen=True)

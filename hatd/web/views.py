@@ -33,10 +33,12 @@ from hatd.web.pages import (
     cookie_options,
     current_session,
     form_data,
+    login_cookie,
     owner_page,
     page,
     render,
     see_other,
+    session_cookie,
 )
 from hatd.web.schemas import HatLoginFormSchema, HatLoginQuerySchema, LoginFormSchema, local_path
 
@@ -52,10 +54,10 @@ APP_ROLES = ("dataDebit", "dataCredit")
 def _login_form(request: web.Request, next_path: str, *, status: int = 200, error: str = "") -> web.Response:
     """The owner's login form, with its CSRF token in the form and in a cookie (the browser's
     token if it has one, so a second tab does not spoil the first one's form)."""
-    given = request.cookies.get(sessions.LOGIN_CSRF_COOKIE, "")
+    given = request.cookies.get(login_cookie(request), "")
     csrf = given if sessions.is_csrf(given) else sessions.new_csrf()
     response = render(request, "login.html", {"next": next_path, "csrf": csrf, "error": error}, status=status)
-    response.set_cookie(sessions.LOGIN_CSRF_COOKIE, csrf, max_age=3600, **cookie_options(request))
+    response.set_cookie(login_cookie(request), csrf, max_age=3600, **cookie_options(request))
     return response
 
 
@@ -75,7 +77,7 @@ async def login(request: web.Request) -> web.StreamResponse:
     except ValidationError as exc:
         raise BadRequest(validation_cause(exc), message="Invalid form") from None
     next_path = local_path(form["next"])
-    if not sessions.csrf_matches(request.cookies.get(sessions.LOGIN_CSRF_COOKIE), form["csrf"]):
+    if not sessions.csrf_matches(request.cookies.get(login_cookie(request)), form["csrf"]):
         return _login_form(request, next_path, status=403, error="The login form had expired. Please try again.")
     owner = await accounts.owner_login(request.app[POOL])
     client, account = f"client:{request.remote}", f"user:{owner['user_id'] if owner else 'owner'}"
@@ -107,8 +109,8 @@ async def login(request: web.Request) -> web.StreamResponse:
             conn, request.app[TOKENS].keys.private_pem, str(owner["user_id"]), settings.session_ttl
         )
     response = see_other(next_path)
-    response.set_cookie(sessions.COOKIE, cookie, max_age=settings.session_ttl, **cookie_options(request))
-    response.del_cookie(sessions.LOGIN_CSRF_COOKIE, path="/")
+    response.set_cookie(session_cookie(request), cookie, max_age=settings.session_ttl, **cookie_options(request))
+    response.del_cookie(login_cookie(request), **cookie_options(request))
     return response
 
 
@@ -116,7 +118,7 @@ async def login(request: web.Request) -> web.StreamResponse:
 async def logout(request: web.Request) -> web.StreamResponse:
     await sessions.close_session(request.app[POOL], request[SESSION])
     response = see_other("/owner/login")
-    response.del_cookie(sessions.COOKIE, path="/")
+    response.del_cookie(session_cookie(request), **cookie_options(request))
     return response
 
 
