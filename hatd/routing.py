@@ -23,6 +23,8 @@ ALL_ROLES = frozenset({OWNER, PLATFORM, DATA_DEBIT, DATA_CREDIT})
 PUBLIC: frozenset[str] = frozenset()
 
 JSON = "application/json"
+# A path variable holding an account's userId, in its 8-4-4-4-12 hex form.
+USER_ID = "{userId:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}}"
 
 # A path variable with a pattern, which may hold one level of braces: {id:\d+}, {userId:[0-9a-f]{8}-...}.
 _PATTERNED_VARIABLE = re.compile(r"\{(\w+):[^{}]*(?:\{[^{}]*\}[^{}]*)*\}")

@@ -13,11 +13,11 @@ from hatd.accounts.schemas import AccessTokenSchema, AccountSchema, AccountState
 from hatd.errors import TooManyRequests, Unauthorized
 from hatd.http import json_response, json_text, parse_body, storable
 from hatd.ratelimit import retry_after
-from hatd.routing import ALL_ROLES, OWNER, PLATFORM, PUBLIC, Route
+from hatd.routing import ALL_ROLES, OWNER, PLATFORM, PUBLIC, USER_ID, Route
 from hatd.state import LOGIN_FAILURE_LIMITER, LOGIN_LIMITER, POOL, SETTINGS, TOKENS
 
 ACCOUNT_ADMINS = frozenset({OWNER, PLATFORM})
-USER_ID_PATH = "/users/user/{userId:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}}"
+USER_ID_PATH = f"/users/user/{USER_ID}"
 
 
 def _credential(request: web.Request, *names: str) -> str | None:

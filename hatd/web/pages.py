@@ -14,7 +14,7 @@ from aiohttp import web
 from markupsafe import Markup
 from yarl import URL
 
-from hatd.errors import ApiError, BadRequest, Forbidden
+from hatd.errors import BadRequest, Forbidden
 from hatd.http import storable
 from hatd.routing import OWNER
 from hatd.state import CALLER, POOL, SETTINGS, TOKENS, Caller
@@ -93,19 +93,6 @@ def error_page(
     return response
 
 
-def page(handler: Handler) -> Handler:
-    """A page handler whose errors are pages too ({"message", "cause"} rendered, same status)."""
-
-    @functools.wraps(handler)
-    async def wrapped(request: web.Request) -> web.StreamResponse:
-        try:
-            return await handler(request)
-        except ApiError as error:
-            return error_page(request, error.status, error.message, error.cause, error.headers)
-
-    return wrapped
-
-
 def cookie_options(request: web.Request) -> dict[str, Any]:
     """HttpOnly, SameSite=Lax (an app's link to /hatlogin is a cross-site navigation that must
     carry the session), and Secure when the HAT is served over https."""
@@ -162,4 +149,4 @@ def owner_page(handler: Handler) -> Handler:
         request[CALLER] = Caller(user_id=session.user_id, role=session.role)
         return await handler(request)
 
-    return page(wrapped)
+    return wrapped

@@ -17,14 +17,15 @@ from yarl import URL
 from hatd import db
 from hatd.accounts import passwords
 from hatd.accounts import repository as accounts
+from hatd.accounts.schemas import CREATABLE_ROLES
 from hatd.debits import repository as debits
 from hatd.errors import BadRequest, TooManyRequests
 from hatd.http import load, parse_query, path_id, validation_cause
 from hatd.ratelimit import retry_after
 from hatd.raw import repository as raw
 from hatd.raw.schemas import decode_cursor, encode_cursor
-from hatd.routing import OWNER, PUBLIC, Route
-from hatd.state import LOGIN_FAILURE_LIMITER, LOGIN_LIMITER, PAGE_LOGIN_LIMITER, POOL, SETTINGS, TOKENS
+from hatd.routing import OWNER, PUBLIC, USER_ID, Route
+from hatd.state import CALLER, LOGIN_FAILURE_LIMITER, LOGIN_LIMITER, PAGE_LOGIN_LIMITER, POOL, SETTINGS, TOKENS, Caller
 from hatd.tokens import VALIDATE_SCOPE
 from hatd.web import sessions
 from hatd.web.pages import (
@@ -35,7 +36,6 @@ from hatd.web.pages import (
     form_data,
     login_cookie,
     owner_page,
-    page,
     render,
     see_other,
     session_cookie,
@@ -45,7 +45,6 @@ from hatd.web.schemas import HatLoginFormSchema, HatLoginQuerySchema, LoginFormS
 HTML = "text/html"
 RECORDS_PER_PAGE = 25
 STATIC_DIR = Path(__file__).parent / "static"
-APP_ROLES = ("dataDebit", "dataCredit")
 
 
 # -- logging in ------------------------------------------------------------------------------
@@ -61,7 +60,6 @@ def _login_form(request: web.Request, next_path: str, *, status: int = 200, erro
     return response
 
 
-@page
 async def login_page(request: web.Request) -> web.StreamResponse:
     next_path = local_path(request.query.get("next", "/owner"))
     if await current_session(request) is not None:
@@ -69,7 +67,6 @@ async def login_page(request: web.Request) -> web.StreamResponse:
     return _login_form(request, next_path)
 
 
-@page
 async def login(request: web.Request) -> web.StreamResponse:
     """The owner's password opens a session. Failed attempts are limited per client."""
     try:
@@ -129,7 +126,6 @@ def _service(request: web.Request, data: dict[str, str]) -> dict[str, str]:
     return {"name": data["name"], "redirect": data["redirect"], "host": URL(data["redirect"]).host or ""}
 
 
-@page
 async def hatlogin(request: web.Request) -> web.StreamResponse:
     """Step 2 and 3 of Login with HAT: the login form if the owner has no session, then the
     service's icon, name and address."""
@@ -138,6 +134,7 @@ async def hatlogin(request: web.Request) -> web.StreamResponse:
     if session is None or session.role != OWNER:
         return _login_form(request, str(request.rel_url))
     request[SESSION] = session
+    request[CALLER] = Caller(user_id=session.user_id, role=session.role)
     origin = URL(query["redirect"]).origin()
     context = {"service": _service(request, query), "csrf": session.csrf}
     return render(request, "hatlogin.html", context, form_action=str(origin))
@@ -249,8 +246,8 @@ def _back(request: web.Request, default: str) -> str:
 @owner_page
 async def accounts_page(request: web.Request) -> web.StreamResponse:
     items = json.loads(await accounts.list_accounts(request.app[POOL]))
-    apps = [item for item in items if item["role"] in APP_ROLES]
-    special = [item for item in items if item["role"] not in APP_ROLES]
+    apps = [item for item in items if item["role"] in CREATABLE_ROLES]
+    special = [item for item in items if item["role"] not in CREATABLE_ROLES]
     return render(request, "accounts.html", {"apps": apps, "special": special, "csrf": request[SESSION].csrf})
 
 
@@ -287,7 +284,6 @@ async def stylesheet(request: web.Request) -> web.StreamResponse:
 
 
 KEY_PATH = "{key:[0-9a-fA-F-]{36}}"
-USER_ID_PATH = "{userId:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}}"
 
 # PUBLIC for the token middleware: these pages check the owner's session cookie themselves.
 ROUTES = [
@@ -318,9 +314,9 @@ ROUTES = [
           produces=HTML, summary="Disable a data debit (form: csrf)"),
     Route("GET", "/owner/accounts", accounts_page, name="owner_accounts", roles=PUBLIC, produces=HTML,
           summary="Apps' accounts (dataDebit, dataCredit), with enable and disable buttons"),
-    Route("POST", f"/owner/accounts/{USER_ID_PATH}/enable", enable_account, name="owner_enable_account",
+    Route("POST", f"/owner/accounts/{USER_ID}/enable", enable_account, name="owner_enable_account",
           roles=PUBLIC, produces=HTML, summary="Enable an account (form: csrf)"),
-    Route("POST", f"/owner/accounts/{USER_ID_PATH}/disable", disable_account, name="owner_disable_account",
+    Route("POST", f"/owner/accounts/{USER_ID}/disable", disable_account, name="owner_disable_account",
           roles=PUBLIC, produces=HTML, summary="Disable an account (form: csrf)"),
     Route("GET", "/owner/static/hatd.css", stylesheet, name="owner_stylesheet", roles=PUBLIC, produces="text/css",
           summary="The pages' stylesheet"),
