@@ -11,7 +11,7 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 from marshmallow import Schema, fields
 
 import hatd
-from hatd.routing import JSON, Route, plain_path
+from hatd.routing import HTML, JSON, Route, plain_path
 
 _ERROR_STATUSES = {
     400: "Bad request: malformed JSON, or a field that fails validation (the cause names it)",
@@ -43,7 +43,15 @@ def _error_statuses(route: Route, path: str) -> set[int]:
         statuses.add(400)
     if not route.public:
         statuses |= {401, 403}
+    if route.session and route.method == "POST":  # no session, or a form without its CSRF token
+        statuses.add(403)
     return statuses
+
+
+def _roles(route: Route) -> list[str]:
+    if route.session:
+        return ["owner (browser session)"]
+    return sorted(route.roles) if not route.public else ["public"]
 
 
 def _operation(route: Route, spec: APISpec, path: str) -> dict[str, Any]:
@@ -66,13 +74,18 @@ def _operation(route: Route, spec: APISpec, path: str) -> dict[str, Any]:
     responses: dict[str, Any] = {str(route.status): response}
     for status in sorted(_error_statuses(route, path)):
         text = _ERROR_STATUSES[status]
-        responses[str(status)] = {"description": text, "content": {JSON: {"schema": "Error"}}}
+        if route.produces == HTML:  # the pages answer errors as pages, with the same message and cause
+            responses[str(status)] = {"description": text, "content": {HTML: {"schema": {"type": "string"}}}}
+        else:
+            responses[str(status)] = {"description": text, "content": {JSON: {"schema": "Error"}}}
     operation: dict[str, Any] = {
         "operationId": route.name if path == route.path else f"{route.name}_{route.aliases.index(path) + 1}",
         "summary": route.summary,
         "parameters": params,
         "responses": responses,
-        "x-roles": sorted(route.roles) if not route.public else ["public"],
+        "x-roles": sorted(route.roles)
+        if not route.public
+        else ["owner (browser session)" if route.session else "public"],
     }
     description = route.description
     if path != route.path:
@@ -81,8 +94,11 @@ def _operation(route: Route, spec: APISpec, path: str) -> dict[str, Any]:
         operation["description"] = description
     if not route.public:
         operation["security"] = [{"XAuthToken": []}, {"AccessTokenQuery": []}]
+    if route.session:
+        operation["security"] = [{"OwnerSession": []}]
     if route.body is not None:
-        operation["requestBody"] = {"required": True, "content": {JSON: {"schema": route.body}}}
+        media = "application/x-www-form-urlencoded" if route.form else JSON
+        operation["requestBody"] = {"required": True, "content": {media: {"schema": route.body}}}
     return operation
 
 
@@ -92,11 +108,19 @@ def build_spec(routes: list[Route]) -> dict[str, Any]:
         version=hatd.__version__,
         openapi_version="3.0.3",
         plugins=[MarshmallowPlugin(schema_name_resolver=_schema_name)],
-        info={"description": 'The HAT API (seed 002). Every error body is {"message", "cause"}.'},
+        info={
+            "description": 'The HAT API (seed 002). Every error body is {"message", "cause"} (on the owner\'s '
+            "HTML pages, a page showing them)."
+        },
     )
     spec.components.schema("Error", schema=ErrorSchema)
     spec.components.security_scheme("XAuthToken", {"type": "apiKey", "in": "header", "name": "X-Auth-Token"})
     spec.components.security_scheme("AccessTokenQuery", {"type": "apiKey", "in": "query", "name": "access_token"})
+    spec.components.security_scheme("OwnerSession", {
+        "type": "apiKey", "in": "cookie", "name": "hatd_session_<tag>",
+        "description": "The owner's browser session, from POST /owner/login (the name carries a tag of the HAT's "
+        "address; __Host- in front over https). Forms also carry the session's CSRF token as `csrf`.",
+    })  # fmt: skip
     paths: dict[str, dict[str, Any]] = {}
     for route in routes:
         for path in (route.path, *route.aliases):

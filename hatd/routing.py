@@ -23,6 +23,7 @@ ALL_ROLES = frozenset({OWNER, PLATFORM, DATA_DEBIT, DATA_CREDIT})
 PUBLIC: frozenset[str] = frozenset()
 
 JSON = "application/json"
+HTML = "text/html"
 # A path variable holding an account's userId, in its 8-4-4-4-12 hex form.
 USER_ID = "{userId:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}}"
 
@@ -58,6 +59,10 @@ class Route:
     # GET routes answer HEAD too, unless running them has effects (a logged data read).
     head: bool = True
     description: str = ""
+    # The body is an HTML form (application/x-www-form-urlencoded), not JSON.
+    form: bool = False
+    # An owner's page: PUBLIC for the token middleware, it checks the owner's session cookie itself.
+    session: bool = False
 
     @property
     def public(self) -> bool:

@@ -22,7 +22,9 @@ async def test_every_route_is_documented_with_its_roles(client):
             continue
         path = route.path if ":alias" not in name else route.aliases[int(name.rsplit("alias", 1)[1]) - 1]
         operation = spec["paths"][plain_path(path)][route.method.lower()]
-        assert operation["x-roles"] == (sorted(route.roles) or ["public"])
+        assert operation["x-roles"] == (
+            ["owner (browser session)"] if route.session else sorted(route.roles) or ["public"]
+        )
         assert operation["summary"]
 
 
@@ -41,3 +43,16 @@ async def test_schemas_come_from_marshmallow(client):
     assert login["description"].startswith("Another spelling of GET /users/access_token.")
     assert "security" not in login
     assert spec["paths"]["/users/user"]["get"]["security"] == [{"XAuthToken": []}, {"AccessTokenQuery": []}]
+
+
+async def test_the_owners_pages_are_documented_as_pages(client):
+    spec = await (await client.get("/api/openapi.json")).json()
+    enable = spec["paths"]["/owner/debits/{key}/enable"]["post"]
+    assert enable["security"] == [{"OwnerSession": []}]
+    assert set(enable["responses"]) >= {"303", "403", "404"} and "200" not in enable["responses"]
+    assert enable["responses"]["403"]["content"] == {"text/html": {"schema": {"type": "string"}}}
+    form = enable["requestBody"]["content"]["application/x-www-form-urlencoded"]["schema"]
+    assert form == {"$ref": "#/components/schemas/ButtonForm"}
+    assert spec["components"]["securitySchemes"]["OwnerSession"]["in"] == "cookie"
+    assert spec["paths"]["/hatlogin"]["get"]["x-roles"] == ["public"]
+    assert "429" in spec["paths"]["/owner/login"]["post"]["responses"]

@@ -87,8 +87,8 @@ class LoginFormSchema(Schema):
         unknown = EXCLUDE
 
     password = fields.String(required=True, validate=validate.Length(min=1, max=1024))
-    csrf = fields.String(required=True)
-    next = fields.String(load_default="/owner")
+    csrf = fields.String(required=True, metadata={"description": "Equal to the login form's CSRF cookie"})
+    next = fields.String(load_default="/owner", metadata={"description": "A path on this HAT to go to after"})
 
 
 def local_path(value: Any) -> str:
@@ -103,3 +103,10 @@ def local_path(value: Any) -> str:
     ):
         return "/owner"
     return value
+
+
+class ButtonFormSchema(Schema):
+    """The form behind each button of the owner's pages (for the docs: owner_page checks csrf)."""
+
+    csrf = fields.String(required=True, metadata={"description": "The session's CSRF token"})
+    back = fields.String(metadata={"description": "A path on this HAT to return to (else the list)"})

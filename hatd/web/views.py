@@ -24,7 +24,7 @@ from hatd.http import load, parse_query, path_id, validation_cause
 from hatd.ratelimit import retry_after
 from hatd.raw import repository as raw
 from hatd.raw.schemas import decode_cursor, encode_cursor
-from hatd.routing import OWNER, PUBLIC, USER_ID, Route
+from hatd.routing import HTML, OWNER, PUBLIC, USER_ID, Route
 from hatd.state import CALLER, LOGIN_FAILURE_LIMITER, LOGIN_LIMITER, PAGE_LOGIN_LIMITER, POOL, SETTINGS, TOKENS, Caller
 from hatd.tokens import VALIDATE_SCOPE
 from hatd.web import sessions
@@ -40,9 +40,8 @@ from hatd.web.pages import (
     see_other,
     session_cookie,
 )
-from hatd.web.schemas import HatLoginFormSchema, HatLoginQuerySchema, LoginFormSchema, local_path
+from hatd.web.schemas import ButtonFormSchema, HatLoginFormSchema, HatLoginQuerySchema, LoginFormSchema, local_path
 
-HTML = "text/html"
 RECORDS_PER_PAGE = 25
 STATIC_DIR = Path(__file__).parent / "static"
 
@@ -285,40 +284,48 @@ async def stylesheet(request: web.Request) -> web.StreamResponse:
 
 KEY_PATH = "{key:[0-9a-fA-F-]{36}}"
 
-# PUBLIC for the token middleware: these pages check the owner's session cookie themselves.
+# PUBLIC for the token middleware: the pages check the owner's session cookie themselves
+# (session=True), and their errors are pages too.
 ROUTES = [
     Route("GET", "/hatlogin", hatlogin, name="hatlogin", roles=PUBLIC, query=HatLoginQuerySchema, produces=HTML,
-          errors=(429,), summary="Login with HAT: the owner logs in, then clicks the service's icon",
+          summary="Login with HAT: the owner logs in, then clicks the service's icon",
           description="Not logged in: the owner's login form. Logged in: the service's name and address under "
           "an icon; its button POSTs here and redirects to `redirect?token=<JWT>`, keeping the redirect's own "
           "query. The token has accessScope `validate`, resource = the redirect address, and calls no data route."),
-    Route("POST", "/hatlogin", hatlogin_approve, name="hatlogin_approve", roles=PUBLIC, produces=HTML,
-          summary="The owner approves Login with HAT (form: name, redirect, csrf); 303 to the service"),
+    Route("POST", "/hatlogin", hatlogin_approve, name="hatlogin_approve", roles=PUBLIC, session=True, produces=HTML,
+          body=HatLoginFormSchema, form=True, status=303,
+          summary="The owner approves Login with HAT; 303 to the service with ?token=<JWT>"),
     Route("GET", "/owner/login", login_page, name="owner_login_page", roles=PUBLIC, produces=HTML,
-          summary="The owner's login page"),
-    Route("POST", "/owner/login", login, name="owner_login", roles=PUBLIC, produces=HTML, errors=(401, 403, 429),
-          summary="Log the owner in (form: password, csrf, next); sets the session cookie"),
-    Route("POST", "/owner/logout", logout, name="owner_logout", roles=PUBLIC, produces=HTML,
-          summary="End the owner's session"),
-    Route("GET", "/owner", data_page, name="owner_data", roles=PUBLIC, produces=HTML,
+          summary="The owner's login page (303 to `next` when a session is open)"),
+    Route("POST", "/owner/login", login, name="owner_login", roles=PUBLIC, produces=HTML, body=LoginFormSchema,
+          form=True, status=303, errors=(401, 403, 429),
+          summary="Log the owner in; sets the session cookie and 303s to `next`"),
+    Route("POST", "/owner/logout", logout, name="owner_logout", roles=PUBLIC, session=True, produces=HTML,
+          body=ButtonFormSchema, form=True, status=303, summary="End the owner's session; 303 to the login page"),
+    Route("GET", "/owner", data_page, name="owner_data", roles=PUBLIC, session=True, produces=HTML,
           summary="The owner's data: sources and tables, with records and last update"),
-    Route("GET", r"/owner/tables/{id:\d+}", table_page, name="owner_table", roles=PUBLIC, produces=HTML,
-          summary="A table's latest records, paged"),
-    Route("GET", "/owner/debits", debits_page, name="owner_debits", roles=PUBLIC, produces=HTML,
+    Route("GET", r"/owner/tables/{id:\d+}", table_page, name="owner_table", roles=PUBLIC, session=True,
+          produces=HTML, summary="A table's latest records, 25 a page (`cursor` for older ones)"),
+    Route("GET", "/owner/debits", debits_page, name="owner_debits", roles=PUBLIC, session=True, produces=HTML,
           summary="Data debits, with enable and disable buttons"),
-    Route("GET", f"/owner/debits/{KEY_PATH}", debit_page, name="owner_debit", roles=PUBLIC, produces=HTML,
-          summary="One data debit: its bundle and its log"),
+    Route("GET", f"/owner/debits/{KEY_PATH}", debit_page, name="owner_debit", roles=PUBLIC, session=True,
+          produces=HTML, summary="One data debit: its bundle and its log"),
     Route("POST", f"/owner/debits/{KEY_PATH}/enable", enable_debit, name="owner_enable_debit", roles=PUBLIC,
-          produces=HTML, summary="Enable a data debit (form: csrf)"),
+          session=True, produces=HTML, body=ButtonFormSchema, form=True, status=303,
+          summary="Enable a data debit; 303 back"),
     Route("POST", f"/owner/debits/{KEY_PATH}/disable", disable_debit, name="owner_disable_debit", roles=PUBLIC,
-          produces=HTML, summary="Disable a data debit (form: csrf)"),
-    Route("GET", "/owner/accounts", accounts_page, name="owner_accounts", roles=PUBLIC, produces=HTML,
-          summary="Apps' accounts (dataDebit, dataCredit), with enable and disable buttons"),
-    Route("POST", f"/owner/accounts/{USER_ID}/enable", enable_account, name="owner_enable_account",
-          roles=PUBLIC, produces=HTML, summary="Enable an account (form: csrf)"),
+          session=True, produces=HTML, body=ButtonFormSchema, form=True, status=303,
+          summary="Disable a data debit; 303 back"),
+    Route("GET", "/owner/accounts", accounts_page, name="owner_accounts", roles=PUBLIC, session=True,
+          produces=HTML, summary="Apps' accounts (dataDebit, dataCredit), with enable and disable buttons"),
+    Route("POST", f"/owner/accounts/{USER_ID}/enable", enable_account, name="owner_enable_account", roles=PUBLIC,
+          session=True, produces=HTML, body=ButtonFormSchema, form=True, status=303,
+          summary="Enable an app's account; 303 back"),
     Route("POST", f"/owner/accounts/{USER_ID}/disable", disable_account, name="owner_disable_account",
-          roles=PUBLIC, produces=HTML, summary="Disable an account (form: csrf)"),
+          roles=PUBLIC, session=True, produces=HTML, body=ButtonFormSchema, form=True, status=303,
+          summary="Disable an app's account; 303 back"),
     Route("GET", "/owner/static/hatd.css", stylesheet, name="owner_stylesheet", roles=PUBLIC, produces="text/css",
           summary="The pages' stylesheet"),
-    Route("GET", "/", home, name="home", roles=PUBLIC, produces=HTML, summary="Redirects to the owner's pages"),
+    Route("GET", "/", home, name="home", roles=PUBLIC, produces=HTML, status=303,
+          summary="303 to the owner's pages"),
 ]  # fmt: skip
