@@ -12,6 +12,7 @@ import logging
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.web import BaseRequest, StreamResponse
 
+from hatd.http import client_address
 from hatd.routing import route_of
 from hatd.state import CALLER
 
@@ -30,7 +31,7 @@ class AccessLogger(AbstractAccessLogger):
                     "status": response.status,
                     "ms": round(time * 1000, 1),
                     "role": caller.role if caller else None,
-                    "remote": str(request.remote) if request.remote else None,
+                    "remote": client_address(request) or None,
                 },
                 separators=(",", ":"),
             )

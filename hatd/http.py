@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import functools
+import ipaddress
 import json
 import re
 from collections.abc import Mapping
@@ -145,3 +147,40 @@ def page_limit(request: web.Request, given: int | None) -> int:
     if limit > settings.values_max_limit:
         raise BadRequest(f"limit: at most {settings.values_max_limit}", message="Invalid request")
     return limit
+
+
+@functools.lru_cache(maxsize=8)
+def _networks(proxies: tuple[str, ...]) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    return tuple(ipaddress.ip_network(proxy, strict=False) for proxy in proxies)
+
+
+def _trusted(address: str, networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in networks)
+
+
+def client_address(request: web.BaseRequest) -> str:
+    """The client's address: the peer's, or, when the peer is a trusted proxy (HATD_TRUSTED_PROXIES),
+    the last address in X-Forwarded-For that is not a trusted proxy itself (the ones before it are
+    the client's own say, which anyone can forge)."""
+    peer = request.remote or ""
+    settings = request.app.get(SETTINGS)
+    networks = _networks(settings.trusted_proxies) if settings else ()
+    if not networks or not _trusted(peer, networks):
+        return peer
+    hops = [hop.strip() for header in request.headers.getall("X-Forwarded-For", ()) for hop in header.split(",")]
+    for hop in reversed(hops):
+        if not _trusted(hop, networks):
+            return hop if _is_address(hop) else peer
+    return peer
+
+
+def _is_address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True

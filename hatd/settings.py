@@ -4,6 +4,7 @@ HATD_* environment variables, in that order (later wins)."""
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import re
 import tomllib
@@ -64,6 +65,7 @@ class Settings:
     login_burst: int
     login_refill_seconds: float
     cors_origins: tuple[str, ...]
+    trusted_proxies: tuple[str, ...]
     owner_name: str
     owner_email: str
     owner_password: str = dataclasses.field(repr=False)
@@ -104,6 +106,11 @@ class Settings:
         for ok, message in checks:
             if not ok:
                 raise SettingsError(message)
+        for proxy in self.trusted_proxies:
+            try:
+                ipaddress.ip_network(proxy, strict=False)
+            except ValueError:
+                raise SettingsError(f"trusted_proxies: {proxy!r} is not an IP address or network") from None
         if self.hat_address.strip():
             try:
                 object.__setattr__(self, "hat_address", check_address(self.hat_address))

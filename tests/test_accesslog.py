@@ -10,7 +10,7 @@ from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 
 from hatd.accesslog import AccessLogger
-from hatd.state import CALLER, Caller
+from hatd.state import CALLER, SETTINGS, Caller
 
 
 def _line(caplog, request, status: int = 200) -> dict:
@@ -41,3 +41,12 @@ def test_the_callers_role_is_logged(caplog):
 def test_an_encoded_newline_in_the_path_cannot_forge_a_line(caplog):
     request = make_mocked_request("GET", "/users/access_token/validate%0aFAKE%20200", app=web.Application())
     assert _line(caplog, request, 404)["path"] == "/users/access_token/validate%0AFAKE%20200"
+
+
+def test_behind_a_trusted_proxy_the_client_address_is_logged(caplog, settings):
+    app = web.Application()
+    app[SETTINGS] = settings.replace(trusted_proxies="127.0.0.1")
+    request = make_mocked_request("GET", "/health", headers={"X-Forwarded-For": "203.0.113.9"}, app=app)
+    assert _line(caplog, request.clone(remote="127.0.0.1"))["remote"] == "203.0.113.9"
+    caplog.clear()
+    assert _line(caplog, request.clone(remote="192.0.2.1"))["remote"] == "192.0.2.1"  # not a trusted proxy

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+
 from hatd.ratelimit import RateLimiter, retry_after
+from hatd.settings import SettingsError
 
 
 class Clock:
@@ -56,3 +59,32 @@ def test_idle_keys_are_forgotten_when_there_are_too_many(monkeypatch):
     clock.now += 10
     limiter.take("d")
     assert set(limiter._buckets) == {"d"}
+
+
+async def test_behind_a_trusted_proxy_each_client_has_its_own_login_bucket(make_client):
+    # The test client connects from 127.0.0.1: here it plays the proxy.
+    client = await make_client(login_burst=2, login_refill_seconds=1000, trusted_proxies="127.0.0.1")
+
+    async def attempt(forwarded: str) -> int:
+        headers = {"username": "nobody@hat.test", "password": "x", "X-Forwarded-For": forwarded}
+        return (await client.get("/users/access_token", headers=headers)).status
+
+    assert [await attempt("203.0.113.7") for _ in range(3)] == [401, 401, 429]
+    assert await attempt("203.0.113.8") == 401  # another client behind the same proxy
+    # What the client itself put in front is its own say: the proxy's last hop decides.
+    assert await attempt("198.51.100.1, 203.0.113.7") == 429
+
+
+async def test_an_untrusted_peer_cannot_choose_its_address(make_client):
+    client = await make_client(login_burst=2, login_refill_seconds=1000)  # no trusted proxies
+
+    async def attempt(forwarded: str) -> int:
+        headers = {"username": "nobody@hat.test", "password": "x", "X-Forwarded-For": forwarded}
+        return (await client.get("/users/access_token", headers=headers)).status
+
+    assert [await attempt(f"203.0.113.{i}") for i in range(3)] == [401, 401, 429]
+
+
+def test_trusted_proxies_must_be_addresses_or_networks(settings):
+    with pytest.raises(SettingsError, match=r"trusted_proxies: 'proxy\.example' is not an IP address or network"):
+        settings.replace(trusted_proxies="10.0.0.0/8,proxy.example")

@@ -11,7 +11,7 @@ from hatd import db
 from hatd.accounts import passwords, repository
 from hatd.accounts.schemas import AccessTokenSchema, AccountSchema, AccountStateSchema, MessageSchema, NewAccountSchema
 from hatd.errors import TooManyRequests, Unauthorized
-from hatd.http import json_response, json_text, parse_body, storable
+from hatd.http import client_address, json_response, json_text, parse_body, storable
 from hatd.ratelimit import retry_after
 from hatd.routing import ALL_ROLES, OWNER, PLATFORM, PUBLIC, USER_ID, Route
 from hatd.state import LOGIN_FAILURE_LIMITER, LOGIN_LIMITER, POOL, SETTINGS, TOKENS
@@ -37,7 +37,7 @@ async def access_token(request: web.Request) -> web.Response:
     if not storable(username) or not storable(password):  # no account has such a name or password
         raise Unauthorized("Wrong username or password")
     clients, failures = request.app[LOGIN_LIMITER], request.app[LOGIN_FAILURE_LIMITER]
-    wait = clients.take(f"client:{request.remote}")
+    wait = clients.take(f"client:{client_address(request)}")
     account = await repository.find_login(request.app[POOL], username) if not wait else None
     # Failures count against the account whichever of its names was used (email or name).
     failure_key = f"user:{account['user_id']}" if account else f"name:{username.lower()}"

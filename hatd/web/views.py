@@ -20,7 +20,7 @@ from hatd.accounts import repository as accounts
 from hatd.accounts.schemas import CREATABLE_ROLES
 from hatd.debits import repository as debits
 from hatd.errors import BadRequest, TooManyRequests
-from hatd.http import load, parse_query, path_id, validation_cause
+from hatd.http import client_address, load, parse_query, path_id, validation_cause
 from hatd.ratelimit import retry_after
 from hatd.raw import repository as raw
 from hatd.raw.schemas import decode_cursor, encode_cursor
@@ -76,7 +76,7 @@ async def login(request: web.Request) -> web.StreamResponse:
     if not sessions.csrf_matches(request.cookies.get(login_cookie(request)), form["csrf"]):
         return _login_form(request, next_path, status=403, error="The login form had expired. Please try again.")
     owner = await accounts.owner_login(request.app[POOL])
-    client, account = f"client:{request.remote}", f"user:{owner['user_id'] if owner else 'owner'}"
+    client, account = f"client:{client_address(request)}", f"user:{owner['user_id'] if owner else 'owner'}"
     failures = request.app[PAGE_LOGIN_LIMITER]
     # The attempt takes its token before bcrypt runs, so guesses sent at once cannot all slip
     # through; a success gives it back. The owner's account bucket is the API login's own.
