@@ -31,7 +31,7 @@ class AccessLogger(AbstractAccessLogger):
                     "status": response.status,
                     "ms": round(time * 1000, 1),
                     "role": caller.role if caller else None,
-                    "remote": client_address(request) or None,
+                    "remote": client_address(request) or None,  # type: ignore[arg-type]
                 },
                 separators=(",", ":"),
             )

@@ -162,7 +162,7 @@ def _trusted(address: str, networks: tuple[ipaddress.IPv4Network | ipaddress.IPv
     return any(ip in network for network in networks)
 
 
-def client_address(request: web.BaseRequest) -> str:
+def client_address(request: web.Request) -> str:
     """The client's address: the peer's, or, when the peer is a trusted proxy (HATD_TRUSTED_PROXIES),
     the last address in X-Forwarded-For that is not a trusted proxy itself (the ones before it are
     the client's own say, which anyone can forge)."""

@@ -395,3 +395,20 @@ async def test_over_https_the_cookies_are_secure_and_host_bound(make_client):
     assert response.status == 303
     cookie = response.cookies[session_name]
     assert cookie["secure"] and cookie["httponly"] and cookie["path"] == "/" and not cookie["domain"]
+
+
+async def test_the_owner_downloads_the_whole_hat_from_the_data_page(client, owner_token):
+    await new_table(client, owner_token, KITCHEN)
+    await logged_in(client)
+    page = await (await client.get("/owner")).text()
+    assert '<a href="/owner/export" id="export" download>' in page
+    download = await client.get("/owner/export")
+    assert download.status == 200
+    assert download.content_type == "application/x-ndjson"
+    assert download.headers["Content-Disposition"].startswith('attachment; filename="hat-export-')
+    body = await download.read()
+    same = await client.get("/export", headers=auth(owner_token))
+    assert body == await same.read()
+    assert b'"section":"data_tables"' in body and b"kitchen" in body
+    client.session.cookie_jar.clear()
+    assert (await client.get("/owner/export", allow_redirects=False)).status == 303  # no session: log in first

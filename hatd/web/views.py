@@ -20,6 +20,8 @@ from hatd.accounts import repository as accounts
 from hatd.accounts.schemas import CREATABLE_ROLES
 from hatd.debits import repository as debits
 from hatd.errors import BadRequest, TooManyRequests
+from hatd.exports import repository as exports
+from hatd.exports import views as exports_views
 from hatd.http import client_address, load, parse_query, path_id, validation_cause
 from hatd.ratelimit import retry_after
 from hatd.raw import repository as raw
@@ -191,6 +193,13 @@ async def table_page(request: web.Request) -> web.StreamResponse:
     return render(request, "table.html", {"table": table, "records": records, "next": following})
 
 
+@owner_page
+async def export_download(request: web.Request) -> web.StreamResponse:
+    """The whole HAT, as GET /export streams it to the owner's token: the owner takes their data
+    with them from the browser too."""
+    return await exports_views.export(request)
+
+
 # -- data debits -------------------------------------------------------------------------------
 
 
@@ -306,6 +315,9 @@ ROUTES = [
           summary="The owner's data: sources and tables, with records and last update"),
     Route("GET", r"/owner/tables/{id:\d+}", table_page, name="owner_table", roles=PUBLIC, session=True,
           produces=HTML, summary="A table's latest records, 25 a page (`cursor` for older ones)"),
+    Route("GET", "/owner/export", export_download, name="owner_export", roles=PUBLIC, session=True,
+          produces=exports.MEDIA_TYPE, head=False, errors=(409,),
+          summary="Download the whole HAT (the document of GET /export and `hatd export`)"),
     Route("GET", "/owner/debits", debits_page, name="owner_debits", roles=PUBLIC, session=True, produces=HTML,
           summary="Data debits, with enable and disable buttons"),
     Route("GET", f"/owner/debits/{KEY_PATH}", debit_page, name="owner_debit", roles=PUBLIC, session=True,
