@@ -545,26 +545,28 @@ ORDER BY r.id;
 -- name: import_data_values
 -- Inserts the value rows on JSON lines $1 as they are, ids included. The import drops the table's
 -- foreign keys (CHECKED_FOREIGN_KEYS in hatd/exports/repository.py) until every row is in, so this
--- checks them itself, for the whole batch at once: returns the first line (its place in $1, from 1)
--- whose field or record does not exist, with the constraint it breaks and PostgreSQL's own detail;
--- no row when every line holds. Each line's values as one row-level trigger check each would.
+-- checks them itself, for the whole batch at once (each field and record it names once, by key):
+-- returns the first line (its place in $1, from 1) whose field or record does not exist, with the
+-- constraint it breaks and PostgreSQL's own detail; no row when every line holds.
 WITH r AS MATERIALIZED (
     SELECT l.n, r.id, r.value, r.field_id, r.record_id, r.date_created, r.last_updated
     FROM unnest($1::text[]) WITH ORDINALITY AS l (line, n), json_populate_record(NULL::data_values, l.line::json) AS r
 ), inserted AS (
     INSERT INTO data_values (id, value, field_id, record_id, date_created, last_updated)
     SELECT r.id, r.value, r.field_id, r.record_id, r.date_created, r.last_updated FROM r
+), missing AS (
+    SELECT 1 AS position, 'data_values_field_id_fkey' AS name, 'field_id' AS key, k.id, 'data_fields' AS parent
+    FROM (SELECT DISTINCT r.field_id AS id FROM r) AS k
+    WHERE NOT EXISTS (SELECT FROM data_fields AS f WHERE f.id = k.id)
+    UNION ALL
+    SELECT 2, 'data_values_record_id_fkey', 'record_id', k.id, 'data_records'
+    FROM (SELECT DISTINCT r.record_id AS id FROM r) AS k
+    WHERE NOT EXISTS (SELECT FROM data_records AS d WHERE d.id = k.id)
 )
-SELECT r.n, k.name AS constraint, format('Key (%s)=(%s) is not present in table "%s".', k.key, k.id, k.parent) AS detail
-FROM r
-LEFT JOIN data_fields f ON f.id = r.field_id
-LEFT JOIN data_records d ON d.id = r.record_id
-CROSS JOIN LATERAL (VALUES
-    (1, 'data_values_field_id_fkey', 'field_id', r.field_id, 'data_fields', f.id IS NULL),
-    (2, 'data_values_record_id_fkey', 'record_id', r.record_id, 'data_records', d.id IS NULL)
-) AS k (position, name, key, id, parent, missing)
-WHERE k.missing
-ORDER BY r.n, k.position
+SELECT r.n, m.name AS constraint, format('Key (%s)=(%s) is not present in table "%s".', m.key, m.id, m.parent) AS detail
+FROM missing AS m
+JOIN r ON CASE m.position WHEN 1 THEN r.field_id ELSE r.record_id END = m.id
+ORDER BY r.n, m.position
 LIMIT 1;
 
 -- name: export_entities
