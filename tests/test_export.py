@@ -476,6 +476,109 @@ async def test_import_refuses_subtable_links_that_make_a_cycle(
     )
 
 
+async def _indexes_and_keys(dsn: str) -> dict[str, Any]:
+    """The HAT's indexes (pg_indexes' definitions, and which index each one is) and its constraints."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        indexes = await conn.fetch(
+            "SELECT x.indexname, x.indexdef, c.oid FROM pg_indexes x "
+            "JOIN pg_class c ON c.relname = x.indexname AND c.relnamespace = x.schemaname::regnamespace "
+            "WHERE x.schemaname = current_schema() ORDER BY x.indexname"
+        )
+        constraints = await conn.fetch(
+            "SELECT conrelid::regclass::text AS tablename, conname, pg_get_constraintdef(oid) AS definition "
+            "FROM pg_constraint WHERE connamespace = current_schema()::regnamespace ORDER BY conrelid::regclass::text, conname"
+        )
+        triggers = await conn.fetch(
+            "SELECT tgrelid::regclass::text AS t, tgconstraint <> 0 AS by_constraint, count(*) FROM pg_trigger "
+            "GROUP BY 1, 2 ORDER BY 1, 2"
+        )
+    finally:
+        await conn.close()
+    return {
+        "definitions": [(r["indexname"], r["indexdef"]) for r in indexes],
+        "which": [r["oid"] for r in indexes],
+        "constraints": [tuple(r) for r in constraints],
+        "triggers": [tuple(r) for r in triggers],
+    }
+
+
+async def test_after_import_the_indexes_and_keys_are_those_of_a_new_hat(
+    database: str, new_hat: str, settings: Settings, filled: dict[str, Any]
+) -> None:
+    """The import drops some indexes and foreign keys and makes them again at the end: from what
+    PostgreSQL says they are, so they come back the same as the migrations made them."""
+    fresh = await _indexes_and_keys(new_hat)
+    assert ("idx_data_values_record_id", "CREATE INDEX idx_data_values_record_id ON public.data_values USING btree "
+            "(record_id)") in fresh["definitions"]  # fmt: skip
+    assert any(c[1] == "data_values_field_id_fkey" for c in fresh["constraints"])
+
+    await import_bytes(new_hat, await export_bytes(database, settings.issuer))
+
+    after = await _indexes_and_keys(new_hat)
+    for part in ("definitions", "constraints", "triggers"):
+        assert after[part] == fresh[part], part
+    assert after["which"] != fresh["which"]  # they were made again
+    migrated = await _indexes_and_keys(database)
+    assert (after["definitions"], after["constraints"]) == (migrated["definitions"], migrated["constraints"])
+
+
+async def test_a_refused_import_leaves_the_indexes_and_keys_as_they_were(
+    database: str, new_hat: str, settings: Settings, filled: dict[str, Any]
+) -> None:
+    data = await export_bytes(database, settings.issuer)
+    before = await export_bytes(new_hat, settings.issuer)
+    fresh = await _indexes_and_keys(new_hat)
+    cases = [
+        # Refused while the indexes and foreign keys are dropped (a value of a record that does not exist)...
+        _edit(data, "data_values", lambda line: line.replace(b'"record_id":', b'"record_id":999999, "x":'), 2)[0],
+        # ... and once they are back (a rule checked after every row is in).
+        _change(data, "entities", lambda r: r["name"] == "Phone", lambda r: {**r, "name": "  "}),
+    ]
+    for bad in cases:
+        with pytest.raises(exports.ImportRefused):
+            await import_bytes(new_hat, bad)
+        assert await _indexes_and_keys(new_hat) == fresh
+    assert await export_bytes(new_hat, settings.issuer) == before
+
+
+async def test_import_names_the_first_line_whose_value_refers_to_nothing(
+    database: str, new_hat: str, settings: Settings, filled: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The value foreign keys are checked by the import's own query while they are dropped: the
+    refusal names the first line that breaks one, in a batch or alone, in PostgreSQL's words."""
+    data = await export_bytes(database, settings.issuer)
+    lines = data.splitlines(keepends=True)
+    later = _line_of(lines, "data_values", 5) + 1
+    bad = _edit(data, "data_values", lambda line: line.replace(b'"record_id":', b'"record_id":888888, "x":'), 5)[0]
+    bad, earlier = _edit(bad, "data_values", lambda line: line.replace(b'"field_id":', b'"field_id":777777, "x":'), 3)
+    expected = {
+        earlier: f'line {earlier}: data_values row refused: insert or update on table "data_values" violates '
+        'foreign key constraint "data_values_field_id_fkey" (Key (field_id)=(777777) is not present in table '
+        '"data_fields".)',
+        later: f'line {later}: data_values row refused: insert or update on table "data_values" violates '
+        'foreign key constraint "data_values_record_id_fkey" (Key (record_id)=(888888) is not present in table '
+        '"data_records".)',
+    }
+    only_later = _edit(data, "data_values", lambda line: line.replace(b'"record_id":', b'"record_id":888888, "x":'), 5)
+    duplicate_after = _edit(bad, "data_values", lambda line: lines[_line_of(lines, "data_values", 0)], 4)[0]
+    duplicate_before, first = _edit(bad, "data_values", lambda line: lines[_line_of(lines, "data_values", 0)], 2)
+    cases = [
+        (bad, expected[earlier]),
+        (only_later[0], expected[later]),
+        # With a line refused for another reason the batch is tried line by line: the first is named.
+        (duplicate_after, expected[earlier]),
+        (duplicate_before, f'line {first}: data_values row refused: duplicate key value violates unique constraint '
+         '"data_values_pkey"'),
+    ]  # fmt: skip
+    for batch_rows in (5_000, 2):
+        monkeypatch.setattr(exports, "BATCH_ROWS", batch_rows)
+        for file, message in cases:
+            with pytest.raises(exports.ImportRefused) as refused:
+                await import_bytes(new_hat, file)
+            assert str(refused.value).startswith(message), (batch_rows, str(refused.value), message)
+
+
 # -- GET /export ---------------------------------------------------------------------------------
 
 

@@ -67,6 +67,18 @@ MAX_NEXT_ID = 2**62
 # An import sends rows to PostgreSQL in batches of at most this many rows or bytes.
 BATCH_ROWS = 5_000
 BATCH_BYTES = 4 * 1024 * 1024
+# The tables of the bulk of a HAT's rows, whose indexes that refuse nothing (not unique, behind no
+# constraint) an import drops first and makes again once every row is in: building an index from
+# the whole table is several times faster than keeping it up to date row by row. Their primary keys
+# and foreign keys stay, refusing a bad line as it goes in. lock_hat locks them first, and wholly.
+REBUILT_INDEX_TABLES = ("data_records", "data_values")
+# Memory for each of those index builds (maintenance_work_mem, for the import's transaction only).
+INDEX_BUILD_MEMORY = "256MB"
+# The foreign keys an import drops first and adds again once every row is in (which checks all rows
+# in one join): row by row, as triggers, they cost more than all the rest of inserting a value. The
+# table's import query checks them instead, a batch at a time, naming the first line that breaks
+# one, as the constraint itself would (import_data_values in sql/queries/exports.sql).
+CHECKED_FOREIGN_KEYS = ("data_values_field_id_fkey", "data_values_record_id_fkey")
 
 _SECTION_KEY = re.compile(rb'\{\s*"section"\s*:\s*"([A-Za-z_]{1,64})"')
 
@@ -225,7 +237,9 @@ async def import_hat(conn: asyncpg.Connection, source: Readable, tracker: Tracke
     """Restores an export into this HAT, which must be empty (only the owner, the platform and the
     default vocabulary), ids and times as they were, in one transaction: all of it or, with
     ImportRefused naming the line, nothing. The file's accounts replace the HAT's; the owner and
-    platform keep this HAT's passwords, other accounts come with none. Returns the file's header."""
+    platform keep this HAT's passwords, other accounts come with none. The plain indexes of
+    REBUILT_INDEX_TABLES are dropped at the start and made again once the rows are in (a refusal
+    rolls that back with the rest). Returns the file's header."""
     numbered = numbered_lines(source)
     header = read_header(next(numbered, (1, None))[1], await target_schema_version(conn))
     if tracker is not None:
@@ -240,6 +254,12 @@ async def import_hat(conn: asyncpg.Connection, source: Readable, tracker: Tracke
             raise ImportRefused("the database holds no HAT: run `hatd create-owner` first, then import")
         await conn.execute(Q.keep_target_vocabulary)
         await conn.execute(Q.clear_target)
+        indexes = await conn.fetch(Q.rebuildable_indexes, list(REBUILT_INDEX_TABLES))
+        foreign_keys = await conn.fetch(Q.checked_foreign_keys, list(CHECKED_FOREIGN_KEYS))
+        if len(foreign_keys) != len(CHECKED_FOREIGN_KEYS):
+            raise ExportError(f"this HAT's schema lacks some of the foreign keys {', '.join(CHECKED_FOREIGN_KEYS)}")
+        for dropped in [*indexes, *foreign_keys]:
+            await conn.execute(dropped["drop"])
         line_number = 1
         for section, rows, _ in header.sections:
             extra = (hashes["owner"], hashes["platform"]) if section == "accounts" else ()
@@ -247,6 +267,7 @@ async def import_hat(conn: asyncpg.Connection, source: Readable, tracker: Tracke
         for number, line in numbered:
             if line.strip():
                 raise ImportRefused(f"line {number}: more rows than the header announces")
+        await _restore(conn, indexes, foreign_keys)
         await _check_imported(conn)
         next_ids = {name: next_id for name, _, next_id in header.sections if next_id is not None}
         await _check_api_rules(conn, next_ids.get("data_tables"))
@@ -298,20 +319,49 @@ async def _insert(conn: asyncpg.Connection, batch: _Batch, extra: tuple[str, ...
     query = getattr(Q, f"import_{batch.section}")
     try:
         async with conn.transaction():
-            await conn.execute(query, batch.lines, *extra)
+            broken = await conn.fetchrow(query, batch.lines, *extra)
     except (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError) as exc:
         for offset, line in enumerate(batch.lines):
             try:
                 async with conn.transaction():
-                    await conn.execute(query, [line], *extra)
+                    broken = await conn.fetchrow(query, [line], *extra)
             except (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError) as alone:
                 number = batch.first_line + offset
                 raise ImportRefused(f"line {number}: {batch.section} row refused: {_say(alone)}") from None
+            _refuse_broken_key(batch, broken, offset)
         last = batch.first_line + len(batch.lines) - 1
         raise ImportRefused(f"lines {batch.first_line}-{last}: {batch.section} rows refused: {_say(exc)}") from None
+    _refuse_broken_key(batch, broken, 0)
     if tracker is not None:
         tracker.advance(batch.section, len(batch.lines))
     batch.lines, batch.size = None, 0
+
+
+def _refuse_broken_key(batch: _Batch, broken: asyncpg.Record | None, offset: int) -> None:
+    """Refuses the line an import query found breaking one of CHECKED_FOREIGN_KEYS (its `n` counts
+    from 1 in the lines it was given, the first of which is the batch's line `offset`), in the words
+    PostgreSQL uses when the constraint itself refuses a row."""
+    if broken is None:
+        return
+    number = batch.first_line + offset + broken["n"] - 1
+    raise ImportRefused(
+        f'line {number}: {batch.section} row refused: insert or update on table "{batch.section}" violates '
+        f'foreign key constraint "{broken["constraint"]}" ({broken["detail"]})'
+    )
+
+
+async def _restore(conn: asyncpg.Connection, indexes: list[asyncpg.Record], foreign_keys: list[asyncpg.Record]) -> None:
+    """Makes again the indexes and foreign keys the import dropped, as they were, once every row is
+    in. Adding a foreign key checks every row again, so a bad reference the batches missed (none
+    should) is still refused, if without its line."""
+    await conn.execute(Q.index_build_memory, INDEX_BUILD_MEMORY)
+    for index in indexes:
+        await conn.execute(index["definition"])
+    for foreign_key in foreign_keys:
+        try:
+            await conn.execute(foreign_key["definition"])
+        except asyncpg.IntegrityConstraintViolationError as exc:
+            raise ImportRefused(f"the file's rows break a foreign key: {_say(exc)}") from None
 
 
 async def _advance_sequences(conn: asyncpg.Connection, next_ids: dict[str, int]) -> None:

@@ -79,12 +79,46 @@ FROM (SELECT $1::text AS format, $2::integer AS version,
 SELECT max(version) FROM schema_migrations;
 
 -- name: lock_hat
--- Keeps every other writer out of the HAT's tables until the import's transaction ends; returns nothing.
+-- Keeps every other writer out of the HAT's tables until the import's transaction ends, and every
+-- reader too out of those whose indexes or foreign keys it drops and makes again
+-- (REBUILT_INDEX_TABLES and CHECKED_FOREIGN_KEYS in hatd/exports/repository.py: dropping them takes
+-- that lock anyway; taken here first, all at once, so that no other transaction comes between);
+-- returns nothing.
+LOCK TABLE data_fields, data_records, data_values IN ACCESS EXCLUSIVE MODE;
 LOCK TABLE accounts, system_types, system_type_links, system_units, system_properties, person_relationship_types,
-    data_tables, data_table_links, data_fields, data_records, data_values, entities, entity_links, entity_types,
+    data_tables, data_table_links, entities, entity_links, entity_types,
     entity_properties, bundles_contextless, bundle_tables, bundle_slices, bundle_slice_conditions,
     bundles_contextual, bundle_entity_selections, bundle_property_selections, data_debits, data_debit_log
     IN EXCLUSIVE MODE;
+
+-- name: rebuildable_indexes
+-- Returns, for the tables $1 (names), each index that refuses no row (not unique, behind no
+-- constraint), by name: `drop`, the statement that drops it, and `definition`, the one that makes it
+-- again exactly as it is (PostgreSQL's own, as pg_indexes shows it), so the two cannot drift apart.
+SELECT format('DROP INDEX %I.%I', n.nspname, c.relname) AS drop, pg_get_indexdef(i.indexrelid) AS definition
+FROM pg_index i
+JOIN pg_class c ON c.oid = i.indexrelid
+JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE i.indrelid = ANY ($1::text[]::regclass[])
+  AND NOT i.indisunique
+  AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid)
+ORDER BY c.relname;
+
+-- name: checked_foreign_keys
+-- Returns the foreign keys named $1, in the order they were made: `drop`, the statement that drops
+-- one, and `definition`, the one that adds it again exactly as it is (PostgreSQL's own), checking
+-- every row at once.
+SELECT format('ALTER TABLE %s DROP CONSTRAINT %I', k.conrelid::regclass, k.conname) AS drop,
+       format('ALTER TABLE %s ADD CONSTRAINT %I %s', k.conrelid::regclass, k.conname, pg_get_constraintdef(k.oid))
+           AS definition
+FROM pg_constraint k
+WHERE k.conname = ANY ($1::text[]) AND k.contype = 'f' AND k.connamespace = current_schema()::regnamespace
+ORDER BY k.oid;
+
+-- name: index_build_memory
+-- Gives this transaction's index builds $1 of memory each (maintenance_work_mem, as SET LOCAL), so
+-- that each sorts in memory rather than through temporary files; returns nothing.
+SELECT set_config('maintenance_work_mem', $1::text, true);
 
 -- name: hat_contents
 -- Returns the tables holding what an empty HAT lacks (accounts: other than the owner and platform),
@@ -509,10 +543,31 @@ FROM (SELECT 'data_values'::text AS section,
 ORDER BY r.id;
 
 -- name: import_data_values
--- Inserts the value rows on JSON lines $1 as they are, ids included; returns nothing.
-INSERT INTO data_values (id, value, field_id, record_id, date_created, last_updated)
-SELECT r.id, r.value, r.field_id, r.record_id, r.date_created, r.last_updated
-FROM unnest($1::text[]) AS l (line), json_populate_record(NULL::data_values, l.line::json) AS r;
+-- Inserts the value rows on JSON lines $1 as they are, ids included. The import drops the table's
+-- foreign keys (CHECKED_FOREIGN_KEYS in hatd/exports/repository.py) until every row is in, so this
+-- checks them itself, for the whole batch at once (each field and record it names once, by key):
+-- returns the first line (its place in $1, from 1) whose field or record does not exist, with the
+-- constraint it breaks and PostgreSQL's own detail; no row when every line holds.
+WITH r AS MATERIALIZED (
+    SELECT l.n, r.id, r.value, r.field_id, r.record_id, r.date_created, r.last_updated
+    FROM unnest($1::text[]) WITH ORDINALITY AS l (line, n), json_populate_record(NULL::data_values, l.line::json) AS r
+), inserted AS (
+    INSERT INTO data_values (id, value, field_id, record_id, date_created, last_updated)
+    SELECT r.id, r.value, r.field_id, r.record_id, r.date_created, r.last_updated FROM r
+), missing AS (
+    SELECT 1 AS position, 'data_values_field_id_fkey' AS name, 'field_id' AS key, k.id, 'data_fields' AS parent
+    FROM (SELECT DISTINCT r.field_id AS id FROM r) AS k
+    WHERE NOT EXISTS (SELECT FROM data_fields AS f WHERE f.id = k.id)
+    UNION ALL
+    SELECT 2, 'data_values_record_id_fkey', 'record_id', k.id, 'data_records'
+    FROM (SELECT DISTINCT r.record_id AS id FROM r) AS k
+    WHERE NOT EXISTS (SELECT FROM data_records AS d WHERE d.id = k.id)
+)
+SELECT r.n, m.name AS constraint, format('Key (%s)=(%s) is not present in table "%s".', m.key, m.id, m.parent) AS detail
+FROM missing AS m
+JOIN r ON CASE m.position WHEN 1 THEN r.field_id ELSE r.record_id END = m.id
+ORDER BY r.n, m.position
+LIMIT 1;
 
 -- name: export_entities
 -- Returns one JSON line (text) per entity (all five kinds), by id.
