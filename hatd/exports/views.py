@@ -63,8 +63,8 @@ async def _export(request: web.Request) -> web.StreamResponse:
         except Exception as exc:
             if not response.prepared:
                 raise
-            # The access log has written 200 by now: this line says the transfer broke, and why
-            # (never a row: the cause is ours, or the failure's class and SQLSTATE).
+            # The status line has gone out as 200 (and the access log will say 200): this line says
+            # the transfer broke, and why (never a row: the cause is ours, or the failure's class and SQLSTATE).
             if isinstance(exc, ExportStalled | ConnectionError):
                 cause = f"{type(exc).__name__}: {exc}"
             else:
@@ -80,7 +80,7 @@ async def _export(request: web.Request) -> web.StreamResponse:
 
 ROUTES = [
     Route("GET", "/export", export, name="export", roles=frozenset({OWNER}), produces=repository.MEDIA_TYPE,
-          head=False, summary="The whole HAT as one JSON Lines document (docs/export.md), streamed",
+          head=False, errors=(409,), summary="The whole HAT as one JSON Lines document (docs/export.md), streamed",
           description="Every row of every table but the secrets (password hashes, the signing key), as "
           "`hatd export` writes it; `hatd import` restores it into a new HAT."),
 ]  # fmt: skip
