@@ -149,38 +149,46 @@ def page_limit(request: web.Request, given: int | None) -> int:
     return limit
 
 
+Networks = tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
+
+
 @functools.lru_cache(maxsize=8)
-def _networks(proxies: tuple[str, ...]) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+def _networks(proxies: tuple[str, ...]) -> Networks:
     return tuple(ipaddress.ip_network(proxy, strict=False) for proxy in proxies)
 
 
-def _trusted(address: str, networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]) -> bool:
+def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The address in an X-Forwarded-For entry or a peer address: "203.0.113.7", "203.0.113.7:5555",
+    "2001:db8::1", "[2001:db8::1]:443"; an IPv4-mapped IPv6 address as its IPv4 one. None if none."""
+    text = text.strip()
+    if text.startswith("["):
+        text = text[1:].partition("]")[0]
+    elif text.count(":") == 1:
+        text = text.partition(":")[0]
     try:
-        ip = ipaddress.ip_address(address)
+        ip = ipaddress.ip_address(text)
     except ValueError:
-        return False
-    return any(ip in network for network in networks)
+        return None
+    return ip.ipv4_mapped if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped else ip
+
+
+def _trusted(ip: ipaddress.IPv4Address | ipaddress.IPv6Address | None, networks: Networks) -> bool:
+    return ip is not None and any(ip in network for network in networks)
 
 
 def client_address(request: web.Request) -> str:
     """The client's address: the peer's, or, when the peer is a trusted proxy (HATD_TRUSTED_PROXIES),
     the last address in X-Forwarded-For that is not a trusted proxy itself (the ones before it are
-    the client's own say, which anyone can forge)."""
+    the client's own say, which anyone can forge). An entry that is no address ends the walk at the
+    peer: hatd never believes what it cannot read."""
     peer = request.remote or ""
     settings = request.app.get(SETTINGS)
     networks = _networks(settings.trusted_proxies) if settings else ()
-    if not networks or not _trusted(peer, networks):
+    if not networks or not _trusted(_ip(peer), networks):
         return peer
-    hops = [hop.strip() for header in request.headers.getall("X-Forwarded-For", ()) for hop in header.split(",")]
-    for hop in reversed(hops):
-        if not _trusted(hop, networks):
-            return hop if _is_address(hop) else peer
+    hops = [hop for header in request.headers.getall("X-Forwarded-For", ()) for hop in header.split(",")]
+    for hop in reversed([hop for hop in hops if hop.strip()]):
+        ip = _ip(hop)
+        if not _trusted(ip, networks):
+            return str(ip) if ip is not None else peer
     return peer
-
-
-def _is_address(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True

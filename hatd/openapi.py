@@ -74,7 +74,7 @@ def _operation(route: Route, spec: APISpec, path: str) -> dict[str, Any]:
     responses: dict[str, Any] = {str(route.status): response}
     for status in sorted(_error_statuses(route, path)):
         text = _ERROR_STATUSES[status]
-        if route.produces == HTML:  # the pages answer errors as pages, with the same message and cause
+        if route.produces == HTML or route.session:  # pages answer errors as pages: same message and cause
             responses[str(status)] = {"description": text, "content": {HTML: {"schema": {"type": "string"}}}}
         else:
             responses[str(status)] = {"description": text, "content": {JSON: {"schema": "Error"}}}

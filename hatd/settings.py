@@ -30,21 +30,30 @@ class SettingsError(ValueError):
 
 
 def check_address(address: str) -> str:
-    """A HAT's public address, normalised (scheme and host in lower case, no trailing slash): an
+    """A HAT's public address, normalised as apps will compare it: scheme and host in lower case,
+    an international host in its ASCII (punycode) form, no default port, no trailing slash; an
     http(s) URL of a host, with no user, query or fragment. SettingsError otherwise."""
-    parts = urlsplit(address.strip())
-    scheme = parts.scheme.lower()
-    extras = parts.query or parts.fragment or "@" in parts.netloc
+    refused = SettingsError(
+        f"{address!r} is not a HAT address: give an http:// or https:// URL such as "
+        "https://alice.hats.example (no user, query or fragment)"
+    )
     try:
-        parts.port  # noqa: B018 -- raises ValueError for a port that is not a number in range
-    except ValueError:
-        extras = True
-    if scheme not in ("http", "https") or not parts.hostname or extras:
-        raise SettingsError(
-            f"{address!r} is not a HAT address: give an http:// or https:// URL such as "
-            "https://alice.hats.example (no user, query or fragment)"
-        )
-    return urlunsplit((scheme, parts.netloc.lower(), parts.path, "", "")).rstrip("/")
+        parts = urlsplit(address.strip())
+        port = parts.port
+        host = parts.hostname or ""
+        if not host.isascii():
+            host = host.encode("idna").decode("ascii")
+    except (ValueError, UnicodeError):
+        raise refused from None
+    scheme = parts.scheme.lower()
+    netloc_ok = "@" not in parts.netloc and "\\" not in parts.netloc and not parts.netloc.endswith(":")
+    if scheme not in ("http", "https") or not host or parts.query or parts.fragment or not netloc_ok:
+        raise refused
+    if ":" in host:  # an IPv6 literal
+        host = f"[{host}]"
+    if port is not None and port != {"http": 80, "https": 443}[scheme]:
+        host = f"{host}:{port}"
+    return urlunsplit((scheme, host, parts.path, "", "")).rstrip("/")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import make_mocked_request
 
+from hatd.http import client_address
 from hatd.ratelimit import RateLimiter, retry_after
 from hatd.settings import SettingsError
+from hatd.state import SETTINGS
+from tests.web_helpers import hidden_fields
 
 
 class Clock:
@@ -88,3 +93,39 @@ async def test_an_untrusted_peer_cannot_choose_its_address(make_client):
 def test_trusted_proxies_must_be_addresses_or_networks(settings):
     with pytest.raises(SettingsError, match=r"trusted_proxies: 'proxy\.example' is not an IP address or network"):
         settings.replace(trusted_proxies="10.0.0.0/8,proxy.example")
+
+
+@pytest.mark.parametrize(
+    ("peer", "forwarded", "client"),
+    [
+        ("10.0.0.5", "203.0.113.7", "203.0.113.7"),
+        ("10.0.0.5", "203.0.113.7:5555", "203.0.113.7"),  # some proxies add the port
+        ("10.0.0.5", "[2001:db8::1]:443", "2001:db8::1"),
+        ("10.0.0.5", "2001:db8::1", "2001:db8::1"),
+        ("10.0.0.5", "203.0.113.7, ", "203.0.113.7"),  # an empty entry is skipped
+        ("10.0.0.5", "203.0.113.7, 10.0.0.9", "203.0.113.7"),  # a second trusted proxy
+        ("10.0.0.5", "6.6.6.6, 203.0.113.7", "203.0.113.7"),  # what the client sent first is its own say
+        ("10.0.0.5", "unknown", "10.0.0.5"),  # not an address: the peer
+        ("::ffff:10.0.0.5", "203.0.113.7", "203.0.113.7"),  # an IPv4-mapped peer is its IPv4 address
+        ("192.0.2.1", "203.0.113.7", "192.0.2.1"),  # not a trusted proxy: the header is ignored
+        ("10.0.0.5", "", "10.0.0.5"),
+    ],
+)
+def test_the_client_address_behind_trusted_proxies(settings, peer, forwarded, client):
+    app = web.Application()
+    app[SETTINGS] = settings.replace(trusted_proxies="10.0.0.0/8")
+    request = make_mocked_request("GET", "/", headers={"X-Forwarded-For": forwarded}, app=app).clone(remote=peer)
+    assert client_address(request) == client
+
+
+async def test_the_login_page_limits_each_client_behind_a_trusted_proxy(make_client):
+    client = await make_client(trusted_proxies="127.0.0.1", page_login_burst=2, page_login_refill_seconds=1000)
+
+    async def attempt(forwarded: str) -> int:
+        form = hidden_fields(await (await client.get("/owner/login")).text())
+        response = await client.post("/owner/login", data={**form, "password": "guess"},
+                                     headers={"X-Forwarded-For": forwarded})  # fmt: skip
+        return response.status
+
+    assert [await attempt("203.0.113.7") for _ in range(3)] == [401, 401, 429]
+    assert await attempt("203.0.113.8") == 401

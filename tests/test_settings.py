@@ -118,6 +118,9 @@ def test_repr_shows_no_secret():
         ("HTTPS://Alice.Example/", "https://alice.example"),
         ("http://alice.example:8081/hat/", "http://alice.example:8081/hat"),
         ("  https://alice.example  ", "https://alice.example"),
+        ("https://Bücher.Example/Hat/", "https://xn--bcher-kva.example/Hat"),
+        ("https://alice.example:443", "https://alice.example"),
+        ("http://[::1]:8080", "http://[::1]:8080"),
         ("", ""),
     ],
 )

@@ -401,9 +401,10 @@ async def test_the_owner_downloads_the_whole_hat_from_the_data_page(client, owne
     await new_table(client, owner_token, KITCHEN)
     await logged_in(client)
     page = await (await client.get("/owner")).text()
-    assert '<a href="/owner/export" id="export" download>' in page
-    download = await client.get("/owner/export")
+    assert '<a href="/owner/export" id="export">' in page
+    download = await client.get("/owner/export", headers={"Sec-Fetch-Site": "same-origin"})
     assert download.status == 200
+    assert download.headers["Cache-Control"] == "no-store"
     assert download.content_type == "application/x-ndjson"
     assert download.headers["Content-Disposition"].startswith('attachment; filename="hat-export-')
     body = await download.read()
@@ -412,3 +413,29 @@ async def test_the_owner_downloads_the_whole_hat_from_the_data_page(client, owne
     assert b'"section":"data_tables"' in body and b"kitchen" in body
     client.session.cookie_jar.clear()
     assert (await client.get("/owner/export", allow_redirects=False)).status == 303  # no session: log in first
+
+
+async def test_another_site_cannot_start_a_download_of_the_hat(client):
+    await logged_in(client)
+    for site in ("cross-site", "same-site"):
+        response = await client.get("/owner/export", headers={"Sec-Fetch-Site": site})
+        assert response.status == 403 and response.content_type == "text/html"
+        assert "Download your data from your HAT&#39;s own data page" in await response.text()
+    assert (await client.get("/owner/export", headers={"Sec-Fetch-Site": "none"})).status == 200  # typed in
+
+
+async def test_logging_out_over_https_deletes_the_host_bound_cookie(make_client):
+    client = await make_client(hat_address="https://alice.example")
+    session_name, login_name = sessions.cookie_names("https://alice.example")
+    fields = hidden_fields(await (await client.get("/owner/login")).text())
+    response = await client.post("/owner/login", data={**fields, "password": OWNER[1]},
+                                 cookies={login_name: fields["csrf"]}, allow_redirects=False)  # fmt: skip
+    session = response.cookies[session_name].value
+    home = await client.get("/owner", cookies={session_name: session})
+    csrf = hidden_fields(await home.text())["csrf"]
+    out = await client.post("/owner/logout", data={"csrf": csrf}, cookies={session_name: session},
+                            allow_redirects=False)  # fmt: skip
+    deleted = out.cookies[session_name]
+    # A browser deletes a __Host- cookie only with a Set-Cookie that is itself Secure, Path=/, no Domain.
+    assert deleted.value == "" and deleted["secure"] and deleted["path"] == "/" and not deleted["domain"]
+    assert deleted["max-age"] == "0" or deleted["expires"]

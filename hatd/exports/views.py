@@ -43,7 +43,7 @@ async def export(request: web.Request) -> web.StreamResponse:
 async def _export(request: web.Request) -> web.StreamResponse:
     day = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d")
     response = web.StreamResponse(
-        headers={"Content-Disposition": f'attachment; filename="hat-export-{day}.jsonl"'},
+        headers={"Content-Disposition": f'attachment; filename="hat-export-{day}.jsonl"', "Cache-Control": "no-store"},
     )
     response.content_type = repository.MEDIA_TYPE
     response.enable_chunked_encoding()

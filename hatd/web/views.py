@@ -19,7 +19,7 @@ from hatd.accounts import passwords
 from hatd.accounts import repository as accounts
 from hatd.accounts.schemas import CREATABLE_ROLES
 from hatd.debits import repository as debits
-from hatd.errors import BadRequest, TooManyRequests
+from hatd.errors import BadRequest, Forbidden, TooManyRequests
 from hatd.exports import repository as exports
 from hatd.exports import views as exports_views
 from hatd.http import client_address, load, parse_query, path_id, validation_cause
@@ -196,7 +196,10 @@ async def table_page(request: web.Request) -> web.StreamResponse:
 @owner_page
 async def export_download(request: web.Request) -> web.StreamResponse:
     """The whole HAT, as GET /export streams it to the owner's token: the owner takes their data
-    with them from the browser too."""
+    with them from the browser too. Only from the HAT's own page (or typed in): another site's
+    link would start a costly export that holds the one-at-a-time lock."""
+    if request.headers.get("Sec-Fetch-Site", "same-origin") not in ("same-origin", "none"):
+        raise Forbidden("Download your data from your HAT's own data page", message="Not from this HAT")
     return await exports_views.export(request)
 
 
@@ -316,7 +319,7 @@ ROUTES = [
     Route("GET", r"/owner/tables/{id:\d+}", table_page, name="owner_table", roles=PUBLIC, session=True,
           produces=HTML, summary="A table's latest records, 25 a page (`cursor` for older ones)"),
     Route("GET", "/owner/export", export_download, name="owner_export", roles=PUBLIC, session=True,
-          produces=exports.MEDIA_TYPE, head=False, errors=(409,),
+          produces=exports.MEDIA_TYPE, head=False, errors=(403, 409),
           summary="Download the whole HAT (the document of GET /export and `hatd export`)"),
     Route("GET", "/owner/debits", debits_page, name="owner_debits", roles=PUBLIC, session=True, produces=HTML,
           summary="Data debits, with enable and disable buttons"),

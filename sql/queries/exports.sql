@@ -82,11 +82,14 @@ SELECT max(version) FROM schema_migrations;
 -- Keeps every other writer out of the HAT's tables until the import's transaction ends, and every
 -- reader too out of those whose indexes or foreign keys it drops and makes again
 -- (REBUILT_INDEX_TABLES and CHECKED_FOREIGN_KEYS in hatd/exports/repository.py: dropping them takes
--- that lock anyway; taken here first, all at once, so that no other transaction comes between);
--- returns nothing.
-LOCK TABLE data_fields, data_records, data_values IN ACCESS EXCLUSIVE MODE;
+-- that lock anyway; taken here first, all at once, so that no other transaction comes between),
+-- in the order the API's writers take them (tables, then fields, records, values), so that a
+-- writer under way cannot deadlock with it; returns nothing.
 LOCK TABLE accounts, system_types, system_type_links, system_units, system_properties, person_relationship_types,
-    data_tables, data_table_links, entities, entity_links, entity_types,
+    data_tables, data_table_links
+    IN EXCLUSIVE MODE;
+LOCK TABLE data_fields, data_records, data_values IN ACCESS EXCLUSIVE MODE;
+LOCK TABLE entities, entity_links, entity_types,
     entity_properties, bundles_contextless, bundle_tables, bundle_slices, bundle_slice_conditions,
     bundles_contextual, bundle_entity_selections, bundle_property_selections, data_debits, data_debit_log
     IN EXCLUSIVE MODE;
