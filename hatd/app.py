@@ -93,7 +93,9 @@ def create_app(settings: Settings, *, pool: asyncpg.Pool | None = None) -> web.A
             keys = await accounts.current_signing_key(app[POOL])
             if keys is None:
                 raise HatNotCreated("this database holds no HAT yet: run `hatd create-owner` (or `hatd serve`) first")
-            app[TOKENS] = TokenService(keys, issuer=settings.issuer, ttl=settings.token_ttl)
+            app[TOKENS] = TokenService(
+                keys, issuer=settings.issuer, ttl=settings.token_ttl, former_issuers=(settings.address,)
+            )
             yield
         finally:
             if own_pool:

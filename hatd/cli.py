@@ -126,7 +126,7 @@ async def _prepare_on(conn: asyncpg.Connection, settings: Settings) -> None:
     created = await create_hat(conn, settings)
     if created is None:
         return
-    print(f"Created the HAT {settings.issuer}: owner {settings.owner_email} (userId {created.owner_id})")
+    print(f"Created the HAT {settings.address}: owner {settings.owner_email} (userId {created.owner_id})")
     if created.generated_owner_password:
         print(
             "\n  The owner's password (shown only this once; keep it safe):\n\n"
@@ -148,7 +148,7 @@ def cmd_provision(settings: Settings, args: argparse.Namespace) -> int:
     if args.address is None and not settings.hat_address:
         raise provision.ProvisionError(
             "give the new HAT its own address with --address URL (or HATD_HAT_ADDRESS): it is the issuer of "
-            f"its tokens, and the default, {settings.issuer}, is the first HAT's"
+            f"its tokens, and the default, {settings.address}, is the first HAT's"
         )
     address = _check_address(args.address if args.address is not None else settings.hat_address)
     limit = provision.check_connection_limit(args.connection_limit, settings.pool_max_size)
@@ -201,7 +201,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
             host=settings.host,
             port=settings.port,
             print=lambda _: print(
-                f"hatd serving {settings.issuer} on http://{settings.host}:{settings.port}", flush=True
+                f"hatd serving {settings.address} on http://{settings.host}:{settings.port}", flush=True
             ),
             shutdown_timeout=30,
             access_log_class=AccessLogger,
@@ -293,7 +293,7 @@ def cmd_export(settings: Settings, args: argparse.Namespace) -> int:
                 except OSError as exc:
                     raise exports.ExportError(f"cannot write {args.file}: {exc.strerror or exc}") from None
 
-            return await exports.export_hat(conn, settings.issuer, write, bar)
+            return await exports.export_hat(conn, settings.address, write, bar)
         finally:
             await conn.close()
 
@@ -324,7 +324,7 @@ def cmd_export(settings: Settings, args: argparse.Namespace) -> int:
         finally:
             partial.unlink(missing_ok=True)
     bar.finish()
-    print(f"Exported {rows:,} rows of the HAT {settings.issuer} to {args.file}.")
+    print(f"Exported {rows:,} rows of the HAT {settings.address} to {args.file}.")
     return 0
 
 

@@ -34,5 +34,5 @@ def paged(request: web.Request, scope: str, text: str, more: Any) -> web.Respons
         # The next page's URL, without any token the client put in the query: headers get logged.
         query = {k: v for k, v in request.query.items() if k.lower() not in ("access_token", "x-auth-token")}
         following = request.rel_url.with_query({**query, "cursor": encode_cursor(scope, *more)})
-        response.headers["Link"] = f'<{request.app[SETTINGS].issuer}{following}>; rel="next"'
+        response.headers["Link"] = f'<{request.app[SETTINGS].address}{following}>; rel="next"'
     return response

@@ -56,6 +56,11 @@ def check_address(address: str) -> str:
     return urlunsplit((scheme, host, parts.path, "", "")).rstrip("/")
 
 
+def issuer_of(address: str) -> str:
+    """A HAT's token issuer from its normalised address: the address without its scheme."""
+    return address.split("://", 1)[-1]
+
+
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class Settings:
     """Every setting hatd reads; see config/default.toml for what each one means."""
@@ -127,10 +132,17 @@ class Settings:
                 raise SettingsError(f"hat_address: {exc}") from None
 
     @property
-    def issuer(self) -> str:
-        """The `iss` (and API `resource`) of the tokens this HAT signs: hat_address, or by default
-        the address the server listens on."""
+    def address(self) -> str:
+        """The HAT's public address as a URL: hat_address, or by default the address the server
+        listens on. Links, cookies and exports name the HAT by it."""
         return self.hat_address.strip().rstrip("/") or f"http://{self.host}:{self.port}"
+
+    @property
+    def issuer(self) -> str:
+        """The `iss` (and API `resource`) of the tokens this HAT signs: its address without the
+        scheme (`alice.hats.example`, `127.0.0.1:8080`), as the original HAT signed it, because its
+        clients fetch the key from `<protocol>://<iss>/publickey`."""
+        return issuer_of(self.address)
 
     def replace(self, **changes: Any) -> Settings:
         """A copy with some values changed (tests use it)."""

@@ -70,10 +70,13 @@ class Claims:
 class TokenService:
     """Signs and checks this HAT's tokens with one key pair."""
 
-    def __init__(self, keys: KeyPair, *, issuer: str, ttl: int) -> None:
+    def __init__(self, keys: KeyPair, *, issuer: str, ttl: int, former_issuers: tuple[str, ...] = ()) -> None:
         self.keys = keys
         self.issuer = issuer
         self.ttl = ttl
+        # Other names this HAT signed its tokens with (its address with the scheme, before hatd
+        # signed the bare host as the original did): tokens with them stay good until they expire.
+        self.accepted_issuers = frozenset({issuer, *former_issuers})
         self._private = serialization.load_pem_private_key(keys.private_pem.encode(), password=None)
         self._public = serialization.load_pem_public_key(keys.public_pem.encode())
 
@@ -106,7 +109,7 @@ class TokenService:
                 token,
                 self._public,  # type: ignore[arg-type]
                 algorithms=[ALGORITHM],
-                issuer=self.issuer,
+                issuer=self.accepted_issuers,
                 leeway=LEEWAY_SECONDS,
                 options={"require": ["exp", "iss", "sub", "accessScope"]},
             )
@@ -120,7 +123,7 @@ class TokenService:
             raise Unauthorized(f"The token has no {exc.claim!r} claim") from None
         except jwt.InvalidTokenError as exc:
             raise Unauthorized(f"The token is invalid: {exc}") from None
-        if claims.get("resource") != self.issuer:
+        if claims.get("resource") not in self.accepted_issuers:
             raise Unauthorized("The token is not for this HAT's API (its resource is another service)")
         if claims["accessScope"] == VALIDATE_SCOPE:
             raise Unauthorized("A login token proves identity only; it cannot call the API")

@@ -76,9 +76,10 @@ class ExampleApp:
     async def receive_token(self, request: web.Request) -> web.Response:
         token = request.query["token"]
         issuer = jwt.decode(token, options={"verify_signature": False})["iss"]
-        async with aiohttp.ClientSession() as http, http.get(f"{issuer}/publickey") as response:
+        # As the original HAT's clients do: <protocol>://<iss>/publickey.
+        async with aiohttp.ClientSession() as http, http.get(f"http://{issuer}/publickey") as response:
             public_key = await response.text()
-        self.verified = jwt.decode(token, public_key, algorithms=["RS256"], issuer=self.hat)
+        self.verified = jwt.decode(token, public_key, algorithms=["RS256"], issuer=self.hat.split("://")[1])
         kept = request.query.get("from")
         return _html(f'<h1>Welcome</h1><p id="verified">Verified {self.verified["iss"]} '
                      f'({self.verified["accessScope"]}) from={kept}</p>')  # fmt: skip
@@ -172,7 +173,7 @@ async def test_login_with_hat_and_a_debit_in_a_browser(hat: str, aiohttp_server:
     # 4. Clicking the icon returns to the app with a token, which it verifies against /publickey.
     await page.click("#service")
     await page.wait_for_selector("#verified")
-    assert await page.text_content("#verified") == f"Verified {hat} (validate) from=hat"
+    assert await page.text_content("#verified") == f"Verified {hat.split('://')[1]} (validate) from=hat"
     assert example.verified["resource"] == example.callback
     await _shot(page, "04-app-verified")
 

@@ -170,13 +170,13 @@ async def filled(client: Any, owner_token: str) -> dict[str, Any]:
 async def test_export_import_export_gives_the_same_bytes(
     database: str, new_hat: str, settings: Settings, filled: dict[str, Any]
 ) -> None:
-    first = await export_bytes(database, settings.issuer)
+    first = await export_bytes(database, settings.address)
 
     header = await import_bytes(new_hat, first)
-    second = await export_bytes(new_hat, settings.issuer)
+    second = await export_bytes(new_hat, settings.address)
 
     assert second == first
-    assert header.hat == settings.issuer
+    assert header.hat == settings.address
     lines = first.splitlines()
     top = json.loads(lines[0])
     assert list(top) == ["format", "version", "schemaVersion", "hat", "sections"]
@@ -217,7 +217,7 @@ async def test_the_export_has_a_section_for_every_table_but_the_secrets(database
 async def test_the_export_holds_no_password_hash_and_no_private_key(
     database: str, settings: Settings, filled: dict[str, Any]
 ) -> None:
-    data = await export_bytes(database, settings.issuer)
+    data = await export_bytes(database, settings.address)
 
     conn = await asyncpg.connect(database)
     try:
@@ -241,7 +241,7 @@ async def test_after_import_the_owner_logs_in_and_reads_the_same(
     client: Any, owner_token: str, database: str, new_hat: str, settings: Settings, aiohttp_client: Any,
     filled: dict[str, Any],
 ) -> None:  # fmt: skip
-    await import_bytes(new_hat, await export_bytes(database, settings.issuer))
+    await import_bytes(new_hat, await export_bytes(database, settings.address))
     target = await aiohttp_client(create_app(settings.replace(database_url=new_hat)))
 
     # The file's owner (its email and id), with the new HAT's password; the old password is gone.
@@ -300,7 +300,7 @@ async def test_after_import_the_owner_logs_in_and_reads_the_same(
 async def test_import_refuses_a_hat_that_is_not_empty(
     database: str, new_hat: str, settings: Settings, filled: dict[str, Any]
 ) -> None:
-    data = await export_bytes(database, settings.issuer)
+    data = await export_bytes(database, settings.address)
 
     with pytest.raises(exports.ImportRefused) as refused:
         await import_bytes(database, data)
@@ -311,23 +311,23 @@ async def test_import_refuses_a_hat_that_is_not_empty(
         "bundle_slices, bundle_slice_conditions, bundles_contextual, bundle_entity_selections, "
         "bundle_property_selections, data_debits, data_debit_log rows): import only into a new HAT"
     )
-    assert await export_bytes(database, settings.issuer) == data
+    assert await export_bytes(database, settings.address) == data
 
 
 async def test_import_refuses_a_hat_with_vocabulary_of_its_own(database: str, new_hat: str, settings: Settings) -> None:
-    data = await export_bytes(database, settings.issuer)
+    data = await export_bytes(database, settings.address)
     conn = await asyncpg.connect(new_hat)
     try:
         await conn.execute("INSERT INTO system_units (name) VALUES ('furlong')")
     finally:
         await conn.close()
-    before = await export_bytes(new_hat, settings.issuer)
+    before = await export_bytes(new_hat, settings.address)
 
     with pytest.raises(exports.ImportRefused) as refused:
         await import_bytes(new_hat, data)
 
     assert str(refused.value) == "this HAT is not empty: it has vocabulary the file lacks: system_units 37 (furlong)"
-    assert await export_bytes(new_hat, settings.issuer) == before
+    assert await export_bytes(new_hat, settings.address) == before
 
 
 LATEST = db.available_migrations()[-1].version
@@ -364,14 +364,14 @@ def _header_with(data: bytes, **changes: Any) -> bytes:
 async def test_import_refuses_a_bad_header_and_changes_nothing(
     database: str, new_hat: str, settings: Settings, change: Any, message: str
 ) -> None:
-    data = await export_bytes(database, settings.issuer)
-    before = await export_bytes(new_hat, settings.issuer)
+    data = await export_bytes(database, settings.address)
+    before = await export_bytes(new_hat, settings.address)
 
     with pytest.raises(exports.ImportRefused) as refused:
         await import_bytes(new_hat, change(data))
 
     assert str(refused.value) == message
-    assert await export_bytes(new_hat, settings.issuer) == before
+    assert await export_bytes(new_hat, settings.address) == before
 
 
 def _line_of(lines: list[bytes], section: str, nth: int = 0) -> int:
@@ -390,9 +390,9 @@ def _edit(data: bytes, section: str, new: Any, nth: int = 0) -> tuple[bytes, int
 async def test_import_refuses_a_malformed_or_short_file_naming_the_line(
     database: str, new_hat: str, settings: Settings, filled: dict[str, Any]
 ) -> None:
-    data = await export_bytes(database, settings.issuer)
+    data = await export_bytes(database, settings.address)
     lines = data.splitlines(keepends=True)
-    before = await export_bytes(new_hat, settings.issuer)
+    before = await export_bytes(new_hat, settings.address)
     value = _line_of(lines, "data_values", 3) + 1
     log_rows = len(lines) - _line_of(lines, "data_debit_log")
     cases = [
@@ -447,13 +447,13 @@ async def test_import_refuses_a_malformed_or_short_file_naming_the_line(
         with pytest.raises(exports.ImportRefused) as refused:
             await import_bytes(new_hat, bad)
         assert str(refused.value).startswith(message), (str(refused.value), message)
-    assert await export_bytes(new_hat, settings.issuer) == before
+    assert await export_bytes(new_hat, settings.address) == before
 
 
 async def test_import_refuses_subtable_links_that_make_a_cycle(
     database: str, new_hat: str, settings: Settings, filled: dict[str, Any]
 ) -> None:
-    data = await export_bytes(database, settings.issuer)
+    data = await export_bytes(database, settings.address)
     lines = data.splitlines(keepends=True)
     link = json.loads(lines[_line_of(lines, "data_table_links")])
     # Swap the first link's ends: the child becomes its parent's parent too.
@@ -513,7 +513,7 @@ async def test_after_import_the_indexes_and_keys_are_those_of_a_new_hat(
             "(record_id)") in fresh["definitions"]  # fmt: skip
     assert any(c[1] == "data_values_field_id_fkey" for c in fresh["constraints"])
 
-    await import_bytes(new_hat, await export_bytes(database, settings.issuer))
+    await import_bytes(new_hat, await export_bytes(database, settings.address))
 
     after = await _indexes_and_keys(new_hat)
     for part in ("definitions", "constraints", "triggers"):
@@ -526,8 +526,8 @@ async def test_after_import_the_indexes_and_keys_are_those_of_a_new_hat(
 async def test_a_refused_import_leaves_the_indexes_and_keys_as_they_were(
     database: str, new_hat: str, settings: Settings, filled: dict[str, Any]
 ) -> None:
-    data = await export_bytes(database, settings.issuer)
-    before = await export_bytes(new_hat, settings.issuer)
+    data = await export_bytes(database, settings.address)
+    before = await export_bytes(new_hat, settings.address)
     fresh = await _indexes_and_keys(new_hat)
     cases = [
         # Refused while the indexes and foreign keys are dropped (a value of a record that does not exist)...
@@ -539,7 +539,7 @@ async def test_a_refused_import_leaves_the_indexes_and_keys_as_they_were(
         with pytest.raises(exports.ImportRefused):
             await import_bytes(new_hat, bad)
         assert await _indexes_and_keys(new_hat) == fresh
-    assert await export_bytes(new_hat, settings.issuer) == before
+    assert await export_bytes(new_hat, settings.address) == before
 
 
 async def test_import_names_the_first_line_whose_value_refers_to_nothing(
@@ -547,7 +547,7 @@ async def test_import_names_the_first_line_whose_value_refers_to_nothing(
 ) -> None:
     """The value foreign keys are checked by the import's own query while they are dropped: the
     refusal names the first line that breaks one, in a batch or alone, in PostgreSQL's words."""
-    data = await export_bytes(database, settings.issuer)
+    data = await export_bytes(database, settings.address)
     lines = data.splitlines(keepends=True)
     later = _line_of(lines, "data_values", 5) + 1
     bad = _edit(data, "data_values", lambda line: line.replace(b'"record_id":', b'"record_id":888888, "x":'), 5)[0]
@@ -589,7 +589,7 @@ async def test_get_export_streams_the_same_bytes_to_the_owner(
 
     assert response.status == 200
     body = await response.read()
-    assert body == await export_bytes(database, settings.issuer)
+    assert body == await export_bytes(database, settings.address)
     assert response.headers["Content-Type"] == "application/x-ndjson"
     assert response.headers["Transfer-Encoding"] == "chunked"
     day = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d")
@@ -678,9 +678,9 @@ def _next_id(data: bytes, section: str) -> int:
 async def test_import_refuses_rows_the_api_would_never_make(
     database: str, new_hat: str, settings: Settings, filled: dict[str, Any]
 ) -> None:
-    data = await export_bytes(database, settings.issuer)
+    data = await export_bytes(database, settings.address)
     rows = _rows(data)
-    before = await export_bytes(new_hat, settings.issuer)
+    before = await export_bytes(new_hat, settings.address)
     kitchen, house = filled["kitchen"], filled["house"]
     bundle_table = next(r for r in rows if r["section"] == "bundle_tables" and r["table_id"] == kitchen)
     future = _next_id(data, "data_tables") + 3
@@ -804,7 +804,7 @@ async def test_import_refuses_rows_the_api_would_never_make(
         text = str(refused.value)
         prefix = "the file holds rows the API would never make: "
         assert text.startswith(message if message == "line " else prefix + message), (text, message)
-    assert await export_bytes(new_hat, settings.issuer) == before
+    assert await export_bytes(new_hat, settings.address) == before
 
 
 async def test_a_table_linked_under_a_bundled_table_later_still_imports(
@@ -814,21 +814,21 @@ async def test_a_table_linked_under_a_bundled_table_later_still_imports(
     it, and a subtable deleted since stays named in it. Both are the HAT's own doing, not a forgery."""
     later = await new_table(client, owner_token, {"name": "later", "source": "s", "fields": [{"name": "f"}]})
     await created(client, owner_token, f"/data/table/{filled['kitchen']}/table/{later['id']}", None)
-    data = await export_bytes(database, settings.issuer)
+    data = await export_bytes(database, settings.address)
     trees = [r["tree"] for r in _rows(data) if r["section"] == "bundle_tables"]
     assert trees and all(later["id"] not in tree for tree in trees)
 
     await import_bytes(new_hat, data)
 
-    assert await export_bytes(new_hat, settings.issuer) == data
+    assert await export_bytes(new_hat, settings.address) == data
 
 
 async def test_import_refuses_a_line_over_the_limit_without_reading_it_whole(
     database: str, new_hat: str, settings: Settings, filled: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(exports, "MAX_LINE_BYTES", 4096)
-    data = await export_bytes(database, settings.issuer)
-    before = await export_bytes(new_hat, settings.issuer)
+    data = await export_bytes(database, settings.address)
+    before = await export_bytes(new_hat, settings.address)
     huge = "x" * 5000
     bad, number = _edit(data, "data_values", lambda line: line.replace(b'"value":"', b'"value":"' + huge.encode()), 2)
 
@@ -836,7 +836,7 @@ async def test_import_refuses_a_line_over_the_limit_without_reading_it_whole(
         await import_bytes(new_hat, bad)
 
     assert str(refused.value) == f"line {number}: longer than 4,096 bytes, more than any row of a hatd export holds"
-    assert await export_bytes(new_hat, settings.issuer) == before
+    assert await export_bytes(new_hat, settings.address) == before
 
     class Endless:
         """One line that never ends: read only as far as the limit."""
@@ -862,8 +862,8 @@ async def test_import_refuses_a_line_over_the_limit_without_reading_it_whole(
 async def test_import_refuses_ids_that_would_use_up_the_sequences(
     database: str, new_hat: str, settings: Settings, filled: dict[str, Any]
 ) -> None:
-    data = await export_bytes(database, settings.issuer)
-    before = await export_bytes(new_hat, settings.issuer)
+    data = await export_bytes(database, settings.address)
+    before = await export_bytes(new_hat, settings.address)
     lines = data.splitlines(keepends=True)
     top = json.loads(lines[0])
     log_line = _line_of(lines, "data_debit_log") + 1
@@ -895,7 +895,7 @@ async def test_import_refuses_ids_that_would_use_up_the_sequences(
         with pytest.raises(exports.ImportRefused) as refused:
             await import_bytes(new_hat, bad)
         assert str(refused.value).startswith(message), (str(refused.value), message)
-    assert await export_bytes(new_hat, settings.issuer) == before
+    assert await export_bytes(new_hat, settings.address) == before
 
     # At the cap itself: accepted, and new rows get ids from there.
     await import_bytes(new_hat, with_next_id(2**62))

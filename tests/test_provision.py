@@ -670,7 +670,7 @@ def test_three_hats_on_one_server_cannot_see_into_each_other(
     keys = {label: request(hat["port"], "GET", "/publickey")[1] for label, hat in hats.items()}
     assert len(set(keys.values())) == 3
     for label, hat in hats.items():
-        claims = jwt.decode(hat["token"], keys[label], algorithms=["RS256"], issuer=hat["address"])
+        claims = jwt.decode(hat["token"], keys[label], algorithms=["RS256"], issuer=hat["address"].split("://")[1])
         assert claims["accessScope"] == "owner"
     assert len({hat["address"] for hat in hats.values()}) == 3
 

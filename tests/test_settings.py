@@ -23,7 +23,8 @@ def test_defaults_are_the_documented_ones():
     assert settings.token_ttl == 7200
     assert settings.login_burst == 10
     assert settings.login_refill_seconds == 2.0
-    assert settings.issuer == "http://127.0.0.1:8080"
+    assert settings.address == "http://127.0.0.1:8080"
+    assert settings.issuer == "127.0.0.1:8080"
 
 
 def test_environment_overrides_and_coerces():
@@ -37,7 +38,8 @@ def test_environment_overrides_and_coerces():
         }
     )
     assert settings.port == 9000
-    assert settings.issuer == "https://alice.example"
+    assert settings.address == "https://alice.example"
+    assert settings.issuer == "alice.example"
     assert settings.cors_origins == ("https://a.example", "https://b.example")
     assert settings.login_refill_seconds == 0.5
     assert settings.data_dir == Path("/srv/hatd")
@@ -128,7 +130,8 @@ def test_the_hat_address_is_kept_normalised(given, kept):
     settings = load(files=(CONFIG_DIR / "test.toml",), environ={"HATD_HAT_ADDRESS": given})
     assert settings.hat_address == kept
     if kept:
-        assert settings.issuer == kept
+        assert settings.address == kept
+        assert settings.issuer == kept.split("://")[1]
 
 
 @pytest.mark.parametrize(

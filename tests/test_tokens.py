@@ -27,10 +27,10 @@ async def test_access_token_with_headers_is_an_rs256_jwt_that_publickey_verifies
     header = jwt.get_unverified_header(body["accessToken"])
     assert header["alg"] == "RS256"
     assert header["kid"]
-    claims = jwt.decode(body["accessToken"], pem, algorithms=["RS256"], issuer="http://hat.test")
+    claims = jwt.decode(body["accessToken"], pem, algorithms=["RS256"], issuer="hat.test")
     now = time.time()
     assert claims["sub"] == body["userId"]
-    assert claims["resource"] == "http://hat.test"
+    assert claims["resource"] == "hat.test"
     assert claims["accessScope"] == "owner"
     assert abs(claims["iat"] - now) < 60
     assert claims["exp"] - claims["iat"] == 7200
@@ -178,3 +178,22 @@ async def test_token_ttl_setting_sets_the_lifetime(make_client):
     token = await login(client, *OWNER)
     claims = jwt.decode(token, options={"verify_signature": False})
     assert claims["exp"] - claims["iat"] == 1
+
+
+async def test_iss_is_the_bare_host_and_tokens_of_the_full_address_still_pass(client, owner_token):
+    # The original's clients fetch the key at <protocol>://<iss>/publickey, so iss is the bare host.
+    claims = jwt.decode(owner_token, options={"verify_signature": False})
+    assert (claims["iss"], claims["resource"]) == ("hat.test", "hat.test")
+    # Tokens hatd signed before with its full address (iss and resource) pass until they expire.
+    from hatd.state import TOKENS
+
+    signer = client.app[TOKENS]
+    earlier = {**claims, "iss": "http://hat.test", "resource": "http://hat.test"}
+    token = jwt.encode(earlier, signer.keys.private_pem, algorithm="RS256", headers={"kid": signer.keys.kid})
+    response = await client.get("/users/access_token/validate", headers={"X-Auth-Token": token})
+    assert response.status == 200, await response.text()
+    # Another address still names another HAT.
+    foreign = {**claims, "iss": "https://hat.test", "resource": "https://hat.test"}
+    token = jwt.encode(foreign, signer.keys.private_pem, algorithm="RS256", headers={"kid": signer.keys.kid})
+    response = await client.get("/users/access_token/validate", headers={"X-Auth-Token": token})
+    assert response.status == 401

@@ -60,7 +60,7 @@ async def test_the_four_steps_end_at_the_service_with_a_token_it_can_verify(clie
     token = parse_qs(location.query)["token"][0]
 
     public_key = await (await client.get("/publickey")).text()
-    claims = jwt.decode(token, public_key, algorithms=["RS256"], issuer="http://hat.test")
+    claims = jwt.decode(token, public_key, algorithms=["RS256"], issuer="hat.test")
     assert claims["accessScope"] == "validate"
     assert claims["resource"] == "https://s.example/cb"
     assert claims["exp"] - claims["iat"] == 86400

@@ -59,7 +59,7 @@ async def _export(request: web.Request) -> web.StreamResponse:
 
     async with request.app[POOL].acquire() as conn:
         try:
-            await repository.export_hat(conn, request.app[SETTINGS].issuer, write)
+            await repository.export_hat(conn, request.app[SETTINGS].address, write)
         except Exception as exc:
             if not response.prepared:
                 raise

@@ -96,16 +96,16 @@ def error_page(
 def cookie_options(request: web.Request) -> dict[str, Any]:
     """HttpOnly, SameSite=Lax (an app's link to /hatlogin is a cross-site navigation that must
     carry the session), and Secure when the HAT is served over https."""
-    secure = request.app[SETTINGS].issuer.startswith("https://")
+    secure = request.app[SETTINGS].address.startswith("https://")
     return {"httponly": True, "samesite": "Lax", "secure": secure, "path": "/"}
 
 
 def session_cookie(request: web.Request) -> str:
-    return sessions.cookie_names(request.app[SETTINGS].issuer)[0]
+    return sessions.cookie_names(request.app[SETTINGS].address)[0]
 
 
 def login_cookie(request: web.Request) -> str:
-    return sessions.cookie_names(request.app[SETTINGS].issuer)[1]
+    return sessions.cookie_names(request.app[SETTINGS].address)[1]
 
 
 async def current_session(request: web.Request) -> Session | None:
