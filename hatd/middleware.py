@@ -130,7 +130,7 @@ async def guards(request: web.Request, handler: Handler) -> web.StreamResponse:
         raise PayloadTooLarge(f"The request body is {request.content_length} bytes; the limit is {limit}")
     route = route_of(request)
     accept = request.headers.get("Accept")
-    if route is not None and accept and not _accepts(accept, route.produces):
+    if route is not None and route.negotiated and accept and not _accepts(accept, route.produces):
         raise NotAcceptable(f"This route answers with {route.produces}, which the Accept header excludes")
     return await handler(request)
 

@@ -54,6 +54,9 @@ class Route:
     many: bool = False
     status: int = 200
     produces: str = JSON
+    # False: the route answers `produces` whatever the Accept header says (no 406). For answers
+    # that clients of the original fetch with an HTTP library that sends its own Accept.
+    negotiated: bool = True
     # Error statuses the route answers with beyond the ones every route may (for the docs).
     errors: tuple[int, ...] = ()
     # GET routes answer HEAD too, unless running them has effects (a logged data read).

@@ -118,8 +118,10 @@ ROUTES = [
         summary="Check that a token is valid for this HAT",
     ),
     Route(
-        "GET", "/publickey", public_key, name="public_key", roles=PUBLIC, produces="text/plain",
+        "GET", "/publickey", public_key, name="public_key", roles=PUBLIC, produces="text/plain", negotiated=False,
         summary="The HAT's public key (PEM), to verify its RS256 tokens offline",
+        description="Answered as text/plain whatever the Accept header says: the original's clients fetch it "
+        "with HTTP libraries that send `Accept: application/json` on every request.",
     ),
     Route(
         "POST", "/users/user", create_account, name="create_account", roles=ACCOUNT_ADMINS,
