@@ -141,8 +141,12 @@ def path_id(request: web.Request, name: str, kind: str) -> int:
 
 
 def page_limit(request: web.Request, given: int | None) -> int:
-    """A read's page size: the one given, or HATD_VALUES_LIMIT; over HATD_VALUES_MAX_LIMIT is a 400."""
+    """A read's page size: the one given, or HATD_VALUES_LIMIT; over HATD_VALUES_MAX_LIMIT is a 400.
+    0 is the largest page, HATD_VALUES_MAX_LIMIT: the original ignored the limit there, and Rumpel
+    asks for limit=0 meaning "all"."""
     settings = request.app[SETTINGS]
+    if given == 0:
+        return int(settings.values_max_limit)
     limit = given or settings.values_limit
     if limit > settings.values_max_limit:
         raise BadRequest(f"limit: at most {settings.values_max_limit}", message="Invalid request")

@@ -274,17 +274,27 @@ async def test_limit_sets_the_page_size(make_client, limit, count):
         assert f"limit={limit}" in response.headers["Link"]
 
 
+@pytest.mark.parametrize("kind", KINDS)
+async def test_limit_zero_is_the_largest_page_with_its_link(make_client, kind):
+    # Rumpel asks for limit=0 (the original ignored the limit): the largest page, then the Link.
+    client, token = await paged_client(make_client)
+    kitchen, _ = await daily_records(client, token, TIMES + [TIMES[-1] + 86400])
+    pages = await walk(client, token, routes(kitchen)[kind] + "?limit=0&starttime=0")
+    assert [names(kind, page) for page, _ in pages] == [["day5", "day4", "day3", "day2", "day1"], ["day0"]]
+    assert "limit=0" in pages[0][1]
+
+
 @pytest.mark.parametrize("kind", ["table", "field"])
 @pytest.mark.parametrize(
     ("query", "cause"),
     [
         ("limit=6", "limit: at most 5"),
-        ("limit=0", "limit: Must be greater than or equal to 1."),
+        ("limit=-1", "limit: Must be greater than or equal to 0."),
         ("limit=many", "limit: Not a valid integer."),
         ("starttime=yesterday", "starttime: Not a time: give unix seconds or ISO-8601, in the years 2 to 9998."),
         ("endtime=1e30", "endtime: Not a time: give unix seconds or ISO-8601, in the years 2 to 9998."),
     ],
-    ids=["limit-over-max", "limit-zero", "limit-word", "starttime", "endtime"],
+    ids=["limit-over-max", "limit-negative", "limit-word", "starttime", "endtime"],
 )
 async def test_bad_paging_parameters_are_400(make_client, kind, query, cause):
     client, token = await paged_client(make_client)

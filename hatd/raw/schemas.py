@@ -261,7 +261,11 @@ class PageQuerySchema(Schema):
         if data.get("starttime") and data.get("endtime") and data["starttime"] > data["endtime"]:
             raise ValidationError("starttime is after endtime", "starttime")
 
-    limit = fields.Integer(validate=validate.Range(min=1), load_default=None)
+    limit = fields.Integer(
+        validate=validate.Range(min=0),
+        load_default=None,
+        metadata={"description": "Records per page; 0: the largest page the HAT gives (HATD_VALUES_MAX_LIMIT)"},
+    )
     starttime = HatTime(load_default=None)
     endtime = HatTime(load_default=None)
     cursor = fields.String(load_default=None)
