@@ -120,11 +120,13 @@ async def test_the_whole_life_of_a_debit(client, owner_token, setting):
         ("values", 3),
     ]
     assert {entry["account"] for entry in log if entry["action"] == "propose"} == {app["userId"]}
-    # Listing is the owner's; reading one is the owner's, the platform's and the proposer's.
+    # The owner lists every debit, a dataDebit account its own; reading one is the owner's, the
+    # platform's and the proposer's.
     status, listed = await call(client, "GET", "/dataDebit", owner_token)
     assert status == 200 and [d["key"] for d in listed] == [key]
     assert (await call(client, "GET", f"/dataDebit/{key}", app_token))[0] == 200
-    assert (await call(client, "GET", "/dataDebit", app_token))[0] == 403
+    status, own = await call(client, "GET", "/dataDebit", app_token)
+    assert status == 200 and own == listed
 
 
 async def test_outside_its_window_a_debit_gives_nothing(client, owner_token, setting):
@@ -175,10 +177,26 @@ async def test_a_debit_account_can_read_nothing_else(client, owner_token, settin
         ("GET", "/person"),
         ("GET", "/bundles/contextless/1/values"),
         ("POST", "/bundles/contextless"),
-        ("GET", "/dataDebit"),
         ("PUT", "/dataDebit/5974832d-2dc1-4f49-adf1-c6d8bc790275/enable"),
     ):
         assert (await call(client, method, path, app_token, {} if method != "GET" else None))[0] == 403, path
+
+
+async def test_an_app_lists_only_the_debits_it_proposed(client, owner_token, platform_token, setting):
+    kitchen, app, app_token = setting
+    mine = await created(client, app_token, "/dataDebit/propose", _proposal(kitchen))
+    _, other_token = await new_account(client, owner_token, role="dataDebit")
+    theirs = await created(client, other_token, "/dataDebit/propose", _proposal(kitchen))
+    await created(client, owner_token, "/dataDebit/propose", _proposal(kitchen))
+    status, listed = await call(client, "GET", "/dataDebit", app_token)
+    assert status == 200
+    assert [(d["key"], d["proposer"]) for d in listed] == [(mine["key"], app["userId"])]
+    assert [d["key"] for d in (await call(client, "GET", "/dataDebit", other_token))[1]] == [theirs["key"]]
+    assert len((await call(client, "GET", "/dataDebit", owner_token))[1]) == 3
+    # The platform and dataCredit accounts list nothing (as the original: the owner's and proposers').
+    assert (await call(client, "GET", "/dataDebit", platform_token))[0] == 403
+    _, credit_token = await new_account(client, owner_token, role="dataCredit")
+    assert (await call(client, "GET", "/dataDebit", credit_token))[0] == 403
 
 
 async def test_disabling_the_account_stops_its_reads_at_once(client, owner_token, setting):

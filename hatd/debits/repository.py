@@ -90,8 +90,9 @@ async def debit(conn: Conn, key: str, user_id: str, role: str) -> str:
     return text
 
 
-async def debits(conn: Conn) -> str:
-    text: str = await conn.fetchval(Q.debits_json)
+async def debits(conn: Conn, proposer: str | None = None) -> str:
+    """Every debit as a JSON array (text); with `proposer`, only the debits that account proposed."""
+    text: str = await conn.fetchval(Q.debits_json, uuid.UUID(proposer) if proposer else None)
     return text
 
 

@@ -54,7 +54,8 @@ async def values(request: web.Request) -> web.Response:
 
 
 async def list_debits(request: web.Request) -> web.Response:
-    return json_text(await repository.debits(request.app[POOL]))
+    caller = request[CALLER]
+    return json_text(await repository.debits(request.app[POOL], None if caller.role == OWNER else caller.user_id))
 
 
 async def get_debit(request: web.Request) -> web.Response:
@@ -81,8 +82,10 @@ ROUTES = [
           summary="The debit's fields and its bundle's data",
           description="The owner always; the proposer only while the debit is enabled and now lies between its "
           "startDate and endDate (403 saying which, otherwise). Each read is logged."),
-    Route("GET", "/dataDebit", list_debits, name="list_debits", roles=OWNER_ONLY, response=DebitSchema, many=True,
-          summary="Every data debit with its state"),
+    Route("GET", "/dataDebit", list_debits, name="list_debits", roles=READERS, response=DebitSchema, many=True,
+          summary="Every data debit with its state (a dataDebit account: those it proposed)",
+          description="The owner sees every debit; a dataDebit account only the ones it proposed, so an app that "
+          "lost a key can find its debit again."),
     Route("GET", f"/dataDebit/{KEY}", get_debit, name="get_debit", roles=PROPOSERS, response=DebitSchema,
           summary="One data debit with its bundle (the owner, the platform, or its proposer)"),
     Route("GET", f"/dataDebit/{KEY}/log", debit_log, name="debit_log", roles=OWNER_ONLY, response=LogEntrySchema,

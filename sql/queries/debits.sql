@@ -41,7 +41,8 @@ SELECT (data_debit_json(d)::jsonb
 FROM data_debits d WHERE d.key = $1;
 
 -- name: debits_json
--- Returns every debit with its bundle's name and id, newest first, as a JSON array (text).
+-- Returns every debit (proposed by account $1; null: by anyone) with its bundle's name and id,
+-- newest first, as a JSON array (text).
 SELECT coalesce(json_agg(
            (data_debit_json(d)::jsonb || jsonb_build_object(
                'proposer', d.proposer,
@@ -50,7 +51,8 @@ SELECT coalesce(json_agg(
            ORDER BY d.date_created DESC, d.key), '[]')::text
 FROM data_debits d
 LEFT JOIN bundles_contextless b ON b.id = d.bundle_contextless_id
-LEFT JOIN bundles_contextual c ON c.id = d.bundle_contextual_id;
+LEFT JOIN bundles_contextual c ON c.id = d.bundle_contextual_id
+WHERE $1::uuid IS NULL OR d.proposer = $1;
 
 -- name: set_enabled
 -- Enables or disables a debit; returns its key (null if there is none).
