@@ -56,7 +56,7 @@ SETTINGS_HELP = """settings (config/default.toml, then the file in HATD_CONFIG, 
                                 the platform (provider) account, made on the first start
   HATD_LOGIN_BURST, HATD_LOGIN_REFILL_SECONDS
                                 login rate limit per client and per username (10, one per 2 s)
-  HATD_CORS_ORIGINS             browser origins allowed to call the API, comma-separated
+  HATD_CORS_ORIGINS             browser origins allowed to call the token API, comma-separated, or * (default)
   HATD_TRUSTED_PROXIES          reverse proxies (IPs or networks) whose X-Forwarded-For is believed
   HATD_METRICS_TOKEN            a secret a Prometheus scraper may send to GET /metrics
   HATD_VALUES_LIMIT, HATD_VALUES_MAX_LIMIT

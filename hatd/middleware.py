@@ -31,8 +31,12 @@ _HTTP_MESSAGES = {
 
 
 def _allowed_origin(request: web.Request) -> str | None:
+    """The request's Origin if the API may answer it cross-origin. The token API may (by default to
+    any origin: its tokens travel in headers a page on another origin must be given, never in
+    cookies, so allowing the origin grants nothing by itself); the owner's pages, which trust a
+    cookie, never."""
     origin = request.headers.get("Origin")
-    if not origin:
+    if not origin or pages.is_page(request):
         return None
     origins = request.app[SETTINGS].cors_origins
     return origin if ("*" in origins or origin in origins) else None

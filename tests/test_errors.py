@@ -8,7 +8,8 @@ import json
 
 import pytest
 
-from tests.conftest import auth, new_account
+from hatd.settings import load
+from tests.conftest import OWNER, auth, new_account
 
 ORIGIN = "https://app.example"
 
@@ -227,6 +228,42 @@ async def test_cors_wildcard(make_client):
     response = await client.get("/publickey", headers={"Origin": "https://any.example"})
     assert response.headers["Access-Control-Allow-Origin"] == "https://any.example"
     assert "Origin" in response.headers.getall("Vary")
+
+
+async def test_by_default_a_browser_app_on_any_origin_uses_the_token_api(make_client, settings):
+    # The default setting (as the original HAT): Rumpel and HAT apps run on other origins.
+    assert load(environ={}).cors_origins == ("*",)
+    client = await make_client(cors_origins="*")
+    origin = "https://rumpel.example"
+    preflight = await client.options(
+        "/users/access_token",
+        headers={"Origin": origin, "Access-Control-Request-Method": "GET",
+                 "Access-Control-Request-Headers": "username, password"},
+    )  # fmt: skip
+    assert preflight.status == 204
+    assert preflight.headers["Access-Control-Allow-Origin"] == origin
+    response = await client.get(
+        "/users/access_token", headers={"Origin": origin, "username": OWNER[0], "password": OWNER[1]}
+    )
+    assert response.status == 200
+    assert response.headers["Access-Control-Allow-Origin"] == origin
+    assert "Link" in response.headers["Access-Control-Expose-Headers"]
+    # No response ever lets the browser send cookies along (the API never reads them anyway).
+    assert "Access-Control-Allow-Credentials" not in response.headers
+    assert "Access-Control-Allow-Credentials" not in preflight.headers
+
+
+@pytest.mark.parametrize("path", ["/owner", "/owner/login", "/hatlogin?name=x&redirect=https://s.example/", "/"])
+async def test_the_owners_pages_never_answer_another_origin(make_client, path):
+    client = await make_client(cors_origins="*")
+    origin = "https://evil.example"
+    response = await client.get(path, headers={"Origin": origin}, allow_redirects=False)
+    assert "Access-Control-Allow-Origin" not in response.headers
+    preflight = await client.options(
+        path.split("?")[0], headers={"Origin": origin, "Access-Control-Request-Method": "POST"}
+    )
+    assert preflight.status != 204
+    assert "Access-Control-Allow-Origin" not in preflight.headers
 
 
 async def test_unexpected_failure_is_a_500_that_reveals_nothing(client, owner_token, monkeypatch):
