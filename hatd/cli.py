@@ -65,6 +65,8 @@ SETTINGS_HELP = """settings (config/default.toml, then the file in HATD_CONFIG, 
   HATD_LOGIN_TOKEN_TTL          Login-with-HAT token lifetime in seconds (a day, the most allowed)
   HATD_PAGE_LOGIN_BURST, HATD_PAGE_LOGIN_REFILL_SECONDS
                                 failed owner logins on the login page per client (5, one per 12 s)
+  HATD_APPROVED_SERVICES        services the provider approves for Login with HAT (owner tokens),
+                                comma-separated Name=https://origin items (none)
   HATD_BCRYPT_ROUNDS, HATD_POOL_MIN_SIZE, HATD_POOL_MAX_SIZE, HATD_LOG_LEVEL, HATD_CONFIG
 """
 

@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from hatd.services.origins import origin_of
+
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
 DEFAULT_FILE = CONFIG_DIR / "default.toml"
 ENV_PREFIX = "HATD_"
@@ -94,6 +96,7 @@ class Settings:
     login_token_ttl: int
     page_login_burst: int
     page_login_refill_seconds: float
+    approved_services: tuple[str, ...]
 
     def __post_init__(self) -> None:
         checks = [
@@ -125,6 +128,7 @@ class Settings:
                 ipaddress.ip_network(proxy, strict=False)
             except ValueError:
                 raise SettingsError(f"trusted_proxies: {proxy!r} is not an IP address or network") from None
+        self.preset_services  # noqa: B018 -- raises SettingsError for a malformed entry
         if self.hat_address.strip():
             try:
                 object.__setattr__(self, "hat_address", check_address(self.hat_address))
@@ -143,6 +147,22 @@ class Settings:
         scheme (`alice.hats.example`, `127.0.0.1:8080`), as the original HAT signed it, because its
         clients fetch the key from `<protocol>://<iss>/publickey`."""
         return issuer_of(self.address)
+
+    @property
+    def preset_services(self) -> dict[str, str]:
+        """The services the provider approved (approved_services: "Name=https://origin" items):
+        origin -> name."""
+        preset: dict[str, str] = {}
+        for item in self.approved_services:
+            name, _, address = item.partition("=")
+            origin = origin_of(address)
+            if not name.strip() or origin is None or address.strip().rstrip("/").lower() != origin:
+                raise SettingsError(
+                    f"approved_services: {item!r} is not Name=https://origin (an http(s) origin: no path, "
+                    "user, query or fragment)"
+                )
+            preset[origin] = name.strip()
+        return preset
 
     def replace(self, **changes: Any) -> Settings:
         """A copy with some values changed (tests use it)."""

@@ -65,6 +65,8 @@ class Claims:
     resource: str
     jti: str
     expires: int
+    # The approval an approved service got this token under (see hatd/services), if any.
+    approval: str | None = None
 
 
 class TokenService:
@@ -80,8 +82,11 @@ class TokenService:
         self._private = serialization.load_pem_private_key(keys.private_pem.encode(), password=None)
         self._public = serialization.load_pem_public_key(keys.public_pem.encode())
 
-    def issue(self, user_id: str, role: str, *, resource: str | None = None, ttl: int | None = None) -> str:
-        """A signed token for an account. API tokens have resource = the HAT itself."""
+    def issue(
+        self, user_id: str, role: str, *, resource: str | None = None, ttl: int | None = None, approval: str | None = None
+    ) -> str:
+        """A signed token for an account. API tokens have resource = the HAT itself. `approval`:
+        the approved service it is given to, so that revoking the approval ends it."""
         now = int(time.time())
         claims: dict[str, Any] = {
             "iss": self.issuer,
@@ -92,6 +97,8 @@ class TokenService:
             "exp": now + (ttl or self.ttl),
             "jti": str(uuid.uuid4()),
         }
+        if approval is not None:
+            claims["approval"] = approval
         return jwt.encode(claims, self._private, algorithm=ALGORITHM, headers={"kid": self.keys.kid})  # type: ignore[arg-type]
 
     def check(self, token: str) -> Claims:
@@ -133,4 +140,5 @@ class TokenService:
             resource=str(claims["resource"]),
             jti=str(claims.get("jti", "")),
             expires=int(claims["exp"]),
+            approval=str(claims["approval"]) if "approval" in claims else None,
         )

@@ -10,6 +10,8 @@ from urllib.parse import urlsplit
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 from yarl import URL
 
+from hatd.services.origins import origin_of
+
 MAX_URL = 2048
 MAX_SERVICE_NAME = 100
 # A path to return to after logging in: /hatlogin with an encoded service name and redirect fits.
@@ -78,6 +80,31 @@ class HatLoginFormSchema(HatLoginQuerySchema):
     """POST /hatlogin: the owner clicked the service's icon."""
 
     csrf = fields.String(required=True)
+
+
+def check_origin(value: str) -> None:
+    """A service's origin: an http(s) address of a host, with no path beyond "/"."""
+    check_redirect(value)
+    origin = origin_of(value)
+    if origin is None:
+        raise ValidationError("The address has no plain host name")
+    if urlsplit(value.strip()).path not in ("", "/") or urlsplit(value.strip()).query:
+        raise ValidationError(f"Give the service's origin only, such as {origin}: no path or query")
+
+
+class ApproveServiceFormSchema(Schema):
+    """POST /owner/services: approve the service at an origin under a name."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    name = fields.String(required=True, validate=[validate.Length(max=MAX_SERVICE_NAME), check_service_name])
+    origin = fields.String(
+        required=True,
+        validate=check_origin,
+        metadata={"description": "Where the service is served from: https://host[:port]"},
+    )
+    csrf = fields.String(required=True, metadata={"description": "The session's CSRF token"})
 
 
 class LoginFormSchema(Schema):

@@ -19,7 +19,7 @@ from hatd.accounts import passwords
 from hatd.accounts import repository as accounts
 from hatd.accounts.schemas import CREATABLE_ROLES
 from hatd.debits import repository as debits
-from hatd.errors import BadRequest, Forbidden, TooManyRequests
+from hatd.errors import BadRequest, Conflict, Forbidden, TooManyRequests
 from hatd.exports import repository as exports
 from hatd.exports import views as exports_views
 from hatd.http import client_address, load, parse_query, path_id, validation_cause
@@ -27,6 +27,9 @@ from hatd.ratelimit import retry_after
 from hatd.raw import repository as raw
 from hatd.raw.schemas import decode_cursor, encode_cursor
 from hatd.routing import HTML, OWNER, PUBLIC, USER_ID, Route
+from hatd.services import approvals
+from hatd.services import repository as services
+from hatd.services.origins import origin_of
 from hatd.state import CALLER, LOGIN_FAILURE_LIMITER, LOGIN_LIMITER, PAGE_LOGIN_LIMITER, POOL, SETTINGS, TOKENS, Caller
 from hatd.tokens import VALIDATE_SCOPE
 from hatd.web import sessions
@@ -42,7 +45,14 @@ from hatd.web.pages import (
     see_other,
     session_cookie,
 )
-from hatd.web.schemas import ButtonFormSchema, HatLoginFormSchema, HatLoginQuerySchema, LoginFormSchema, local_path
+from hatd.web.schemas import (
+    ApproveServiceFormSchema,
+    ButtonFormSchema,
+    HatLoginFormSchema,
+    HatLoginQuerySchema,
+    LoginFormSchema,
+    local_path,
+)
 
 RECORDS_PER_PAGE = 25
 STATIC_DIR = Path(__file__).parent / "static"
@@ -129,7 +139,8 @@ def _service(request: web.Request, data: dict[str, str]) -> dict[str, str]:
 
 async def hatlogin(request: web.Request) -> web.StreamResponse:
     """Step 2 and 3 of Login with HAT: the login form if the owner has no session, then the
-    service's icon, name and address."""
+    service's icon, name and address (and, for a service the owner approved, that it will act as
+    the owner)."""
     query = parse_query(request, HatLoginQuerySchema)
     session = await current_session(request)
     if session is None or session.role != OWNER:
@@ -137,18 +148,24 @@ async def hatlogin(request: web.Request) -> web.StreamResponse:
     request[SESSION] = session
     request[CALLER] = Caller(user_id=session.user_id, role=session.role)
     origin = URL(query["redirect"]).origin()
-    context = {"service": _service(request, query), "csrf": session.csrf}
+    approval = await approvals.find(request.app[POOL], request.app[SETTINGS], query["redirect"])
+    context = {"service": _service(request, query), "csrf": session.csrf, "approval": approval}
     return render(request, "hatlogin.html", context, form_action=str(origin))
 
 
 @owner_page
 async def hatlogin_approve(request: web.Request) -> web.StreamResponse:
-    """Step 4: the owner clicked the icon; back to the service with a token that proves who they are."""
+    """Step 4: the owner clicked the icon; back to the service with a token: one that proves who
+    they are, or, for a service the owner approved, an owner token for the API."""
     service = load(HatLoginFormSchema, request[FORM])
     settings = request.app[SETTINGS]
-    token = request.app[TOKENS].issue(
-        request[SESSION].user_id, VALIDATE_SCOPE, resource=service["redirect"], ttl=settings.login_token_ttl
-    )
+    approval = await approvals.find(request.app[POOL], settings, service["redirect"])
+    if approval is not None:
+        token = request.app[TOKENS].issue(request[SESSION].user_id, OWNER, approval=approval.claim)
+    else:
+        token = request.app[TOKENS].issue(
+            request[SESSION].user_id, VALIDATE_SCOPE, resource=service["redirect"], ttl=settings.login_token_ttl
+        )
     # The service's own query parameters stay; a `token` it put there is replaced.
     return see_other(URL(service["redirect"]).update_query(token=token))
 
@@ -279,6 +296,34 @@ async def disable_account(request: web.Request) -> web.StreamResponse:
     return await _set_account(request, False)
 
 
+# -- approved services -------------------------------------------------------------------------
+
+
+@owner_page
+async def services_page(request: web.Request) -> web.StreamResponse:
+    items = await approvals.listing(request.app[POOL], request.app[SETTINGS])
+    return render(request, "services.html", {"services": items, "csrf": request[SESSION].csrf})
+
+
+@owner_page
+async def approve_service(request: web.Request) -> web.StreamResponse:
+    form = load(ApproveServiceFormSchema, request[FORM])
+    origin = origin_of(form["origin"])
+    assert origin is not None  # the schema checked it
+    if origin in request.app[SETTINGS].preset_services:
+        raise Conflict(f"{origin} is approved already, by your provider")
+    async with db.transaction(request.app[POOL]) as conn:
+        approval_id = await services.approve(conn, form["name"].strip(), origin)
+    return see_other(f"/owner/services#service-{approval_id}")
+
+
+@owner_page
+async def revoke_service(request: web.Request) -> web.StreamResponse:
+    async with db.transaction(request.app[POOL]) as conn:
+        await services.revoke(conn, path_id(request, "id", "approved service"))
+    return see_other("/owner/services")
+
+
 # -- the rest ----------------------------------------------------------------------------------
 
 
@@ -339,6 +384,14 @@ ROUTES = [
     Route("POST", f"/owner/accounts/{USER_ID}/disable", disable_account, name="owner_disable_account",
           roles=PUBLIC, session=True, produces=HTML, body=ButtonFormSchema, form=True, status=303,
           summary="Disable an app's account; 303 back"),
+    Route("GET", "/owner/services", services_page, name="owner_services", roles=PUBLIC, session=True,
+          produces=HTML, summary="Services approved for Login with HAT (they get owner tokens), with revoke buttons"),
+    Route("POST", "/owner/services", approve_service, name="owner_approve_service", roles=PUBLIC, session=True,
+          produces=HTML, body=ApproveServiceFormSchema, form=True, status=303, errors=(409,),
+          summary="Approve a service (its name and origin): /hatlogin then gives it an owner token; 303 back"),
+    Route("POST", r"/owner/services/{id:\d+}/revoke", revoke_service, name="owner_revoke_service", roles=PUBLIC,
+          session=True, produces=HTML, body=ButtonFormSchema, form=True, status=303,
+          summary="Revoke a service's approval; the tokens it got stop working at once; 303 back"),
     Route("GET", "/owner/static/hatd.css", stylesheet, name="owner_stylesheet", roles=PUBLIC, produces="text/css",
           summary="The pages' stylesheet"),
     Route("GET", "/", home, name="home", roles=PUBLIC, produces=HTML, status=303,

@@ -1,0 +1,63 @@
+"""Which services act as the owner: those the owner approved (rows, see repository.py) and those
+the provider pre-approved (HATD_APPROVED_SERVICES). /hatlogin gives an approved service an owner
+token naming its approval, and the auth middleware asks `stands` of every such token, so that a
+revoked approval (or a preset removed from the settings) ends its tokens at once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hatd.db import Conn
+from hatd.services import repository
+from hatd.services.origins import origin_of
+from hatd.settings import Settings
+
+PRESET = "preset:"
+OWNED = "owner:"
+
+
+@dataclass(frozen=True)
+class Approval:
+    name: str
+    origin: str
+    # What a token given under it names: "owner:<id>" or "preset:<origin>".
+    claim: str
+    # Made by the provider's settings (the owner cannot revoke it), or by the owner (its id).
+    preset: bool
+    id: int | None = None
+
+
+def _preset(origin: str, name: str) -> Approval:
+    return Approval(name=name, origin=origin, claim=PRESET + origin, preset=True)
+
+
+async def find(conn: Conn, settings: Settings, redirect: str) -> Approval | None:
+    """The approval covering an app's redirect address (by its origin), if there is one."""
+    origin = origin_of(redirect)
+    if origin is None:
+        return None
+    if origin in settings.preset_services:
+        return _preset(origin, settings.preset_services[origin])
+    row = await repository.approval_for(conn, origin)
+    if row is None:
+        return None
+    return Approval(name=row["name"], origin=row["origin"], claim=f"{OWNED}{row['id']}", preset=False, id=row["id"])
+
+
+async def stands(conn: Conn, settings: Settings, claim: str) -> bool:
+    """Whether the approval a token names still stands."""
+    if claim.startswith(PRESET):
+        return claim[len(PRESET) :] in settings.preset_services
+    if claim.startswith(OWNED) and claim[len(OWNED) :].isdigit():
+        return await repository.approval_stands(conn, int(claim[len(OWNED) :]))
+    return False
+
+
+async def listing(conn: Conn, settings: Settings) -> list[Approval]:
+    """The provider's approvals, then the owner's, oldest first."""
+    rows = await repository.approvals(conn)
+    owned = [
+        Approval(name=r["name"], origin=r["origin"], claim=f"{OWNED}{r['id']}", preset=False, id=r["id"])
+        for r in rows
+    ]
+    return [_preset(origin, name) for origin, name in settings.preset_services.items()] + owned
