@@ -428,7 +428,7 @@ async def test_delete_a_value(client, owner_token):
     )
     assert await call(client, "DELETE", f"/data/value/{gone}", owner_token) == (
         200,
-        {"message": "Deleted", "valueId": gone},
+        {"message": f"Value {gone} deleted", "valueId": gone},
     )
     assert await stored(client, owner_token, f.values()) == [(f["tableTestField"], "kept")]
     assert await call(client, "DELETE", f"/data/value/{gone}", owner_token) == (
@@ -445,7 +445,7 @@ async def test_delete_a_record_with_its_values(client, owner_token):
     await store(client, owner_token, other["id"], {f["tableTestField"]: "kept"})
     assert await call(client, "DELETE", f"/data/record/{record['id']}", owner_token) == (
         200,
-        {"message": "Deleted", "recordId": record["id"]},
+        {"message": f"Record {record['id']} deleted", "recordId": record["id"]},
     )
     assert await call(client, "GET", f"/data/record/{record['id']}", owner_token) == (
         404,
@@ -464,7 +464,7 @@ async def test_delete_a_field_with_its_values(client, owner_token):
     )
     assert await call(client, "DELETE", f"/data/field/{f['tableTestField']}", owner_token) == (
         200,
-        {"message": "Deleted", "fieldId": f["tableTestField"]},
+        {"message": f"Field {f['tableTestField']} deleted", "fieldId": f["tableTestField"]},
     )
     assert await call(client, "GET", f"/data/field/{f['tableTestField']}", owner_token) == (
         404,
@@ -491,7 +491,7 @@ async def test_delete_a_table_with_everything_below_it(client, owner_token):
 
     assert await call(client, "DELETE", f"/data/table/{kitchen['id']}", owner_token) == (
         200,
-        {"message": "Deleted", "tableId": kitchen["id"]},
+        {"message": f"Table {kitchen['id']} deleted", "tableId": kitchen["id"]},
     )
     for table in (kitchen, kitchen["subTables"][0]):
         assert await call(client, "GET", f"/data/table/{table['id']}", owner_token) == (

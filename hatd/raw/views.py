@@ -156,7 +156,8 @@ async def _delete(request: web.Request, kind: str) -> web.Response:
             await repository.delete_table(conn, item_id)
         else:
             await repository.delete(conn, kind, item_id)
-    return json_text(f'{{"message": "Deleted", "{kind}Id": {item_id}}}')
+    # The original's words ("Record 5 deleted"): Rumpel looks for "deleted" in the message.
+    return json_text(f'{{"message": "{kind.capitalize()} {item_id} deleted", "{kind}Id": {item_id}}}')
 
 
 async def delete_value(request: web.Request) -> web.Response:
