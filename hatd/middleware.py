@@ -12,8 +12,8 @@ from aiohttp import web
 
 from hatd.accounts import repository as accounts
 from hatd.errors import ApiError, Forbidden, NotAcceptable, PayloadTooLarge, Unauthorized, error_response
-from hatd.services import approvals
 from hatd.routing import ALL_ROLES, Handler, plain_path, route_of
+from hatd.services import approvals
 from hatd.state import CALLER, METRICS, POOL, SETTINGS, TOKENS, Caller
 from hatd.web import pages
 
@@ -180,7 +180,9 @@ async def authenticate(request: web.Request) -> Caller:
         raise Unauthorized("The token's account is disabled")
     if status["role"] != claims.role:
         raise Unauthorized("The token's role is not its account's role")
-    if claims.approval is not None and not await approvals.stands(request.app[POOL], request.app[SETTINGS], claims.approval):
+    if claims.approval is not None and not await approvals.stands(
+        request.app[POOL], request.app[SETTINGS], claims.approval
+    ):
         raise Unauthorized("The token was given to a service whose approval the owner has revoked")
     return Caller(user_id=claims.user_id, role=claims.role)
 

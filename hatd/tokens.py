@@ -83,7 +83,13 @@ class TokenService:
         self._public = serialization.load_pem_public_key(keys.public_pem.encode())
 
     def issue(
-        self, user_id: str, role: str, *, resource: str | None = None, ttl: int | None = None, approval: str | None = None
+        self,
+        user_id: str,
+        role: str,
+        *,
+        resource: str | None = None,
+        ttl: int | None = None,
+        approval: str | None = None,
     ) -> str:
         """A signed token for an account. API tokens have resource = the HAT itself. `approval`:
         the approved service it is given to, so that revoking the approval ends it."""

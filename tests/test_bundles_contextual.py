@@ -93,18 +93,25 @@ async def test_create_read_and_extend_a_contextual_bundle(client, owner_token):
     ]
     assert "people" not in mine
     # Add a selector for me by id with every property, then a property selector to it.
-    status, extended = await call(
+    status, added = await call(
         client, "POST", f"/bundles/context/{bundle['id']}/entitySelection", owner_token, {"entityId": me["id"]}
     )
-    assert status == 201 and len(extended["entities"]) == 3
+    # The answer is the new selection, with the id the next call needs.
+    assert status == 201
+    assert added == {"id": added["id"], "entityId": me["id"], "entityName": None, "entityKind": None, "properties": []}
+    extended = (await call(client, "GET", f"/bundles/context/{bundle['id']}", owner_token))[1]
+    assert len(extended["entities"]) == 3 and extended["entities"][2] == added
     status, values = await call(client, "GET", f"/bundles/context/{bundle['id']}/values", owner_token)
     mine = values[0]["person"]
     assert [p["property"]["name"] for p in mine["staticProperties"]] == ["height (cm)"]
     assert [v["value"] for v in mine["staticProperties"][0]["field"]["values"]] == ["180"]
-    selection = extended["entities"][2]["id"]
-    path = f"/bundles/context/{bundle['id']}/entitySelection/{selection}/propertySelection"
+    path = f"/bundles/context/{bundle['id']}/entitySelection/{added['id']}/propertySelection"
     status, narrowed = await call(client, "POST", path, owner_token, {"propertyType": "QuantitativeValue"})
-    assert status == 201 and narrowed["entities"][2]["properties"][0]["propertyType"] == "QuantitativeValue"
+    assert status == 201
+    assert narrowed == {"id": narrowed["id"], "propertyRelationshipKind": None, "propertyName": None,
+                        "propertyType": "QuantitativeValue", "propertyUnitofmeasurement": None}  # fmt: skip
+    extended = (await call(client, "GET", f"/bundles/context/{bundle['id']}", owner_token))[1]
+    assert extended["entities"][2]["properties"] == [narrowed]
     status, values = await call(client, "GET", f"/bundles/context/{bundle['id']}/values", owner_token)
     assert values[0]["person"]["staticProperties"] == []  # height is a Distance, not a QuantitativeValue
     assert phone["id"] == values[2]["thing"]["id"]

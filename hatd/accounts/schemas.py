@@ -7,6 +7,7 @@ from typing import Any
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, pre_load, validate
 
 from hatd.accounts.passwords import MAX_PASSWORD_BYTES
+from hatd.web.schemas import MAX_SERVICE_NAME, check_redirect, check_service_name
 
 CREATABLE_ROLES = ("dataDebit", "dataCredit")
 
@@ -64,3 +65,21 @@ class AccountStateSchema(Schema):
     message = fields.String(required=True)
     userId = fields.UUID(required=True)
     enabled = fields.Boolean(required=True)
+
+
+class ApplicationTokenQuerySchema(Schema):
+    """GET /users/application_token?name=ServiceName&resource=https://service/path."""
+
+    class Meta:
+        unknown = EXCLUDE  # the owner's token may travel in the query too
+
+    name = fields.String(
+        required=True,
+        validate=[validate.Length(max=MAX_SERVICE_NAME), check_service_name],
+        metadata={"description": "The service the token is for (shown in logs, not in the token)"},
+    )
+    resource = fields.String(
+        required=True,
+        validate=check_redirect,
+        metadata={"description": "The service's address: the token's `resource`, which the service checks"},
+    )

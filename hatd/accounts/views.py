@@ -9,12 +9,20 @@ from aiohttp import web
 
 from hatd import db
 from hatd.accounts import passwords, repository
-from hatd.accounts.schemas import AccessTokenSchema, AccountSchema, AccountStateSchema, MessageSchema, NewAccountSchema
+from hatd.accounts.schemas import (
+    AccessTokenSchema,
+    AccountSchema,
+    AccountStateSchema,
+    ApplicationTokenQuerySchema,
+    MessageSchema,
+    NewAccountSchema,
+)
 from hatd.errors import TooManyRequests, Unauthorized
-from hatd.http import client_address, json_response, json_text, parse_body, storable
+from hatd.http import client_address, json_response, json_text, parse_body, parse_query, storable
 from hatd.ratelimit import retry_after
 from hatd.routing import ALL_ROLES, OWNER, PLATFORM, PUBLIC, USER_ID, Route
-from hatd.state import LOGIN_FAILURE_LIMITER, LOGIN_LIMITER, POOL, SETTINGS, TOKENS
+from hatd.state import CALLER, LOGIN_FAILURE_LIMITER, LOGIN_LIMITER, POOL, SETTINGS, TOKENS
+from hatd.tokens import VALIDATE_SCOPE
 
 ACCOUNT_ADMINS = frozenset({OWNER, PLATFORM})
 USER_ID_PATH = f"/users/user/{USER_ID}"
@@ -56,6 +64,15 @@ async def access_token(request: web.Request) -> web.Response:
     user_id = str(account["user_id"])
     token = request.app[TOKENS].issue(user_id, account["role"])
     return json_response({"accessToken": token, "userId": user_id})
+
+
+async def application_token(request: web.Request) -> web.Response:
+    """A token for the owner to hand to a service (a data plug, a market): it proves who the owner
+    is to that service (`resource`) and calls no API route, as a Login-with-HAT token."""
+    query = parse_query(request, ApplicationTokenQuerySchema)
+    caller = request[CALLER]
+    token = request.app[TOKENS].issue(caller.user_id, VALIDATE_SCOPE, resource=query["resource"])
+    return json_response({"accessToken": token, "userId": caller.user_id})
 
 
 async def validate_token(request: web.Request) -> web.Response:
@@ -116,6 +133,13 @@ ROUTES = [
         "GET", "/users/access_token/validate", validate_token, name="validate_token", roles=ALL_ROLES,
         aliases=("/user/access_token/validate",), response=MessageSchema,
         summary="Check that a token is valid for this HAT",
+    ),
+    Route(
+        "GET", "/users/application_token", application_token, name="application_token", roles=frozenset({OWNER}),
+        query=ApplicationTokenQuerySchema, response=AccessTokenSchema,
+        summary="A token for a service the owner uses (accessScope validate, resource = the service's address)",
+        description="The original's call (Rumpel opens data plugs and its market with it). The token proves who "
+        "the owner is to that service and calls no API route; it lives HATD_TOKEN_TTL.",
     ),
     Route(
         "GET", "/publickey", public_key, name="public_key", roles=PUBLIC, produces="text/plain", negotiated=False,

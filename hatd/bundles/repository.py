@@ -130,11 +130,25 @@ async def add_entity_selection(conn: asyncpg.Connection, bundle_id: int, selecto
     return selection_id
 
 
-async def add_property_selection(conn: asyncpg.Connection, selection_id: int, prop: dict[str, Any]) -> None:
-    await conn.fetchval(
+async def add_property_selection(conn: asyncpg.Connection, selection_id: int, prop: dict[str, Any]) -> int:
+    """Adds a property selector to an entity selection; returns its id."""
+    property_selection_id: int = await conn.fetchval(
         Q.insert_property_selection, selection_id, prop["propertyRelationshipKind"], prop["propertyName"],
         prop["propertyType"], prop["propertyUnitofmeasurement"],
     )  # fmt: skip
+    return property_selection_id
+
+
+async def entity_selection(conn: Conn, selection_id: int) -> str:
+    """One entity selection with its property selections, as JSON text."""
+    text: str = await conn.fetchval(Q.entity_selection_json, selection_id)
+    return text
+
+
+async def property_selection(conn: Conn, selection_id: int) -> str:
+    """One property selection, as JSON text."""
+    text: str = await conn.fetchval(Q.property_selection_json, selection_id)
+    return text
 
 
 async def insert_contextual_bundle(conn: asyncpg.Connection, name: str, selectors: list[dict[str, Any]]) -> int:

@@ -186,14 +186,28 @@ class NewContextualBundleSchema(Schema):
     entities = fields.List(fields.Nested(EntitySelectorSchema), required=True, validate=validate.Length(min=1, max=100))
 
 
+class PropertySelectionSchema(Schema):
+    id = Id(required=True)
+    propertyRelationshipKind = fields.String(allow_none=True)
+    propertyName = fields.String(allow_none=True)
+    propertyType = fields.String(allow_none=True)
+    propertyUnitofmeasurement = fields.String(allow_none=True)
+
+
+class EntitySelectionSchema(Schema):
+    id = Id(required=True, metadata={"description": "The SELECTION_ID of .../entitySelection/{id}/propertySelection"})
+    entityId = Id(allow_none=True)
+    entityName = fields.String(allow_none=True)
+    entityKind = fields.String(allow_none=True)
+    properties = fields.List(fields.Nested(PropertySelectionSchema), required=True)
+
+
 class ContextualBundleSchema(Schema):
     id = Id(required=True)
     name = fields.String(required=True)
     dateCreated = fields.String(required=True)
     lastUpdated = fields.String(required=True)
-    entities = fields.List(
-        fields.Dict(), metadata={"description": "[{id, entityId, entityName, entityKind, properties}]"}
-    )
+    entities = fields.List(fields.Nested(EntitySelectionSchema))
 
 
 class ContextualValuesItemSchema(Schema):

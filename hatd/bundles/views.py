@@ -14,9 +14,11 @@ from hatd.bundles.schemas import (
     BundleValuesSchema,
     ContextualBundleSchema,
     ContextualValuesItemSchema,
+    EntitySelectionSchema,
     EntitySelectorSchema,
     NewBundleSchema,
     NewContextualBundleSchema,
+    PropertySelectionSchema,
     PropertySelectorSchema,
     bundle_tables,
 )
@@ -69,8 +71,8 @@ async def add_entity_selection(request: web.Request) -> web.Response:
     selector = await parse_body(request, EntitySelectorSchema)
     async with db.transaction(request.app[POOL]) as conn:
         await repository.contextual_bundle(conn, bundle_id)
-        await repository.add_entity_selection(conn, bundle_id, selector, "body")
-        return json_text(await repository.contextual_bundle(conn, bundle_id), status=201)
+        selection_id = await repository.add_entity_selection(conn, bundle_id, selector, "body")
+        return json_text(await repository.entity_selection(conn, selection_id), status=201)
 
 
 async def add_property_selection(request: web.Request) -> web.Response:
@@ -79,8 +81,8 @@ async def add_property_selection(request: web.Request) -> web.Response:
     selector = await parse_body(request, PropertySelectorSchema)
     async with db.transaction(request.app[POOL]) as conn:
         await repository.require_entity_selection(conn, bundle_id, selection_id)
-        await repository.add_property_selection(conn, selection_id, selector)
-        return json_text(await repository.contextual_bundle(conn, bundle_id), status=201)
+        property_id = await repository.add_property_selection(conn, selection_id, selector)
+        return json_text(await repository.property_selection(conn, property_id), status=201)
 
 
 CONTEXT = r"/bundles/context/{id:\d+}"
@@ -117,8 +119,11 @@ ROUTES = [
           "dynamicProperties}}]; links to other entities are not followed."),
     Route("POST", CONTEXT + "/entitySelection", add_entity_selection, name="add_entity_selection",
           roles=OWNER_ONLY, aliases=(CONTEXT_ONE + "/entitySelection",), body=EntitySelectorSchema,
-          response=ContextualBundleSchema, status=201, summary="Add an entity selector to a contextual bundle"),
+          response=EntitySelectionSchema, status=201,
+          summary="Add an entity selector to a contextual bundle; answers the new selection with its id",
+          description="The answer's `id` is the SELECTION_ID that .../entitySelection/{selectionId}/propertySelection "
+          "takes (the original answered the new selection too)."),
     Route("POST", CONTEXT + SELECTION, add_property_selection, name="add_property_selection", roles=OWNER_ONLY,
-          aliases=(CONTEXT_ONE + SELECTION,), body=PropertySelectorSchema, response=ContextualBundleSchema,
-          status=201, summary="Add a property selector to an entity selection"),
+          aliases=(CONTEXT_ONE + SELECTION,), body=PropertySelectorSchema, response=PropertySelectionSchema,
+          status=201, summary="Add a property selector to an entity selection; answers the new property selection"),
 ]  # fmt: skip

@@ -208,11 +208,13 @@ async def _page(
 
 
 async def table_values(
-    conn: Conn, table_id: int, window: tuple[Any, Any], after: tuple[Any, Any], limit: int
+    conn: Conn, table_id: int, window: tuple[Any, Any], after: tuple[Any, Any], limit: int, *, pretty: bool = False
 ) -> tuple[str, Position | None]:
-    """A page of records under a table, each with the tree and its values, as a JSON array (text)."""
+    """A page of records under a table, each with the tree and its values (or, `pretty`, flattened
+    to {field: value}), as a JSON array (text)."""
     await _require_table(conn, table_id)
-    text, more = await _page(conn, Q.table_record_page, Q.table_values_json, table_id, window, after, limit)
+    shape = Q.table_values_pretty_json if pretty else Q.table_values_json
+    text, more = await _page(conn, Q.table_record_page, shape, table_id, window, after, limit)
     assert text is not None
     return text, more
 
@@ -227,8 +229,9 @@ async def field_values(
     return text, more
 
 
-async def record_values(conn: Conn, record_id: int) -> str:
-    return await fetch_json(conn, Q.record_values_json, record_id, missing=f"There is no record with id {record_id}")
+async def record_values(conn: Conn, record_id: int, *, pretty: bool = False) -> str:
+    shape = Q.record_values_pretty_json if pretty else Q.record_values_json
+    return await fetch_json(conn, shape, record_id, missing=f"There is no record with id {record_id}")
 
 
 # -- deleting --------------------------------------------------------------------------------

@@ -249,7 +249,19 @@ class NewValuesSchema(Schema):
     values = ValueItems(required=True, with_record=True)
 
 
-class PageQuerySchema(Schema):
+class PrettyQuerySchema(Schema):
+    """`pretty=true`: the values reads' records flattened, as the original's clients read them."""
+
+    class Meta:
+        unknown = EXCLUDE  # the token may travel in the query too
+
+    pretty = fields.Boolean(
+        load_default=False,
+        metadata={"description": "Each record as {id, name, lastUpdated, data: {table: {field: value}}}"},
+    )
+
+
+class PageQuerySchema(PrettyQuerySchema):
     """The query of the values reads: a page size, a time window on the record's lastUpdated, and
     the cursor a `Link: rel="next"` header gave."""
 

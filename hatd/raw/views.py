@@ -20,6 +20,7 @@ from hatd.raw.schemas import (
     NewTableSchema,
     NewValuesSchema,
     PageQuerySchema,
+    PrettyQuerySchema,
     RecordSchema,
     RecordValuesSchema,
     RecordWithValuesSchema,
@@ -130,7 +131,8 @@ async def table_values(request: web.Request) -> web.Response:
     table_id = path_id(request, "id", "table")
     scope = f"table:{table_id}"
     window, after, limit = read_page(request, scope)
-    text, more = await repository.table_values(request.app[POOL], table_id, window, after, limit)
+    pretty = parse_query(request, PrettyQuerySchema)["pretty"]
+    text, more = await repository.table_values(request.app[POOL], table_id, window, after, limit, pretty=pretty)
     return paged(request, scope, text, more)
 
 
@@ -143,7 +145,8 @@ async def field_values(request: web.Request) -> web.Response:
 
 
 async def record_values(request: web.Request) -> web.Response:
-    return json_text(await repository.record_values(request.app[POOL], path_id(request, "id", "record")))
+    pretty = parse_query(request, PrettyQuerySchema)["pretty"]
+    return json_text(await repository.record_values(request.app[POOL], path_id(request, "id", "record"), pretty=pretty))
 
 
 # -- deleting --------------------------------------------------------------------------------
@@ -177,8 +180,12 @@ async def delete_table(request: web.Request) -> web.Response:
 
 
 PAGING = (
-    "Paged: `limit`, `starttime`/`endtime` (unix seconds or ISO-8601, on the record's lastUpdated), newest "
-    'first; a `Link: <...>; rel="next"` header gives the next page\'s URL (with `cursor`).'
+    "Paged: `limit` (0: the largest page), `starttime`/`endtime` (unix seconds or ISO-8601, on the record's "
+    'lastUpdated), newest first; a `Link: <...>; rel="next"` header gives the next page\'s URL (with `cursor`).'
+)
+PRETTY = (
+    " `pretty=true` (the original's flattened records): each record as {id, name, lastUpdated, data: {<table>: "
+    "{<field>: value (several: a list), <subtable>: {...}}}}; a field with no value is left out."
 )
 
 ROUTES = [
@@ -215,12 +222,12 @@ ROUTES = [
           description="/value is the reference's spelling, /data/value the original server's: both are served."),
     Route("GET", r"/data/table/{id:\d+}/values", table_values, name="table_values", roles=OWNER_ONLY,
           aliases=(r"/table/{id:\d+}/values",), query=PageQuerySchema, response=TableValuesItemSchema, many=True,
-          summary="A table's records, each with the table tree and its values", description=PAGING),
+          summary="A table's records, each with the table tree and its values", description=PAGING + PRETTY),
     Route("GET", r"/data/field/{id:\d+}/values", field_values, name="field_values", roles=OWNER_ONLY,
           aliases=(r"/field/{id:\d+}/values",), query=PageQuerySchema, response=FieldValuesSchema,
           summary="A field with its values", description=PAGING),
     Route("GET", r"/data/record/{id:\d+}/values", record_values, name="record_values", roles=OWNER_ONLY,
-          aliases=(r"/record/{id:\d+}/values",), response=TableValuesItemSchema,
+          aliases=(r"/record/{id:\d+}/values",), query=PrettyQuerySchema, response=TableValuesItemSchema,
           summary="A record with the table trees that hold its values"),
     Route("DELETE", r"/data/value/{id:\d+}", delete_value, name="delete_value", roles=OWNER_ONLY,
           summary="Delete a value"),

@@ -57,7 +57,6 @@ async def listing(conn: Conn, settings: Settings) -> list[Approval]:
     """The provider's approvals, then the owner's, oldest first."""
     rows = await repository.approvals(conn)
     owned = [
-        Approval(name=r["name"], origin=r["origin"], claim=f"{OWNED}{r['id']}", preset=False, id=r["id"])
-        for r in rows
+        Approval(name=r["name"], origin=r["origin"], claim=f"{OWNED}{r['id']}", preset=False, id=r["id"]) for r in rows
     ]
     return [_preset(origin, name) for origin, name in settings.preset_services.items()] + owned

@@ -14,7 +14,7 @@ from hatd import db
 from hatd.errors import Forbidden
 from hatd.http import json_response
 from hatd.middleware import authenticate
-from hatd.routing import OWNER, PUBLIC, Route
+from hatd.routing import OWNER, PLATFORM, PUBLIC, Route
 from hatd.state import METRICS, POOL, SETTINGS
 
 log = logging.getLogger("hatd.health")
@@ -48,6 +48,22 @@ async def health(request: web.Request) -> web.Response:
     return json_response({"status": "ok", "database": "ok", "schemaVersion": version})
 
 
+class UpdateSchema(Schema):
+    message = fields.String(required=True, metadata={"description": "Database updated"})
+    applied = fields.List(fields.String(), required=True, metadata={"description": "Migrations applied now"})
+    schemaVersion = fields.Integer(required=True)
+
+
+async def update(request: web.Request) -> web.Response:
+    """The original's GET /system/update: apply what is pending (migrations, the default vocabulary
+    among them), and say so. hatd migrates when it starts, so there is usually nothing to do."""
+    async with request.app[POOL].acquire() as conn:
+        applied = await db.migrate(conn)
+        version = await conn.fetchval(db.Q.health)
+    names = [f"{m.version:04d}_{m.name}" for m in applied]
+    return json_response({"message": "Database updated", "applied": names, "schemaVersion": version})
+
+
 async def metrics(request: web.Request) -> web.Response:
     """Prometheus text: for the owner's token, or the configured scrape secret as a bearer token."""
     secret = request.app[SETTINGS].metrics_token
@@ -73,6 +89,9 @@ async def metrics(request: web.Request) -> web.Response:
 
 ROUTES = [
     Route("GET", "/api/openapi.json", openapi, name="openapi", roles=PUBLIC, summary="This document"),
+    Route("GET", "/system/update", update, name="system_update", roles=frozenset({OWNER, PLATFORM}), head=False,
+          response=UpdateSchema, summary="Apply pending migrations (the default vocabulary among them); 200 says so",
+          description="The original's call: hat-client-scala-play expects 200 (\"Database updated\")."),
     Route("GET", "/health", health, name="health", roles=PUBLIC, response=HealthSchema, errors=(503,),
           summary="Whether the process serves and its database answers (503 if not)"),
     # PUBLIC for the auth middleware: the handler takes the owner's token or the scrape secret itself.

@@ -140,6 +140,14 @@ RETURNING id;
 INSERT INTO bundle_property_selections (selection_id, relationship_kind, property_name, property_type, property_unit)
 VALUES ($1, $2, $3, $4, $5) RETURNING id;
 
+-- name: entity_selection_json
+-- Returns one entity selection with its property selections as JSON text.
+SELECT bundle_entity_selection_json($1)::text;
+
+-- name: property_selection_json
+-- Returns one property selection as JSON text.
+SELECT bundle_property_selection_json($1)::text;
+
 -- name: entity_selection_bundle
 -- Returns the contextual bundle entity selection $2 belongs to, if it belongs to bundle $1.
 SELECT bundle_id FROM bundle_entity_selections WHERE id = $2 AND bundle_id = $1;

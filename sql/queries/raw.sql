@@ -174,6 +174,20 @@ FROM unnest($2::bigint[]) WITH ORDINALITY AS p(id, i)
 JOIN data_records r ON r.id = p.id
 JOIN data_table_values_json($1, $2) AS t ON t.record_id = p.id;
 
+-- name: table_values_pretty_json
+-- Returns records $2 (in that order) as `pretty=true` gives them (the original's flattenRecordValues),
+-- as a JSON array (text) of {"id", "name", "lastUpdated", "data": {<table $1's name>: {field: value,
+-- subtable: {...}}}}.
+SELECT coalesce(json_agg(
+           json_build_object(
+               'id', r.id, 'name', r.name, 'lastUpdated', hat_time(r.last_updated),
+               'data', json_build_object(tb.name, t.body))
+           ORDER BY p.i), '[]')::text
+FROM unnest($2::bigint[]) WITH ORDINALITY AS p(id, i)
+JOIN data_records r ON r.id = p.id
+JOIN data_table_pretty_json($1, $2) AS t ON t.record_id = p.id
+CROSS JOIN (SELECT name FROM data_tables WHERE id = $1) AS tb;
+
 -- name: field_value_page
 -- Returns up to $6 values of field $1, by their record's last_updated, newest first, within
 -- [$2, $3] and before the cursor ($4 time, $5 value id) when given.
@@ -188,15 +202,15 @@ ORDER BY r.last_updated DESC, v.id DESC
 LIMIT $6;
 
 -- name: field_values_json
--- Returns field $1 with the values $2 (in that order) as JSON text.
-SELECT json_build_object(
+-- Returns field $1 with the values $2 (in that order) as JSON text; with no values, no `values` key
+-- (as the original: a client reading values[0] must not be handed an empty list). No other key of
+-- the object is ever null, so stripping nulls removes only that one.
+SELECT json_strip_nulls(json_build_object(
            'id', f.id, 'name', f.name, 'tableId', f.table_id,
            'dateCreated', hat_time(f.date_created), 'lastUpdated', hat_time(f.last_updated),
-           'values', coalesce(
-               (SELECT json_agg(data_value_json(v) ORDER BY p.i)
-                FROM unnest($2::bigint[]) WITH ORDINALITY AS p(id, i)
-                JOIN data_values v ON v.id = p.id),
-               '[]'::json))::text
+           'values', (SELECT json_agg(data_value_json(v) ORDER BY p.i)
+                      FROM unnest($2::bigint[]) WITH ORDINALITY AS p(id, i)
+                      JOIN data_values v ON v.id = p.id)))::text
 FROM data_fields f
 WHERE f.id = $1;
 
@@ -218,6 +232,29 @@ SELECT json_build_object(
                (SELECT json_agg(t.body ORDER BY roots.id)
                 FROM roots CROSS JOIN LATERAL data_table_values_json(roots.id, ARRAY[$1::bigint]) AS t),
                '[]'::json))::text
+FROM data_records r
+WHERE r.id = $1;
+
+-- name: record_values_pretty_json
+-- Returns record $1 as `pretty=true` gives it: {"id", "name", "lastUpdated", "data": {<top-level
+-- table name>: {field: value, subtable: {...}}}} for each top-level table whose tree holds its
+-- values, as JSON text (null if there is no such record).
+WITH RECURSIVE holding (id) AS (
+    SELECT DISTINCT f.table_id FROM data_values v JOIN data_fields f ON f.id = v.field_id WHERE v.record_id = $1
+    UNION
+    SELECT l.parent_id FROM data_table_links l JOIN holding h ON l.child_id = h.id
+),
+roots AS (
+    SELECT h.id FROM holding h WHERE NOT EXISTS (SELECT 1 FROM data_table_links l WHERE l.child_id = h.id)
+)
+SELECT json_build_object(
+           'id', r.id, 'name', r.name, 'lastUpdated', hat_time(r.last_updated),
+           'data', coalesce(
+               (SELECT jsonb_object_agg(tb.name, t.body ORDER BY roots.id)
+                FROM roots
+                JOIN data_tables tb ON tb.id = roots.id
+                CROSS JOIN LATERAL data_table_pretty_json(roots.id, ARRAY[$1::bigint]) AS t)::json,
+               '{}'::json))::text
 FROM data_records r
 WHERE r.id = $1;
 
