@@ -111,6 +111,17 @@ async def fill(client: Any, token: str) -> dict[str, Any]:
     assert (await call(client, "PUT", f"/dataDebit/{debit['key']}/enable", token))[0] == 200
     for _ in range(2):
         assert (await call(client, "GET", f"/dataDebit/{debit['key']}/values", app_token))[0] == 200
+    # The original's later dialect: datasets sharing only the fields they name.
+    datasets = await created(client, app_token, "/dataDebit/propose", {
+        "name": "datasets", **window, "rolling": False, "sell": True, "price": 0.0, "kind": "contextless",
+        "bundleContextless": {"name": "some kitchen", "sources": [{"source": "fibaro", "datasets": [{
+            "name": "kitchen", "description": "Kitchen sensors",
+            "fields": [{"name": "tableTestField", "description": "first"},
+                       {"name": "kitchenElectricity", "description": "power",
+                        "fields": [{"name": "tableTestField3", "description": "third"}]}]}]}]},
+    })  # fmt: skip
+    assert (await call(client, "PUT", f"/dataDebit/{datasets['key']}/enable", token))[0] == 200
+    assert (await call(client, "GET", f"/dataDebit/{datasets['key']}/values", app_token))[0] == 200
     owners = await created(client, token, "/dataDebit/propose", {
         "name": "mine", **window, "rolling": False, "sell": False, "price": 0, "kind": "contextual",
         "bundleContextual": {"id": contextual["id"]},
@@ -121,7 +132,7 @@ async def fill(client: Any, token: str) -> dict[str, Any]:
     return {
         "kitchen": kitchen["id"], "house": house["id"], "field": fields[0], "record": record["id"], "me": me["id"],
         "phone": phone["id"], "contextless": contextless["id"], "contextual": contextual["id"],
-        "debit": debit["key"], "owners_debit": owners["key"], "app": app["userId"],
+        "debit": debit["key"], "owners_debit": owners["key"], "app": app["userId"], "datasets": datasets["key"],
     }  # fmt: skip
 
 
@@ -180,7 +191,7 @@ async def test_export_import_export_gives_the_same_bytes(
     lines = first.splitlines()
     top = json.loads(lines[0])
     assert list(top) == ["format", "version", "schemaVersion", "hat", "sections"]
-    assert (top["format"], top["version"], top["schemaVersion"]) == ("hatd-export", 1, LATEST)
+    assert (top["format"], top["version"], top["schemaVersion"]) == ("hatd-export", 2, LATEST)
     counts = {s["name"]: s["rows"] for s in top["sections"]}
     # Every section holds something, and each line is in its section, in order, by primary key.
     assert all(counts.values()), counts
@@ -285,6 +296,8 @@ async def test_after_import_the_owner_logs_in_and_reads_the_same(
         f"/dataDebit/{filled['debit']}",
         f"/dataDebit/{filled['debit']}/log",
         f"/dataDebit/{filled['owners_debit']}",
+        f"/dataDebit/{filled['datasets']}",
+        f"/dataDebit/{filled['datasets']}/values?pretty=true",
     ]
     for path in paths:
         before = await call(client, "GET", path, owner_token)
@@ -314,7 +327,7 @@ async def test_import_refuses_a_hat_that_is_not_empty(
         "this HAT is not empty (it has accounts, data_tables, data_table_links, data_fields, data_records, "
         "data_values, entities, entity_links, entity_types, entity_properties, bundles_contextless, bundle_tables, "
         "bundle_slices, bundle_slice_conditions, bundles_contextual, bundle_entity_selections, "
-        "bundle_property_selections, data_debits, data_debit_log rows): import only into a new HAT"
+        "bundle_property_selections, data_debits, data_debit_log, bundle_datasets rows): import only into a new HAT"
     )
     assert await export_bytes(database, settings.address) == data
 
@@ -352,8 +365,8 @@ def _header_with(data: bytes, **changes: Any) -> bytes:
         (lambda d: b"hello\n" + d, "line 1: not a hatd export header (not JSON)"),
         (lambda d: b"[1, 2]\n" + d, 'line 1: not a hatd export header (no "format": "hatd-export")'),
         (lambda d: _header_with(d, format="other"), 'line 1: not a hatd export header (no "format": "hatd-export")'),
-        (lambda d: _header_with(d, version=2), "line 1: export format version 2; this hatd reads version 1"),
-        (lambda d: _header_with(d, version="1"), "line 1: export format version '1'; this hatd reads version 1"),
+        (lambda d: _header_with(d, version=3), "line 1: export format version 3; this hatd reads versions 1, 2"),
+        (lambda d: _header_with(d, version="1"), "line 1: export format version '1'; this hatd reads versions 1, 2"),
         (
             lambda d: _header_with(d, schemaVersion=LATEST + 1),
             f"line 1: the file comes from a newer hatd (schema version {LATEST + 1}, this HAT has {LATEST}): "
@@ -362,7 +375,7 @@ def _header_with(data: bytes, **changes: Any) -> bytes:
         (lambda d: _header_with(d, hat=None), 'line 1: "hat" (the exporting HAT\'s address) is missing'),
         (
             lambda d: _header_with(d, sections=[]),
-            "line 1: the sections are not those of export format 1: " + ", ".join(exports.SECTIONS),
+            "line 1: the sections are not those of export format 2: " + ", ".join(exports.SECTIONS),
         ),
     ],
 )
@@ -399,10 +412,10 @@ async def test_import_refuses_a_malformed_or_short_file_naming_the_line(
     lines = data.splitlines(keepends=True)
     before = await export_bytes(new_hat, settings.address)
     value = _line_of(lines, "data_values", 3) + 1
-    log_rows = len(lines) - _line_of(lines, "data_debit_log")
+    log_rows = sum(1 for line in lines if line.startswith(b'{"section":"data_debit_log"'))
     cases = [
         # Cut inside the last line, and cut at a line's end: the header's counts tell.
-        (data[:-20], f"line {len(lines)}: data_debit_log row refused: invalid input syntax for type json"),
+        (data[:-20], f"line {len(lines)}: bundle_datasets row refused: invalid input syntax for type json"),
         (
             b"".join(lines[:-2]),
             f"line {len(lines) - 2}: the file ends inside section data_debit_log, which the header says has "

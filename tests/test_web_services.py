@@ -36,7 +36,7 @@ async def _approve(client, csrf: str, name: str, origin: str):
 
 async def _approval_ids(client) -> list[str]:
     page = await (await client.get("/owner/services")).text()
-    return [part.split('/')[0] for part in page.split('action="/owner/services/')[1:]]
+    return [part.split("/")[0] for part in page.split('action="/owner/services/')[1:]]
 
 
 async def test_an_approved_service_gets_an_owner_token_until_the_approval_is_revoked(client):

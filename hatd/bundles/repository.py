@@ -8,6 +8,7 @@ from typing import Any
 
 import asyncpg
 
+from hatd.bundles.schemas import bundle_tables
 from hatd.db import Conn, fetch_json, queries
 from hatd.errors import BadRequest, NotFound
 
@@ -29,9 +30,16 @@ async def _table_id(conn: Conn, ref: dict[str, Any], where: str) -> int:
     return int(found)
 
 
-async def create_bundle(conn: asyncpg.Connection, name: str, tables: list[dict[str, Any]]) -> str:
-    """Creates a bundle of tables with their slices; returns its structure as JSON text."""
-    return await bundle(conn, await insert_bundle(conn, name, tables))
+async def create_bundle(conn: asyncpg.Connection, new: dict[str, Any]) -> str:
+    """Creates a bundle as NewBundleSchema loaded it; returns its structure as JSON text."""
+    return await bundle(conn, await insert_new_bundle(conn, new))
+
+
+async def insert_new_bundle(conn: asyncpg.Connection, new: dict[str, Any]) -> int:
+    """Creates a bundle as NewBundleSchema loaded it, in whichever dialect it came; returns its id."""
+    if new.get("sources") is not None:
+        return await insert_dataset_bundle(conn, new["name"], new["sources"])
+    return await insert_bundle(conn, new["name"], bundle_tables(new))
 
 
 async def insert_bundle(conn: asyncpg.Connection, name: str, tables: list[dict[str, Any]]) -> int:
@@ -70,6 +78,53 @@ async def insert_bundle(conn: asyncpg.Connection, name: str, tables: list[dict[s
     return bundle_id
 
 
+async def insert_dataset_bundle(conn: asyncpg.Connection, name: str, sources: list[dict[str, Any]]) -> int:
+    """Creates a bundle in the original's later dialect: for each source, datasets (a table by the
+    source and the dataset's name) sharing the fields they name; returns its id. As the original, a
+    field that does not exist is passed over, but a dataset must name at least one that does."""
+    bundle_id: int = await conn.fetchval(Q.insert_bundle, name)
+    position = 0
+    for source_index, source in enumerate(sources):
+        for index, dataset in enumerate(source["datasets"]):
+            where = f"sources.{source_index}.datasets.{index}"
+            ref = {"id": None, "name": dataset["name"], "source": source["source"]}
+            table_id = await _table_id(conn, ref, where)
+            field_ids = await _dataset_fields(conn, table_id, dataset["fields_"])
+            if not field_ids:
+                raise BadRequest(
+                    f"{where}.fields: none of the fields exist in table {dataset['name']!r} of {source['source']!r}",
+                    message="Unknown reference",
+                )
+            bundle_table_id = await conn.fetchval(Q.insert_bundle_table, bundle_id, dataset["name"], table_id, position)
+            await conn.execute(
+                Q.insert_dataset, bundle_table_id, source["source"], dataset["description"],
+                dataset_fields_json(dataset["fields_"]), field_ids,
+            )  # fmt: skip
+            position += 1
+    return bundle_id
+
+
+async def _dataset_fields(conn: Conn, table_id: int, given: list[dict[str, Any]]) -> list[int]:
+    """The ids of the fields a dataset names in a table: a field by its name, and a field with
+    fields of its own as the subtable of that name with those fields."""
+    leaves = [f["name"] for f in given if not f["fields_"]]
+    found: list[int] = list(await conn.fetchval(Q.fields_named, table_id, leaves)) if leaves else []
+    for nested in (f for f in given if f["fields_"]):
+        subtable = await conn.fetchval(Q.subtable_named, table_id, nested["name"])
+        if subtable is not None:
+            found += await _dataset_fields(conn, subtable, nested["fields_"])
+    return found
+
+
+def dataset_fields_json(given: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A dataset's fields as the client gave them, to answer in its dialect."""
+    return [
+        {"name": f["name"], "description": f["description"], **({"fields": dataset_fields_json(f["fields_"])}
+                                                                 if f["fields_"] else {})}
+        for f in given
+    ]  # fmt: skip
+
+
 async def bundle(conn: Conn, bundle_id: int) -> str:
     return await fetch_json(
         conn, Q.bundle_json, bundle_id, missing=f"There is no contextless bundle with id {bundle_id}"
@@ -91,14 +146,14 @@ def unpack_position(packed: int) -> tuple[int, int]:
 
 
 async def bundle_values(
-    conn: Conn, bundle_id: int, window: tuple[Any, Any], after: tuple[Any, Any], limit: int
+    conn: Conn, bundle_id: int, window: tuple[Any, Any], after: tuple[Any, Any], limit: int, *, pretty: bool = False
 ) -> tuple[str, int, tuple[dt.datetime, int] | None]:
     """A page of the bundle's data groups as JSON text: up to `limit` records over all its tables,
     newest first, in the window, passing the slices, after the cursor position `after` (time,
     packed id). Also how many records it holds, and the position after it when more follow."""
     when, packed = after
     record_id, position = unpack_position(packed) if packed is not None else (None, None)
-    row = await conn.fetchrow(Q.bundle_values_json, bundle_id, *window, limit, when, record_id, position)
+    row = await conn.fetchrow(Q.bundle_values_json, bundle_id, *window, limit, when, record_id, position, pretty)
     if row is None:
         raise NotFound(f"There is no contextless bundle with id {bundle_id}")
     more = (row["last_updated"], pack_position(row["last_id"], row["last_position"])) if row["more"] else None

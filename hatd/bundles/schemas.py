@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, pre_load, validate, validates_schema
 
 from hatd.fields import Id, Ref
 from hatd.raw.schemas import PageQuerySchema, value_text
@@ -86,9 +86,66 @@ class OriginalTableSchema(Schema):
     bundleTable = fields.Nested(BundleTableSchema, required=True)
 
 
+# How deep a dataset's fields may nest (subtables of subtables...), and how many it may name.
+MAX_DATASET_DEPTH = 10
+MAX_DATASET_FIELDS = 1000
+
+
+class DatasetFieldSchema(Schema):
+    """A field a dataset shares, by name; with `fields`, the subtable of that name and its fields."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    name = fields.String(required=True, validate=validate.Length(min=1, max=500))
+    description = fields.String(load_default="", validate=validate.Length(max=1000))
+    fields_ = fields.List(
+        fields.Nested(lambda: DatasetFieldSchema()),
+        data_key="fields",
+        load_default=list,
+        validate=validate.Length(max=MAX_DATASET_FIELDS),
+    )
+
+
+class DatasetSchema(Schema):
+    """One dataset of a source: the table of that name, and the fields of it to share."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    name = fields.String(required=True, validate=validate.Length(min=1, max=500))
+    description = fields.String(load_default="", validate=validate.Length(max=1000))
+    fields_ = fields.List(
+        fields.Nested(DatasetFieldSchema),
+        data_key="fields",
+        required=True,
+        validate=validate.Length(min=1, max=MAX_DATASET_FIELDS),
+    )
+
+
+class SourceSchema(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    source = fields.String(required=True, validate=validate.Length(min=1, max=500))
+    datasets = fields.List(fields.Nested(DatasetSchema), required=True, validate=validate.Length(min=1, max=100))
+
+
+def _depth(value: Any) -> int:
+    """How deep JSON nests (lists and objects), counted without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, level)
+            stack.extend((child, level + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
+
+
 class NewBundleSchema(Schema):
-    """POST /bundles/contextless: {name, bundleTable: [...]} (the reference) or {name, tables: [...]}
-    (the original server). Exactly one of the two, not empty: a bundle is never silently empty."""
+    """POST /bundles/contextless: {name, bundleTable: [...]} (the reference), {name, tables: [...]}
+    (the original server), or {name, sources: [...]} (the original's later dialect: datasets and the
+    fields they share). Exactly one of them, not empty: a bundle is never silently empty."""
 
     class Meta:
         unknown = EXCLUDE
@@ -96,16 +153,29 @@ class NewBundleSchema(Schema):
     name = fields.String(required=True, validate=NAME)
     bundleTable = fields.List(fields.Nested(BundleTableSchema), load_default=None, validate=validate.Length(max=100))
     tables = fields.List(fields.Nested(OriginalTableSchema), load_default=None, validate=validate.Length(max=100))
+    sources = fields.List(fields.Nested(SourceSchema), load_default=None, validate=validate.Length(max=100))
+
+    @pre_load
+    def shallow_sources(self, data: Any, **_: Any) -> Any:
+        # Each level of nesting is a level of recursion in loading: refuse a deep one before it.
+        if isinstance(data, dict) and _depth(data.get("sources")) > 4 + 2 * MAX_DATASET_DEPTH:
+            raise ValidationError(f"a dataset's fields nest at most {MAX_DATASET_DEPTH} deep", "sources")
+        return data
 
     @validates_schema
     def one_shape(self, data: dict[str, Any], **_: Any) -> None:
-        given = [key for key in ("bundleTable", "tables") if data.get(key) is not None]
+        given = [key for key in ("bundleTable", "tables", "sources") if data.get(key) is not None]
         if len(given) != 1:
             raise ValidationError(
-                "give the bundle's tables as bundleTable (or tables, the original's shape)", "bundleTable"
+                "give the bundle's tables as bundleTable (or tables, or sources with datasets: the original's shapes)",
+                "bundleTable",
             )
         if not data[given[0]]:
             raise ValidationError("a bundle needs at least one table", given[0])
+        if given[0] == "sources":
+            if sum(len(s["datasets"]) for s in data["sources"]) > 100:
+                raise ValidationError("a bundle holds at most 100 datasets", "sources")
+            return
         conditions = sum(len(s["conditions"]) for t in bundle_tables(data) for s in t["slices"])
         if conditions > MAX_CONDITIONS:
             raise ValidationError(f"a bundle may hold at most {MAX_CONDITIONS} slice conditions in all", given[0])

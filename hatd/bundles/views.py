@@ -20,10 +20,10 @@ from hatd.bundles.schemas import (
     NewContextualBundleSchema,
     PropertySelectionSchema,
     PropertySelectorSchema,
-    bundle_tables,
 )
-from hatd.http import json_text, parse_body, path_id
+from hatd.http import json_text, parse_body, parse_query, path_id
 from hatd.paging import paged, read_page
+from hatd.raw.schemas import PrettyQuerySchema
 from hatd.routing import OWNER, Route
 from hatd.state import POOL
 
@@ -33,7 +33,7 @@ OWNER_ONLY = frozenset({OWNER})
 async def create_bundle(request: web.Request) -> web.Response:
     new = await parse_body(request, NewBundleSchema)
     async with db.transaction(request.app[POOL]) as conn:
-        return json_text(await repository.create_bundle(conn, new["name"], bundle_tables(new)), status=201)
+        return json_text(await repository.create_bundle(conn, new), status=201)
 
 
 async def get_bundle(request: web.Request) -> web.Response:
@@ -44,7 +44,8 @@ async def bundle_values(request: web.Request) -> web.Response:
     bundle_id = path_id(request, "id", "contextless bundle")
     scope = f"bundle:{bundle_id}"
     window, after, limit = read_page(request, scope)
-    text, _, more = await repository.bundle_values(request.app[POOL], bundle_id, window, after, limit)
+    pretty = parse_query(request, PrettyQuerySchema)["pretty"]
+    text, _, more = await repository.bundle_values(request.app[POOL], bundle_id, window, after, limit, pretty=pretty)
     return paged(request, scope, text, more)
 
 

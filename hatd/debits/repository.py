@@ -11,7 +11,6 @@ from typing import Any
 import asyncpg
 
 from hatd.bundles import repository as bundles
-from hatd.bundles.schemas import bundle_tables
 from hatd.db import Conn, queries
 from hatd.errors import BadRequest, Forbidden, NotFound
 from hatd.raw.repository import Position, Window
@@ -54,7 +53,7 @@ async def _propose(conn: asyncpg.Connection, debit: dict[str, Any], proposer: st
         bundle_id = given["id"]
         await (bundles.bundle(conn, bundle_id) if contextless else bundles.contextual_bundle(conn, bundle_id))
     elif contextless:
-        bundle_id = await bundles.insert_bundle(conn, given["new"]["name"], bundle_tables(given["new"]))
+        bundle_id = await bundles.insert_new_bundle(conn, given["new"])
     else:
         bundle_id = await bundles.insert_contextual_bundle(conn, given["new"]["name"], given["new"]["entities"])
     key = await conn.fetchval(
@@ -113,6 +112,8 @@ async def values(
     window: Window,
     after: tuple[Any, Any],
     limit: int,
+    *,
+    pretty: bool = False,
 ) -> tuple[str, Position | None]:
     """The debit's fields and its bundle's data, for the owner always and for the proposer only
     while the debit is enabled and now lies in its window. Every read is logged."""
@@ -127,7 +128,9 @@ async def values(
             raise Forbidden("This data debit has ended")
     more = None
     if row["kind"] == "contextless":
-        body, records, more = await bundles.bundle_values(conn, row["bundle_contextless_id"], window, after, limit)
+        body, records, more = await bundles.bundle_values(
+            conn, row["bundle_contextless_id"], window, after, limit, pretty=pretty
+        )
         part = "bundleContextless"
     else:
         body, records = await bundles.contextual_values(conn, row["bundle_contextual_id"])

@@ -12,13 +12,14 @@ from hatd.raw.schemas import HatTime
 
 
 class DebitBundleField(fields.Field[dict[str, Any]]):
-    """bundleContextless: an existing bundle {"id"}, a whole bundle in either shape, or, as the
-    reference's example has it, one bundle table {name, table} (the bundle takes its name)."""
+    """bundleContextless: an existing bundle {"id"}, a whole bundle in any of its shapes (the
+    original's later {name, sources} among them), or, as the reference's example has it, one bundle
+    table {name, table} (the bundle takes its name)."""
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> dict[str, Any]:
         if not isinstance(value, dict):
             raise ValidationError("Must be a bundle: {id}, {name, bundleTable}, or {name, table}.")
-        if "bundleTable" in value or "tables" in value:
+        if "bundleTable" in value or "tables" in value or "sources" in value:
             return {"new": NewBundleSchema().load(value)}
         if "table" in value:
             table = BundleTableSchema().load(value)

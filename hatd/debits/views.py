@@ -10,8 +10,9 @@ from hatd import db
 from hatd.bundles.schemas import BundleValuesQuerySchema
 from hatd.debits import repository
 from hatd.debits.schemas import DebitSchema, DebitStateSchema, LogEntrySchema, ProposeSchema
-from hatd.http import json_response, json_text, parse_body
+from hatd.http import json_response, json_text, parse_body, parse_query
 from hatd.paging import paged, read_page
+from hatd.raw.schemas import PrettyQuerySchema
 from hatd.routing import DATA_DEBIT, OWNER, PLATFORM, Route
 from hatd.state import CALLER, POOL
 
@@ -47,9 +48,12 @@ async def values(request: web.Request) -> web.Response:
     key = request.match_info["key"]
     scope = f"debit:{key[:36]}"
     window, after, limit = read_page(request, scope)
+    pretty = parse_query(request, PrettyQuerySchema)["pretty"]
     caller = request[CALLER]
     async with db.transaction(request.app[POOL]) as conn:
-        text, more = await repository.values(conn, key, caller.user_id, caller.role, window, after, limit)
+        text, more = await repository.values(
+            conn, key, caller.user_id, caller.role, window, after, limit, pretty=pretty
+        )
     return paged(request, scope, text, more)
 
 

@@ -18,7 +18,7 @@ from hatd.context.repository import MAY_LINK_TO
 Q = db.queries("exports")
 
 FORMAT = "hatd-export"
-VERSION = 1
+VERSION = 2
 MEDIA_TYPE = "application/x-ndjson"
 
 # The file's sections: one per table, every table before the tables that refer to it. Never
@@ -51,7 +51,10 @@ SECTIONS = (
     "bundle_property_selections",
     "data_debits",
     "data_debit_log",
+    # Added in version 2, after every section it refers to.
+    "bundle_datasets",
 )
+SECTIONS_OF = {2: SECTIONS, 1: SECTIONS[:-1]}
 
 # COPY's CSV format with a quote and a delimiter that JSON text never holds raw (row_to_json escapes
 # every control character) passes each line through untouched: no per-row work in Python at all,
@@ -157,8 +160,11 @@ def read_header(line: bytes | None, schema_version: int) -> Header:
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         raise ImportRefused(f'line 1: not a hatd export header (no "format": "{FORMAT}")')
     version = header.get("version")
-    if version != VERSION or type(version) is not int:
-        raise ImportRefused(f"line 1: export format version {version!r}; this hatd reads version {VERSION}")
+    if type(version) is not int or version not in SECTIONS_OF:
+        raise ImportRefused(
+            f"line 1: export format version {version!r}; this hatd reads versions "
+            f"{', '.join(map(str, sorted(SECTIONS_OF)))}"
+        )
     theirs = header.get("schemaVersion")
     if type(theirs) is not int or theirs < 1:
         raise ImportRefused(f"line 1: schemaVersion {theirs!r} is not a migration number")
@@ -174,8 +180,10 @@ def read_header(line: bytes | None, schema_version: int) -> Header:
     if not isinstance(sections, list):
         sections = []
     names = [s.get("name") if isinstance(s, dict) else None for s in sections]
-    if tuple(names) != SECTIONS:
-        raise ImportRefused(f"line 1: the sections are not those of export format {VERSION}: {', '.join(SECTIONS)}")
+    if tuple(names) != SECTIONS_OF[version]:
+        raise ImportRefused(
+            f"line 1: the sections are not those of export format {version}: {', '.join(SECTIONS_OF[version])}"
+        )
     checked = []
     for section in sections:
         rows, next_id = section.get("rows"), section.get("nextId")

@@ -38,16 +38,21 @@ SELECT bundle_contextless_json($1)::text;
 -- Returns a page of bundle $1's data as JSON text: {"id", "name", "dateCreated", "lastUpdated",
 -- "dataGroups": [{bundle table name: {"id", "name", "table", "data": [records]}}]}, each record
 -- shaped as GET /data/table/{id}/values gives it (only the tables the bundle table held when it was
--- made). The page: up to $4 (record, bundle table) pairs over all the bundle's tables, newest
--- record first, in the window [$2, $3] on lastUpdated, passing the slices, and after the cursor
--- ($5 time, $6 record id, $7 table position) when given. Also: how many records the page holds,
--- whether more follow, and the last pair's position. One query whatever the number of tables.
+-- made), or, with $8, as pretty=true gives it. A bundle made of datasets (the original's later
+-- dialect) answers in that dialect: "dataGroups": {source: [{"name", "table" (its structure),
+-- "data"}]}, each record holding only the fields the dataset named. The page: up to $4 (record,
+-- bundle table) pairs over all the bundle's tables, newest record first, in the window [$2, $3] on
+-- lastUpdated, passing the slices, and after the cursor ($5 time, $6 record id, $7 table position)
+-- when given. Also: how many records the page holds, whether more follow, and the last pair's
+-- position. One query whatever the number of tables.
 WITH candidates AS (
     SELECT bt.id AS bundle_table_id, bt.position, r.id, r.last_updated
     FROM bundle_tables bt
+    LEFT JOIN bundle_datasets ds ON ds.bundle_table_id = bt.id
     CROSS JOIN LATERAL (
         SELECT DISTINCT v.record_id FROM data_values v
         WHERE v.field_id IN (SELECT f.id FROM data_fields f WHERE f.table_id = ANY (bt.tree))
+          AND (ds.field_ids IS NULL OR v.field_id = ANY (ds.field_ids))
     ) AS tr
     JOIN data_records r ON r.id = tr.record_id
     WHERE bt.bundle_id = $1
@@ -72,24 +77,35 @@ page AS (
     SELECT * FROM candidates ORDER BY last_updated DESC, id DESC, position DESC LIMIT $4
 ),
 groups AS (
-    SELECT bt.position,
-           json_build_object(bt.name, json_build_object(
+    SELECT bt.position, bt.name, bt.table_id, ds.source AS dataset_source, coalesce(d.data, '[]'::json) AS data,
+           json_build_object(
                'id', bt.id, 'name', bt.name,
                'table', json_build_object('id', t.id, 'name', t.name, 'source', t.source),
-               'data', coalesce(d.data, '[]'::json))) AS grp
+               'data', coalesce(d.data, '[]'::json)) AS grp
     FROM bundle_tables bt
     JOIN data_tables t ON t.id = bt.table_id
+    LEFT JOIN bundle_datasets ds ON ds.bundle_table_id = bt.id
     LEFT JOIN LATERAL (
-        SELECT json_agg(json_build_object(
-                   'id', r.id, 'name', r.name,
-                   'dateCreated', hat_time(r.date_created), 'lastUpdated', hat_time(r.last_updated),
-                   'tables', json_build_array(tv.body))
+        SELECT json_agg(CASE WHEN $8::boolean
+                   THEN json_build_object(
+                       'id', r.id, 'name', r.name, 'lastUpdated', hat_time(r.last_updated),
+                       'data', json_build_object(t.name, tv.body))
+                   ELSE json_build_object(
+                       'id', r.id, 'name', r.name,
+                       'dateCreated', hat_time(r.date_created), 'lastUpdated', hat_time(r.last_updated),
+                       'tables', json_build_array(tv.body)) END
                ORDER BY r.last_updated DESC, r.id DESC) AS data
         FROM page p
         JOIN data_records r ON r.id = p.id
-        JOIN data_table_values_json(
-                 bt.table_id, (SELECT array_agg(id) FROM page WHERE position = bt.position), bt.tree) AS tv
-          ON tv.record_id = p.id
+        JOIN (
+            SELECT * FROM data_table_values_json(
+                bt.table_id, (SELECT array_agg(id) FROM page WHERE position = bt.position), bt.tree, ds.field_ids)
+            WHERE NOT $8::boolean
+            UNION ALL
+            SELECT * FROM data_table_pretty_json(
+                bt.table_id, (SELECT array_agg(id) FROM page WHERE position = bt.position), bt.tree, ds.field_ids)
+            WHERE $8::boolean
+        ) AS tv ON tv.record_id = p.id
         WHERE p.position = bt.position
     ) AS d ON true
     WHERE bt.bundle_id = $1
@@ -100,7 +116,16 @@ last AS (
 SELECT json_build_object(
            'id', b.id, 'name', b.name,
            'dateCreated', hat_time(b.date_created), 'lastUpdated', hat_time(b.last_updated),
-           'dataGroups', coalesce((SELECT json_agg(grp ORDER BY position) FROM groups), '[]'::json))::text AS body,
+           'dataGroups', CASE
+               WHEN EXISTS (SELECT 1 FROM groups WHERE dataset_source IS NOT NULL) THEN (
+                   SELECT json_object_agg(s.dataset_source, s.datasets ORDER BY s.first)
+                   FROM (SELECT dataset_source, min(position) AS first,
+                                json_agg(json_build_object('name', name, 'table', data_table_json(table_id),
+                                                           'data', data) ORDER BY position) AS datasets
+                         FROM groups GROUP BY dataset_source) AS s)
+               ELSE coalesce((SELECT json_agg(json_build_object(name, grp) ORDER BY position) FROM groups),
+                             '[]'::json)
+           END)::text AS body,
        (SELECT count(*) FROM page)::integer AS records,
        (SELECT count(*) FROM candidates) > $4 AS more,
        (SELECT last_updated FROM last) AS last_updated,
@@ -139,6 +164,22 @@ RETURNING id;
 -- Adds a property selector to entity selection $1; returns its id.
 INSERT INTO bundle_property_selections (selection_id, relationship_kind, property_name, property_type, property_unit)
 VALUES ($1, $2, $3, $4, $5) RETURNING id;
+
+-- name: subtable_named
+-- Returns the subtable of table $1 named $2, if it has one.
+SELECT l.child_id FROM data_table_links l JOIN data_tables t ON t.id = l.child_id
+WHERE l.parent_id = $1 AND t.name = $2
+ORDER BY l.child_id
+LIMIT 1;
+
+-- name: fields_named
+-- Returns the ids of the fields of table $1 named any of $2, by id.
+SELECT coalesce(array_agg(id ORDER BY id), '{}') FROM data_fields WHERE table_id = $1 AND name = ANY ($2::text[]);
+
+-- name: insert_dataset
+-- Makes bundle table $1 a dataset of source $2 with description $3, the fields as given $4 and the
+-- field ids they name $5; returns nothing.
+INSERT INTO bundle_datasets (bundle_table_id, source, description, fields, field_ids) VALUES ($1, $2, $3, $4, $5);
 
 -- name: entity_selection_json
 -- Returns one entity selection with its property selections as JSON text.

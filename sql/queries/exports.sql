@@ -70,7 +70,8 @@ FROM (SELECT $1::text AS format, $2::integer AS version,
                     FROM bundle_property_selections_id_seq)),
                   (23, 'data_debits', (SELECT count(*) FROM data_debits), NULL),
                   (24, 'data_debit_log', (SELECT count(*) FROM data_debit_log),
-                   (SELECT CASE WHEN is_called THEN last_value + 1 ELSE last_value END FROM data_debit_log_id_seq))
+                   (SELECT CASE WHEN is_called THEN last_value + 1 ELSE last_value END FROM data_debit_log_id_seq)),
+                  (25, 'bundle_datasets', (SELECT count(*) FROM bundle_datasets), NULL)
               ) AS v (position, name, rows, next_id)
               CROSS JOIN LATERAL (SELECT v.name, v.rows, v.next_id AS "nextId") AS s) AS sections) AS h;
 
@@ -91,7 +92,8 @@ LOCK TABLE accounts, system_types, system_type_links, system_units, system_prope
 LOCK TABLE data_fields, data_records, data_values IN ACCESS EXCLUSIVE MODE;
 LOCK TABLE entities, entity_links, entity_types,
     entity_properties, bundles_contextless, bundle_tables, bundle_slices, bundle_slice_conditions,
-    bundles_contextual, bundle_entity_selections, bundle_property_selections, data_debits, data_debit_log
+    bundles_contextual, bundle_entity_selections, bundle_property_selections, data_debits, data_debit_log,
+    bundle_datasets
     IN EXCLUSIVE MODE;
 
 -- name: rebuildable_indexes
@@ -146,7 +148,8 @@ FROM (VALUES
     (21, 'bundle_entity_selections', EXISTS (SELECT 1 FROM bundle_entity_selections)),
     (22, 'bundle_property_selections', EXISTS (SELECT 1 FROM bundle_property_selections)),
     (23, 'data_debits', EXISTS (SELECT 1 FROM data_debits)),
-    (24, 'data_debit_log', EXISTS (SELECT 1 FROM data_debit_log))
+    (24, 'data_debit_log', EXISTS (SELECT 1 FROM data_debit_log)),
+    (25, 'bundle_datasets', EXISTS (SELECT 1 FROM bundle_datasets))
 ) AS t (position, name, used)
 WHERE t.used
 ORDER BY t.position;
@@ -265,6 +268,14 @@ problems (rule, key, problem) AS (
                            s.id, s.table_id, bt.id, bt.tree)
     FROM bundle_slices s JOIN bundle_tables bt ON bt.id = s.bundle_table_id
     WHERE NOT s.table_id = ANY (bt.tree)
+    UNION ALL
+    -- A dataset shares only fields of its bundle table's tree.
+    SELECT 3, d.bundle_table_id, format('bundle_datasets row %s: field ids %s are not all fields of its tree %s',
+                                        d.bundle_table_id, d.field_ids, bt.tree)
+    FROM bundle_datasets d JOIN bundle_tables bt ON bt.id = d.bundle_table_id
+    WHERE coalesce(array_ndims(d.field_ids), 0) <> 1
+       OR EXISTS (SELECT 1 FROM unnest(d.field_ids) AS x
+                  WHERE NOT EXISTS (SELECT 1 FROM data_fields f WHERE f.id = x AND f.table_id = ANY (bt.tree)))
     UNION ALL
     SELECT 3, c.id, format('bundle_slice_conditions row %s: field %s is not a field of slice %s''s table %s',
                            c.id, c.field_id, s.id, s.table_id)
@@ -760,3 +771,17 @@ ORDER BY r.id;
 INSERT INTO data_debit_log (id, debit_key, account, action, records, at)
 SELECT r.id, r.debit_key, r.account, r.action, r.records, r.at
 FROM unnest($1::text[]) AS l (line), json_populate_record(NULL::data_debit_log, l.line::json) AS r;
+
+-- name: export_bundle_datasets
+-- Returns one JSON line (text) per dataset of a bundle in the original's later dialect, by bundle table.
+SELECT row_to_json(r)::text
+FROM (SELECT 'bundle_datasets'::text AS section,
+             bundle_table_id, source, description, fields, field_ids
+      FROM bundle_datasets) AS r
+ORDER BY r.bundle_table_id;
+
+-- name: import_bundle_datasets
+-- Inserts the dataset rows on JSON lines $1 as they are; returns nothing.
+INSERT INTO bundle_datasets (bundle_table_id, source, description, fields, field_ids)
+SELECT r.bundle_table_id, r.source, r.description, r.fields, r.field_ids
+FROM unnest($1::text[]) AS l (line), json_populate_record(NULL::bundle_datasets, l.line::json) AS r;
