@@ -98,7 +98,10 @@ async def test_bad_bundles_are_400_and_create_nothing(client, owner_token):
     kitchen, f, _ = await _kitchen_data(client, owner_token)
     other = await new_table(client, owner_token, {"name": "garden", "source": "s", "fields": [{"name": "g"}]})
     cases = [
-        ({"name": "b"}, "bundleTable: give the bundle's tables as bundleTable (or tables, or sources with datasets: the original's shapes)"),
+        (
+            {"name": "b"},
+            "bundleTable: give the bundle's tables as bundleTable (or tables, or sources with datasets: the original's shapes)",
+        ),
         ({"name": "b", "bundleTable": []}, "bundleTable: a bundle needs at least one table"),
         (
             {"name": "b", "bundleTable": [{"name": "t", "table": {"id": 999999}}]},

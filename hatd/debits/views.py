@@ -81,6 +81,11 @@ ROUTES = [
           aliases=(f"/directDebit/{KEY}/enable",), response=DebitStateSchema, summary="Enable a data debit"),
     Route("PUT", f"/dataDebit/{KEY}/disable", disable, name="disable_debit", roles=OWNER_ONLY,
           aliases=(f"/directDebit/{KEY}/disable",), response=DebitStateSchema, summary="Disable a data debit"),
+    # The Rumpel that HAT 2.3 bundled (2017-03 to 2017-05) sent these as POST: served too.
+    Route("POST", f"/dataDebit/{KEY}/enable", enable, name="enable_debit_post", roles=OWNER_ONLY,
+          response=DebitStateSchema, summary="Enable a data debit (POST, as a 2017 Rumpel sends it)"),
+    Route("POST", f"/dataDebit/{KEY}/disable", disable, name="disable_debit_post", roles=OWNER_ONLY,
+          response=DebitStateSchema, summary="Disable a data debit (POST, as a 2017 Rumpel sends it)"),
     Route("GET", f"/dataDebit/{KEY}/values", values, name="debit_values", roles=READERS, head=False,
           aliases=(f"/directDebit/{KEY}/values",), query=BundleValuesQuerySchema, response=DebitSchema,
           summary="The debit's fields and its bundle's data",
