@@ -4,8 +4,10 @@ package, which `make test` installs when it can), driven by Playwright.
 An app on localhost sends the browser to the HAT's /hatlogin; the owner logs in and clicks the
 service's icon; the app receives the token and verifies it against the HAT's /publickey. Then the
 owner enables the app's proposed data debit on the debits page and the app's
-/dataDebit/{key}/values call succeeds; disabling it makes the call fail. A screenshot of each page
-lands in test-output/browser/ (or $HATD_TEST_OUTPUT/browser/)."""
+/dataDebit/{key}/values call succeeds; disabling it makes the call fail. Then a Rumpel-like app on
+another origin, which the owner approves on the Services page, gets an owner token from /hatlogin
+and its page's own script calls the API with it (CORS in a real browser) until the owner revokes it.
+A screenshot of each page lands in test-output/browser/ (or $HATD_TEST_OUTPUT/browser/)."""
 
 from __future__ import annotations
 
@@ -211,3 +213,88 @@ async def test_login_with_hat_and_a_debit_in_a_browser(hat: str, aiohttp_server:
         await page.goto(f"{hat}{path}")
         assert await page.title()
         await _shot(page, name)
+
+
+class BrowserApp:
+    """A Rumpel-like app on its own origin: the owner's token arrives on its redirect, and the page's
+    own script calls the HAT's API with it, cross-origin, as Rumpel does."""
+
+    def __init__(self, port: int) -> None:
+        self.base = f"http://127.0.0.1:{port}"
+        self.hat = ""
+
+    def application(self) -> web.Application:
+        app = web.Application()
+        app.router.add_get("/", self.home)
+        app.router.add_get("/dashboard", self.dashboard)
+        return app
+
+    async def home(self, request: web.Request) -> web.Response:
+        # Rumpel's login: the redirect is not even URL-encoded.
+        return _html(f'<a id="login" href="{self.hat}/hatlogin?name=Dashboard&redirect={self.base}/dashboard">'
+                     "Log in with your HAT</a>")  # fmt: skip
+
+    async def dashboard(self, request: web.Request) -> web.Response:
+        script = """
+const token = new URLSearchParams(location.search).get('token');
+const iss = JSON.parse(atob(token.split('.')[1].replace(/-/g, '+').replace(/_/g, '/'))).iss;
+fetch('http://' + iss + '/data/sources', {headers: {'X-Auth-Token': token, 'Content-Type': 'application/json'}})
+  .then(r => r.json().then(body => { document.getElementById('status').textContent = r.status;
+                                     document.getElementById('body').textContent = JSON.stringify(body); }))
+  .catch(e => { document.getElementById('status').textContent = 'blocked: ' + e; });
+"""
+        return _html(f'<h1>Dashboard</h1><p id="status">waiting</p><p id="body"></p><script>{script}</script>')
+
+
+@pytest.fixture
+async def open_hat(database: str, settings: Any, aiohttp_server: Any) -> AsyncIterator[str]:
+    """A HAT with the default CORS setting (any origin)."""
+    port = free_port()
+    address = f"http://127.0.0.1:{port}"
+    app = create_app(settings.replace(database_url=database, hat_address=address, cors_origins="*"))
+    await aiohttp_server(app, host="127.0.0.1", port=port)
+    yield address
+
+
+async def test_an_approved_browser_app_acts_as_the_owner_until_revoked(
+    open_hat: str, aiohttp_server: Any, browser_page: Any
+) -> None:
+    page, hat = browser_page, open_hat
+    app = BrowserApp(free_port())
+    app.hat = hat
+    await aiohttp_server(app.application(), host="127.0.0.1", port=int(app.base.rsplit(":", 1)[1]))
+    async with aiohttp.ClientSession(base_url=hat) as http:
+        await new_table(http, await login(http, *OWNER), KITCHEN)
+
+    # The owner approves the app on the Services page.
+    await page.goto(f"{hat}/owner/services")
+    await page.fill("#password", OWNER[1])
+    await page.click("#login")
+    await page.wait_for_selector("#approve")
+    await page.fill("#service-name-input", "Dashboard")
+    await page.fill("#service-origin-input", app.base)
+    await page.click("#approve")
+    await page.wait_for_selector("text=Revoke")
+    await _shot(page, "13-services-approved")
+
+    # Login with HAT says the app will act as the owner, and the app's own script then calls the API.
+    await page.goto(app.base)
+    await page.click("#login")
+    await page.wait_for_selector("#acts-as-owner")
+    assert "Dashboard will act as you." in (await page.text_content("#acts-as-owner") or "")
+    await _shot(page, "14-hatlogin-approved")
+    await page.click("#service")
+    await page.wait_for_function("document.getElementById('status').textContent !== 'waiting'")
+    assert await page.text_content("#status") == "200"
+    assert '"name":"kitchen"' in (await page.text_content("#body") or "")
+    await _shot(page, "15-app-as-owner")
+
+    # Revoked: the same token, from the same page, is refused.
+    dashboard = page.url
+    await page.goto(f"{hat}/owner/services")
+    await page.click("text=Revoke")
+    await page.wait_for_selector("#approve")
+    await page.goto(dashboard)
+    await page.wait_for_function("document.getElementById('status').textContent !== 'waiting'")
+    assert await page.text_content("#status") == "401"
+    assert "revoked" in (await page.text_content("#body") or "")
