@@ -215,3 +215,36 @@ async def test_enable_answers_the_canonical_user_id(client, owner_token):
     response = await client.put(f"/users/user/{account['userId'].upper()}/disable", headers=auth(owner_token))
     assert response.status == 200
     assert await response.json() == {"message": "OK", "userId": account["userId"], "enabled": False}
+
+
+async def test_application_token_is_the_owners_and_needs_a_name_and_an_address(client, owner_token, platform_token):
+    path = "/users/application_token"
+    response = await client.get(path, params={"name": "Plug", "resource": "https://plug.example/a"},
+                                headers=auth(owner_token))  # fmt: skip
+    assert response.status == 200
+    body = await response.json()
+    assert set(body) == {"accessToken", "userId"}
+    # It proves who the owner is to that service, and calls no API route.
+    assert (await client.get("/data/sources", headers=auth(body["accessToken"]))).status == 401
+    for params, cause in [
+        ({"resource": "https://plug.example"}, "name: Missing data for required field."),
+        ({"name": "Plug"}, "resource: Missing data for required field."),
+        ({"name": "Plug", "resource": "javascript:alert(1)"},
+         "resource: The redirect address must start with http:// or https://, not javascript:"),
+    ]:  # fmt: skip
+        response = await client.get(path, params=params, headers=auth(owner_token))
+        assert (response.status, (await response.json())["cause"]) == (400, cause)
+    params = {"name": "Plug", "resource": "https://plug.example"}
+    assert (await client.get(path, params=params, headers=auth(platform_token))).status == 403
+
+
+async def test_system_update_applies_nothing_pending_and_says_so(client, owner_token, platform_token):
+    for token in (owner_token, platform_token):
+        response = await client.get("/system/update", headers=auth(token))
+        assert response.status == 200
+        body = await response.json()
+        assert body["message"] == "Database updated" and body["applied"] == []
+        assert isinstance(body["schemaVersion"], int)
+    _, app_token = await new_account(client, owner_token)
+    assert (await client.get("/system/update", headers=auth(app_token))).status == 403
+    assert (await client.get("/system/update")).status == 401

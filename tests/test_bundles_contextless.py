@@ -215,3 +215,52 @@ async def test_a_bundled_table_or_sliced_field_cannot_be_deleted(client, owner_t
 async def test_bundles_are_the_owners(client, platform_token):
     assert (await call(client, "POST", "/bundles/contextless", platform_token, {"name": "b"}))[0] == 403
     assert (await call(client, "GET", "/bundles/contextless/1/values", platform_token))[0] == 403
+
+
+async def test_the_originals_later_dialect_is_answered_in_that_dialect(client, owner_token):
+    # {name, sources: [{source, datasets: [{name, description, fields}]}]}: fields by name, a field
+    # with fields of its own naming a subtable; only those fields' values are shared.
+    kitchen, _, _ = await _kitchen_data(client, owner_token)
+    sources = [{"source": "fibaro", "datasets": [{
+        "name": "kitchen", "description": "Kitchen sensors",
+        "fields": [{"name": "kitchenElectricity", "description": "power",
+                    "fields": [{"name": "tableTestField3", "description": "third"}]}],
+    }]}]  # fmt: skip
+    status, bundle = await call(
+        client, "POST", "/bundles/contextless", owner_token, {"name": "sub only", "sources": sources}
+    )
+    assert status == 201
+    assert untimed(bundle) == {"id": bundle["id"], "name": "sub only", "dateCreated": T, "lastUpdated": T,
+                               "sources": sources}  # fmt: skip
+    assert (await call(client, "GET", f"/bundles/contextless/{bundle['id']}", owner_token))[1] == bundle
+
+    status, values = await call(client, "GET", f"/bundles/contextless/{bundle['id']}/values", owner_token)
+    assert status == 200
+    [dataset] = values["dataGroups"]["fibaro"]
+    assert dataset["name"] == "kitchen"
+    assert dataset["table"]["id"] == kitchen["id"] and len(dataset["table"]["fields"]) == 2  # the whole structure
+    # Each record holds the one named field (in the subtable); the kitchen's own field is not shared.
+    shared = [(r["name"], r["tables"][0]["fields"], [(x["name"], [v["value"] for v in x["values"]])
+               for x in r["tables"][0]["subTables"][0]["fields"]]) for r in dataset["data"]]  # fmt: skip
+    assert shared == [("night", [], [("tableTestField3", ["c"])]), ("noon", [], [("tableTestField3", ["b"])]),
+                      ("morning", [], [("tableTestField3", ["a"])])]  # fmt: skip
+    # pretty=true flattens the same records.
+    status, pretty = await call(client, "GET", f"/bundles/contextless/{bundle['id']}/values?pretty=true", owner_token)
+    assert [r["data"] for r in pretty["dataGroups"]["fibaro"][0]["data"]] == [
+        {"kitchen": {"kitchenElectricity": {"tableTestField3": v}}} for v in ("c", "b", "a")
+    ]
+    # The table it holds stays while it does.
+    assert (await call(client, "DELETE", f"/data/table/{kitchen['id']}", owner_token))[0] == 409
+
+
+async def test_pretty_bundle_values_in_the_references_dialect(client, owner_token):
+    kitchen, _, _ = await _kitchen_data(client, owner_token)
+    body = {"name": "b", "bundleTable": [{"name": "all", "table": {"id": kitchen["id"]}}]}
+    bundle = await created(client, owner_token, "/bundles/contextless", body)
+    status, pretty = await call(client, "GET", f"/bundles/contextless/{bundle['id']}/values?pretty=true", owner_token)
+    assert status == 200
+    [group] = pretty["dataGroups"]
+    assert [set(r) for r in group["all"]["data"]] == [{"id", "name", "lastUpdated", "data"}] * 3
+    assert group["all"]["data"][0]["data"] == {
+        "kitchen": {"tableTestField": "7", "kitchenElectricity": {"tableTestField3": "c"}}
+    }
