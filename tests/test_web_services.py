@@ -140,3 +140,34 @@ def test_a_malformed_preset_service_setting_is_refused(settings, given):
 
     with pytest.raises(SettingsError, match="approved_services"):
         settings.replace(approved_services=given)
+
+
+@pytest.mark.parametrize(
+    ("approved", "redirect"),
+    [
+        # Python's "idna" codec maps ß to ss, where browsers and yarl keep it: another host.
+        ("https://messenger.example", "https://meßenger.example/cb"),
+        ("https://strasse.example", "https://straße.example/cb"),
+    ],
+)
+async def test_a_look_alike_international_host_is_not_the_approved_one(client, approved, redirect):
+    csrf = await logged_in(client)
+    assert (await _approve(client, csrf, "Messenger", approved)).status == 303
+    page, token = await _token_from_hatlogin(client, {"name": "Messenger", "redirect": redirect})
+    assert "acts-as-owner" not in page
+    assert jwt.decode(token, options={"verify_signature": False})["accessScope"] == "validate"
+    assert "xn--" in page  # the page shows the ASCII host the token really goes to
+
+
+async def test_an_origin_over_300_characters_is_a_400_page(client):
+    csrf = await logged_in(client)
+    answer = await _approve(client, csrf, "Long", "https://" + "a" * 400 + ".example")
+    assert answer.status == 400
+    assert await _approval_ids(client) == []
+
+
+async def test_a_redirect_with_a_broken_punycode_host_is_a_400_page(client):
+    await logged_in(client)
+    response = await client.get("/hatlogin", params={"name": "S", "redirect": "https://xn--approved.example/"})
+    assert response.status == 400
+    assert response.content_type == "text/html"

@@ -14,6 +14,8 @@ from hatd.services.origins import origin_of
 
 MAX_URL = 2048
 MAX_SERVICE_NAME = 100
+# An approved service's origin, as approved_services keeps it (sql/schema/0010).
+MAX_ORIGIN = 300
 # A path to return to after logging in: /hatlogin with an encoded service name and redirect fits.
 MAX_LOCAL_PATH = 8000
 
@@ -43,7 +45,8 @@ def check_redirect(value: str) -> None:
     try:  # yarl builds the redirect and the page's CSP names its origin: it must agree it is a URL
         url = URL(value)
         url.origin()
-    except ValueError:
+        url.host  # noqa: B018 -- decodes the host, which fails for a punycode that is not valid
+    except (ValueError, UnicodeError):
         raise ValidationError("The redirect address is not a well-formed URL") from None
     if len(str(url)) > MAX_URL:
         raise ValidationError(f"The redirect address is longer than {MAX_URL} characters once encoded")
@@ -101,7 +104,7 @@ class ApproveServiceFormSchema(Schema):
     name = fields.String(required=True, validate=[validate.Length(max=MAX_SERVICE_NAME), check_service_name])
     origin = fields.String(
         required=True,
-        validate=check_origin,
+        validate=[validate.Length(max=MAX_ORIGIN), check_origin],
         metadata={"description": "Where the service is served from: https://host[:port]"},
     )
     csrf = fields.String(required=True, metadata={"description": "The session's CSRF token"})

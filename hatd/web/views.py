@@ -134,7 +134,11 @@ async def logout(request: web.Request) -> web.StreamResponse:
 
 
 def _service(request: web.Request, data: dict[str, str]) -> dict[str, str]:
-    return {"name": data["name"], "redirect": data["redirect"], "host": URL(data["redirect"]).host or ""}
+    """The service as the page shows it; an international host with the ASCII form the token goes to."""
+    url = URL(data["redirect"])
+    host = url.host or ""
+    shown = host if url.raw_host in (None, host) else f"{host} ({url.raw_host})"
+    return {"name": data["name"], "redirect": data["redirect"], "host": shown}
 
 
 async def hatlogin(request: web.Request) -> web.StreamResponse:
