@@ -25,6 +25,7 @@ from hatd.openapi import build_spec
 from hatd.ratelimit import RateLimiter
 from hatd.raw import views as raw_views
 from hatd.routing import ROUTES_KEY, Route, add_routes
+from hatd.services import approvals
 from hatd.settings import Settings
 from hatd.state import (
     EXPORT_LOCK,
@@ -96,6 +97,8 @@ def create_app(settings: Settings, *, pool: asyncpg.Pool | None = None) -> web.A
             app[TOKENS] = TokenService(
                 keys, issuer=settings.issuer, ttl=settings.token_ttl, former_issuers=(settings.address,)
             )
+            async with db.transaction(app[POOL]) as conn:
+                await approvals.withdraw_stale_presets(conn, settings)
             yield
         finally:
             if own_pool:

@@ -184,7 +184,7 @@ async def authenticate(request: web.Request) -> Caller:
         request.app[POOL], request.app[SETTINGS], claims.approval
     ):
         raise Unauthorized("The token was given to a service whose approval the owner has revoked")
-    return Caller(user_id=claims.user_id, role=claims.role)
+    return Caller(user_id=claims.user_id, role=claims.role, approval=claims.approval)
 
 
 @web.middleware

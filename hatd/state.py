@@ -20,6 +20,8 @@ class Caller:
 
     user_id: str
     role: str
+    # The approved service the token was given to (hatd/services), if it was given to one.
+    approval: str | None = None
 
 
 SETTINGS = web.AppKey("settings", Settings)

@@ -171,3 +171,63 @@ async def test_a_redirect_with_a_broken_punycode_host_is_a_400_page(client):
     response = await client.get("/hatlogin", params={"name": "S", "redirect": "https://xn--approved.example/"})
     assert response.status == 400
     assert response.content_type == "text/html"
+
+
+async def test_revoking_an_approval_also_disables_the_debits_the_service_enabled(client, owner_token):
+    # A review found that a service could outlive its approval through a debit it enabled, or an
+    # account it made, while it acted as the owner.
+    from tests.conftest import new_account
+    from tests.raw_helpers import KITCHEN, new_table
+
+    csrf = await logged_in(client)
+    assert (await _approve(client, csrf, "Rumpel", "https://rumpel.example")).status == 303
+    _, token = await _token_from_hatlogin(client)
+    kitchen = await new_table(client, owner_token, KITCHEN)
+    _, app_token = await new_account(client, owner_token)
+    proposal = {"name": "d", "startDate": "2020-01-01T00:00:00Z", "endDate": "2099-01-01T00:00:00Z",
+                "rolling": False, "sell": False, "price": 0, "kind": "contextless",
+                "bundleContextless": {"name": "k", "table": {"id": kitchen["id"]}}}  # fmt: skip
+    mine = await (await client.post("/dataDebit/propose", json=proposal, headers=auth(app_token))).json()
+    theirs = await (await client.post("/dataDebit/propose", json=proposal, headers=auth(app_token))).json()
+    # The owner enables one; the service, acting as the owner, the other.
+    assert (await client.put(f"/dataDebit/{mine['key']}/enable", headers=auth(owner_token))).status == 200
+    assert (await client.put(f"/dataDebit/{theirs['key']}/enable", headers=auth(token))).status == 200
+    # It may not make or switch accounts at all.
+    body = {"email": "x@example.com", "pass": "pw", "name": "x", "role": "dataDebit"}
+    response = await client.post("/users/user", json=body, headers=auth(token))
+    assert response.status == 403
+    assert (await response.json())["cause"] == (
+        "An approved service may not manage accounts; the owner does, with their own token"
+    )
+
+    [approval_id] = await _approval_ids(client)
+    await client.post(f"/owner/services/{approval_id}/revoke", data={"csrf": csrf}, allow_redirects=False)
+    states = {
+        key: (await (await client.get(f"/dataDebit/{key}", headers=auth(owner_token))).json())["enabled"]
+        for key in (mine["key"], theirs["key"])
+    }
+    assert states == {mine["key"]: True, theirs["key"]: False}
+    assert (await client.get(f"/dataDebit/{theirs['key']}/values", headers=auth(app_token))).status == 403
+    log = await (await client.get(f"/dataDebit/{theirs['key']}/log", headers=auth(owner_token))).json()
+    assert [entry["action"] for entry in log] == ["propose", "enable", "disable"]
+
+
+async def test_a_preset_taken_out_of_the_settings_disables_the_debits_its_service_enabled(make_client):
+    from tests.conftest import OWNER, login, new_account
+    from tests.raw_helpers import KITCHEN, new_table
+
+    client = await make_client(approved_services="Rumpel=https://rumpel.example")
+    owner_token = await login(client, *OWNER)
+    await logged_in(client)
+    _, token = await _token_from_hatlogin(client)
+    kitchen = await new_table(client, owner_token, KITCHEN)
+    _, app_token = await new_account(client, owner_token)
+    proposal = {"name": "d", "startDate": "2020-01-01T00:00:00Z", "endDate": "2099-01-01T00:00:00Z",
+                "rolling": False, "sell": False, "price": 0, "kind": "contextless",
+                "bundleContextless": {"name": "k", "table": {"id": kitchen["id"]}}}  # fmt: skip
+    debit = await (await client.post("/dataDebit/propose", json=proposal, headers=auth(app_token))).json()
+    assert (await client.put(f"/dataDebit/{debit['key']}/enable", headers=auth(token))).status == 200
+    # The same HAT started again without the preset.
+    restarted = await make_client(approved_services="")
+    answer = await (await restarted.get(f"/dataDebit/{debit['key']}", headers=auth(owner_token))).json()
+    assert answer["enabled"] is False

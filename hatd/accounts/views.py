@@ -17,7 +17,7 @@ from hatd.accounts.schemas import (
     MessageSchema,
     NewAccountSchema,
 )
-from hatd.errors import TooManyRequests, Unauthorized
+from hatd.errors import Forbidden, TooManyRequests, Unauthorized
 from hatd.http import client_address, json_response, json_text, parse_body, parse_query, storable
 from hatd.ratelimit import retry_after
 from hatd.routing import ALL_ROLES, OWNER, PLATFORM, PUBLIC, USER_ID, Route
@@ -84,7 +84,15 @@ async def public_key(request: web.Request) -> web.Response:
     return web.Response(text=request.app[TOKENS].keys.public_pem, content_type="text/plain")
 
 
+def _not_a_service(request: web.Request) -> None:
+    """Accounts are the owner's (or the platform's) to manage, never a service's acting as the owner:
+    an account it made would outlive the approval it was made under."""
+    if request[CALLER].approval is not None:
+        raise Forbidden("An approved service may not manage accounts; the owner does, with their own token")
+
+
 async def create_account(request: web.Request) -> web.Response:
+    _not_a_service(request)
     new = await parse_body(request, NewAccountSchema)
     password: str = new["password"]
     if not passwords.is_bcrypt_hash(password):
@@ -101,6 +109,7 @@ async def list_accounts(request: web.Request) -> web.Response:
 
 
 async def _set_enabled(request: web.Request, enabled: bool) -> web.Response:
+    _not_a_service(request)
     # The route admits only the 8-4-4-4-12 hex form; the answer gives it in lower case.
     user_id = uuid.UUID(request.match_info["userId"])
     async with db.transaction(request.app[POOL]) as conn:

@@ -14,6 +14,7 @@ from hatd.http import json_response, json_text, parse_body, parse_query
 from hatd.paging import paged, read_page
 from hatd.raw.schemas import PrettyQuerySchema
 from hatd.routing import DATA_DEBIT, OWNER, PLATFORM, Route
+from hatd.services import repository as services
 from hatd.state import CALLER, POOL
 
 PROPOSERS = frozenset({OWNER, PLATFORM, DATA_DEBIT})
@@ -31,8 +32,11 @@ async def propose(request: web.Request) -> web.Response:
 
 
 async def _set_enabled(request: web.Request, enabled: bool) -> web.Response:
+    caller = request[CALLER]
     async with db.transaction(request.app[POOL]) as conn:
-        key = await repository.set_enabled(conn, request.match_info["key"], enabled, request[CALLER].user_id)
+        key = await repository.set_enabled(conn, request.match_info["key"], enabled, caller.user_id)
+        if enabled and caller.approval is not None:  # revoking the approval disables it again
+            await services.record_grant(conn, caller.approval, key)
     return json_response({"message": "OK", "key": str(key), "enabled": enabled})
 
 

@@ -24,8 +24,9 @@ MEDIA_TYPE = "application/x-ndjson"
 # The file's sections: one per table, every table before the tables that refer to it. Never
 # exported: signing_keys (the HAT's private key), schema_migrations (the header has the version)
 # web_sessions (the owner's browser sessions: they belong to a browser, not to the data) and
-# approved_services (which apps may act as the owner: trust given to apps at one address does not
-# travel with the data into another HAT; the owner approves them again there).
+# approved_services and approval_grants (which apps may act as the owner, and the debits they enabled
+# doing so: trust given to apps at one address does not travel with the data into another HAT; the
+# owner approves them again there).
 SECTIONS = (
     "accounts",
     "system_types",

@@ -7,7 +7,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import asyncpg
+
+from hatd.accounts import repository as accounts
 from hatd.db import Conn
+from hatd.debits import repository as debits
 from hatd.services import repository
 from hatd.services.origins import origin_of
 from hatd.settings import Settings
@@ -60,3 +64,25 @@ async def listing(conn: Conn, settings: Settings) -> list[Approval]:
         Approval(name=r["name"], origin=r["origin"], claim=f"{OWNED}{r['id']}", preset=False, id=r["id"]) for r in rows
     ]
     return [_preset(origin, name) for origin, name in settings.preset_services.items()] + owned
+
+
+async def revoke(conn: asyncpg.Connection, approval_id: int, owner_id: str) -> None:
+    """Revokes an approval the owner made: its tokens stop working at once (they name it), and the
+    data debits the service enabled with them are disabled, so that it cannot read on through them."""
+    await repository.revoke(conn, approval_id)
+    await _withdraw(conn, [f"{OWNED}{approval_id}"], owner_id)
+
+
+async def withdraw_stale_presets(conn: asyncpg.Connection, settings: Settings) -> None:
+    """At start: disables the data debits that services the provider no longer pre-approves enabled
+    while they were (their tokens already fail: they name a preset the settings lack)."""
+    current = [PRESET + origin for origin in settings.preset_services]
+    stale = await repository.stale_preset_claims(conn, current)
+    owner = await accounts.special_account(conn, "owner")
+    if stale and owner is not None:
+        await _withdraw(conn, stale, str(owner))
+
+
+async def _withdraw(conn: asyncpg.Connection, claims: list[str], owner_id: str) -> None:
+    for key in await repository.take_grants(conn, claims):
+        await debits.set_enabled(conn, str(key), False, owner_id)

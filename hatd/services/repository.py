@@ -3,6 +3,8 @@ plain data, raises domain errors; knows nothing of HTTP."""
 
 from __future__ import annotations
 
+import uuid
+
 import asyncpg
 
 from hatd.db import Conn, queries
@@ -44,3 +46,20 @@ async def revoke(conn: Conn, approval_id: int) -> str:
     if origin is None:
         raise NotFound(f"There is no approved service with id {approval_id}")
     return origin
+
+
+async def record_grant(conn: Conn, claim: str, debit_key: uuid.UUID) -> None:
+    """Notes that the service approved as `claim` enabled this data debit."""
+    await conn.execute(Q.record_grant, claim, debit_key)
+
+
+async def take_grants(conn: Conn, claims: list[str]) -> list[uuid.UUID]:
+    """Forgets the grants made under these claims; returns the data debits they named."""
+    keys: list[uuid.UUID] = list(await conn.fetchval(Q.take_grants, claims))
+    return keys
+
+
+async def stale_preset_claims(conn: Conn, current: list[str]) -> list[str]:
+    """The preset claims that grants name but the settings no longer hold."""
+    claims: list[str] = list(await conn.fetchval(Q.stale_preset_claims, current))
+    return claims

@@ -324,7 +324,7 @@ async def approve_service(request: web.Request) -> web.StreamResponse:
 @owner_page
 async def revoke_service(request: web.Request) -> web.StreamResponse:
     async with db.transaction(request.app[POOL]) as conn:
-        await services.revoke(conn, path_id(request, "id", "approved service"))
+        await approvals.revoke(conn, path_id(request, "id", "approved service"), request[SESSION].user_id)
     return see_other("/owner/services")
 
 

@@ -12,3 +12,13 @@ CREATE TABLE approved_services (
     date_created timestamptz NOT NULL DEFAULT now(),
     CONSTRAINT approved_services_origin_key UNIQUE (origin)
 );
+
+-- Data debits a service enabled with a token given under an approval (its claim, as the token
+-- names it: "owner:<id>" or "preset:<origin>"). Revoking the approval disables them too, so a
+-- service cannot keep reading through a debit it enabled while it acted as the owner.
+CREATE TABLE approval_grants (
+    claim     text NOT NULL CHECK (claim ~ '^(owner|preset):'),
+    debit_key uuid NOT NULL REFERENCES data_debits (key) ON DELETE CASCADE,
+    PRIMARY KEY (claim, debit_key)
+);
+CREATE INDEX idx_approval_grants_debit_key ON approval_grants (debit_key);
