@@ -238,7 +238,12 @@ async def test_the_originals_later_dialect_is_answered_in_that_dialect(client, o
     assert status == 200
     [dataset] = values["dataGroups"]["fibaro"]
     assert dataset["name"] == "kitchen"
-    assert dataset["table"]["id"] == kitchen["id"] and len(dataset["table"]["fields"]) == 2  # the whole structure
+    # The structure it shows is only what it names: no unnamed field or subtable, nor one linked in later.
+    table = dataset["table"]
+    assert (table["id"], table["fields"]) == (kitchen["id"], [])
+    assert [(t["name"], [f["name"] for f in t["fields"]], t["subTables"]) for t in table["subTables"]] == [
+        ("kitchenElectricity", ["tableTestField3"], [])
+    ]
     # Each record holds the one named field (in the subtable); the kitchen's own field is not shared.
     shared = [(r["name"], r["tables"][0]["fields"], [(x["name"], [v["value"] for v in x["values"]])
                for x in r["tables"][0]["subTables"][0]["fields"]]) for r in dataset["data"]]  # fmt: skip
@@ -264,3 +269,39 @@ async def test_pretty_bundle_values_in_the_references_dialect(client, owner_toke
     assert group["all"]["data"][0]["data"] == {
         "kitchen": {"tableTestField": "7", "kitchenElectricity": {"tableTestField3": "c"}}
     }
+
+
+async def test_datasets_refuse_what_would_cost_or_break_and_an_app_learns_no_field_names(client, owner_token):
+    from tests.conftest import new_account
+
+    await _kitchen_data(client, owner_token)
+    deep = [{"name": "kitchenElectricity", "fields": [{"name": "tableTestField3"}] * 11}] * 100
+    for sources, cause in [
+        # Field entries over the whole bundle are bounded (each is resolved by the database).
+        ([{"source": "fibaro", "datasets": [{"name": "kitchen", "fields": deep}]}],
+         "sources: a bundle's datasets name at most 1000 fields in all"),
+        # A dataset is a bundle table: its name is at most 200 characters.
+        ([{"source": "fibaro", "datasets": [{"name": "k" * 300, "fields": [{"name": "x"}]}]}],
+         "sources.0.datasets.0.name: Length must be between 1 and 200."),
+    ]:  # fmt: skip
+        status, body = await call(
+            client, "POST", "/bundles/contextless", owner_token, {"name": "b", "sources": sources}
+        )
+        assert (status, body["cause"]) == (400, cause)
+    # An app naming only fields the owner does not have gets its debit (which shares nothing), the
+    # same answer as for fields that exist: no oracle, field by field.
+    _, app_token = await new_account(client, owner_token)
+    window = {"startDate": "2020-01-01T00:00:00Z", "endDate": "2099-01-01T00:00:00Z"}
+    keys = []
+    for field in ("no such field", "tableTestField"):
+        proposal = {"name": "d", **window, "rolling": False, "sell": False, "price": 0, "kind": "contextless",
+                    "bundleContextless": {"name": "b", "sources": [{"source": "fibaro", "datasets": [
+                        {"name": "kitchen", "description": "", "fields": [{"name": field, "description": ""}]}]}]}}  # fmt: skip
+        status, debit = await call(client, "POST", "/dataDebit/propose", app_token, proposal)
+        assert status == 201
+        keys.append(debit["key"])
+        assert (await call(client, "PUT", f"/dataDebit/{debit['key']}/enable", owner_token))[0] == 200
+    nothing = (await call(client, "GET", f"/dataDebit/{keys[0]}/values", app_token))[1]
+    assert nothing["bundleContextless"]["dataGroups"]["fibaro"][0]["data"] == []
+    something = (await call(client, "GET", f"/dataDebit/{keys[1]}/values", app_token))[1]
+    assert len(something["bundleContextless"]["dataGroups"]["fibaro"][0]["data"]) == 3

@@ -35,10 +35,11 @@ async def create_bundle(conn: asyncpg.Connection, new: dict[str, Any]) -> str:
     return await bundle(conn, await insert_new_bundle(conn, new))
 
 
-async def insert_new_bundle(conn: asyncpg.Connection, new: dict[str, Any]) -> int:
-    """Creates a bundle as NewBundleSchema loaded it, in whichever dialect it came; returns its id."""
+async def insert_new_bundle(conn: asyncpg.Connection, new: dict[str, Any], *, strict: bool = True) -> int:
+    """Creates a bundle as NewBundleSchema loaded it, in whichever dialect it came; returns its id.
+    `strict`: refuse a dataset that names no existing field (else it shares nothing)."""
     if new.get("sources") is not None:
-        return await insert_dataset_bundle(conn, new["name"], new["sources"])
+        return await insert_dataset_bundle(conn, new["name"], new["sources"], strict=strict)
     return await insert_bundle(conn, new["name"], bundle_tables(new))
 
 
@@ -78,10 +79,14 @@ async def insert_bundle(conn: asyncpg.Connection, name: str, tables: list[dict[s
     return bundle_id
 
 
-async def insert_dataset_bundle(conn: asyncpg.Connection, name: str, sources: list[dict[str, Any]]) -> int:
+async def insert_dataset_bundle(
+    conn: asyncpg.Connection, name: str, sources: list[dict[str, Any]], *, strict: bool = True
+) -> int:
     """Creates a bundle in the original's later dialect: for each source, datasets (a table by the
     source and the dataset's name) sharing the fields they name; returns its id. As the original, a
-    field that does not exist is passed over, but a dataset must name at least one that does."""
+    field that does not exist is passed over. `strict` (the owner): a dataset must name at least one
+    that does; otherwise (an app) such a dataset is kept and shares nothing, so that an app cannot
+    learn, field by field, which the owner has."""
     bundle_id: int = await conn.fetchval(Q.insert_bundle, name)
     position = 0
     for source_index, source in enumerate(sources):
@@ -89,8 +94,8 @@ async def insert_dataset_bundle(conn: asyncpg.Connection, name: str, sources: li
             where = f"sources.{source_index}.datasets.{index}"
             ref = {"id": None, "name": dataset["name"], "source": source["source"]}
             table_id = await _table_id(conn, ref, where)
-            field_ids = await _dataset_fields(conn, table_id, dataset["fields_"])
-            if not field_ids:
+            found = await conn.fetchrow(Q.dataset_fields, table_id, dataset_leaves(dataset["fields_"]))
+            if strict and not found["field_ids"]:
                 raise BadRequest(
                     f"{where}.fields: none of the fields exist in table {dataset['name']!r} of {source['source']!r}",
                     message="Unknown reference",
@@ -98,22 +103,25 @@ async def insert_dataset_bundle(conn: asyncpg.Connection, name: str, sources: li
             bundle_table_id = await conn.fetchval(Q.insert_bundle_table, bundle_id, dataset["name"], table_id, position)
             await conn.execute(
                 Q.insert_dataset, bundle_table_id, source["source"], dataset["description"],
-                dataset_fields_json(dataset["fields_"]), field_ids,
+                dataset_fields_json(dataset["fields_"]), found["field_ids"], found["tables"],
             )  # fmt: skip
             position += 1
     return bundle_id
 
 
-async def _dataset_fields(conn: Conn, table_id: int, given: list[dict[str, Any]]) -> list[int]:
-    """The ids of the fields a dataset names in a table: a field by its name, and a field with
-    fields of its own as the subtable of that name with those fields."""
-    leaves = [f["name"] for f in given if not f["fields_"]]
-    found: list[int] = list(await conn.fetchval(Q.fields_named, table_id, leaves)) if leaves else []
-    for nested in (f for f in given if f["fields_"]):
-        subtable = await conn.fetchval(Q.subtable_named, table_id, nested["name"])
-        if subtable is not None:
-            found += await _dataset_fields(conn, subtable, nested["fields_"])
-    return found
+def dataset_leaves(given: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The fields a dataset names, as {"path": [subtable names], "name"}: a field with fields of its
+    own names the subtable of that name (walked without recursion: the schema bounds the depth)."""
+    leaves: list[dict[str, Any]] = []
+    stack: list[tuple[list[str], list[dict[str, Any]]]] = [([], given)]
+    while stack:
+        path, fields = stack.pop()
+        for field in fields:
+            if field["fields_"]:
+                stack.append(([*path, field["name"]], field["fields_"]))
+            else:
+                leaves.append({"path": path, "name": field["name"]})
+    return leaves
 
 
 def dataset_fields_json(given: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -86,7 +86,8 @@ class OriginalTableSchema(Schema):
     bundleTable = fields.Nested(BundleTableSchema, required=True)
 
 
-# How deep a dataset's fields may nest (subtables of subtables...), and how many it may name.
+# How deep a dataset's fields may nest (subtables of subtables...), and how many field entries a
+# bundle may hold in all (each is resolved by the database).
 MAX_DATASET_DEPTH = 10
 MAX_DATASET_FIELDS = 1000
 
@@ -113,7 +114,8 @@ class DatasetSchema(Schema):
     class Meta:
         unknown = EXCLUDE
 
-    name = fields.String(required=True, validate=validate.Length(min=1, max=500))
+    # A dataset is a bundle table, whose name is at most 200 characters.
+    name = fields.String(required=True, validate=NAME)
     description = fields.String(load_default="", validate=validate.Length(max=1000))
     fields_ = fields.List(
         fields.Nested(DatasetFieldSchema),
@@ -175,6 +177,13 @@ class NewBundleSchema(Schema):
         if given[0] == "sources":
             if sum(len(s["datasets"]) for s in data["sources"]) > 100:
                 raise ValidationError("a bundle holds at most 100 datasets", "sources")
+            entries, stack = 0, [d["fields_"] for s in data["sources"] for d in s["datasets"]]
+            while stack:
+                level = stack.pop()
+                entries += len(level)
+                stack.extend(f["fields_"] for f in level if f["fields_"])
+            if entries > MAX_DATASET_FIELDS:
+                raise ValidationError(f"a bundle's datasets name at most {MAX_DATASET_FIELDS} fields in all", "sources")
             return
         conditions = sum(len(s["conditions"]) for t in bundle_tables(data) for s in t["slices"])
         if conditions > MAX_CONDITIONS:

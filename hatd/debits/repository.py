@@ -53,7 +53,7 @@ async def _propose(conn: asyncpg.Connection, debit: dict[str, Any], proposer: st
         bundle_id = given["id"]
         await (bundles.bundle(conn, bundle_id) if contextless else bundles.contextual_bundle(conn, bundle_id))
     elif contextless:
-        bundle_id = await bundles.insert_new_bundle(conn, given["new"])
+        bundle_id = await bundles.insert_new_bundle(conn, given["new"], strict=role == OWNER)
     else:
         bundle_id = await bundles.insert_contextual_bundle(conn, given["new"]["name"], given["new"]["entities"])
     key = await conn.fetchval(

@@ -77,7 +77,8 @@ page AS (
     SELECT * FROM candidates ORDER BY last_updated DESC, id DESC, position DESC LIMIT $4
 ),
 groups AS (
-    SELECT bt.position, bt.name, bt.table_id, ds.source AS dataset_source, coalesce(d.data, '[]'::json) AS data,
+    SELECT bt.position, bt.name, bt.table_id, ds.source AS dataset_source, ds.tables AS dataset_tables,
+           ds.field_ids AS dataset_fields, coalesce(d.data, '[]'::json) AS data,
            json_build_object(
                'id', bt.id, 'name', bt.name,
                'table', json_build_object('id', t.id, 'name', t.name, 'source', t.source),
@@ -99,11 +100,13 @@ groups AS (
         JOIN data_records r ON r.id = p.id
         JOIN (
             SELECT * FROM data_table_values_json(
-                bt.table_id, (SELECT array_agg(id) FROM page WHERE position = bt.position), bt.tree, ds.field_ids)
+                bt.table_id, (SELECT array_agg(id) FROM page WHERE position = bt.position),
+                coalesce(ds.tables, bt.tree), ds.field_ids)
             WHERE NOT $8::boolean
             UNION ALL
             SELECT * FROM data_table_pretty_json(
-                bt.table_id, (SELECT array_agg(id) FROM page WHERE position = bt.position), bt.tree, ds.field_ids)
+                bt.table_id, (SELECT array_agg(id) FROM page WHERE position = bt.position),
+                coalesce(ds.tables, bt.tree), ds.field_ids)
             WHERE $8::boolean
         ) AS tv ON tv.record_id = p.id
         WHERE p.position = bt.position
@@ -120,8 +123,10 @@ SELECT json_build_object(
                WHEN EXISTS (SELECT 1 FROM groups WHERE dataset_source IS NOT NULL) THEN (
                    SELECT json_object_agg(s.dataset_source, s.datasets ORDER BY s.first)
                    FROM (SELECT dataset_source, min(position) AS first,
-                                json_agg(json_build_object('name', name, 'table', data_table_json(table_id),
-                                                           'data', data) ORDER BY position) AS datasets
+                                json_agg(json_build_object(
+                                    'name', name,
+                                    'table', data_table_json_within(table_id, dataset_tables, dataset_fields),
+                                    'data', data) ORDER BY position) AS datasets
                          FROM groups GROUP BY dataset_source) AS s)
                ELSE coalesce((SELECT json_agg(json_build_object(name, grp) ORDER BY position) FROM groups),
                              '[]'::json)
@@ -165,21 +170,44 @@ RETURNING id;
 INSERT INTO bundle_property_selections (selection_id, relationship_kind, property_name, property_type, property_unit)
 VALUES ($1, $2, $3, $4, $5) RETURNING id;
 
--- name: subtable_named
--- Returns the subtable of table $1 named $2, if it has one.
-SELECT l.child_id FROM data_table_links l JOIN data_tables t ON t.id = l.child_id
-WHERE l.parent_id = $1 AND t.name = $2
-ORDER BY l.child_id
-LIMIT 1;
-
--- name: fields_named
--- Returns the ids of the fields of table $1 named any of $2, by id.
-SELECT coalesce(array_agg(id ORDER BY id), '{}') FROM data_fields WHERE table_id = $1 AND name = ANY ($2::text[]);
+-- name: dataset_fields
+-- Resolves, in one statement, the fields a dataset names under table $1: $2 is a JSON array of
+-- {"path": [subtable names, from $1 down], "name": field name}. Returns `field_ids`, the fields
+-- found (each once, by id), and `tables`, table $1 and the tables on the way to them.
+WITH RECURSIVE leaf AS (
+    SELECT l.ord, l.item -> 'path' AS path, l.item ->> 'name' AS name, jsonb_array_length(l.item -> 'path') AS depth
+    FROM jsonb_array_elements($2::jsonb) WITH ORDINALITY AS l (item, ord)
+),
+walk (ord, step, table_id) AS (
+    SELECT ord, 0, $1::bigint FROM leaf
+    UNION ALL
+    SELECT w.ord, w.step + 1, below.child_id
+    FROM walk w
+    JOIN leaf ON leaf.ord = w.ord AND w.step < leaf.depth
+    CROSS JOIN LATERAL (
+        SELECT l.child_id FROM data_table_links l JOIN data_tables t ON t.id = l.child_id
+        WHERE l.parent_id = w.table_id AND t.name = leaf.path ->> w.step
+        ORDER BY l.child_id
+        LIMIT 1
+    ) AS below
+),
+found AS (
+    SELECT DISTINCT f.id, leaf.ord
+    FROM leaf
+    JOIN walk w ON w.ord = leaf.ord AND w.step = leaf.depth
+    JOIN data_fields f ON f.table_id = w.table_id AND f.name = leaf.name
+)
+SELECT coalesce((SELECT array_agg(DISTINCT id ORDER BY id) FROM found), '{}') AS field_ids,
+       (SELECT array_agg(x ORDER BY x = $1 DESC, x)
+        FROM (SELECT $1::bigint AS x
+              UNION
+              SELECT w.table_id FROM walk w WHERE w.ord IN (SELECT ord FROM found)) AS t) AS tables;
 
 -- name: insert_dataset
--- Makes bundle table $1 a dataset of source $2 with description $3, the fields as given $4 and the
--- field ids they name $5; returns nothing.
-INSERT INTO bundle_datasets (bundle_table_id, source, description, fields, field_ids) VALUES ($1, $2, $3, $4, $5);
+-- Makes bundle table $1 a dataset of source $2 with description $3, the fields as given $4, the
+-- field ids they name $5 and the tables on the way to them $6; returns nothing.
+INSERT INTO bundle_datasets (bundle_table_id, source, description, fields, field_ids, tables)
+VALUES ($1, $2, $3, $4, $5, $6);
 
 -- name: entity_selection_json
 -- Returns one entity selection with its property selections as JSON text.

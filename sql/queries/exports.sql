@@ -269,13 +269,17 @@ problems (rule, key, problem) AS (
     FROM bundle_slices s JOIN bundle_tables bt ON bt.id = s.bundle_table_id
     WHERE NOT s.table_id = ANY (bt.tree)
     UNION ALL
-    -- A dataset shares only fields of its bundle table's tree.
-    SELECT 3, d.bundle_table_id, format('bundle_datasets row %s: field ids %s are not all fields of its tree %s',
-                                        d.bundle_table_id, d.field_ids, bt.tree)
+    -- A dataset shows its table and tables of its tree, and shares only fields of those.
+    SELECT 3, d.bundle_table_id, format('bundle_datasets row %s: tables %s are not table %s and tables of its '
+                                        'tree %s, or field ids %s are not all fields of those tables',
+                                        d.bundle_table_id, d.tables, bt.table_id, bt.tree, d.field_ids)
     FROM bundle_datasets d JOIN bundle_tables bt ON bt.id = d.bundle_table_id
-    WHERE coalesce(array_ndims(d.field_ids), 0) <> 1
+    WHERE coalesce(array_ndims(d.tables), 0) <> 1
+       OR d.tables[1] IS DISTINCT FROM bt.table_id
+       OR NOT d.tables <@ bt.tree
+       OR (cardinality(d.field_ids) > 0 AND array_ndims(d.field_ids) <> 1)
        OR EXISTS (SELECT 1 FROM unnest(d.field_ids) AS x
-                  WHERE NOT EXISTS (SELECT 1 FROM data_fields f WHERE f.id = x AND f.table_id = ANY (bt.tree)))
+                  WHERE NOT EXISTS (SELECT 1 FROM data_fields f WHERE f.id = x AND f.table_id = ANY (d.tables)))
     UNION ALL
     SELECT 3, c.id, format('bundle_slice_conditions row %s: field %s is not a field of slice %s''s table %s',
                            c.id, c.field_id, s.id, s.table_id)
@@ -776,12 +780,12 @@ FROM unnest($1::text[]) AS l (line), json_populate_record(NULL::data_debit_log, 
 -- Returns one JSON line (text) per dataset of a bundle in the original's later dialect, by bundle table.
 SELECT row_to_json(r)::text
 FROM (SELECT 'bundle_datasets'::text AS section,
-             bundle_table_id, source, description, fields, field_ids
+             bundle_table_id, source, description, fields, field_ids, tables
       FROM bundle_datasets) AS r
 ORDER BY r.bundle_table_id;
 
 -- name: import_bundle_datasets
 -- Inserts the dataset rows on JSON lines $1 as they are; returns nothing.
-INSERT INTO bundle_datasets (bundle_table_id, source, description, fields, field_ids)
-SELECT r.bundle_table_id, r.source, r.description, r.fields, r.field_ids
+INSERT INTO bundle_datasets (bundle_table_id, source, description, fields, field_ids, tables)
+SELECT r.bundle_table_id, r.source, r.description, r.fields, r.field_ids, r.tables
 FROM unnest($1::text[]) AS l (line), json_populate_record(NULL::bundle_datasets, l.line::json) AS r;

@@ -11,9 +11,32 @@ CREATE TABLE bundle_datasets (
     description     text NOT NULL CHECK (length(description) <= 1000),
     -- The dataset's fields as given: [{name, description, fields?}], nested for subtables.
     fields          jsonb NOT NULL CHECK (jsonb_typeof(fields) = 'array'),
-    -- The fields they name (of the bundle table's tree), whose values the dataset shares.
-    field_ids       bigint[] NOT NULL CHECK (cardinality(field_ids) BETWEEN 1 AND 10000)
+    -- The fields they name (of the bundle table's tree), whose values alone the dataset shares; none
+    -- when an app named only fields that do not exist (it learns nothing from a refusal).
+    field_ids       bigint[] NOT NULL CHECK (cardinality(field_ids) <= 10000),
+    -- The tables on the way to those fields (the bundle table's own first): all of the tree the
+    -- dataset shows, so that neither unnamed subtables nor tables linked in later are named to it.
+    tables          bigint[] NOT NULL CHECK (cardinality(tables) BETWEEN 1 AND 10000)
 );
+
+-- A table's structure as a dataset shows it: only the subtables p_within and the fields p_fields.
+CREATE FUNCTION data_table_json_within(p_table bigint, p_within bigint[], p_fields bigint[]) RETURNS json
+LANGUAGE sql STABLE
+AS $$
+    SELECT json_build_object(
+        'id', t.id, 'name', t.name, 'source', t.source,
+        'dateCreated', hat_time(t.date_created), 'lastUpdated', hat_time(t.last_updated),
+        'fields', coalesce(
+            (SELECT json_agg(data_field_json(f) ORDER BY f.id)
+             FROM data_fields f WHERE f.table_id = t.id AND f.id = ANY (p_fields)),
+            '[]'::json),
+        'subTables', coalesce(
+            (SELECT json_agg(data_table_json_within(l.child_id, p_within, p_fields) ORDER BY l.child_id)
+             FROM data_table_links l WHERE l.parent_id = t.id AND l.child_id = ANY (p_within)),
+            '[]'::json))
+    FROM data_tables t
+    WHERE t.id = p_table
+$$;
 
 -- A bundle's structure: the reference's dialect ({tables: [{bundleTable: ...}]}), or, for a bundle
 -- made of datasets, the original's later one ({sources: [{source, datasets: [{name, description,
