@@ -22,7 +22,7 @@ import asyncpg
 from aiohttp import web
 
 from hatd import db, provision
-from hatd.accesslog import AccessLogger
+from hatd.accesslog import AccessLogger, ClientErrorFilter
 from hatd.accounts.bootstrap import HatCreationError, check_account, create_hat, set_account_password, set_password
 from hatd.accounts.repository import SPECIAL_ROLES
 from hatd.app import create_app
@@ -476,6 +476,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler.setFormatter(logging.Formatter("%(message)s"))
     access.addHandler(handler)
     access.propagate = False
+    logging.getLogger("aiohttp.server").addFilter(ClientErrorFilter())
     try:
         result: int = args.run(settings, args)
         return result

@@ -88,10 +88,13 @@ def add_routes(app: web.Application, routes: Iterable[Route]) -> None:
 
 
 def route_of(request: web.Request) -> Route | None:
-    """The declaration of the route a request matched, or None (no route, or wrong method)."""
-    if request.match_info.http_exception is not None:
+    """The declaration of the route a request matched, or None (no route, or wrong method, or a
+    request aiohttp's parser refused, which never reached routing)."""
+    # aiohttp's match_info property asserts it is set; a request its parser refused has none.
+    match_info = getattr(request, "_match_info", None)
+    if match_info is None or match_info.http_exception is not None:
         return None
-    resource_route = request.match_info.route
+    resource_route = match_info.route
     name = resource_route.name
     if name is None:
         return None
