@@ -15,6 +15,7 @@ from aiohttp import web
 from hatd import db
 from hatd.accounts import repository as accounts
 from hatd.accounts import views as accounts_views
+from hatd.accounts.passwords import Lanes
 from hatd.bundles import views as bundles_views
 from hatd.context import views as context_views
 from hatd.debits import views as debits_views
@@ -27,11 +28,13 @@ from hatd.raw import views as raw_views
 from hatd.routing import ROUTES_KEY, Route, add_routes
 from hatd.settings import Settings
 from hatd.state import (
+    DEVICE_LIMITER,
     EXPORT_LOCK,
     LOGIN_FAILURE_LIMITER,
     LOGIN_LIMITER,
     METRICS,
     PAGE_LOGIN_LIMITER,
+    PASSWORD_LANES,
     POOL,
     SETTINGS,
     TOKENS,
@@ -58,6 +61,10 @@ DOMAINS: list[list[Route]] = [
 ]
 
 
+async def _close(lanes: Lanes) -> None:
+    lanes.close()
+
+
 class HatNotCreated(RuntimeError):
     """The database has no signing key: the HAT was never created."""
 
@@ -78,6 +85,10 @@ def create_app(settings: Settings, *, pool: asyncpg.Pool | None = None) -> web.A
     app[PAGE_LOGIN_LIMITER] = RateLimiter(
         burst=settings.page_login_burst, refill_seconds=settings.page_login_refill_seconds
     )
+    # A device that has logged in before has its own bucket of failures (hatd/accounts/devices.py).
+    app[DEVICE_LIMITER] = RateLimiter(burst=settings.login_burst, refill_seconds=settings.login_refill_seconds)
+    app[PASSWORD_LANES] = lanes = Lanes.create()
+    app.on_cleanup.append(lambda _: _close(lanes))
     app[EXPORT_LOCK] = asyncio.Lock()
     for routes in DOMAINS:
         add_routes(app, routes)

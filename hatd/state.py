@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import asyncpg
 from aiohttp import web
 
+from hatd.accounts.passwords import Lanes
 from hatd.metrics import Metrics
 from hatd.ratelimit import RateLimiter
 from hatd.settings import Settings
@@ -32,4 +33,8 @@ METRICS = web.AppKey("metrics", Metrics)
 PAGE_LOGIN_LIMITER = web.AppKey("page_login_limiter", RateLimiter)
 # Held while GET /export streams: one export at a time per HAT process.
 EXPORT_LOCK = web.AppKey("export_lock", asyncio.Lock)
+# Failed logins per device that has logged in before (hatd/accounts/devices.py).
+DEVICE_LIMITER = web.AppKey("device_limiter", RateLimiter)
+# The threads that check passwords at login.
+PASSWORD_LANES = web.AppKey("password_lanes", Lanes)
 CALLER = web.RequestKey("caller", Caller)
