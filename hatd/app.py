@@ -23,11 +23,13 @@ from hatd.exports import views as exports_views
 from hatd.metrics import Metrics
 from hatd.middleware import MIDDLEWARES, add_cors_headers
 from hatd.openapi import build_spec
+from hatd.outage import DatabaseWatch
 from hatd.ratelimit import RateLimiter
 from hatd.raw import views as raw_views
 from hatd.routing import ROUTES_KEY, Route, add_routes
 from hatd.settings import Settings
 from hatd.state import (
+    DATABASE_WATCH,
     DEVICE_LIMITER,
     EXPORT_LOCK,
     LOGIN_FAILURE_LIMITER,
@@ -89,6 +91,8 @@ def create_app(settings: Settings, *, pool: asyncpg.Pool | None = None) -> web.A
     app[DEVICE_LIMITER] = RateLimiter(burst=settings.login_burst, refill_seconds=settings.login_refill_seconds)
     app[PASSWORD_LANES] = lanes = Lanes.create()
     app.on_cleanup.append(lambda _: _close(lanes))
+    app[DATABASE_WATCH] = watch = DatabaseWatch()
+    app.on_cleanup.append(lambda _: watch.close())
     app[EXPORT_LOCK] = asyncio.Lock()
     for routes in DOMAINS:
         add_routes(app, routes)

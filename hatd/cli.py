@@ -12,7 +12,7 @@ import os
 import secrets
 import shlex
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
@@ -38,6 +38,8 @@ log = logging.getLogger("hatd")
 # HATs made by `hatd provision NAME` have a role and a database named NAME.
 EMBEDDED_DATABASE = "hatd"
 EMBEDDED_ROLE = "hatd"
+# How often `hatd serve` checks that the embedded server still runs, in seconds.
+WATCH_INTERVAL = 2.0
 
 SETTINGS_HELP = """settings (config/default.toml, then the file in HATD_CONFIG, then these variables):
   HATD_HOST, HATD_PORT          where the HTTP server listens (127.0.0.1:8080)
@@ -90,9 +92,16 @@ def database(settings: Settings) -> Iterator[str]:
     """The DSN of the HAT's database: HATD_DATABASE_URL, or on the embedded server the database
     HATD_EMBEDDED_DATABASE as the role of that name (`hatd`'s made on first use, others by
     `hatd provision`)."""
+    with database_and_server(settings) as (dsn, _):
+        yield dsn
+
+
+@contextmanager
+def database_and_server(settings: Settings) -> Iterator[tuple[str, EmbeddedPostgres | None]]:
+    """database(), with the embedded server (None with HATD_DATABASE_URL)."""
     with server(settings) as (dsn, embedded):
         if embedded is None:
-            yield dsn
+            yield dsn, None
             return
         name = settings.embedded_database
         if name == EMBEDDED_DATABASE:
@@ -109,7 +118,7 @@ def database(settings: Settings) -> Iterator[str]:
                     f"the embedded server in {settings.data_dir} holds no HAT named {name!r} "
                     f"(HATD_EMBEDDED_DATABASE): make it with `hatd provision {name}`"
                 )
-        yield embedded.dsn(name, user=name)
+        yield embedded.dsn(name, user=name), embedded
 
 
 async def _prepare(dsn: str, settings: Settings) -> None:
@@ -192,10 +201,38 @@ def cmd_provision(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+async def keep_running(embedded: EmbeddedPostgres, interval: float = WATCH_INTERVAL) -> None:
+    """Every `interval` seconds: start the embedded server again if it died. A failure (the dead
+    server's last processes still hold its memory, say) is logged once and tried again."""
+    failing = False
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await asyncio.to_thread(embedded.keep_running)
+        except EmbeddedError as exc:
+            if not failing:
+                log.error("embedded PostgreSQL could not be started again; trying every %s s: %s", interval, exc)
+            failing = True
+        else:
+            failing = False
+
+
+def _watch(embedded: EmbeddedPostgres) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def watching(app: web.Application) -> AsyncIterator[None]:
+        task = asyncio.create_task(keep_running(embedded))
+        yield
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+    return watching
+
+
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
-    with database(settings) as dsn:
+    with database_and_server(settings) as (dsn, embedded):
         asyncio.run(_prepare(dsn, settings))
         app = create_app(dataclasses.replace(settings, database_url=dsn))
+        if embedded is not None:
+            app.cleanup_ctx.append(_watch(embedded))
         web.run_app(
             app,
             host=settings.host,

@@ -125,6 +125,21 @@ class EmbeddedPostgres:
             finally:
                 self._release()
 
+    def keep_running(self) -> None:
+        """Start the server again if it died (killed, crashed) while this process uses it, on the
+        same socket folder, so that the pool's DSN still leads to it. `hatd serve` calls this every
+        few seconds: a self-hosted HAT heals itself."""
+        if self._users_lock is None or self._postmaster_alive():
+            return
+        with self._start_lock():
+            if self._postmaster_alive():  # another hatd process started it again first
+                return
+            log.warning("embedded PostgreSQL (data %s) is not running; starting it again", self.pgdata)
+            previous = self.socket_dir if self.socket_dir is not None and self.socket_dir.is_dir() else None
+            self._start_server(previous)
+            self.socket_dir = self._socket_dir_from_pidfile()
+            log.warning("embedded PostgreSQL started again")
+
     def dsn(self, database: str = "postgres", user: str = SUPERUSER) -> str:
         if self.socket_dir is None:
             raise EmbeddedError("the embedded server is not started")
@@ -193,9 +208,9 @@ class EmbeddedPostgres:
             args.append("--no-sync")
         self._run("initdb", *args)
 
-    def _start_server(self) -> None:
+    def _start_server(self, socket_dir: Path | None = None) -> None:
         plain = _PLAIN_PATH.fullmatch(str(self.pgdata)) and len(str(self.pgdata).encode()) <= MAX_SOCKET_DIR
-        socket_dir = self.pgdata if plain else self._short_socket_dir()
+        socket_dir = socket_dir or (self.pgdata if plain else self._short_socket_dir())
         options = [
             "-c listen_addresses=''",
             f"-c unix_socket_directories='{socket_dir}'",
@@ -214,6 +229,15 @@ class EmbeddedPostgres:
         if self._user is not None:
             os.chown(folder, self._user.uid, self._user.gid)
         return folder
+
+    def _postmaster_alive(self) -> bool:
+        """Whether the process postmaster.pid names lives (a zombie does not)."""
+        try:
+            pid = int((self.pgdata / "postmaster.pid").read_text().splitlines()[0])
+            state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+        except (OSError, ValueError, IndexError):
+            return False
+        return state not in ("Z", "X")
 
     def _running(self) -> bool:
         if not (self.pgdata / "postmaster.pid").exists():

@@ -10,6 +10,7 @@ from aiohttp import web
 
 from hatd.accounts.passwords import Lanes
 from hatd.metrics import Metrics
+from hatd.outage import DatabaseWatch
 from hatd.ratelimit import RateLimiter
 from hatd.settings import Settings
 from hatd.tokens import TokenService
@@ -37,4 +38,6 @@ EXPORT_LOCK = web.AppKey("export_lock", asyncio.Lock)
 DEVICE_LIMITER = web.AppKey("device_limiter", RateLimiter)
 # The threads that check passwords at login.
 PASSWORD_LANES = web.AppKey("password_lanes", Lanes)
+# Whether the database is down, since when (503s and two log lines instead of a 500 per request).
+DATABASE_WATCH = web.AppKey("database_watch", DatabaseWatch)
 CALLER = web.RequestKey("caller", Caller)

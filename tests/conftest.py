@@ -73,7 +73,7 @@ async def make_client(database: str, settings: Settings, aiohttp_client: Any) ->
     comes first so that it is dropped after the clients are closed.)"""
 
     async def make(**changes: Any) -> TestClient[Any, Any]:
-        app = create_app(settings.replace(database_url=database, **changes))
+        app = create_app(settings.replace(**{"database_url": database, **changes}))
         client: TestClient[Any, Any] = await aiohttp_client(app)
         return client
 

@@ -296,3 +296,30 @@ def test_a_data_dir_with_unusual_characters_gets_a_short_socket_folder(clusters:
     assert server.socket_dir.parent == Path(tempfile.gettempdir())
     assert (server.socket_dir / ".s.PGSQL.5432").is_socket()
     assert execute(server.dsn(), "select 5") == 5
+
+
+def test_a_server_killed_under_hatd_serve_is_started_again_on_the_same_socket(clusters: Clusters) -> None:
+    """`hatd serve` watches the embedded server (cli.keep_running): killed with SIGKILL, it runs
+    again within seconds and the pool's DSN leads to it."""
+    from hatd.cli import keep_running
+
+    server = clusters.server()
+    server.start()
+    dsn, pid = server.dsn(), postmaster_pid(server)
+    assert execute(dsn, "select 1") == 1
+    os.kill(pid, signal.SIGKILL)
+
+    async def healed() -> object:
+        watcher = asyncio.create_task(keep_running(server, interval=0.1))
+        try:
+            async with asyncio.timeout(60):
+                while True:
+                    try:
+                        return await fetchval(dsn, "select 2")
+                    except (OSError, asyncpg.PostgresError):
+                        await asyncio.sleep(0.1)
+        finally:
+            watcher.cancel()
+
+    assert asyncio.run(healed()) == 2
+    assert server.dsn() == dsn and postmaster_pid(server) != pid
