@@ -82,6 +82,7 @@ def server(settings: Settings) -> Iterator[tuple[str, EmbeddedPostgres | None]]:
     embedded = EmbeddedPostgres(settings.data_dir)
     embedded.start()
     try:
+        asyncio.run(provision.close_maintenance_databases(embedded.dsn()))
         yield embedded.dsn(), embedded
     finally:
         embedded.stop()
@@ -106,6 +107,7 @@ def database_and_server(settings: Settings) -> Iterator[tuple[str, EmbeddedPostg
         name = settings.embedded_database
         if name == EMBEDDED_DATABASE:
             asyncio.run(provision.ensure_database(dsn, EMBEDDED_DATABASE, EMBEDDED_ROLE))
+            asyncio.run(provision.record_address(dsn, EMBEDDED_DATABASE, _normal_address(settings.issuer)))
         else:
             state = asyncio.run(provision.hat_state(dsn, name))
             if state is provision.HatState.UNFINISHED:
@@ -145,6 +147,14 @@ async def _prepare_on(conn: asyncpg.Connection, settings: Settings) -> None:
         )
 
 
+def _normal_address(address: str) -> str:
+    """An address as `hatd provision` compares it (check_address's form), or as it is if odd."""
+    try:
+        return check_address(address)
+    except SettingsError:
+        return address
+
+
 def _check_address(address: str) -> str:
     try:
         return check_address(address)
@@ -175,7 +185,13 @@ def cmd_provision(settings: Settings, args: argparse.Namespace) -> int:
     with server(settings) as (admin_dsn, embedded):
         outcome = asyncio.run(
             provision.provision_hat(
-                admin_dsn, name, role_password, prepare, connection_limit=limit, exist_ok=args.exist_ok
+                admin_dsn,
+                name,
+                role_password,
+                prepare,
+                connection_limit=limit,
+                exist_ok=args.exist_ok,
+                address=address,
             )
         )
         if outcome is provision.Provisioned.EXISTED:
