@@ -52,6 +52,10 @@ class Route:
     headers: dict[str, str] = field(default_factory=dict)
     response: type[marshmallow.Schema] | None = None
     many: bool = False
+    # The answer is one `response` or a list of them (as the body was, or a ?name= lookup).
+    one_or_many: bool = False
+    # Statuses whose JSON body is not the {"message", "cause"} of an error: status -> its schema.
+    responses: dict[int, type[marshmallow.Schema]] = field(default_factory=dict)
     status: int = 200
     produces: str = JSON
     # Error statuses the route answers with beyond the ones every route may (for the docs).

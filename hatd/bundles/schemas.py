@@ -136,6 +136,8 @@ class BundleSchema(Schema):
 class BundleValuesSchema(Schema):
     id = Id(required=True)
     name = fields.String(required=True)
+    dateCreated = fields.String(required=True)
+    lastUpdated = fields.String(required=True)
     dataGroups = fields.List(
         fields.Dict(), metadata={"description": "[{bundle table name: {id, name, table, data: [records]}}]"}
     )
@@ -197,4 +199,11 @@ class ContextualBundleSchema(Schema):
 
 
 class ContextualValuesItemSchema(Schema):
-    kind = fields.String(required=True)
+    """One entity of a contextual bundle: its kind, and the entity under a key named by that kind."""
+
+    kind = fields.String(required=True, validate=validate.OneOf(KINDS))
+    person = fields.Dict(metadata={"description": "when kind is person: the person with its properties"})
+    thing = fields.Dict(metadata={"description": "when kind is thing"})
+    event = fields.Dict(metadata={"description": "when kind is event"})
+    location = fields.Dict(metadata={"description": "when kind is location"})
+    organisation = fields.Dict(metadata={"description": "when kind is organisation"})

@@ -341,3 +341,13 @@ class FieldValuesSchema(FieldSchema):
 
 class TableValuesItemSchema(RecordSchema):
     tables = fields.List(fields.Dict(), metadata={"description": "The table tree with this record's values"})
+
+
+class DeletedSchema(Schema):
+    """DELETE /data/{value,record,field,table}/{id}: the message and the id of what was deleted."""
+
+    message = fields.String(required=True)
+    valueId = fields.Integer()
+    recordId = fields.Integer()
+    fieldId = fields.Integer()
+    tableId = fields.Integer()

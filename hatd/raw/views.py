@@ -11,6 +11,7 @@ from hatd.http import json_text, load, parse_body, parse_query, path_id, read_js
 from hatd.paging import paged, read_page
 from hatd.raw import repository
 from hatd.raw.schemas import (
+    DeletedSchema,
     FieldSchema,
     FieldValuesSchema,
     LinkSchema,
@@ -205,11 +206,11 @@ ROUTES = [
           response=ValueSchema, many=True, status=201,
           summary="Store a list of {value, field: {id}} in a record (all or nothing)"),
     Route("POST", "/data/record/values", create_records_with_values, name="create_records_with_values",
-          roles=WRITERS, body=NewRecordValuesSchema, response=RecordWithValuesSchema, status=201,
+          roles=WRITERS, body=NewRecordValuesSchema, response=RecordWithValuesSchema, one_or_many=True, status=201,
           summary="Create a record with its values, or a list of them (all or nothing)",
           description="The body is one {record, values} or a list; the answer has the same form."),
     Route("POST", "/value", create_values, name="create_values", roles=WRITERS, aliases=("/data/value",),
-          response=ValueSchema, status=201,
+          response=ValueSchema, one_or_many=True, status=201,
           summary="Store one value or a list, each naming its field and record (all or nothing)",
           description="/value is the reference's spelling, /data/value the original server's: both are served."),
     Route("GET", r"/data/table/{id:\d+}/values", table_values, name="table_values", roles=OWNER_ONLY,
@@ -222,11 +223,15 @@ ROUTES = [
           aliases=(r"/record/{id:\d+}/values",), response=TableValuesItemSchema,
           summary="A record with the table trees that hold its values"),
     Route("DELETE", r"/data/value/{id:\d+}", delete_value, name="delete_value", roles=OWNER_ONLY,
+          response=DeletedSchema,
           summary="Delete a value"),
     Route("DELETE", r"/data/record/{id:\d+}", delete_record, name="delete_record", roles=OWNER_ONLY,
+          response=DeletedSchema,
           summary="Delete a record and its values"),
     Route("DELETE", r"/data/field/{id:\d+}", delete_field, name="delete_field", roles=OWNER_ONLY,
+          response=DeletedSchema,
           summary="Delete a field and its values"),
     Route("DELETE", r"/data/table/{id:\d+}", delete_table, name="delete_table", roles=OWNER_ONLY,
+          response=DeletedSchema,
           summary="Delete a table with every table below it, their fields and values, and the records left empty"),
 ]  # fmt: skip

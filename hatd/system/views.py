@@ -73,7 +73,7 @@ async def metrics(request: web.Request) -> web.Response:
 
 ROUTES = [
     Route("GET", "/api/openapi.json", openapi, name="openapi", roles=PUBLIC, summary="This document"),
-    Route("GET", "/health", health, name="health", roles=PUBLIC, response=HealthSchema, errors=(503,),
+    Route("GET", "/health", health, name="health", roles=PUBLIC, response=HealthSchema, responses={503: HealthSchema},
           summary="Whether the process serves and its database answers (503 if not)"),
     # PUBLIC for the auth middleware: the handler takes the owner's token or the scrape secret itself.
     Route("GET", "/metrics", metrics, name="metrics", roles=PUBLIC, produces="text/plain", errors=(401, 403),

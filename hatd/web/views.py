@@ -304,7 +304,7 @@ ROUTES = [
     Route("POST", "/hatlogin", hatlogin_approve, name="hatlogin_approve", roles=PUBLIC, session=True, produces=HTML,
           body=HatLoginFormSchema, form=True, status=303,
           summary="The owner approves Login with HAT; 303 to the service with ?token=<JWT>"),
-    Route("GET", "/owner/login", login_page, name="owner_login_page", roles=PUBLIC, produces=HTML,
+    Route("GET", "/owner/login", login_page, name="owner_login_page", roles=PUBLIC, produces=HTML, errors=(303,),
           summary="The owner's login page (303 to `next` when a session is open)"),
     Route("POST", "/owner/login", login, name="owner_login", roles=PUBLIC, produces=HTML, body=LoginFormSchema,
           form=True, status=303, errors=(401, 403, 429),
