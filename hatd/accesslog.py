@@ -10,6 +10,7 @@ import json
 import logging
 
 from aiohttp.abc import AbstractAccessLogger
+from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web import BaseRequest, StreamResponse
 
 from hatd.http import client_address
@@ -20,6 +21,10 @@ from hatd.state import CALLER
 class AccessLogger(AbstractAccessLogger):
     def log(self, request: BaseRequest, response: StreamResponse, time: float) -> None:
         route = route_of(request)  # type: ignore[arg-type]
+        # A request aiohttp's parser refused never reached routing: it has no app to read settings
+        # (trusted proxies) from, so its peer address is logged.
+        routed = getattr(request, "_match_info", None) is not None
+        remote = client_address(request) if routed else request.remote  # type: ignore[arg-type]
         caller = request.get(CALLER)  # type: ignore[call-overload]
         self.logger.info(
             json.dumps(
@@ -31,7 +36,7 @@ class AccessLogger(AbstractAccessLogger):
                     "status": response.status,
                     "ms": round(time * 1000, 1),
                     "role": caller.role if caller else None,
-                    "remote": client_address(request) or None,  # type: ignore[arg-type]
+                    "remote": remote or None,
                 },
                 separators=(",", ":"),
             )
@@ -40,3 +45,19 @@ class AccessLogger(AbstractAccessLogger):
     @property
     def enabled(self) -> bool:
         return self.logger.isEnabledFor(logging.INFO)
+
+
+class ClientErrorFilter(logging.Filter):
+    """For aiohttp's server log: a request its parser refuses (a malformed request line, header or
+    body framing) is the client's mistake, answered with a 4xx and written to the access log. It
+    is logged here in one line without a traceback, rather than as a server error."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError) and 400 <= (exc.code or 0) < 500:
+            record.msg = f"{record.getMessage()}: {exc.message!r}"
+            record.args = None
+            record.exc_info = None
+            record.exc_text = None
+            record.levelno, record.levelname = logging.INFO, "INFO"
+        return True

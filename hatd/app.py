@@ -15,6 +15,7 @@ from aiohttp import web
 from hatd import db
 from hatd.accounts import repository as accounts
 from hatd.accounts import views as accounts_views
+from hatd.accounts.passwords import Lanes
 from hatd.bundles import views as bundles_views
 from hatd.context import views as context_views
 from hatd.debits import views as debits_views
@@ -22,17 +23,21 @@ from hatd.exports import views as exports_views
 from hatd.metrics import Metrics
 from hatd.middleware import MIDDLEWARES, add_cors_headers
 from hatd.openapi import build_spec
+from hatd.outage import DatabaseWatch
 from hatd.ratelimit import RateLimiter
 from hatd.raw import views as raw_views
 from hatd.routing import ROUTES_KEY, Route, add_routes
 from hatd.services import approvals
 from hatd.settings import Settings
 from hatd.state import (
+    DATABASE_WATCH,
+    DEVICE_LIMITER,
     EXPORT_LOCK,
     LOGIN_FAILURE_LIMITER,
     LOGIN_LIMITER,
     METRICS,
     PAGE_LOGIN_LIMITER,
+    PASSWORD_LANES,
     POOL,
     SETTINGS,
     TOKENS,
@@ -59,6 +64,10 @@ DOMAINS: list[list[Route]] = [
 ]
 
 
+async def _close(lanes: Lanes) -> None:
+    lanes.close()
+
+
 class HatNotCreated(RuntimeError):
     """The database has no signing key: the HAT was never created."""
 
@@ -79,6 +88,12 @@ def create_app(settings: Settings, *, pool: asyncpg.Pool | None = None) -> web.A
     app[PAGE_LOGIN_LIMITER] = RateLimiter(
         burst=settings.page_login_burst, refill_seconds=settings.page_login_refill_seconds
     )
+    # A device that has logged in before has its own bucket of failures (hatd/accounts/devices.py).
+    app[DEVICE_LIMITER] = RateLimiter(burst=settings.login_burst, refill_seconds=settings.login_refill_seconds)
+    app[PASSWORD_LANES] = lanes = Lanes.create()
+    app.on_cleanup.append(lambda _: _close(lanes))
+    app[DATABASE_WATCH] = watch = DatabaseWatch()
+    app.on_cleanup.append(lambda _: watch.close())
     app[EXPORT_LOCK] = asyncio.Lock()
     for routes in DOMAINS:
         add_routes(app, routes)

@@ -12,7 +12,7 @@ import os
 import secrets
 import shlex
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
@@ -22,14 +22,14 @@ import asyncpg
 from aiohttp import web
 
 from hatd import db, provision
-from hatd.accesslog import AccessLogger
+from hatd.accesslog import AccessLogger, ClientErrorFilter
 from hatd.accounts.bootstrap import HatCreationError, check_account, create_hat, set_account_password, set_password
 from hatd.accounts.repository import SPECIAL_ROLES
 from hatd.app import create_app
 from hatd.embedded import EmbeddedError, EmbeddedPostgres
 from hatd.exports import repository as exports
 from hatd.exports.progress import ProgressBar
-from hatd.settings import Settings, SettingsError, check_address, load
+from hatd.settings import Settings, SettingsError, check_address, issuer_of, load
 
 log = logging.getLogger("hatd")
 
@@ -38,6 +38,8 @@ log = logging.getLogger("hatd")
 # HATs made by `hatd provision NAME` have a role and a database named NAME.
 EMBEDDED_DATABASE = "hatd"
 EMBEDDED_ROLE = "hatd"
+# How often `hatd serve` checks that the embedded server still runs, in seconds.
+WATCH_INTERVAL = 2.0
 
 SETTINGS_HELP = """settings (config/default.toml, then the file in HATD_CONFIG, then these variables):
   HATD_HOST, HATD_PORT          where the HTTP server listens (127.0.0.1:8080)
@@ -82,6 +84,7 @@ def server(settings: Settings) -> Iterator[tuple[str, EmbeddedPostgres | None]]:
     embedded = EmbeddedPostgres(settings.data_dir)
     embedded.start()
     try:
+        asyncio.run(provision.close_maintenance_databases(embedded.dsn()))
         yield embedded.dsn(), embedded
     finally:
         embedded.stop()
@@ -92,13 +95,21 @@ def database(settings: Settings) -> Iterator[str]:
     """The DSN of the HAT's database: HATD_DATABASE_URL, or on the embedded server the database
     HATD_EMBEDDED_DATABASE as the role of that name (`hatd`'s made on first use, others by
     `hatd provision`)."""
+    with database_and_server(settings) as (dsn, _):
+        yield dsn
+
+
+@contextmanager
+def database_and_server(settings: Settings) -> Iterator[tuple[str, EmbeddedPostgres | None]]:
+    """database(), with the embedded server (None with HATD_DATABASE_URL)."""
     with server(settings) as (dsn, embedded):
         if embedded is None:
-            yield dsn
+            yield dsn, None
             return
         name = settings.embedded_database
         if name == EMBEDDED_DATABASE:
             asyncio.run(provision.ensure_database(dsn, EMBEDDED_DATABASE, EMBEDDED_ROLE))
+            asyncio.run(provision.record_address(dsn, EMBEDDED_DATABASE, issuer_of(_normal_address(settings.address))))
         else:
             state = asyncio.run(provision.hat_state(dsn, name))
             if state is provision.HatState.UNFINISHED:
@@ -111,7 +122,7 @@ def database(settings: Settings) -> Iterator[str]:
                     f"the embedded server in {settings.data_dir} holds no HAT named {name!r} "
                     f"(HATD_EMBEDDED_DATABASE): make it with `hatd provision {name}`"
                 )
-        yield embedded.dsn(name, user=name)
+        yield embedded.dsn(name, user=name), embedded
 
 
 async def _prepare(dsn: str, settings: Settings) -> None:
@@ -136,6 +147,14 @@ async def _prepare_on(conn: asyncpg.Connection, settings: Settings) -> None:
             "  Change it with `hatd set-password owner`.\n",
             flush=True,
         )
+
+
+def _normal_address(address: str) -> str:
+    """An address as `hatd provision` compares it (check_address's form), or as it is if odd."""
+    try:
+        return check_address(address)
+    except SettingsError:
+        return address
 
 
 def _check_address(address: str) -> str:
@@ -168,7 +187,14 @@ def cmd_provision(settings: Settings, args: argparse.Namespace) -> int:
     with server(settings) as (admin_dsn, embedded):
         outcome = asyncio.run(
             provision.provision_hat(
-                admin_dsn, name, role_password, prepare, connection_limit=limit, exist_ok=args.exist_ok
+                admin_dsn,
+                name,
+                role_password,
+                prepare,
+                connection_limit=limit,
+                exist_ok=args.exist_ok,
+                # Compared as the tokens' issuer: http://x and https://x would sign with one `iss`.
+                address=issuer_of(address),
             )
         )
         if outcome is provision.Provisioned.EXISTED:
@@ -194,10 +220,38 @@ def cmd_provision(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+async def keep_running(embedded: EmbeddedPostgres, interval: float = WATCH_INTERVAL) -> None:
+    """Every `interval` seconds: start the embedded server again if it died. A failure (the dead
+    server's last processes still hold its memory, say) is logged once and tried again."""
+    failing = False
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await asyncio.to_thread(embedded.keep_running)
+        except EmbeddedError as exc:
+            if not failing:
+                log.error("embedded PostgreSQL could not be started again; trying every %s s: %s", interval, exc)
+            failing = True
+        else:
+            failing = False
+
+
+def _watch(embedded: EmbeddedPostgres) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def watching(app: web.Application) -> AsyncIterator[None]:
+        task = asyncio.create_task(keep_running(embedded))
+        yield
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+    return watching
+
+
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
-    with database(settings) as dsn:
+    with database_and_server(settings) as (dsn, embedded):
         asyncio.run(_prepare(dsn, settings))
         app = create_app(dataclasses.replace(settings, database_url=dsn))
+        if embedded is not None:
+            app.cleanup_ctx.append(_watch(embedded))
         web.run_app(
             app,
             host=settings.host,
@@ -478,6 +532,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler.setFormatter(logging.Formatter("%(message)s"))
     access.addHandler(handler)
     access.propagate = False
+    logging.getLogger("aiohttp.server").addFilter(ClientErrorFilter())
     try:
         result: int = args.run(settings, args)
         return result

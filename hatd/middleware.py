@@ -12,9 +12,10 @@ from aiohttp import web
 
 from hatd.accounts import repository as accounts
 from hatd.errors import ApiError, Forbidden, NotAcceptable, PayloadTooLarge, Unauthorized, error_response
+from hatd.outage import RETRY_AFTER
 from hatd.routing import ALL_ROLES, Handler, plain_path, route_of
 from hatd.services import approvals
-from hatd.state import CALLER, METRICS, POOL, SETTINGS, TOKENS, Caller
+from hatd.state import CALLER, DATABASE_WATCH, METRICS, POOL, SETTINGS, TOKENS, Caller
 from hatd.web import pages
 
 log = logging.getLogger("hatd.http")
@@ -109,7 +110,12 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return _error(request, 409, "Conflict", "The request collided with another one; nothing was stored; try again")
     except asyncio.CancelledError:
         raise
-    except Exception:
+    except Exception as exc:
+        if await request.app[DATABASE_WATCH].is_outage(request.app.get(POOL), exc):
+            return _error(
+                request, 503, "Service unavailable", "The database does not answer; nothing was stored; try again",
+                {"Retry-After": str(RETRY_AFTER)},
+            )  # fmt: skip
         log.exception("unhandled error on %s %s", request.method, request.rel_url.raw_path)
         return _error(request, 500, "Internal server error", "An unexpected error occurred; it has been logged")
 

@@ -14,6 +14,7 @@ import hatd
 from hatd.routing import HTML, JSON, Route, plain_path
 
 _ERROR_STATUSES = {
+    303: "See other: to the owner's login page when there is no session (or on, when there is one)",
     400: "Bad request: malformed JSON, or a field that fails validation (the cause names it)",
     401: "No token, or an invalid, expired or foreign one, or a disabled account",
     403: "The token's role may not call this route",
@@ -38,13 +39,18 @@ def _schema_name(schema: type[Schema] | Schema) -> str:
 
 
 def _error_statuses(route: Route, path: str) -> set[int]:
-    statuses = {404, 405, 406, 413, *route.errors}
-    if route.body is not None or route.query is not None or "{" in path:
+    # 503: the database does not answer (any route may meet it: the token check asks the database).
+    statuses = {404, 405, 406, 413, 503, *route.errors, *route.responses}
+    if route.body is not None or route.query is not None or "{" in path or route.method in ("POST", "PUT", "PATCH"):
         statuses.add(400)
+    if route.method in ("POST", "PUT", "PATCH", "DELETE"):  # a conflict, or a collision with another write
+        statuses.add(409)
     if not route.public:
         statuses |= {401, 403}
     if route.session and route.method == "POST":  # no session, or a form without its CSRF token
         statuses.add(403)
+    if route.session and route.method == "GET":  # no session: to the login page
+        statuses.add(303)
     return statuses
 
 
@@ -68,13 +74,23 @@ def _operation(route: Route, spec: APISpec, path: str) -> dict[str, Any]:
     response: dict[str, Any] = {"description": "Success"}
     if route.produces == JSON and route.response is not None:
         schema: Any = route.response
-        response["content"] = {JSON: {"schema": {"type": "array", "items": schema} if route.many else schema}}
+        if route.alternative is not None:
+            schema = {"oneOf": [schema, route.alternative]}
+        if route.one_or_many:
+            schema = {"oneOf": [schema, {"type": "array", "items": schema}]}
+        elif route.many:
+            schema = {"type": "array", "items": schema}
+        response["content"] = {JSON: {"schema": schema}}
+    elif route.produces == JSON:
+        response["content"] = {JSON: {"schema": {"type": "object"}}}
     elif route.produces != JSON:
         response["content"] = {route.produces: {"schema": {"type": "string"}}}
     responses: dict[str, Any] = {str(route.status): response}
     for status in sorted(_error_statuses(route, path)):
         text = _ERROR_STATUSES[status]
-        if route.produces == HTML or route.session:  # pages answer errors as pages: same message and cause
+        if status in route.responses:
+            responses[str(status)] = {"description": text, "content": {JSON: {"schema": route.responses[status]}}}
+        elif route.produces == HTML or route.session:  # pages answer errors as pages: same message and cause
             responses[str(status)] = {"description": text, "content": {HTML: {"schema": {"type": "string"}}}}
         else:
             responses[str(status)] = {"description": text, "content": {JSON: {"schema": "Error"}}}

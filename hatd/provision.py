@@ -49,6 +49,12 @@ DEFAULT_CONNECTION_LIMIT = 20
 MAX_CONNECTION_LIMIT = 10000
 # Serialises `hatd provision` runs for one name (two jobs at once, a job rerun beside a slow one).
 PROVISION_LOCK_ID = 0x6861_7470
+# A HAT's database carries its address in its comment: no two HATs on a server may share one,
+# since they would sign tokens with the same issuer (`iss`).
+ADDRESS_COMMENT = "hatd: the HAT at {}"
+# Every role may connect to these by default (PUBLIC has CONNECT); on hatd's own embedded server
+# no HAT's role needs to.
+MAINTENANCE_DATABASES = ("postgres", "template1")
 
 
 class ProvisionError(RuntimeError):
@@ -220,6 +226,40 @@ async def ensure_database(admin_dsn: str, name: str, owner: str) -> None:
         await conn.close()
 
 
+async def close_maintenance_databases(admin_dsn: str) -> None:
+    """On hatd's own embedded server: revoke PUBLIC's CONNECT on `postgres` and `template1`, so a
+    HAT's role can connect to its own database only (superusers still can)."""
+    conn = await asyncpg.connect(admin_dsn)
+    try:
+        await conn.execute(Q.lock_provisioning, PROVISION_LOCK_ID, ":maintenance databases")
+        for name in MAINTENANCE_DATABASES:
+            if await conn.fetchval(Q.public_may_connect, name):
+                await conn.execute(f'REVOKE CONNECT, TEMPORARY ON DATABASE "{name}" FROM PUBLIC')
+    finally:
+        await conn.close()
+
+
+def _address_comment(address: str) -> str:
+    return ADDRESS_COMMENT.format(address)
+
+
+async def _comment_address(conn: asyncpg.Connection, name: str, address: str) -> None:
+    literal = _address_comment(address).replace("'", "''")
+    await conn.execute(f"COMMENT ON DATABASE \"{name}\" IS '{literal}'")
+
+
+async def record_address(admin_dsn: str, name: str, address: str) -> None:
+    """Note the address the HAT `name` is served at (the embedded server's first HAT, which no
+    `hatd provision` made), so that provisioning refuses it to another HAT."""
+    assert HAT_NAME.fullmatch(name)
+    conn = await asyncpg.connect(admin_dsn)
+    try:
+        await conn.execute(Q.lock_provisioning, PROVISION_LOCK_ID, name)
+        await _comment_address(conn, name, address)
+    finally:
+        await conn.close()
+
+
 async def provision_hat(
     admin_dsn: str,
     name: str,
@@ -228,6 +268,7 @@ async def provision_hat(
     *,
     connection_limit: int = DEFAULT_CONNECTION_LIMIT,
     exist_ok: bool = False,
+    address: str | None = None,
 ) -> Provisioned:
     """Makes the HAT `name`: its role (NOLOGIN for now, no other power) and its database, owned by
     it, that only that role (and superusers) may connect to; then `prepare` fills the database; last,
@@ -236,7 +277,8 @@ async def provision_hat(
     Refuses, changing nothing, when the name is taken or the admin DSN's role lacks the powers.
     With `exist_ok`, a whole HAT is left as it is (EXISTED) and an unfinished one is finished
     (FINISHED). A new HAT that cannot be finished is dropped again; an unfinished one that still
-    cannot be finished is left unfinished (its role still cannot log in)."""
+    cannot be finished is left unfinished (its role still cannot log in). With `address`, refuses
+    an address another HAT on the server has, and records it on the new HAT's database."""
     check_name(name)
     check_role_password(password)
     on_hat_database = _on_database(admin_dsn, name)
@@ -257,6 +299,15 @@ async def provision_hat(
                 f"{' and '.join(taken)} named {name!r} already exist{'s' if len(taken) == 1 else ''} on the "
                 "server: choose another name for a new HAT. Nothing was changed."
             )
+        if address is not None:
+            # Two runs with one address and different names: the second waits, then sees the first's.
+            await conn.execute(Q.lock_provisioning, PROVISION_LOCK_ID, f"address {address}")
+            others = [row["datname"] for row in await conn.fetch(Q.hats_at_address, _address_comment(address), name)]
+            if others:
+                raise ProvisionError(
+                    f"the HAT {others[0]!r} on this server already has the address {address}: two HATs would sign "
+                    "tokens with the same issuer. Give this one another --address. Nothing was changed."
+                )
         powers = await server_powers(conn)
         if not (powers.superuser or (powers.createrole and powers.createdb)):
             raise ProvisionError(
@@ -281,6 +332,8 @@ async def provision_hat(
                 await prepare(hat, finishing)
             finally:
                 await hat.close()
+            if address is not None:
+                await _comment_address(conn, name, address)
             # The last step: from here on the HAT's own process may connect.
             await conn.execute(
                 f'ALTER ROLE "{name}" LOGIN CONNECTION LIMIT {int(connection_limit)} '

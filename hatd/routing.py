@@ -52,6 +52,12 @@ class Route:
     headers: dict[str, str] = field(default_factory=dict)
     response: type[marshmallow.Schema] | None = None
     many: bool = False
+    # The answer is one `response` or a list of them (as the body was, or a ?name= lookup).
+    one_or_many: bool = False
+    # Another shape of each item of the answer, which the query may ask for (pretty=true).
+    alternative: type[marshmallow.Schema] | None = None
+    # Statuses whose JSON body is not the {"message", "cause"} of an error: status -> its schema.
+    responses: dict[int, type[marshmallow.Schema]] = field(default_factory=dict)
     status: int = 200
     produces: str = JSON
     # False: the route answers `produces` whatever the Accept header says (no 406). For answers
@@ -91,10 +97,13 @@ def add_routes(app: web.Application, routes: Iterable[Route]) -> None:
 
 
 def route_of(request: web.Request) -> Route | None:
-    """The declaration of the route a request matched, or None (no route, or wrong method)."""
-    if request.match_info.http_exception is not None:
+    """The declaration of the route a request matched, or None (no route, or wrong method, or a
+    request aiohttp's parser refused, which never reached routing)."""
+    # aiohttp's match_info property asserts it is set; a request its parser refused has none.
+    match_info = getattr(request, "_match_info", None)
+    if match_info is None or match_info.http_exception is not None:
         return None
-    resource_route = request.match_info.route
+    resource_route = match_info.route
     name = resource_route.name
     if name is None:
         return None

@@ -104,7 +104,7 @@ class Settings:
             (1 <= self.pool_min_size <= self.pool_max_size, "need 1 <= pool_min_size <= pool_max_size"),
             (self.token_ttl > 0, "token_ttl must be a positive number of seconds"),
             (self.max_body > 0, "max_body must be a positive number of bytes"),
-            (4 <= self.bcrypt_rounds <= 31, "bcrypt_rounds must be between 4 and 31"),
+            (4 <= self.bcrypt_rounds <= 14, "bcrypt_rounds must be between 4 and 14"),
             (self.login_burst >= 1, "login_burst must be at least 1"),
             (self.login_refill_seconds > 0, "login_refill_seconds must be positive"),
             (self.owner_email.strip() != "", "owner_email must not be empty"),

@@ -8,7 +8,9 @@ from dataclasses import dataclass
 import asyncpg
 from aiohttp import web
 
+from hatd.accounts.passwords import Lanes
 from hatd.metrics import Metrics
+from hatd.outage import DatabaseWatch
 from hatd.ratelimit import RateLimiter
 from hatd.settings import Settings
 from hatd.tokens import TokenService
@@ -34,4 +36,10 @@ METRICS = web.AppKey("metrics", Metrics)
 PAGE_LOGIN_LIMITER = web.AppKey("page_login_limiter", RateLimiter)
 # Held while GET /export streams: one export at a time per HAT process.
 EXPORT_LOCK = web.AppKey("export_lock", asyncio.Lock)
+# Failed logins per device that has logged in before (hatd/accounts/devices.py).
+DEVICE_LIMITER = web.AppKey("device_limiter", RateLimiter)
+# The threads that check passwords at login.
+PASSWORD_LANES = web.AppKey("password_lanes", Lanes)
+# Whether the database is down, since when (503s and two log lines instead of a 500 per request).
+DATABASE_WATCH = web.AppKey("database_watch", DatabaseWatch)
 CALLER = web.RequestKey("caller", Caller)

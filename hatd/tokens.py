@@ -148,3 +148,30 @@ class TokenService:
             expires=int(claims["exp"]),
             approval=str(claims["approval"]) if "approval" in claims else None,
         )
+
+    def earlier(self, token: str, max_age: int) -> Claims | None:
+        """The claims of an API token this HAT issued at most `max_age` seconds ago, expired or not
+        (a client's proof at login that it has logged in before), or None."""
+        try:
+            if jwt.get_unverified_header(token).get("alg") != ALGORITHM:
+                return None
+            claims = jwt.decode(
+                token,
+                self._public,  # type: ignore[arg-type]
+                algorithms=[ALGORITHM],
+                issuer=self.accepted_issuers,
+                options={"verify_exp": False, "require": ["iat", "iss", "sub", "accessScope", "jti"]},
+            )
+        except jwt.InvalidTokenError:
+            return None
+        if claims.get("resource") not in self.accepted_issuers or claims["accessScope"] == VALIDATE_SCOPE:
+            return None
+        if not isinstance(claims["iat"], int) or claims["iat"] < time.time() - max_age:
+            return None
+        return Claims(
+            user_id=str(claims["sub"]),
+            role=str(claims["accessScope"]),
+            resource=str(claims["resource"]),
+            jti=str(claims["jti"]),
+            expires=int(claims.get("exp", 0)),
+        )

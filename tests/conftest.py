@@ -17,6 +17,7 @@ from hatd.app import create_app
 from hatd.embedded import EmbeddedPostgres
 from hatd.settings import CONFIG_DIR, Settings, load
 from tests import pg
+from tests.openapi_check import check_every_response
 
 OWNER = ("owner@hat.test", "owner-password")
 PLATFORM = ("platform@hat.test", "platform-password")
@@ -70,12 +71,13 @@ MakeClient = Callable[..., Awaitable[TestClient[Any, Any]]]
 @pytest.fixture
 async def make_client(database: str, settings: Settings, aiohttp_client: Any) -> MakeClient:
     """make_client(**settings_changes): a client of a hatd app on this test's database. (`database`
-    comes first so that it is dropped after the clients are closed.)"""
+    comes first so that it is dropped after the clients are closed.) Every response it receives is
+    checked against the app's OpenAPI document (tests/openapi_check.py)."""
 
     async def make(**changes: Any) -> TestClient[Any, Any]:
-        app = create_app(settings.replace(database_url=database, **changes))
+        app = create_app(settings.replace(**{"database_url": database, **changes}))
         client: TestClient[Any, Any] = await aiohttp_client(app)
-        return client
+        return check_every_response(client)
 
     return make
 

@@ -3,13 +3,14 @@ may travel), and no forged lines from the path."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 
 from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 
-from hatd.accesslog import AccessLogger
+from hatd.accesslog import AccessLogger, ClientErrorFilter
 from hatd.state import CALLER, SETTINGS, Caller
 
 
@@ -50,3 +51,30 @@ def test_behind_a_trusted_proxy_the_client_address_is_logged(caplog, settings):
     assert _line(caplog, request.clone(remote="127.0.0.1"))["remote"] == "203.0.113.9"
     caplog.clear()
     assert _line(caplog, request.clone(remote="192.0.2.1"))["remote"] == "192.0.2.1"  # not a trusted proxy
+
+
+async def test_a_request_the_parser_refuses_gets_a_line_and_no_traceback(caplog, settings):
+    """Sent over a real socket: aiohttp's parser refuses the request before routing, and the
+    access log still writes its line (it once failed on the missing route, with a traceback)."""
+    app = web.Application()
+    app[SETTINGS] = settings
+    runner = web.AppRunner(app, access_log_class=AccessLogger)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    server_log, quiet = logging.getLogger("aiohttp.server"), ClientErrorFilter()
+    server_log.addFilter(quiet)
+    try:
+        with caplog.at_level(logging.INFO):
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(b"GET /users/user HTTP/1.1\r\nHost: a\r\nContent-Length: abc\r\n\r\n")
+            answer = await reader.read()
+            writer.close()
+    finally:
+        server_log.removeFilter(quiet)
+        await runner.cleanup()
+    assert answer.startswith(b"HTTP/1.0 400 ")
+    [line] = [json.loads(r.message) for r in caplog.records if r.name == "aiohttp.access"]
+    assert line["status"] == 400 and line["route"] is None and line["remote"] == "127.0.0.1"
+    assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import uuid
 
+import asyncpg
 import bcrypt
 import pytest
 
 from tests.conftest import OWNER, PLATFORM, auth, login, new_account
+
+# bcrypt of "old-password" at cost 15 (made once: it takes seconds).
+OLD_PASSWORD_COST_15 = "$2b$15$uLJcWXF7fvqjsSMLTxnJMu2FkfI0jeNuptfjpzKoFtsJZSHB4/cxe"
 
 SPEC_EXAMPLE = {
     "userId": "5974832d-2dc1-4f49-adf1-c6d8bc790275",
@@ -34,8 +38,35 @@ async def test_create_account_as_in_the_spec(client, owner_token):
     assert (await client.get("/users/access_token/validate", headers=auth(token))).status == 200
 
 
+@pytest.mark.parametrize("cost", ["04", "09", "15", "17", "31"])
+async def test_a_bcrypt_hash_outside_costs_10_to_14_is_refused(client, owner_token, cost):
+    """A cost-17 hash held the owner's login for a minute under 8 guesses; at 31 for days."""
+    hashed = f"$2b${cost}$" + "a" * 53
+    body = {"email": "costly@example.com", "pass": hashed, "name": "costly", "role": "dataCredit"}
+    response = await client.post("/users/user", json=body, headers=auth(owner_token))
+    assert response.status == 400
+    assert await response.json() == {
+        "message": "Invalid request",
+        "cause": f"pass: a bcrypt hash must have a cost from 10 to 14, not {int(cost)}",
+    }
+    assert "costly" not in await (await client.get("/users/user", headers=auth(owner_token))).text()
+
+
+async def test_a_stored_hash_above_cost_14_is_never_run(client, owner_token, database):
+    """An account given a costly hash before the limit existed: bcrypt never runs it (its login
+    fails at once) until it gets a new password."""
+    await new_account(client, owner_token, number="old", **{"pass": "old-password"})
+    conn = await asyncpg.connect(database)
+    try:
+        await conn.execute("UPDATE accounts SET pass_hash = $1 WHERE name = 'appold'", OLD_PASSWORD_COST_15)
+    finally:
+        await conn.close()
+    response = await client.get("/users/access_token", headers={"username": "appold", "password": "old-password"})
+    assert response.status == 401
+
+
 async def test_created_account_with_a_bcrypt_hash_logs_in_with_its_password(client, owner_token):
-    hashed = bcrypt.hashpw(b"hashed-secret", bcrypt.gensalt(4)).decode()
+    hashed = bcrypt.hashpw(b"hashed-secret", bcrypt.gensalt(10)).decode()
     body = {"email": "hashed@example.com", "pass": hashed, "name": "hashed", "role": "dataCredit"}
     response = await client.post("/users/user", json=body, headers=auth(owner_token))
     assert response.status == 201

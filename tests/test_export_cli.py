@@ -19,6 +19,7 @@ from hatd.app import create_app
 from hatd.settings import Settings
 from tests import pg
 from tests.conftest import auth, login, new_account
+from tests.openapi_check import check_every_response
 from tests.test_cli import REPO, hatd, hatd_env
 from tests.test_export import fill
 
@@ -97,7 +98,7 @@ async def test_imported_app_accounts_log_in_again_once_set_password_gives_them_o
     assert (await asyncio.to_thread(hatd, "export", str(file), env=source)).returncode == 0
     assert (await asyncio.to_thread(hatd, "create-owner", env=target)).returncode == 0
     assert (await asyncio.to_thread(hatd, "import", str(file), env=target)).returncode == 0
-    restored = await aiohttp_client(create_app(settings.replace(database_url=new_database)))
+    restored = check_every_response(await aiohttp_client(create_app(settings.replace(database_url=new_database))))
     response = await restored.get(
         "/users/access_token", headers={"username": "appdebit@example.com", "password": "app-password"}
     )

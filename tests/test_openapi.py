@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+from aiohttp import web
+
 from hatd.routing import ROUTES_KEY, plain_path
+from tests.openapi_check import ResponseMismatch
 
 
 async def test_every_route_is_documented_with_its_roles(client):
@@ -56,3 +60,46 @@ async def test_the_owners_pages_are_documented_as_pages(client):
     assert spec["components"]["securitySchemes"]["OwnerSession"]["in"] == "cookie"
     assert spec["paths"]["/hatlogin"]["get"]["x-roles"] == ["public"]
     assert "429" in spec["paths"]["/owner/login"]["post"]["responses"]
+
+
+async def test_a_response_that_strays_from_its_schema_fails_the_test(client, owner_token, monkeypatch):
+    """The conftest's clients check every JSON response against the document (tests/openapi_check.py)."""
+    from hatd.accounts import repository
+
+    async def drifted(*args, **kwargs):
+        return '[{"userId": "not a list of accounts any more"}]'
+
+    monkeypatch.setattr(repository, "list_accounts", drifted)
+    with pytest.raises(ResponseMismatch, match=r"GET /users/user \(/users/user\) answered 200; its body does not"):
+        await client.get("/users/user", headers={"X-Auth-Token": owner_token})
+
+
+async def test_an_undocumented_status_fails_the_test(client, owner_token, monkeypatch):
+    from hatd.accounts import repository
+
+    async def unpaid(*args, **kwargs):
+        raise web.HTTPPaymentRequired()
+
+    monkeypatch.setattr(repository, "list_accounts", unpaid)
+    with pytest.raises(ResponseMismatch, match="answered 402, which its OpenAPI operation does not document"):
+        await client.get("/users/user", headers={"X-Auth-Token": owner_token})
+
+
+async def test_methods_a_path_does_not_serve_are_405_naming_the_documented_ones(client):
+    """/dataDebit/propose is not a debit's key: GET and the like there are 405, Allow: POST."""
+    spec = await (await client.get("/api/openapi.json")).json()
+    assert set(spec["paths"]["/dataDebit/propose"]) == {"post"}
+    for method in ("OPTIONS", "GET", "PUT", "PATCH"):
+        response = await client.request(method, "/dataDebit/propose")
+        assert response.status == 405, method
+        assert response.headers["Allow"] == "POST"
+
+
+async def test_lookups_by_name_are_documented_as_one_object(client, owner_token):
+    spec = await (await client.get("/api/openapi.json")).json()
+    for path in ("/type/type", "/type/unitofmeasurement", "/property"):
+        schema = spec["paths"][path]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+        one, many = schema["oneOf"]
+        assert many == {"type": "array", "items": one}
+    response = await client.get("/type/type", params={"name": "City"}, headers={"X-Auth-Token": owner_token})
+    assert response.status == 200 and (await response.json())["name"] == "City"

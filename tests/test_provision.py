@@ -78,7 +78,10 @@ def start_settings(stdout: str) -> dict[str, str]:
 
 
 def provisioned(tmp_path: Path, admin_dsn: str, name: str, *args: str, **settings: str) -> dict[str, str]:
-    """Runs `hatd provision name *args` on the suite's server; returns the printed start settings."""
+    """Runs `hatd provision name *args` on the suite's server; returns the printed start settings.
+    Each HAT gets an address of its own (http://NAME.hats.test) unless the test gives one."""
+    if "--address" not in args and "hat_address" not in settings:
+        args = (*args, "--address", f"http://{name.replace('_', '-')}.hats.test")
     result = hatd("provision", name, *args, env=hatd_env(tmp_path, database_url=admin_dsn, **settings))
     assert result.returncode == 0, result.stderr
     return start_settings(result.stdout)
@@ -188,6 +191,27 @@ def test_a_taken_name_is_refused_and_the_hat_left_as_it_was(tmp_path: Path, admi
 
     assert (rerun.returncode, rerun.stdout) == (0, f"The HAT {name} exists already; nothing was changed.\n")
     assert server_state(admin_dsn, name) == before
+
+
+def test_an_address_another_hat_has_is_refused(tmp_path: Path, admin_dsn: str, new_name: NewName) -> None:
+    """Two HATs at one address would sign tokens with the same `iss`."""
+    first, second = new_name(), new_name()
+    provisioned(tmp_path, admin_dsn, first, "--address", "https://alice.hats.example")
+
+    # Another spelling of it, or another scheme: the same `iss` (the address without its scheme).
+    again = hatd("provision", second, "--address", "HTTPS://Alice.hats.example:443/",
+                 env=hatd_env(tmp_path, database_url=admin_dsn))  # fmt: skip
+    plain = hatd("provision", second, "--address", "http://alice.hats.example",
+                 env=hatd_env(tmp_path, database_url=admin_dsn))  # fmt: skip
+    assert (plain.returncode, plain.stderr) == (again.returncode, again.stderr)
+
+    assert (again.returncode, again.stdout) == (1, "")
+    assert (
+        f"hatd: the HAT {first!r} on this server already has the address alice.hats.example: two HATs "
+        "would sign tokens with the same issuer. Give this one another --address. Nothing was changed.\n"
+    ) == again.stderr
+    assert server_state(admin_dsn, second) == ()
+    provisioned(tmp_path, admin_dsn, second, "--address", "https://bob.hats.example")
 
 
 def test_a_name_taken_by_a_role_alone_is_refused_even_with_exist_ok(
@@ -418,7 +442,7 @@ def test_a_provisioning_killed_part_way_leaves_a_role_that_cannot_log_in_and_exi
     hat_dsn = provision.hat_dsn(admin_dsn, name, password)
     # A slow owner hash: the provisioning is known to be past the migrations and before the HAT is
     # made when it is killed, the window in which a pod holding the role's password would start.
-    env = hatd_env(tmp_path, database_url=admin_dsn, owner_password="the-configured-one", bcrypt_rounds="16")
+    env = hatd_env(tmp_path, database_url=admin_dsn, owner_password="the-configured-one", bcrypt_rounds="14")
     job = subprocess.Popen(
         [sys.executable, "-m", "hatd", "provision", name, "--role-password-stdin"],
         cwd=REPO,
@@ -717,6 +741,21 @@ def test_a_hat_provisioned_on_the_embedded_server_is_served_by_its_name(
     token = log_in(port, "owner@cli.test", "embedded-owner")
     assert request(port, "GET", "/users/access_token/validate", token) == (200, {"message": "Authenticated"})
     assert server.terminate() == 0, server.output()
+
+    # On hatd's own server a HAT's role reaches its own database only: not postgres or template1.
+    first = hatd("migrate", env=env)  # the first HAT, `hatd`, served at HATD_HAT_ADDRESS
+    assert first.returncode == 0, first.stderr
+    with EmbeddedPostgres(data_dir) as embedded:
+        for role in ("alice", "hatd"):
+            for database in ("postgres", "template1"):
+                with pytest.raises(asyncpg.InsufficientPrivilegeError):
+                    query(embedded.dsn(database, user=role), "SELECT 1")
+        assert query(embedded.dsn("alice", user="alice"), "SELECT 1")[0][0] == 1
+
+    # Neither the first HAT's address nor alice's goes to another HAT.
+    for address in (env["HATD_HAT_ADDRESS"], f"http://127.0.0.1:{port}"):
+        taken = hatd("provision", "carol", "--address", address, env=env)
+        assert taken.returncode == 1 and "already has the address" in taken.stderr, taken.stderr
 
     missing = hatd("migrate", env={**env, "HATD_EMBEDDED_DATABASE": "bob"})
 

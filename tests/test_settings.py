@@ -60,7 +60,8 @@ def test_config_file_named_by_hatd_config(tmp_path):
         ({"HATD_PORT": "eighty"}, "port = 'eighty' is not a valid int"),
         ({"HATD_PORT": "70000"}, "port must be between 1 and 65535"),
         ({"HATD_TOKEN_TTL": "0"}, "token_ttl must be a positive number of seconds"),
-        ({"HATD_BCRYPT_ROUNDS": "3"}, "bcrypt_rounds must be between 4 and 31"),
+        ({"HATD_BCRYPT_ROUNDS": "3"}, "bcrypt_rounds must be between 4 and 14"),
+        ({"HATD_BCRYPT_ROUNDS": "15"}, "bcrypt_rounds must be between 4 and 14"),
         ({"HATD_LOG_LEVEL": "loud"}, "log_level must be one of debug, info, warning, error"),
         (
             {"HATD_EMBEDDED_DATABASE": "Alice"},

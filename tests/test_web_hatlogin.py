@@ -115,6 +115,11 @@ async def test_the_login_token_lifetime_is_a_setting(make_client):
         ("https://example.com/" + "a" * 2100, "longer than 2048 characters"),
         ("https://example.com/" + "é" * 1000, "longer than 2048 characters once encoded"),
         ("https://a\\b.example/", "not a well-formed URL"),
+        ("https://evil.example;sandbox/", "host is not a host name or an IP address"),
+        ("https://evil.example%3Bsandbox/", "host is not a host name or an IP address"),
+        ("https://a_b.example/", "host is not a host name or an IP address"),
+        ("https://-a.example/", "host is not a host name or an IP address"),
+        ("https://a..example/", "host is not a host name or an IP address"),
     ],
 )
 async def test_a_bad_redirect_gets_a_page_saying_why_not_a_redirect(client, redirect, reason):
@@ -185,3 +190,13 @@ async def test_the_pages_cannot_be_framed_and_are_not_cached(client):
         assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"], path
         assert "script-src" not in response.headers["Content-Security-Policy"]  # default-src 'none' covers it
         assert response.headers["Cache-Control"] == "no-store", path
+
+
+@pytest.mark.parametrize(
+    "redirect",
+    ["https://127.0.0.1:8443/cb", "https://[2001:db8::1]/cb", "https://bücher.example/cb", "http://localhost:3000/"],
+)
+async def test_addresses_and_international_names_are_real_hosts(client, redirect):
+    await logged_in(client)
+    page = await client.get("/hatlogin", params={"name": "S", "redirect": redirect})
+    assert page.status == 200, await page.text()

@@ -99,7 +99,7 @@ async def test_a_provider_preapproves_by_setting_and_the_owner_cannot_revoke_it(
         ("https://rumpel.example/app", "origin: Give the service's origin only, such as https://rumpel.example: no path or query"),
         ("ftp://rumpel.example", "origin: The redirect address must start with http:// or https://, not ftp:"),
         ("https://user@rumpel.example", "origin: The redirect address must not carry a user name or password"),
-        ("https://evil.example;sandbox", "origin: The address has no plain host name"),
+        ("https://evil.example;sandbox", "origin: The redirect address's host is not a host name or an IP address"),
     ],
 )  # fmt: skip
 async def test_a_bad_origin_is_a_400_page_and_approves_nothing(client, origin, cause):

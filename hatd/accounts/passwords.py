@@ -1,11 +1,21 @@
 """bcrypt, off the event loop: hashing and checking passwords takes tens to hundreds of
-milliseconds of CPU by design."""
+milliseconds of CPU by design.
+
+Logins check passwords on two lanes of threads of their own, so that no amount of login traffic
+can take the CPU or the threads the rest of the HAT needs, and the owner's own login never waits
+behind strangers' guesses: attempts from a device that has logged in before (see devices.py)
+run on the trusted lane, everyone else's on the shared one. A lane holds a bounded number of
+checks (running and waiting); one more is refused at once (Busy) rather than queued."""
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import os
 import re
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import bcrypt
 
@@ -14,10 +24,22 @@ MAX_PASSWORD_BYTES = 72
 # An account with this hash cannot log in with any password.
 NO_PASSWORD = "!"  # noqa: S105 (a marker, not a password)
 _BCRYPT_HASH = re.compile(r"^\$2[aby]\$(0[4-9]|[12]\d|3[01])\$[./A-Za-z0-9]{53}$")
+# The costs a hash given ready-made (POST /users/user's `pass`) may have. Each step doubles the
+# work: a cost-17 hash takes seconds to check, and anyone who knows the account's name could
+# make the HAT run it again and again. Below 10 a stolen hash is cheap to crack.
+MIN_GIVEN_COST = 10
+# No hash above this cost is ever checked (one made before the limit existed matches nothing:
+# give the account a new password with `hatd set-password`). HATD_BCRYPT_ROUNDS stays below it too.
+MAX_COST = 14
 
 
 def is_bcrypt_hash(value: str) -> bool:
     return bool(_BCRYPT_HASH.match(value))
+
+
+def hash_cost(value: str) -> int | None:
+    """The cost of a bcrypt hash, or None for anything else."""
+    return int(value[4:6]) if is_bcrypt_hash(value) else None
 
 
 def _hash(password: str, rounds: int) -> str:
@@ -25,7 +47,8 @@ def _hash(password: str, rounds: int) -> str:
 
 
 def _check(password: str, hashed: str) -> bool:
-    if not is_bcrypt_hash(hashed):
+    cost = hash_cost(hashed)
+    if cost is None or cost > MAX_COST:
         return False
     try:
         return bcrypt.checkpw(password.encode(), hashed.encode())
@@ -42,9 +65,55 @@ def _decoy(rounds: int) -> str:
     return _hash("no account has this password", rounds)
 
 
-async def check_password(password: str, hashed: str | None, rounds: int) -> bool:
+class Busy(Exception):
+    """A lane is full: the attempt is refused rather than queued."""
+
+
+class Lane:
+    """`workers` threads for bcrypt, and room for `waiting` more checks queued for them."""
+
+    def __init__(self, name: str, *, workers: int, waiting: int) -> None:
+        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"bcrypt-{name}")
+        # Released when the check ends, not when its request does: a client that hangs up does
+        # not free the thread its check still holds.
+        self._slots = threading.BoundedSemaphore(workers + waiting)
+
+    async def run(self, password: str, hashed: str) -> bool:
+        if not self._slots.acquire(blocking=False):
+            raise Busy
+        try:
+            future = self._executor.submit(_check, password, hashed)
+        except BaseException:
+            self._slots.release()
+            raise
+        future.add_done_callback(lambda _: self._slots.release())
+        return await asyncio.wrap_future(future)
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+@dataclass(frozen=True)
+class Lanes:
+    trusted: Lane
+    shared: Lane
+
+    @classmethod
+    def create(cls) -> Lanes:
+        # One core's worth for the owner's devices, the rest for everyone else (at least one thread).
+        shared = max(1, (os.cpu_count() or 2) - 1)
+        return cls(
+            trusted=Lane("trusted", workers=1, waiting=4), shared=Lane("shared", workers=shared, waiting=4 * shared)
+        )
+
+    def close(self) -> None:
+        self.trusted.close()
+        self.shared.close()
+
+
+async def check_password(password: str, hashed: str | None, rounds: int, lane: Lane) -> bool:
     """Whether the password matches. With no account (hashed None) bcrypt still runs, on a decoy,
-    so the answer takes as long whether or not the username exists."""
+    so the answer takes as long whether or not the username exists. Busy if the lane is full."""
     target = hashed if hashed and is_bcrypt_hash(hashed) else _decoy(rounds)
-    matched = await asyncio.get_running_loop().run_in_executor(None, _check, password, target)
+    matched = await lane.run(password, target)
     return matched and target is hashed

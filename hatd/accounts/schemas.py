@@ -6,7 +6,7 @@ from typing import Any
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, pre_load, validate
 
-from hatd.accounts.passwords import MAX_PASSWORD_BYTES
+from hatd.accounts.passwords import MAX_COST, MAX_PASSWORD_BYTES, MIN_GIVEN_COST, hash_cost
 from hatd.web.schemas import MAX_SERVICE_NAME, check_redirect, check_service_name
 
 CREATABLE_ROLES = ("dataDebit", "dataCredit")
@@ -15,6 +15,9 @@ CREATABLE_ROLES = ("dataDebit", "dataCredit")
 def _password_fits(value: str) -> None:
     if not 0 < len(value.encode()) <= MAX_PASSWORD_BYTES:
         raise ValidationError(f"must be 1 to {MAX_PASSWORD_BYTES} bytes long")
+    cost = hash_cost(value)
+    if cost is not None and not MIN_GIVEN_COST <= cost <= MAX_COST:
+        raise ValidationError(f"a bcrypt hash must have a cost from {MIN_GIVEN_COST} to {MAX_COST}, not {cost}")
 
 
 class NewAccountSchema(Schema):
@@ -30,7 +33,8 @@ class NewAccountSchema(Schema):
         data_key="pass",
         validate=_password_fits,
         metadata={
-            "description": f"A bcrypt hash, or a plain password of 1 to {MAX_PASSWORD_BYTES} bytes (also: password)"
+            "description": f"A bcrypt hash of cost {MIN_GIVEN_COST} to {MAX_COST}, or a plain password of 1 to "
+            f"{MAX_PASSWORD_BYTES} bytes (also: password)"
         },
     )
     name = fields.String(required=True, validate=validate.Length(min=1, max=200))

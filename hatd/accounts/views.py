@@ -8,7 +8,7 @@ import uuid
 from aiohttp import web
 
 from hatd import db
-from hatd.accounts import passwords, repository
+from hatd.accounts import login, passwords, repository
 from hatd.accounts.schemas import (
     AccessTokenSchema,
     AccountSchema,
@@ -17,9 +17,8 @@ from hatd.accounts.schemas import (
     MessageSchema,
     NewAccountSchema,
 )
-from hatd.errors import Forbidden, TooManyRequests, Unauthorized
+from hatd.errors import Forbidden, Unauthorized
 from hatd.http import client_address, json_response, json_text, parse_body, parse_query, storable
-from hatd.ratelimit import retry_after
 from hatd.routing import ALL_ROLES, OWNER, PLATFORM, PUBLIC, USER_ID, Route
 from hatd.state import CALLER, LOGIN_FAILURE_LIMITER, LOGIN_LIMITER, POOL, SETTINGS, TOKENS
 from hatd.tokens import VALIDATE_SCOPE
@@ -44,26 +43,31 @@ async def access_token(request: web.Request) -> web.Response:
         raise Unauthorized("Send the account's email (or name) and password as `username` and `password` headers")
     if not storable(username) or not storable(password):  # no account has such a name or password
         raise Unauthorized("Wrong username or password")
-    clients, failures = request.app[LOGIN_LIMITER], request.app[LOGIN_FAILURE_LIMITER]
-    wait = clients.take(f"client:{client_address(request)}")
-    account = await repository.find_login(request.app[POOL], username) if not wait else None
-    # Failures count against the account whichever of its names was used (email or name).
-    failure_key = f"user:{account['user_id']}" if account else f"name:{username.lower()}"
-    wait = wait or failures.wait(failure_key)
-    if wait:
-        raise TooManyRequests(
-            f"Too many login attempts; try again in {retry_after(wait)} s", headers={"Retry-After": retry_after(wait)}
-        )
-    rounds = request.app[SETTINGS].bcrypt_rounds
-    if not await passwords.check_password(password, account["pass_hash"] if account else None, rounds):
-        failures.take(failure_key)
+    account = await repository.find_login(request.app[POOL], username)
+    device = login.device_of(request, str(account["user_id"])) if account else None
+    if device is not None:  # a client that has logged in before: its own failures count, no one else's
+        buckets = [login.device_bucket(request, device)]
+    else:
+        # Failures count against the account whichever of its names was used (email or name).
+        failure_key = f"user:{account['user_id']}" if account else f"name:{username.lower()}"
+        buckets = [
+            login.Bucket(request.app[LOGIN_LIMITER], f"client:{client_address(request)}", False),
+            login.Bucket(request.app[LOGIN_FAILURE_LIMITER], failure_key, True),
+        ]
+    matched = await login.check(
+        request, buckets, password, account["pass_hash"] if account else None, trusted=device is not None,
+        cause="Too many login attempts; try again in {seconds} s",
+    )  # fmt: skip
+    if not matched:
         raise Unauthorized("Wrong username or password")
     assert account is not None
     if not account["enabled"]:
         raise Unauthorized("This account is disabled")
     user_id = str(account["user_id"])
     token = request.app[TOKENS].issue(user_id, account["role"])
-    return json_response({"accessToken": token, "userId": user_id})
+    response = json_response({"accessToken": token, "userId": user_id})
+    login.remember_device(request, response, user_id)
+    return response
 
 
 async def application_token(request: web.Request) -> web.Response:
@@ -95,7 +99,7 @@ async def create_account(request: web.Request) -> web.Response:
     _not_a_service(request)
     new = await parse_body(request, NewAccountSchema)
     password: str = new["password"]
-    if not passwords.is_bcrypt_hash(password):
+    if not passwords.is_bcrypt_hash(password):  # the schema has checked a hash's cost
         password = await passwords.hash_password(password, request.app[SETTINGS].bcrypt_rounds)
     async with db.transaction(request.app[POOL]) as conn:
         body = await repository.create_account(
@@ -136,7 +140,9 @@ ROUTES = [
         aliases=("/user/access_token",), headers=CREDENTIAL_HEADERS, response=AccessTokenSchema, errors=(401, 429),
         summary="Log in: trade a username and password for an access token",
         description="The spec's prose says /user/access_token and its request line /users/access_token: "
-        "both are served. Rate-limited per client and per username (429 with Retry-After).",
+        "both are served. Rate-limited per client and per username (429 with Retry-After). A client that "
+        "has logged in before proves it with the device cookie a login sets, or with an earlier access token "
+        "of the account (expired or not) in X-Auth-Token: only its own failures limit it then.",
     ),
     Route(
         "GET", "/users/access_token/validate", validate_token, name="validate_token", roles=ALL_ROLES,
@@ -159,6 +165,7 @@ ROUTES = [
     Route(
         "POST", "/users/user", create_account, name="create_account", roles=ACCOUNT_ADMINS,
         body=NewAccountSchema, response=AccountSchema, status=201, errors=(409,),
+        description="`pass` is a bcrypt hash (cost 10 to 14) or a plain password, which the HAT hashes.",
         summary="Create a dataDebit or dataCredit account",
     ),
     Route(

@@ -210,14 +210,24 @@ class BundleSchema(Schema):
     tables = fields.List(
         fields.Dict(), metadata={"description": "[{id, name, bundleTable: {id, name, table, slices}}]"}
     )
+    sources = fields.List(
+        fields.Dict(),
+        metadata={"description": "A bundle made in the original's later dialect, instead of tables: "
+                  "[{source, datasets: [{name, description, fields}]}]"},
+    )  # fmt: skip
 
 
 class BundleValuesSchema(Schema):
     id = Id(required=True)
     name = fields.String(required=True)
-    dataGroups = fields.List(
-        fields.Dict(), metadata={"description": "[{bundle table name: {id, name, table, data: [records]}}]"}
-    )
+    dateCreated = fields.String(required=True)
+    lastUpdated = fields.String(required=True)
+    dataGroups = fields.Raw(
+        required=True,
+        metadata={"description": "[{bundle table name: {id, name, table, data: [records]}}]; for a bundle made "
+                  "in the original's later dialect, {source: [{name, table, data: [records]}]}. Records as the "
+                  "table values give them (pretty=true: flattened)"},
+    )  # fmt: skip
 
 
 # -- contextual bundles -------------------------------------------------------------------------
@@ -290,4 +300,11 @@ class ContextualBundleSchema(Schema):
 
 
 class ContextualValuesItemSchema(Schema):
-    kind = fields.String(required=True)
+    """One entity of a contextual bundle: its kind, and the entity under a key named by that kind."""
+
+    kind = fields.String(required=True, validate=validate.OneOf(KINDS))
+    person = fields.Dict(metadata={"description": "when kind is person: the person with its properties"})
+    thing = fields.Dict(metadata={"description": "when kind is thing"})
+    event = fields.Dict(metadata={"description": "when kind is event"})
+    location = fields.Dict(metadata={"description": "when kind is location"})
+    organisation = fields.Dict(metadata={"description": "when kind is organisation"})

@@ -95,6 +95,7 @@ class DebitSchema(Schema):
     price = fields.Float(required=True)
     kind = fields.String(required=True)
     enabled = fields.Boolean(required=True)
+    proposer = fields.UUID(metadata={"description": "The account that proposed it (in the owner's list)"})
     dateCreated = fields.String(required=True)
     lastUpdated = fields.String(required=True)
     bundleContextless = fields.Dict()

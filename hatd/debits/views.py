@@ -21,7 +21,8 @@ PROPOSERS = frozenset({OWNER, PLATFORM, DATA_DEBIT})
 OWNER_ONLY = frozenset({OWNER})
 # The facts' table: debit values are the owner's, and a dataDebit proposer's; never the platform's.
 READERS = frozenset({OWNER, DATA_DEBIT})
-KEY = "{key}"
+# A debit's key; "propose" is not one, so that GET, PUT and the like on /dataDebit/propose are 405.
+KEY = "{key:(?!propose$)[^{}/]+}"
 
 
 async def propose(request: web.Request) -> web.Response:

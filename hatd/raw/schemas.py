@@ -357,3 +357,25 @@ class FieldValuesSchema(FieldSchema):
 
 class TableValuesItemSchema(RecordSchema):
     tables = fields.List(fields.Dict(), metadata={"description": "The table tree with this record's values"})
+
+
+class PrettyRecordSchema(Schema):
+    """A record as pretty=true gives it (the original's flattenRecordValues)."""
+
+    id = fields.Integer(required=True)
+    name = fields.String(required=True)
+    lastUpdated = fields.String(required=True)
+    data = fields.Dict(
+        required=True,
+        metadata={"description": "{<table>: {<field>: value (several: a list of them), <subtable>: {...}}}"},
+    )
+
+
+class DeletedSchema(Schema):
+    """DELETE /data/{value,record,field,table}/{id}: the message and the id of what was deleted."""
+
+    message = fields.String(required=True)
+    valueId = fields.Integer()
+    recordId = fields.Integer()
+    fieldId = fields.Integer()
+    tableId = fields.Integer()

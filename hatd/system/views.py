@@ -92,7 +92,7 @@ ROUTES = [
     Route("GET", "/system/update", update, name="system_update", roles=frozenset({OWNER, PLATFORM}), head=False,
           response=UpdateSchema, summary="Apply pending migrations (the default vocabulary among them); 200 says so",
           description="The original's call: hat-client-scala-play expects 200 (\"Database updated\")."),
-    Route("GET", "/health", health, name="health", roles=PUBLIC, response=HealthSchema, errors=(503,),
+    Route("GET", "/health", health, name="health", roles=PUBLIC, response=HealthSchema, responses={503: HealthSchema},
           summary="Whether the process serves and its database answers (503 if not)"),
     # PUBLIC for the auth middleware: the handler takes the owner's token or the scrape secret itself.
     Route("GET", "/metrics", metrics, name="metrics", roles=PUBLIC, produces="text/plain", errors=(401, 403),

@@ -3,6 +3,8 @@ and the forms' fields."""
 
 from __future__ import annotations
 
+import ipaddress
+import re
 import unicodedata
 from typing import Any
 from urllib.parse import urlsplit
@@ -48,8 +50,26 @@ def check_redirect(value: str) -> None:
         url.host  # noqa: B018 -- decodes the host, which fails for a punycode that is not valid
     except (ValueError, UnicodeError):
         raise ValidationError("The redirect address is not a well-formed URL") from None
+    if not _real_host(url.raw_host or ""):
+        raise ValidationError("The redirect address's host is not a host name or an IP address")
     if len(str(url)) > MAX_URL:
         raise ValidationError(f"The redirect address is longer than {MAX_URL} characters once encoded")
+
+
+# One label of a DNS host name (RFC 1123); an internationalised name arrives here as punycode.
+_HOST_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
+
+
+def _real_host(host: str) -> bool:
+    """A DNS host name or an IP address: nothing else may reach the redirect or the page's CSP
+    (`evil.example;sandbox` would add a directive to it)."""
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        pass
+    labels = host.removesuffix(".").split(".")
+    return len(host) <= 253 and all(_HOST_LABEL.fullmatch(label) for label in labels)
 
 
 def check_service_name(value: str) -> None:

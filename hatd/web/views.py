@@ -15,15 +15,14 @@ from marshmallow import ValidationError
 from yarl import URL
 
 from hatd import db
-from hatd.accounts import passwords
+from hatd.accounts import login as logins
 from hatd.accounts import repository as accounts
 from hatd.accounts.schemas import CREATABLE_ROLES
 from hatd.debits import repository as debits
-from hatd.errors import BadRequest, Conflict, Forbidden, TooManyRequests
+from hatd.errors import BadRequest, Conflict, Forbidden
 from hatd.exports import repository as exports
 from hatd.exports import views as exports_views
 from hatd.http import client_address, load, parse_query, path_id, validation_cause
-from hatd.ratelimit import retry_after
 from hatd.raw import repository as raw
 from hatd.raw.schemas import decode_cursor, encode_cursor
 from hatd.routing import HTML, OWNER, PUBLIC, USER_ID, Route
@@ -89,24 +88,21 @@ async def login(request: web.Request) -> web.StreamResponse:
         return _login_form(request, next_path, status=403, error="The login form had expired. Please try again.")
     owner = await accounts.owner_login(request.app[POOL])
     client, account = f"client:{client_address(request)}", f"user:{owner['user_id'] if owner else 'owner'}"
-    failures = request.app[PAGE_LOGIN_LIMITER]
-    # The attempt takes its token before bcrypt runs, so guesses sent at once cannot all slip
-    # through; a success gives it back. The owner's account bucket is the API login's own.
-    wait = failures.take(client)
-    if not wait:
-        wait = request.app[LOGIN_FAILURE_LIMITER].wait(account) or request.app[LOGIN_LIMITER].take(client)
-        if wait:
-            failures.give_back(client)
-    if wait:
-        raise TooManyRequests(
-            f"Too many failed logins; try again in {retry_after(wait)} seconds",
-            message="Too many attempts", headers={"Retry-After": retry_after(wait)},
-        )  # fmt: skip
-    rounds = request.app[SETTINGS].bcrypt_rounds
-    if not await passwords.check_password(form["password"], owner["pass_hash"] if owner else None, rounds):
-        request.app[LOGIN_FAILURE_LIMITER].take(account)
+    device = logins.device_of(request, str(owner["user_id"])) if owner else None
+    if device is not None:  # a browser the owner has logged in from before: only its own failures count
+        buckets = [logins.device_bucket(request, device)]
+    else:  # the owner's account bucket is the API login's own
+        buckets = [
+            logins.Bucket(request.app[PAGE_LOGIN_LIMITER], client, True),
+            logins.Bucket(request.app[LOGIN_FAILURE_LIMITER], account, True),
+            logins.Bucket(request.app[LOGIN_LIMITER], client, False),
+        ]
+    matched = await logins.check(
+        request, buckets, form["password"], owner["pass_hash"] if owner else None, trusted=device is not None,
+        cause="Too many failed logins; try again in {seconds} seconds", message="Too many attempts",
+    )  # fmt: skip
+    if not matched:
         return _login_form(request, next_path, status=401, error="Wrong password.")
-    failures.give_back(client)
     assert owner is not None
     settings = request.app[SETTINGS]
     previous = await current_session(request)
@@ -119,6 +115,7 @@ async def login(request: web.Request) -> web.StreamResponse:
     response = see_other(next_path)
     response.set_cookie(session_cookie(request), cookie, max_age=settings.session_ttl, **cookie_options(request))
     response.del_cookie(login_cookie(request), **cookie_options(request))
+    logins.remember_device(request, response, str(owner["user_id"]))
     return response
 
 
@@ -356,7 +353,7 @@ ROUTES = [
     Route("POST", "/hatlogin", hatlogin_approve, name="hatlogin_approve", roles=PUBLIC, session=True, produces=HTML,
           body=HatLoginFormSchema, form=True, status=303,
           summary="The owner approves Login with HAT; 303 to the service with ?token=<JWT>"),
-    Route("GET", "/owner/login", login_page, name="owner_login_page", roles=PUBLIC, produces=HTML,
+    Route("GET", "/owner/login", login_page, name="owner_login_page", roles=PUBLIC, produces=HTML, errors=(303,),
           summary="The owner's login page (303 to `next` when a session is open)"),
     Route("POST", "/owner/login", login, name="owner_login", roles=PUBLIC, produces=HTML, body=LoginFormSchema,
           form=True, status=303, errors=(401, 403, 429),

@@ -29,3 +29,13 @@ SELECT pg_advisory_lock($1, hashtext($2));
 -- name: template0_is_utf8
 -- Returns true if template0, which new HATs' databases copy, is encoded in UTF8.
 SELECT pg_encoding_to_char(encoding) = 'UTF8' FROM pg_database WHERE datname = 'template0';
+
+-- name: public_may_connect
+-- Returns true if every role (PUBLIC) may connect to the database $1.
+SELECT has_database_privilege('public', $1, 'CONNECT');
+
+-- name: hats_at_address
+-- Returns the names of the databases other than $2 whose comment is $1 (the one naming a HAT's address).
+SELECT datname FROM pg_database
+WHERE shobj_description(oid, 'pg_database') = $1 AND datname <> $2
+ORDER BY datname;

@@ -1,0 +1,94 @@
+"""The checks every login goes through, the API's and the owner's login page's: the rate-limit
+buckets it draws from, then bcrypt on the lane its client has earned (devices.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import NamedTuple
+
+from aiohttp import web
+
+from hatd.accounts import devices, passwords
+from hatd.errors import TooManyRequests
+from hatd.ratelimit import RateLimiter, retry_after
+from hatd.state import DEVICE_LIMITER, PASSWORD_LANES, SETTINGS, TOKENS
+
+
+class Bucket(NamedTuple):
+    limiter: RateLimiter
+    key: str
+    # True: only failures count (a success gives its token back); False: every attempt counts.
+    failures_only: bool
+
+
+def device_of(request: web.Request, user_id: str) -> str | None:
+    """The id of the device the login request proves it is, for the account `user_id`: its device
+    cookie, or an earlier access token of the account in X-Auth-Token. None for a stranger."""
+    app = request.app
+    cookie = request.cookies.get(devices.cookie_name(app[SETTINGS].address))
+    device = devices.verify(app[TOKENS].keys.private_pem, cookie, user_id)
+    token = request.headers.get("X-Auth-Token")
+    if device is None and token:
+        claims = app[TOKENS].earlier(token, devices.DEVICE_TTL)
+        device = devices.token_device(claims.user_id, claims.jti, user_id) if claims else None
+    return device
+
+
+def device_bucket(request: web.Request, device: str) -> Bucket:
+    return Bucket(request.app[DEVICE_LIMITER], f"device:{device}", True)
+
+
+def _refuse(wait: float, cause: str, message: str | None) -> TooManyRequests:
+    seconds = retry_after(wait)
+    return TooManyRequests(cause.format(seconds=seconds), message=message, headers={"Retry-After": seconds})
+
+
+async def check(
+    request: web.Request,
+    buckets: Sequence[Bucket],
+    password: str,
+    pass_hash: str | None,
+    *,
+    trusted: bool,
+    cause: str,
+    message: str | None = None,
+) -> bool:
+    """Whether the password matches `pass_hash` (None: no such account). Each bucket gives a token
+    before bcrypt runs, so guesses sent at once cannot all slip through; TooManyRequests (cause
+    formatted with {seconds}) when one is empty or the lane is full, taking nothing then."""
+    taken: list[Bucket] = []
+    for bucket in buckets:
+        wait = bucket.limiter.take(bucket.key)
+        if wait:
+            for back in taken:
+                back.limiter.give_back(back.key)
+            raise _refuse(wait, cause, message)
+        taken.append(bucket)
+    lanes = request.app[PASSWORD_LANES]
+    try:
+        matched = await passwords.check_password(
+            password, pass_hash, request.app[SETTINGS].bcrypt_rounds, lanes.trusted if trusted else lanes.shared
+        )
+    except passwords.Busy:
+        for bucket in taken:
+            bucket.limiter.give_back(bucket.key)
+        raise _refuse(1, cause, message) from None
+    if matched:
+        for bucket in taken:
+            if bucket.failures_only:
+                bucket.limiter.give_back(bucket.key)
+    return matched
+
+
+def remember_device(request: web.Request, response: web.StreamResponse, user_id: str) -> None:
+    """After a successful login: a new device cookie, valid for DEVICE_TTL."""
+    settings = request.app[SETTINGS]
+    response.set_cookie(
+        devices.cookie_name(settings.address),
+        devices.issue(request.app[TOKENS].keys.private_pem, user_id),
+        max_age=devices.DEVICE_TTL,
+        httponly=True,
+        samesite="Lax",
+        secure=settings.address.startswith("https://"),
+        path="/",
+    )
