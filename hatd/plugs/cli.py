@@ -75,6 +75,7 @@ async def _import(args: argparse.Namespace, token: str | None, username: str | N
                 data = await asyncio.to_thread(Path(path).read_bytes)
             except OSError as exc:
                 summaries.append(Summary(path, error=f"cannot read it: {exc.strerror or exc}"))
+                print(*summaries[-1].lines(), sep="\n", flush=True)
                 continue
             bar = ProgressBar(f"{name}:")
             summary = await import_file(
