@@ -8,16 +8,19 @@ import asyncio
 import hashlib
 import json
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 from aiohttp.test_utils import TestClient
 
 from hatd.client import AsyncHat
 from hatd.plugs import CsvPlug, GpxPlug, IcalPlug, Summary, import_file
-from tests.conftest import OWNER
+from tests.conftest import OWNER, login
 from tests.plug_samples import CSV, GPX, ICS
+from tests.web_helpers import logged_in
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -288,3 +291,42 @@ async def test_the_hatd_plug_command(client: TestClient[Any, Any], tmp_path: Pat
     assert code == 1 and ": 401 " in err and "Wrong username or password" in err
     code, _, err = await hatd("gpx", str(tmp_path / "run.gpx"))
     assert (code, err.strip()) == (2, "hatd plug: give the HAT's address: --hat URL (or HAT_URL)")
+
+
+async def test_the_owner_uploads_files_on_the_data_page(client: TestClient[Any, Any]) -> None:
+    csrf = await logged_in(client)
+    assert 'action="/owner/upload"' in await (await client.get("/owner")).text()
+
+    async def upload(name: str, content: str, **fields: str) -> tuple[int, str]:
+        form = aiohttp.FormData({"csrf": csrf, **fields})
+        form.add_field("file", content.encode(), filename=name, content_type="application/octet-stream")
+        response = await client.post("/owner/upload", data=form, allow_redirects=False)
+        return response.status, re.sub(r"\s+", " ", await response.text())
+
+    status, page = await upload("work.ics", ICS)
+    assert status == 200
+    assert (
+        "<strong>3</strong> new records, <strong>0</strong> already there, <strong>3</strong> refused; <strong>4</strong> entities made."
+        in page
+    )
+    assert "<li><strong>VEVENT on line 68</strong>: it has no UID, which names an event</li>" in page
+    status, page = await upload("work.ics", ICS)
+    assert "<strong>0</strong> new records, <strong>3</strong> already there" in page
+    status, page = await upload("shop.csv", "when,what\n2026-01-01T10:00:00Z,tea\n", table="Shopping", time="when")
+    assert (status, "<strong>1</strong> new record, " in page) == (200, True)
+    async with AsyncHat(base(client), await login(client, *OWNER)) as hat:
+        assert len(await records(hat, "events", "ical")) == 3
+        [row] = (await records(hat, "Shopping", "csv")).values()
+        assert (row["what"], row["@time"]) == ("tea", "2026-01-01T10:00:00.000Z")
+        assert len(await hat.entities("event")) == 3
+
+        status, page = await upload("run.gpx", GPX.replace("<trkseg>", "<trkseg", 1))
+        assert status == 400 and "nothing from it was stored: line 13: not well-formed XML" in page
+        assert await hat.find_table("points", "gpx") is None
+    status, page = await upload("notes.txt", "hello")
+    assert status == 400 and "is not a .ics, .gpx or .csv file" in page
+    status, page = await upload("run.gpx", GPX, key="id")
+    assert status == 400 and "table, key and time are for CSV files" in page
+    form = aiohttp.FormData({"csrf": "forged"})
+    form.add_field("file", b"x", filename="a.csv")
+    assert (await client.post("/owner/upload", data=form)).status == 403
