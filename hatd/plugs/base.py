@@ -7,6 +7,7 @@ owner's upload page runs the very same code against its own HAT."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -86,6 +87,12 @@ class Summary:
         return out
 
 
+# Requests in flight at once while storing.
+IN_FLIGHT = 2
+
+# Keys read back a page: hatd's largest page by default (HATD_VALUES_MAX_LIMIT).
+KEY_PAGE = 10_000
+
 # The key field every plug table has: its value is the record's name, the source's identity. The
 # pipeline reads this one field back to learn which records a HAT has already.
 KEY = "key"
@@ -123,45 +130,70 @@ async def existing_keys(hat: AsyncHat, table: Table) -> set[str]:
         key_field = table.field(KEY)
     except KeyError:
         return set()
+    try:  # big pages: fewer round trips; a HAT that allows less answers 400 to the first, and we ask its own
+        return {str(value.get("value")) async for value in hat.field_values(key_field, page_size=KEY_PAGE)}
+    except HatError as exc:
+        if exc.status != 400:
+            raise
     return {str(value.get("value")) async for value in hat.field_values(key_field)}
 
 
 async def _store(
     hat: AsyncHat, tables: dict[str, Table], items: Sequence[Item], summary: Summary, progress: Progress
 ) -> dict[str, Record]:
-    """Stores the items in requests of about a thousand values; a request the HAT refuses as bad
-    input is split until the bad item is found and refused alone, so the good ones go in."""
+    """Stores the items in requests of about a thousand values, two in flight (one is built and
+    encoded here while the HAT stores the other). A request the HAT refuses as bad input is split
+    until the bad item is found and refused alone, so the good ones go in."""
     stored: dict[str, Record] = {}
+    failures: list[HatError] = []
 
     def record_of(item: Item) -> NewRecord:
         table = tables[item.table]
         values: dict[Field | int, Scalar] = {table.field(name): text for name, text in item.values.items()}
         return NewRecord(item.key, values, item.time)
 
-    async def send(part: Sequence[Item]) -> None:
+    records = [record_of(item) for item in items]
+
+    async def send(low: int, high: int) -> None:
         try:
-            made = await hat.create_batch([record_of(item) for item in part])
+            made = await hat.create_batch(records[low:high])
         except HatError as exc:
             if not exc.bad_input:
                 raise
-            if len(part) == 1:
-                summary.refused.append(Refused(part[0].where, f"the HAT refused it: {exc.message}: {exc.cause}"))
+            if high - low == 1:
+                summary.refused.append(Refused(items[low].where, f"the HAT refused it: {exc.message}: {exc.cause}"))
                 progress(1)
                 return
-            middle = len(part) // 2
-            await send(part[:middle])
-            await send(part[middle:])
+            middle = (low + high) // 2
+            await send(low, middle)
+            await send(middle, high)
             return
-        for item, record in zip(part, made, strict=True):
+        for item, record in zip(items[low:high], made, strict=True):
             stored[item.key] = record
-        summary.new += len(part)
-        progress(len(part))
+        summary.new += high - low
+        progress(high - low)
 
-    records = [record_of(item) for item in items]
-    start = 0
+    parts: list[tuple[int, int]] = []
     for batch in batches(records, hat.batch_values):
-        await send(items[start : start + len(batch)])
-        start += len(batch)
+        low = parts[-1][1] if parts else 0
+        parts.append((low, low + len(batch)))
+    queue = iter(parts)
+
+    async def worker() -> None:
+        for low, high in queue:  # one iterator for both: each part is taken once
+            if failures:
+                return
+            try:
+                await send(low, high)
+            except HatError as exc:
+                failures.append(exc)
+                return
+
+    async with asyncio.TaskGroup() as group:
+        for _ in range(IN_FLIGHT):
+            group.create_task(worker())
+    if failures:
+        raise failures[0]
     return stored
 
 
