@@ -186,6 +186,8 @@ async def test_a_malformed_file_is_refused_whole_with_its_line(client: TestClien
         assert not_ics.error == "line 1: an iCalendar file starts with BEGIN:VCALENDAR"
         latin = await import_file(hat, CsvPlug(), "a,b\n1,2\ncaf\xe9,3\n".encode("latin-1"), "x.csv")
         assert latin.error == "line 3: not UTF-8 text"
+        kml = await import_file(hat, GpxPlug(), b'<?xml version="1.0"?>\n<kml><Placemark/></kml>', "places.gpx")
+        assert kml.error == "line 2: the root element is <kml>, not <gpx>"
         bomb = b'<?xml version="1.0"?><!DOCTYPE gpx [<!ENTITY a "aaaa">]><gpx>&a;</gpx>'
         assert (await import_file(hat, GpxPlug(), bomb, "bomb.gpx")).error is not None
         assert Summary("x.gpx", error="line 3: bad").lines() == ["x.gpx: refused, nothing stored: line 3: bad"]

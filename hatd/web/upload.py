@@ -5,6 +5,7 @@ never takes a shortcut into the database that the plugs cannot."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import PurePath
 
 from aiohttp import web
@@ -48,7 +49,7 @@ async def upload(request: web.Request) -> web.StreamResponse:
         raise BadRequest(f"file: {name!r} is not a .ics, .gpx or .csv file", message="Invalid form")
     if kind != "csv" and (options["table"] or options["key"] or options["time"]):
         raise BadRequest("table, key and time are for CSV files", message="Invalid form")
-    data = posted.file.read()
+    data = await asyncio.to_thread(posted.file.read)  # aiohttp keeps an upload in a temporary file
     plug = make_plug(kind, table=options["table"].strip(), key=options["key"], time=options["time"])
     token = request.app[TOKENS].issue(request[SESSION].user_id, OWNER)
     async with AsyncHat(own_address(request), token, timeout=TIMEOUT) as hat:
