@@ -332,3 +332,11 @@ async def test_the_owner_uploads_files_on_the_data_page(client: TestClient[Any, 
     form = aiohttp.FormData({"csrf": "forged"})
     form.add_field("file", b"x", filename="a.csv")
     assert (await client.post("/owner/upload", data=form)).status == 403
+
+
+async def test_a_hat_that_stops_the_import_is_said_so(client: TestClient[Any, Any]) -> None:
+    async with AsyncHat(base(client), "not-a-token") as hat:
+        summary = await import_file(hat, CsvPlug(), b"a\n1\n", "one.csv")
+    assert summary.error is None and summary.stopped is not None and not summary.ok
+    assert "401" in summary.stopped and "/data/table" in summary.stopped
+    assert summary.lines() == ["one.csv: 0 new, 0 already there, 0 refused", f"  stopped: {summary.stopped}"]

@@ -67,23 +67,25 @@ class Summary:
     refused: list[Refused] = field(default_factory=list)
     # What the plug made beside the records (iCalendar: event and location entities).
     entities: int = 0
-    # Set when the whole file was refused, or the HAT stopped the import; nothing after that was stored.
+    # Why the whole file was refused (nothing from it was stored).
     error: str | None = None
+    # Why the HAT stopped the import (what went in before stays; importing again finishes it).
+    stopped: str | None = None
 
     @property
     def ok(self) -> bool:
-        return self.error is None and not self.refused
+        return self.error is None and self.stopped is None and not self.refused
 
     def lines(self) -> list[str]:
-        if self.error is not None and not (self.new or self.existing):
+        if self.error is not None:
             return [f"{self.file}: refused, nothing stored: {self.error}"]
         text = f"{self.file}: {self.new} new, {self.existing} already there, {len(self.refused)} refused"
         if self.entities:
             text += f"; {self.entities} entities made"
         out = [text]
         out += [f"  refused {refusal}" for refusal in self.refused]
-        if self.error is not None:
-            out.append(f"  stopped: {self.error}")
+        if self.stopped is not None:
+            out.append(f"  stopped: {self.stopped}")
         return out
 
 
@@ -201,8 +203,8 @@ async def import_file(
     hat: AsyncHat, plug: Plug, data: bytes, name: str, *, progress: Progress | None = None,
     on_parsed: Callable[[int], None] | None = None,
 ) -> Summary:  # fmt: skip
-    """Imports one file into the HAT; never raises for bad input (it is in the summary), but
-    does for a HAT that cannot be reached or refuses the account."""
+    """Imports one file into the HAT. Raises nothing for what the file or the HAT says: a file
+    refused whole is the summary's `error`, a HAT that stopped the import its `stopped`."""
     summary = Summary(name)
     advance = progress or (lambda _: None)
     try:
@@ -213,6 +215,16 @@ async def import_file(
     summary.refused += parsed.refused
     if on_parsed is not None:
         on_parsed(len(parsed.items))
+    try:
+        await _import(hat, plug, parsed, summary, advance)
+    except HatError as exc:  # what went in stays, and the next import skips it
+        summary.stopped = str(exc)
+    summary.refused.sort(key=_order)
+    return summary
+
+
+async def _import(hat: AsyncHat, plug: Plug, parsed: Parsed, summary: Summary, advance: Progress) -> None:
+    """The tables found or made, the keys already there read back, the new items stored."""
     tables: dict[str, Table] = {}
     for table_name, fields in parsed.tables.items():
         tables[table_name] = await hat.table(table_name, parsed.source, [KEY, *fields])
@@ -235,13 +247,8 @@ async def import_file(
             continue
         item.values[KEY] = item.key
         new.append(item)
-    try:
-        stored = await _store(hat, tables, new, summary, advance)
-        await plug.after(hat, tables, parsed, stored, summary)
-    except HatError as exc:
-        summary.error = str(exc)
-    summary.refused.sort(key=_order)
-    return summary
+    stored = await _store(hat, tables, new, summary, advance)
+    await plug.after(hat, tables, parsed, stored, summary)
 
 
 def _order(refusal: Refused) -> tuple[int, str]:

@@ -86,8 +86,8 @@ async def _import(args: argparse.Namespace, token: str | None, username: str | N
             summaries.append(summary)
             for line in summary.lines():
                 print(line, flush=True)
-            if summary.error is not None and (summary.new or summary.existing):
-                break  # the HAT stopped the import: the next files would stop the same way
+            if summary.stopped is not None:
+                break  # the next files would stop the same way
     return 0 if all(summary.ok for summary in summaries) and len(summaries) == len(args.files) else 1
 
 

@@ -54,7 +54,7 @@ async def upload(request: web.Request) -> web.StreamResponse:
     token = request.app[TOKENS].issue(request[SESSION].user_id, OWNER)
     async with AsyncHat(own_address(request), token, timeout=TIMEOUT) as hat:
         summary = await import_file(hat, plug, data, name)
-    status = 400 if summary.error is not None and not (summary.new or summary.existing) else 200
+    status = 400 if summary.error is not None else 200
     return render(request, "upload.html", {"summary": summary, "kind": kind}, status=status)
 
 
