@@ -382,7 +382,9 @@ class AsyncHat:
             if exc.status == 404 and name:
                 return []
             raise
-        return [body] if isinstance(body, dict) else list(body)
+        found = [body] if isinstance(body, dict) else list(body)
+        # A server that does not know ?name= answers the whole list: keep the ones asked for.
+        return [item for item in found if item.get("name") == name] if name else found
 
     async def add_property(
         self,
