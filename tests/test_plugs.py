@@ -340,3 +340,13 @@ async def test_a_hat_that_stops_the_import_is_said_so(client: TestClient[Any, An
     assert summary.error is None and summary.stopped is not None and not summary.ok
     assert "401" in summary.stopped and "/data/table" in summary.stopped
     assert summary.lines() == ["one.csv: 0 new, 0 already there, 0 refused", f"  stopped: {summary.stopped}"]
+
+
+def test_an_odd_event_is_refused_alone_and_never_stops_the_file() -> None:
+    calendar = (
+        "BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nUID:a\r\nDTSTART:20260101T100000Z\r\nDTSTART:20260102T100000Z\r\n"
+        "END:VEVENT\r\nBEGIN:VEVENT\r\nUID:b\r\nDTSTART:20260101T100000Z\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+    )
+    parsed = IcalPlug().parse(calendar.encode(), "odd.ics")
+    assert [item.key for item in parsed.items] == ["b"]
+    assert [str(r) for r in parsed.refused] == ["VEVENT on line 2: it has 2 DTSTART lines; an event has one"]

@@ -195,10 +195,16 @@ class IcalPlug:
             except ValueError as exc:
                 refused.append(Refused(where, str(exc)))
                 continue
+            except Exception as exc:  # the library's surprise at one odd event refuses that event, not the file
+                refused.append(Refused(where, f"cannot be read: {type(exc).__name__}: {exc}"))
+                continue
             items.append(item)
         return Parsed(SOURCE, {TABLE: FIELDS}, items, refused)
 
     def _item(self, block: Block, rest: list[str], where: str, calendar_name: str) -> Item:
+        for once in ("UID", *_TIMES):  # RFC 5545: these appear at most once in an event
+            if len(block.raw.get(once, [])) > 1:
+                raise ValueError(f"it has {len(block.raw[once])} {once} lines; an event has one")
         text = "\r\n".join(["BEGIN:VCALENDAR", *rest, *block.lines, "END:VCALENDAR"]) + "\r\n"
         try:
             found = icalendar.Calendar.from_ical(text).walk("VEVENT")
