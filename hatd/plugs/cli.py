@@ -81,7 +81,7 @@ async def _import(args: argparse.Namespace, token: str | None, username: str | N
             summary = await import_file(
                 hat, plug, data, name, progress=functools.partial(bar.advance, ""), on_parsed=bar.start
             )
-            if bar.total:
+            if summary.error is None:  # the bar was started: end its line
                 bar.finish()
             summaries.append(summary)
             for line in summary.lines():
