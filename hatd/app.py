@@ -46,6 +46,7 @@ from hatd.system import views as system_views
 from hatd.system.views import OPENAPI_KEY
 from hatd.tokens import TokenService
 from hatd.web import pages
+from hatd.web import upload as web_upload
 from hatd.web import views as web_views
 
 log = logging.getLogger("hatd")
@@ -61,6 +62,7 @@ DOMAINS: list[list[Route]] = [
     exports_views.ROUTES,
     system_views.ROUTES,
     web_views.ROUTES,
+    web_upload.ROUTES,
 ]
 
 

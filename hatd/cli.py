@@ -1,5 +1,6 @@
 """The `hatd` command line: serve a HAT, migrate its database, create it, reset a password,
-provision more HATs on one PostgreSQL server, and export a HAT to a file and import it into a new one."""
+provision more HATs on one PostgreSQL server, export a HAT to a file and import it into a new one,
+and import iCalendar, GPX and CSV files into any HAT through its API (`hatd plug`)."""
 
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ from hatd.app import create_app
 from hatd.embedded import EmbeddedError, EmbeddedPostgres
 from hatd.exports import repository as exports
 from hatd.exports.progress import ProgressBar
+from hatd.plugs import cli as plug_cli
 from hatd.settings import Settings, SettingsError, check_address, issuer_of, load
 
 log = logging.getLogger("hatd")
@@ -513,11 +515,15 @@ def parser() -> argparse.ArgumentParser:
     )
     restore.add_argument("file", metavar="FILE", help="the export to read; - for standard input")
     restore.set_defaults(run=cmd_import)
+    plug_cli.add_parser(sub)
     return top
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    if args.command == "plug":  # a client of some HAT: this machine's HATD_* settings are not its business
+        result: int = args.run(None, args)
+        return result
     try:
         settings = load()
     except SettingsError as exc:
@@ -534,8 +540,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     access.propagate = False
     logging.getLogger("aiohttp.server").addFilter(ClientErrorFilter())
     try:
-        result: int = args.run(settings, args)
-        return result
+        outcome: int = args.run(settings, args)
+        return outcome
     except exports.ImportRefused as exc:
         print(f"hatd: import refused, nothing was changed: {exc}", file=sys.stderr)
         return 1

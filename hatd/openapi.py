@@ -114,6 +114,7 @@ def _operation(route: Route, spec: APISpec, path: str) -> dict[str, Any]:
         operation["security"] = [{"OwnerSession": []}]
     if route.body is not None:
         media = "application/x-www-form-urlencoded" if route.form else JSON
+        media = "multipart/form-data" if route.multipart else media
         operation["requestBody"] = {"required": True, "content": {media: {"schema": route.body}}}
     return operation
 

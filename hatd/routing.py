@@ -70,6 +70,8 @@ class Route:
     description: str = ""
     # The body is an HTML form (application/x-www-form-urlencoded), not JSON.
     form: bool = False
+    # ... sent as multipart/form-data, because it carries a file.
+    multipart: bool = False
     # An owner's page: PUBLIC for the token middleware, it checks the owner's session cookie itself.
     session: bool = False
 

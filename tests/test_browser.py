@@ -298,3 +298,26 @@ async def test_an_approved_browser_app_acts_as_the_owner_until_revoked(
     await page.wait_for_function("document.getElementById('status').textContent !== 'waiting'")
     assert await page.text_content("#status") == "401"
     assert "revoked" in (await page.text_content("#body") or "")
+
+
+async def test_the_owner_uploads_a_calendar_in_a_browser(hat: str, browser_page: Any, tmp_path: Path) -> None:
+    from tests.plug_samples import ICS
+
+    calendar = tmp_path / "work.ics"
+    calendar.write_text(ICS)
+    page = browser_page
+    await page.goto(f"{hat}/owner")
+    await page.fill("#password", OWNER[1])
+    await page.click("#login")
+    await page.wait_for_selector("#upload-file")
+    await page.set_input_files("#upload-file", str(calendar))
+    await page.click("#upload-submit")
+    await page.wait_for_selector("#upload-summary")
+    assert " ".join((await page.text_content("#upload-summary") or "").split()) == (
+        "3 new records, 0 already there, 3 refused; 4 entities made."
+    )
+    assert "VEVENT on line 68: it has no UID" in (await page.text_content("#refused") or "")
+    await _shot(page, "08-upload-summary")
+    await page.click("text=Back to your data")
+    await page.wait_for_selector("text=events")
+    await _shot(page, "09-data-with-events")

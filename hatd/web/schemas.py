@@ -160,3 +160,28 @@ class ButtonFormSchema(Schema):
 
     csrf = fields.String(required=True, metadata={"description": "The session's CSRF token"})
     back = fields.String(metadata={"description": "A path on this HAT to return to (else the list)"})
+
+
+class UploadFormSchema(Schema):
+    """POST /owner/upload: a file for the data plugs, and the CSV plug's options."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    csrf = fields.String(required=True, metadata={"description": "The session's CSRF token"})
+    file = fields.Raw(metadata={"description": "A .ics, .gpx or .csv file", "type": "string", "format": "binary"})
+    table = fields.String(
+        load_default="",
+        validate=validate.Length(max=500),
+        metadata={"description": "CSV: the table (default: the file's name)"},
+    )
+    key = fields.String(
+        load_default="",
+        validate=validate.Length(max=500),
+        metadata={"description": "CSV: the column naming each row (default: its content)"},
+    )
+    time = fields.String(
+        load_default="",
+        validate=validate.Length(max=500),
+        metadata={"description": "CSV: the column holding each row's time"},
+    )
