@@ -26,6 +26,10 @@ from hatd.accesslog import AccessLogger
 from hatd.accounts.bootstrap import HatCreationError, check_account, create_hat, set_account_password, set_password
 from hatd.accounts.repository import SPECIAL_ROLES
 from hatd.app import create_app
+from hatd.backup import keys as backup_keys
+from hatd.backup import restore as backup_restore
+from hatd.backup import service as backups
+from hatd.backup.keys import BackupError
 from hatd.embedded import EmbeddedError, EmbeddedPostgres
 from hatd.exports import repository as exports
 from hatd.exports.progress import ProgressBar
@@ -65,6 +69,11 @@ SETTINGS_HELP = """settings (config/default.toml, then the file in HATD_CONFIG, 
   HATD_LOGIN_TOKEN_TTL          Login-with-HAT token lifetime in seconds (a day, the most allowed)
   HATD_PAGE_LOGIN_BURST, HATD_PAGE_LOGIN_REFILL_SECONDS
                                 failed owner logins on the login page per client (5, one per 12 s)
+  HATD_BACKUP_DIR               where backups go (<data dir>/backups; "off": none), docs/backup.md
+  HATD_BACKUP_INTERVAL, HATD_BACKUP_FULL_INTERVAL
+                                seconds between backups (a day), and between full ones (a week)
+  HATD_BACKUP_KEEP_DAILY, HATD_BACKUP_KEEP_WEEKLY
+                                the newest backup of each of so many days (14) and weeks (13) is kept
   HATD_BCRYPT_ROUNDS, HATD_POOL_MIN_SIZE, HATD_POOL_MAX_SIZE, HATD_LOG_LEVEL, HATD_CONFIG
 """
 
@@ -77,8 +86,9 @@ def server(settings: Settings) -> Iterator[tuple[str, EmbeddedPostgres | None]]:
     if settings.database_url:
         yield settings.database_url, None
         return
-    embedded = EmbeddedPostgres(settings.data_dir)
+    embedded = EmbeddedPostgres(settings.data_dir, options=backups.server_options(settings))
     embedded.start()
+    backups.fix_staging_owner(settings)
     try:
         yield embedded.dsn(), embedded
     finally:
@@ -91,25 +101,29 @@ def database(settings: Settings) -> Iterator[str]:
     HATD_EMBEDDED_DATABASE as the role of that name (`hatd`'s made on first use, others by
     `hatd provision`)."""
     with server(settings) as (dsn, embedded):
-        if embedded is None:
-            yield dsn
-            return
-        name = settings.embedded_database
-        if name == EMBEDDED_DATABASE:
-            asyncio.run(provision.ensure_database(dsn, EMBEDDED_DATABASE, EMBEDDED_ROLE))
-        else:
-            state = asyncio.run(provision.hat_state(dsn, name))
-            if state is provision.HatState.UNFINISHED:
-                raise provision.ProvisionError(
-                    f"the HAT {name!r} on the embedded server in {settings.data_dir} was left unfinished by a "
-                    f"provisioning that stopped part-way: finish it with `hatd provision {name} --exist-ok`"
-                )
-            if state is not provision.HatState.COMPLETE:
-                raise provision.ProvisionError(
-                    f"the embedded server in {settings.data_dir} holds no HAT named {name!r} "
-                    f"(HATD_EMBEDDED_DATABASE): make it with `hatd provision {name}`"
-                )
-        yield embedded.dsn(name, user=name)
+        yield hat_dsn(settings, dsn, embedded)
+
+
+def hat_dsn(settings: Settings, dsn: str, embedded: EmbeddedPostgres | None) -> str:
+    """The HAT's DSN on the server `server()` gave."""
+    if embedded is None:
+        return dsn
+    name = settings.embedded_database
+    if name == EMBEDDED_DATABASE:
+        asyncio.run(provision.ensure_database(dsn, EMBEDDED_DATABASE, EMBEDDED_ROLE))
+    else:
+        state = asyncio.run(provision.hat_state(dsn, name))
+        if state is provision.HatState.UNFINISHED:
+            raise provision.ProvisionError(
+                f"the HAT {name!r} on the embedded server in {settings.data_dir} was left unfinished by a "
+                f"provisioning that stopped part-way: finish it with `hatd provision {name} --exist-ok`"
+            )
+        if state is not provision.HatState.COMPLETE:
+            raise provision.ProvisionError(
+                f"the embedded server in {settings.data_dir} holds no HAT named {name!r} "
+                f"(HATD_EMBEDDED_DATABASE): make it with `hatd provision {name}`"
+            )
+    return embedded.dsn(name, user=name)
 
 
 async def _prepare(dsn: str, settings: Settings) -> None:
@@ -193,9 +207,17 @@ def cmd_provision(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
-    with database(settings) as dsn:
+    with server(settings) as (admin_dsn, embedded):
+        dsn = hat_dsn(settings, admin_dsn, embedded)
         asyncio.run(_prepare(dsn, settings))
         app = create_app(dataclasses.replace(settings, database_url=dsn))
+        if embedded is not None and settings.backup_path is not None:
+            notice = backups.first_start_notice(settings)
+            if notice:
+                print(notice, flush=True)
+            service = backups.BackupService(settings, admin_dsn)
+            app[backups.SERVICE] = service
+            app.cleanup_ctx.append(backups.serve_context(service))
         web.run_app(
             app,
             host=settings.host,
@@ -356,6 +378,48 @@ def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_backup(settings: Settings, args: argparse.Namespace) -> int:
+    if args.action == "key":
+        if settings.backup_path is None:
+            raise BackupError('backups are off (HATD_BACKUP_DIR is "off", or HATD_DATABASE_URL is set without one)')
+        path, made = backup_keys.ensure_key(settings.data_dir)
+        identity = backup_keys.load_identity(path)
+        print(f"The backup key is in {path.resolve()}{' (made now)' if made else ''}:\n")
+        print(f"    {identity}\n")
+        print(f"Its public half: {backup_keys.recipient_of(identity)}")
+        print("Keep a copy somewhere other than this disk: without it the backups cannot be read.")
+        return 0
+    if args.action == "status":
+        print("\n".join(backups.status(settings).lines()))
+        return 0
+    if args.action == "verify":
+        found = backups.verify_all(settings, print)
+        print(f"All {found} backup(s) and the archived WAL open and verify.")
+        return 0
+    if settings.database_url:
+        taken = backups.export_now(settings)
+    else:
+        with server(settings) as (_, embedded):
+            assert embedded is not None
+            taken = backups.backup_now(settings, embedded, full=args.full)
+    print(f"backup {taken.label} taken and verified ({taken.size:,} bytes sealed)")
+    return 0
+
+
+def cmd_restore(settings: Settings, args: argparse.Namespace) -> int:
+    target = backup_restore.parse_target(args.to)
+    key = Path(args.key) if args.key else backup_keys.key_path(settings.data_dir)
+    if not key.exists():
+        raise BackupError(f"no backup key at {key}: give the one the backups were made with, --key FILE")
+    done = backup_restore.restore(settings, Path(args.backup_dir), key, target, lambda line: print(line, flush=True))
+    reached = done.target.isoformat() if done.target else "the latest moment the backups hold"
+    print(
+        f"Restored {done.data_dir} to {reached}, from {' + '.join(b.label for b in done.chain)}.\n"
+        f"Serve it with:\n\n    HATD_DATA_DIR={shlex.quote(str(done.data_dir))} hatd serve"
+    )
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(
         prog="hatd",
@@ -457,6 +521,31 @@ def parser() -> argparse.ArgumentParser:
     )
     restore.add_argument("file", metavar="FILE", help="the export to read; - for standard input")
     restore.set_defaults(run=cmd_import)
+    backup = sub.add_parser(
+        "backup",
+        help="the HAT's backups: run one now, show their status, show the key, verify them",
+        description="Backups (docs/backup.md) run by themselves under `hatd serve`: continuous WAL archiving and "
+        "full and incremental base backups of the embedded PostgreSQL, encrypted to the key in HATD_DATA_DIR/"
+        "backup.key, into HATD_BACKUP_DIR. run: take one now (full with --full; on another PostgreSQL, an encrypted "
+        "export). status: the last good backup, the oldest and latest moments they restore to, their size, the last "
+        "failure. key: print the key (keep a copy elsewhere). verify: open and check every backup and WAL file.",
+    )
+    backup.add_argument("action", choices=("run", "status", "key", "verify"), help="what to do")
+    backup.add_argument("--full", action="store_true", help="run: a full backup, not an incremental one")
+    backup.add_argument("--scheduled", action="store_true", help=argparse.SUPPRESS)
+    backup.set_defaults(run=cmd_backup)
+    back = sub.add_parser(
+        "restore",
+        help="make a new data folder (HATD_DATA_DIR) from the backups, to the latest moment or a given time",
+        description="Restore the backups in BACKUP_DIR into HATD_DATA_DIR, which must hold no HAT (hatd restore "
+        "never writes over one), to the latest moment they hold or to --to TIME (ISO 8601; no zone: UTC): every "
+        "transaction committed by then and none after. Each backup used is verified first. Then serve it with "
+        "`hatd serve`. The key is HATD_DATA_DIR/backup.key unless --key names another; it becomes the new HAT's.",
+    )
+    back.add_argument("backup_dir", metavar="BACKUP_DIR", help="the backup folder (HATD_BACKUP_DIR of the old HAT)")
+    back.add_argument("--to", default="latest", metavar="TIME", help="latest (default), or a time: 2026-12-07T10:15Z")
+    back.add_argument("--key", metavar="FILE", help="the backup key file (default: HATD_DATA_DIR/backup.key)")
+    back.set_defaults(run=cmd_restore)
     return top
 
 
@@ -481,6 +570,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return result
     except exports.ImportRefused as exc:
         print(f"hatd: import refused, nothing was changed: {exc}", file=sys.stderr)
+        return 1
+    except BackupError as exc:
+        print(f"hatd: {exc}", file=sys.stderr)
         return 1
     except (EmbeddedError, HatCreationError, db.MigrationError, provision.ProvisionError, exports.ExportError) as exc:
         print(f"hatd: {exc}", file=sys.stderr)
