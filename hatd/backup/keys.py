@@ -102,9 +102,11 @@ def open_sealed(source: Path, target: Path, identity: pyrage.x25519.Identity, sc
     """Decrypt and decompress `source` to `target`; BackupError naming the file if it was changed."""
     packed = scratch / f"{target.name}.zst.open"
     try:
+        if not source.is_file():
+            raise BackupError(f"{source} is missing")
         try:
             pyrage.decrypt_file(str(source), str(packed), [identity])
-        except pyrage.DecryptError as exc:
+        except (pyrage.DecryptError, OSError) as exc:  # pyrage's file functions say a bad tag as OSError
             raise BackupError(
                 f"{source} is damaged or not sealed with this key: decryption failed ({exc}). Nothing in it was used."
             ) from None

@@ -247,6 +247,38 @@ class Status:
         ]
 
 
+def _stamp(text: str | None) -> float:
+    return parse_time(text).timestamp() if text else 0.0
+
+
+def gauges(status: Status) -> dict[str, tuple[str, dict[str, float]]]:
+    """The /metrics gauges of the backups (0 for a time: none yet)."""
+    return {
+        "hatd_backup_last_success_timestamp_seconds": (
+            "When the last verified backup finished (unix time; 0: none yet).",
+            {"": _stamp(status.last_good_at)},
+        ),
+        "hatd_backup_oldest_restorable_timestamp_seconds": (
+            "The oldest moment the kept backups restore to (unix time).",
+            {"": _stamp(status.oldest_restorable)},
+        ),
+        "hatd_backup_latest_restorable_timestamp_seconds": (
+            "The latest moment the backup folder holds: the last backup or WAL shipped (unix time).",
+            {"": _stamp(status.latest_restorable)},
+        ),
+        "hatd_backup_size_bytes": ("Bytes in the backup folder.", {"": float(status.size)}),
+        "hatd_backup_kept": ("Base backups kept.", {"": float(status.count)}),
+        "hatd_backup_failing": (
+            "1 while the last backup job or WAL shipping failed.",
+            {"": float(bool(status.failure))},
+        ),
+        "hatd_backup_wal_pending_files": (
+            "WAL files archived by PostgreSQL but not yet sealed into the backup folder.",
+            {"": float(status.wal_pending)},
+        ),
+    }
+
+
 def status(settings: Settings) -> Status:
     if settings.backup_path is None:
         return Status(False, None, None, None, None, None, 0, 0, None, None, 0, None)

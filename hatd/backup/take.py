@@ -33,7 +33,7 @@ def pg_program(name: str) -> str:
 
 
 def run_program(*args: str, what: str) -> str:
-    result = subprocess.run(  # noqa: S603 (PostgreSQL's own programs, arguments hatd builds)
+    result = subprocess.run(
         args,
         capture_output=True,
         text=True,
