@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import io
+import hashlib
 import json
 import socket
 from collections.abc import AsyncIterator
@@ -180,12 +181,12 @@ async def test_export_import_export_gives_the_same_bytes(
     lines = first.splitlines()
     top = json.loads(lines[0])
     assert list(top) == ["format", "version", "schemaVersion", "hat", "sections"]
-    assert (top["format"], top["version"], top["schemaVersion"]) == ("hatd-export", 1, LATEST)
+    assert (top["format"], top["version"], top["schemaVersion"]) == ("hatd-export", 2, LATEST)
     counts = {s["name"]: s["rows"] for s in top["sections"]}
     # Every section holds something, and each line is in its section, in order, by primary key.
     assert all(counts.values()), counts
-    assert len(lines) == 1 + sum(counts.values())
-    rows = [json.loads(line) for line in lines[1:]]
+    assert len(lines) == 2 + sum(counts.values())
+    rows = [json.loads(line) for line in lines[1:-1]]
     assert [r["section"] for r in rows] == [name for name in exports.SECTIONS for _ in range(counts[name])]
     values = [r for r in rows if r["section"] == "data_values"]
     assert [v["id"] for v in values] == sorted(v["id"] for v in values)
@@ -333,11 +334,30 @@ async def test_import_refuses_a_hat_with_vocabulary_of_its_own(database: str, ne
 LATEST = db.available_migrations()[-1].version
 
 
+def reseal(data: bytes) -> bytes:
+    """`data` with its digest line made again for its content: a file edited by someone who also
+    recomputed the digests, so that an import test reaches the check it is about. Unchanged when
+    its header or line counts are too broken to say which line is whose."""
+    lines = data.splitlines(keepends=True)
+    try:
+        counts = [(s["name"], s["rows"]) for s in json.loads(lines[0])["sections"]]
+    except (ValueError, KeyError, TypeError, IndexError):
+        return data
+    if len(lines) != 2 + sum(rows for _, rows in counts) or not lines[-1].startswith(b'{"digests"'):
+        return data
+    digests, at = {}, 1
+    for name, rows in counts:
+        digests[name] = hashlib.sha256(b"".join(lines[at : at + rows])).hexdigest()
+        at += rows
+    whole = hashlib.sha256(b"".join(lines[:-1])).hexdigest()
+    return b"".join(lines[:-1]) + exports.digest_line(digests, whole)
+
+
 def _header_with(data: bytes, **changes: Any) -> bytes:
     lines = data.splitlines(keepends=True)
     header = json.loads(lines[0])
     header.update(changes)
-    return b"".join([json.dumps(header).encode() + b"\n", *lines[1:]])
+    return reseal(b"".join([json.dumps(header).encode() + b"\n", *lines[1:]]))
 
 
 @pytest.mark.parametrize(
@@ -347,8 +367,8 @@ def _header_with(data: bytes, **changes: Any) -> bytes:
         (lambda d: b"hello\n" + d, "line 1: not a hatd export header (not JSON)"),
         (lambda d: b"[1, 2]\n" + d, 'line 1: not a hatd export header (no "format": "hatd-export")'),
         (lambda d: _header_with(d, format="other"), 'line 1: not a hatd export header (no "format": "hatd-export")'),
-        (lambda d: _header_with(d, version=2), "line 1: export format version 2; this hatd reads version 1"),
-        (lambda d: _header_with(d, version="1"), "line 1: export format version '1'; this hatd reads version 1"),
+        (lambda d: _header_with(d, version=3), "line 1: export format version 3; this hatd reads versions 1 and 2"),
+        (lambda d: _header_with(d, version="2"), "line 1: export format version '2'; this hatd reads versions 1 and 2"),
         (
             lambda d: _header_with(d, schemaVersion=LATEST + 1),
             f"line 1: the file comes from a newer hatd (schema version {LATEST + 1}, this HAT has {LATEST}): "
@@ -357,7 +377,7 @@ def _header_with(data: bytes, **changes: Any) -> bytes:
         (lambda d: _header_with(d, hat=None), 'line 1: "hat" (the exporting HAT\'s address) is missing'),
         (
             lambda d: _header_with(d, sections=[]),
-            "line 1: the sections are not those of export format 1: " + ", ".join(exports.SECTIONS),
+            "line 1: the sections are not those of export format 2: " + ", ".join(exports.SECTIONS),
         ),
     ],
 )
@@ -384,7 +404,7 @@ def _edit(data: bytes, section: str, new: Any, nth: int = 0) -> tuple[bytes, int
     lines = data.splitlines(keepends=True)
     index = _line_of(lines, section, nth)
     lines[index] = new(lines[index])
-    return b"".join(lines), index + 1
+    return reseal(b"".join(lines)), index + 1
 
 
 async def test_import_refuses_a_malformed_or_short_file_naming_the_line(
@@ -394,16 +414,23 @@ async def test_import_refuses_a_malformed_or_short_file_naming_the_line(
     lines = data.splitlines(keepends=True)
     before = await export_bytes(new_hat, settings.issuer)
     value = _line_of(lines, "data_values", 3) + 1
-    log_rows = len(lines) - _line_of(lines, "data_debit_log")
+    log_rows = len(lines) - 1 - _line_of(lines, "data_debit_log")
     cases = [
-        # Cut inside the last line, and cut at a line's end: the header's counts tell.
-        (data[:-20], f"line {len(lines)}: data_debit_log row refused: invalid input syntax for type json"),
+        # Cut inside the digest line, and cut at a line's end: the header's counts tell.
+        (
+            data[:-20],
+            f"line {len(lines)}: not the digest line that ends a version 2 export (damaged, or the file was cut short)",
+        ),
         (
             b"".join(lines[:-2]),
             f"line {len(lines) - 2}: the file ends inside section data_debit_log, which the header says has "
             f"{log_rows} rows",
         ),
-        (data + b'{"section":"data_debit_log"}\n', f"line {len(lines) + 1}: more rows than the header announces"),
+        (
+            b"".join([*lines[:-1], b'{"section":"data_debit_log"}\n', lines[-1]]),
+            f"line {len(lines)}: more rows than the header announces",
+        ),
+        (data + b'{"section":"data_debit_log"}\n', f"line {len(lines) + 1}: more lines after the digest line"),
         (
             _edit(data, "data_values", lambda line: line[:-10] + b"\n", 3)[0],
             f"line {value}: data_values row refused: invalid input syntax for type json",
@@ -439,7 +466,7 @@ async def test_import_refuses_a_malformed_or_short_file_naming_the_line(
             f"line {value}: not UTF-8 (invalid start byte at byte {len(lines[value - 1]) - 2})",
         ),
         (
-            data.replace(b'"role":"owner"', b'"role":"dataCredit"'),
+            reseal(data.replace(b'"role":"owner"', b'"role":"dataCredit"')),
             "the file's accounts must include the owner and the platform account",
         ),
     ]
@@ -448,6 +475,44 @@ async def test_import_refuses_a_malformed_or_short_file_naming_the_line(
             await import_bytes(new_hat, bad)
         assert str(refused.value).startswith(message), (str(refused.value), message)
     assert await export_bytes(new_hat, settings.issuer) == before
+
+
+async def test_import_refuses_a_file_changed_after_the_export_naming_the_section(
+    database: str, new_hat: str, settings: Settings, filled: dict[str, Any]
+) -> None:
+    data = await export_bytes(database, settings.issuer)
+    before = await export_bytes(new_hat, settings.issuer)
+    lines = data.splitlines(keepends=True)
+    first, last = _line_of(lines, "data_values") + 1, _line_of(lines, "data_values", -1) + 1
+    # One digit of one value changed, as a flipped bit or a hand edit would: valid JSON, valid rows.
+    changed, _ = _edit(data, "data_values", lambda line: line.replace(b'"value":"v0.1', b'"value":"v0.2'), 1)
+    changed = b"".join([*changed.splitlines(keepends=True)[:-1], lines[-1]])  # the digests as exported
+    assert changed != data and len(changed) == len(data)
+    header = data.replace(settings.issuer.encode(), b"http://other.test", 1)
+    cases = [
+        (changed, f"section data_values (lines {first}-{last}) does not match its digest: the file was changed or damaged after it was exported"),
+        (header, "line 1: the header does not match the file's digest: it was changed after the export"),
+    ]  # fmt: skip
+    for bad, message in cases:
+        with pytest.raises(exports.ImportRefused) as refused:
+            await import_bytes(new_hat, bad)
+        assert str(refused.value) == message
+    assert await export_bytes(new_hat, settings.issuer) == before
+
+
+async def test_a_version_1_file_without_digests_still_imports(
+    database: str, new_hat: str, settings: Settings, filled: dict[str, Any]
+) -> None:
+    data = await export_bytes(database, settings.issuer)
+    lines = data.splitlines(keepends=True)
+    header = json.loads(lines[0])
+    header["version"] = 1
+    version_1 = b"".join([json.dumps(header, separators=(",", ":")).encode() + b"\n", *lines[1:-1]])
+
+    imported = await import_bytes(new_hat, version_1)
+
+    assert imported.version == 1
+    assert await export_bytes(new_hat, settings.issuer) == data
 
 
 async def test_import_refuses_subtable_links_that_make_a_cycle(
@@ -468,7 +533,7 @@ async def test_import_refuses_subtable_links_that_make_a_cycle(
     lines2[0] = json.dumps(header).encode() + b"\n"
 
     with pytest.raises(exports.ImportRefused) as refused:
-        await import_bytes(new_hat, b"".join(lines2))
+        await import_bytes(new_hat, reseal(b"".join(lines2)))
 
     assert str(refused.value) in (
         f"the file's subtable links form a cycle through table {link['parent_id']}",
@@ -643,17 +708,17 @@ def test_the_progress_bar_draws_on_a_terminal_only() -> None:
 
 
 def _rows(data: bytes) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in data.splitlines()[1:]]
+    return [json.loads(line) for line in data.splitlines()[1:-1]]
 
 
 def _change(data: bytes, section: str, which: Any, change: Any) -> bytes:
     """`data` with the first row of `section` for which `which(row)` holds replaced by `change(row)`."""
     lines = data.splitlines(keepends=True)
-    for index, line in enumerate(lines[1:], start=1):
+    for index, line in enumerate(lines[1:-1], start=1):
         row = json.loads(line)
         if row["section"] == section and which(row):
             lines[index] = json.dumps(change(row), separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
-            return b"".join(lines)
+            return reseal(b"".join(lines))
     raise AssertionError(f"no such {section} row")
 
 
@@ -666,7 +731,7 @@ def _add(data: bytes, section: str, row: dict[str, Any]) -> bytes:
             entry["rows"] += 1
     last = max(i for i, line in enumerate(lines) if line.startswith(b'{"section":"' + section.encode() + b'"'))
     new = json.dumps({"section": section, **row}, separators=(",", ":")).encode() + b"\n"
-    return b"".join([json.dumps(header).encode() + b"\n", *lines[1 : last + 1], new, *lines[last + 1 :]])
+    return reseal(b"".join([json.dumps(header).encode() + b"\n", *lines[1 : last + 1], new, *lines[last + 1 :]]))
 
 
 def _next_id(data: bytes, section: str) -> int:
