@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,20 +24,29 @@ import aiohttp
 import pytest
 
 from tests import pg
-from tests.test_cli import (
-    OWNER_EMAIL,
-    REPO,
-    Server,
-    StartServer,
-    free_port,
-    hatd,
-    hatd_env,
-    serve,  # noqa: F401 (the fixture)
-)
+from tests.test_cli import OWNER_EMAIL, REPO, Server, StartServer, free_port, hatd, hatd_env
 
 pytestmark = pytest.mark.slow
 PASSWORD = "backup-owner"
 AGE = b"age-encryption.org/v1\n"
+
+
+@pytest.fixture
+def serve() -> Iterator[StartServer]:
+    """serve(env, folder): a running `hatd serve`; killed after the test if still running."""
+    started: list[Server] = []
+
+    def start(env: dict[str, str], folder: Path) -> Server:
+        server = Server(env, folder)
+        started.append(server)
+        server.wait_until_serving()
+        return server
+
+    try:
+        yield start
+    finally:
+        for server in started:
+            server.kill()
 
 
 class Hat:

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import io
 import hashlib
+import io
 import json
 import socket
 from collections.abc import AsyncIterator
