@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -23,10 +24,13 @@ from typing import Any
 import aiohttp
 import pytest
 
+from hatd.app import create_app
+from hatd.backup import service as backups
+from hatd.backup.take import record_failure
 from tests import pg
 from tests.test_cli import OWNER_EMAIL, REPO, Server, StartServer, free_port, hatd, hatd_env
+from tests.web_helpers import logged_in
 
-pytestmark = pytest.mark.slow
 PASSWORD = "backup-owner"
 AGE = b"age-encryption.org/v1\n"
 
@@ -121,6 +125,7 @@ def get_metrics(port: int) -> str:
     return asyncio.run(fetch())
 
 
+@pytest.mark.slow
 def test_restore_to_a_time_and_to_the_latest_gives_back_exactly_what_was_acknowledged(
     tmp_path: Path, serve: StartServer
 ) -> None:
@@ -227,6 +232,7 @@ def test_restore_to_a_time_and_to_the_latest_gives_back_exactly_what_was_acknowl
         shutil.rmtree(scratch, ignore_errors=True)
 
 
+@pytest.mark.slow
 def test_a_flipped_byte_is_caught_by_verify_and_by_restore(tmp_path: Path, data_dir: Path) -> None:
     backup_dir = data_dir / "backups"
     env = hatd_env(tmp_path, data_dir=str(data_dir / "hat"), backup_dir=str(backup_dir))
@@ -250,3 +256,50 @@ def test_a_flipped_byte_is_caught_by_verify_and_by_restore(tmp_path: Path, data_
     assert f"{sealed} is damaged or not sealed with this key: decryption failed" in back.stderr
     assert not (target / "postgres").exists()
     assert os.listdir(backup_dir / "base") == [sealed.parent.name]
+
+
+async def test_the_pages_and_metrics_show_the_backups_and_a_failure_loudly(
+    database: str, admin_dsn: str, settings: Any, aiohttp_client: Any, tmp_path: Path
+) -> None:
+    hat_settings = settings.replace(database_url=database, data_dir=tmp_path / "hat", backup_dir=str(tmp_path / "b"))
+    service = backups.BackupService(hat_settings, admin_dsn)
+    app = create_app(hat_settings)
+    app[backups.SERVICE] = service
+    client = await aiohttp_client(app)
+    await logged_in(client)
+    store = service.store
+    state = store.read_state()
+    state.last_good, state.last_good_at = "20261201T100000Z-incr", "2026-12-01T10:00:00.000000Z"
+    state.oldest_restorable, state.size, state.count = "2026-11-20T09:00:00.000000Z", 123456, 3
+    store.write_state(state)
+
+    page = await (await client.get("/owner")).text()
+    assert '<time datetime="2026-12-01T10:00:00.000000Z">01 Dec 2026, 10:00 UTC</time>' in page
+    assert "123,456 bytes, 3 backups" in page
+    assert "Backups are failing" not in page
+    metrics = await (await client.get("/metrics", headers={"Authorization": "Bearer scrape-secret"})).text()
+    assert "hatd_backup_last_success_timestamp_seconds 1796119200" in metrics
+    assert "hatd_backup_failing 0" in metrics
+
+    record_failure(store, "backup failed: pg_basebackup failed (1): could not connect")
+
+    page = await (await client.get("/owner/debits")).text()
+    assert (
+        '<div class="alert" role="alert" id="backup-failing"><strong>Backups are failing.</strong> backup failed: pg_basebackup failed (1): could not connect'
+        in page
+    )
+    metrics = await (await client.get("/metrics", headers={"Authorization": "Bearer scrape-secret"})).text()
+    assert "hatd_backup_failing 1" in metrics
+    # The log says it once, however many times the service looks.
+    with_logs = []
+    handler = logging.Handler()
+    handler.emit = with_logs.append  # type: ignore[method-assign]
+    logging.getLogger("hatd.backup").addHandler(handler)
+    try:
+        service._announce()
+        service._announce()
+    finally:
+        logging.getLogger("hatd.backup").removeHandler(handler)
+    assert [r.getMessage() for r in with_logs] == [
+        f"BACKUP FAILED ({store.read_state().failed_at}): backup failed: pg_basebackup failed (1): could not connect"
+    ]
