@@ -211,7 +211,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         dsn = hat_dsn(settings, admin_dsn, embedded)
         asyncio.run(_prepare(dsn, settings))
         app = create_app(dataclasses.replace(settings, database_url=dsn))
-        if embedded is not None and settings.backup_path is not None:
+        if settings.backup_path is not None:  # on another PostgreSQL: only with HATD_BACKUP_DIR set, for exports
             notice = backups.first_start_notice(settings)
             if notice:
                 print(notice, flush=True)
@@ -392,6 +392,16 @@ def cmd_backup(settings: Settings, args: argparse.Namespace) -> int:
     if args.action == "status":
         print("\n".join(backups.status(settings).lines()))
         return 0
+    if args.action == "open":
+        if len(args.paths) != 2:
+            raise BackupError("usage: hatd backup open SEALED-FILE OUT-FILE")
+        sealed, out = map(Path, args.paths)
+        identity = backup_keys.load_identity(backup_keys.key_path(settings.data_dir))
+        backup_keys.open_sealed(sealed, out, identity, out.parent)
+        print(f"Opened {sealed} into {out}.")
+        return 0
+    if args.paths:
+        raise BackupError(f"hatd backup {args.action} takes no file names")
     if args.action == "verify":
         found = backups.verify_all(settings, print)
         print(f"All {found} backup(s) and the archived WAL open and verify.")
@@ -528,9 +538,13 @@ def parser() -> argparse.ArgumentParser:
         "full and incremental base backups of the embedded PostgreSQL, encrypted to the key in HATD_DATA_DIR/"
         "backup.key, into HATD_BACKUP_DIR. run: take one now (full with --full; on another PostgreSQL, an encrypted "
         "export). status: the last good backup, the oldest and latest moments they restore to, their size, the last "
-        "failure. key: print the key (keep a copy elsewhere). verify: open and check every backup and WAL file.",
+        "failure. key: print the key (keep a copy elsewhere). verify: open and check every backup and WAL file. "
+        "open SEALED OUT: decrypt one file of the folder (an export, to give to `hatd import`).",
     )
-    backup.add_argument("action", choices=("run", "status", "key", "verify"), help="what to do")
+    backup.add_argument("action", choices=("run", "status", "key", "verify", "open"), help="what to do")
+    backup.add_argument(
+        "paths", nargs="*", metavar="FILE", help="open: a sealed file of the folder, and where to write it"
+    )
     backup.add_argument("--full", action="store_true", help="run: a full backup, not an incremental one")
     backup.add_argument("--scheduled", action="store_true", help=argparse.SUPPRESS)
     backup.set_defaults(run=cmd_backup)

@@ -26,6 +26,7 @@ import pytest
 
 from hatd.app import create_app
 from hatd.backup import service as backups
+from hatd.backup.store import Backup, Store, iso, lsn_position
 from hatd.backup.take import record_failure
 from tests import pg
 from tests.test_cli import OWNER_EMAIL, REPO, Server, StartServer, free_port, hatd, hatd_env
@@ -303,3 +304,70 @@ async def test_the_pages_and_metrics_show_the_backups_and_a_failure_loudly(
     assert [r.getMessage() for r in with_logs] == [
         f"BACKUP FAILED ({store.read_state().failed_at}): backup failed: pg_basebackup failed (1): could not connect"
     ]
+
+
+@pytest.mark.slow
+def test_a_hat_on_another_postgresql_gets_encrypted_exports_that_import(tmp_path: Path, admin_dsn: str) -> None:
+    source, target = (asyncio.run(pg.empty_database(admin_dsn)) for _ in range(2))
+    try:
+        backup_dir = tmp_path / "exports-folder"
+        env = hatd_env(tmp_path, database_url=pg.with_database(admin_dsn, source), owner_password=PASSWORD)
+        assert hatd("create-owner", env=env).returncode == 0
+        assert "backups: off" in hatd("backup", "status", env=env).stdout  # not without a folder given
+        env["HATD_BACKUP_DIR"] = str(backup_dir)
+
+        taken = hatd("backup", "run", env=env)
+
+        assert taken.returncode == 0, taken.stderr
+        assert "-export taken and verified" in taken.stdout
+        (sealed,) = backup_dir.glob("exports/*-export/data.jsonl.zst.age")
+        assert sealed.read_bytes().startswith(AGE) and OWNER_EMAIL.encode() not in sealed.read_bytes()
+        assert hatd("backup", "verify", env=env).returncode == 0
+        opened = tmp_path / "hat.jsonl"
+        assert hatd("backup", "open", str(sealed), str(opened), env=env).returncode == 0
+        assert json.loads(opened.read_text().splitlines()[-1])["digests"] == "sha256"
+        other = {**env, "HATD_DATABASE_URL": pg.with_database(admin_dsn, target), "HATD_BACKUP_DIR": "off"}
+        assert hatd("create-owner", env=other).returncode == 0
+        imported = hatd("import", str(opened), env=other)
+        assert imported.returncode == 0, imported.stderr
+    finally:
+        for name in (source, target):
+            asyncio.run(pg.drop(admin_dsn, name))
+
+
+def test_retention_keeps_each_day_of_two_weeks_each_week_of_three_months_and_what_they_need(tmp_path: Path) -> None:
+    store = Store(tmp_path / "hat", tmp_path / "folder")
+    (store.backup_dir / "base").mkdir(parents=True)
+    (store.backup_dir / "wal").mkdir()
+    today = dt.datetime(2026, 12, 7, 12, tzinfo=dt.UTC)
+    made = []
+    for days_ago in range(126, -1, -1):  # one backup a day at 03:00, a full one every 7th day
+        moment = (today - dt.timedelta(days=days_ago)).replace(hour=3)
+        kind = "full" if days_ago % 7 == 0 else "incr"
+        label = f"{moment:%Y%m%dT%H%M%SZ}-{kind}"
+        position = 1000 - days_ago  # a WAL file per day, and each backup starts in its day's
+        made.append(
+            Backup(
+                label=label, kind=kind, parent=None if kind == "full" else made[-1].label, started=iso(moment),
+                finished=iso(moment), timeline=1, start_lsn=f"{position >> 8:X}/{(position & 0xFF) << 24:X}",
+                end_lsn="0/0", system_identifier="1", size=1,
+            )
+        )  # fmt: skip
+        store.backup_folder(label).mkdir()
+        (store.backup_dir / "wal" / f"00000001{position >> 8:08X}{position & 0xFF:08X}.zst.age").touch()
+
+    kept = store.retain(made, 14, 13, today)
+
+    labels = {b.label for b in kept}
+    assert {b.label for b in made[-14:]} <= labels  # every day of the last 14
+    older = [b for b in kept if b.finished_at.date() < made[-14].finished_at.date()]
+    # Before that, one full backup a week (an incremental one would keep its whole chain), 13 weeks back.
+    assert all(b.kind == "full" for b in older)
+    assert len(older) == len({b.finished_at.isocalendar()[:2] for b in older})
+    assert len(older) >= 11 and all((today - b.finished_at).days <= 13 * 7 for b in older)
+    for backup in kept:  # every kept incremental backup still has the chain it was taken on
+        assert backup.parent is None or backup.parent in labels
+    assert sorted(p.name for p in (store.backup_dir / "base").iterdir()) == sorted(labels)
+    first_daily = made[-14]
+    wal = sorted(p.name for p in (store.backup_dir / "wal").iterdir())
+    assert wal[0][8:24] == lsn_position(first_daily.start_lsn) and len(wal) == 14

@@ -310,6 +310,8 @@ class BackupService:
 
     def __init__(self, settings: Settings, admin_dsn: str) -> None:
         self.settings = settings
+        # The embedded server: WAL and base backups. Another PostgreSQL: exports only.
+        self.physical = not settings.database_url
         self.store = store_for(settings)
         self.admin_dsn = admin_dsn
         self.identity = keys.load_identity(keys.ensure_key(settings.data_dir)[0])
@@ -329,8 +331,9 @@ class BackupService:
             await asyncio.sleep(TICK)
 
     async def tick(self) -> None:
-        await self._ship()
-        await self._watch_archiver()
+        if self.physical:
+            await self._ship()
+            await self._watch_archiver()
         state = self.store.read_state()
         due = when_due(state, self.settings.backup_interval, self.settings.backup_full_interval, now())
         if state.failure and state.failed_at:
@@ -407,6 +410,8 @@ class BackupService:
             self.job.terminate()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.job.wait(), 30)
+        if not self.physical:
+            return
         try:
             conn = await asyncpg.connect(self.admin_dsn)
             try:

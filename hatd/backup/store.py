@@ -243,10 +243,12 @@ class Store:
         keep = {backups[-1].label}
         daily: dict[dt.date, Backup] = {}
         weekly: dict[tuple[int, int], Backup] = {}
-        for backup in backups:  # oldest first: the newest of each day or week wins
-            day = backup.finished_at.date()
+        for backup in backups:  # oldest first: the newest of each day wins; of each week, the newest
+            day = backup.finished_at.date()  # full one (an incremental one would keep its whole chain)
             daily[day] = backup
-            weekly[day.isocalendar()[:2]] = backup
+            week = day.isocalendar()[:2]
+            if backup.kind != "incr" or week not in weekly or weekly[week].kind == "incr":
+                weekly[week] = backup
         first_day = today.date() - dt.timedelta(days=keep_daily - 1)
         keep |= {b.label for day, b in daily.items() if day >= first_day}
         first_week = today.date() - dt.timedelta(weeks=keep_weekly)
@@ -262,7 +264,7 @@ class Store:
         kept = [b for b in backups if b.label in keep]
         # WAL from the start of the oldest backup of the daily window: any moment since can be reached.
         window = [b for b in kept if b.finished_at.date() >= first_day] or kept[-1:]
-        first_needed = min(lsn_position(b.start_lsn) for b in window if b.kind != "export") if window else None
+        first_needed = min((lsn_position(b.start_lsn) for b in window if b.kind != "export"), default=None)
         if first_needed is not None:
             for path in self.wal_files():
                 position = wal_position(path.name.removesuffix(SEALED))
