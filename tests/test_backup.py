@@ -371,3 +371,21 @@ def test_retention_keeps_each_day_of_two_weeks_each_week_of_three_months_and_wha
     first_daily = made[-14]
     wal = sorted(p.name for p in (store.backup_dir / "wal").iterdir())
     assert wal[0][8:24] == lsn_position(first_daily.start_lsn) and len(wal) == 14
+
+
+async def test_a_server_that_does_not_archive_is_said_once_and_shown_as_failing(
+    admin_dsn: str, settings: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The suite's own PostgreSQL archives nothing: as a server adopted from an older hatd would be.
+    service = backups.BackupService(
+        settings.replace(data_dir=tmp_path / "hat", backup_dir=str(tmp_path / "b")), admin_dsn
+    )
+    with caplog.at_level(logging.ERROR, logger="hatd.backup"):
+        await service._watch_archiver()
+        await service._watch_archiver()
+
+    said = [r.getMessage() for r in caplog.records if r.name == "hatd.backup"]
+    assert len(said) == 1 and said[0].startswith("BACKUP: WAL archiving is not on in the running PostgreSQL")
+    status = service.status()
+    assert status.failure is not None and "start `hatd serve` again" in status.failure
+    assert backups.gauges(status)["hatd_backup_failing"][1] == {"": 1.0}

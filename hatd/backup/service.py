@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import datetime as dt
 import logging
 import os
@@ -316,11 +317,14 @@ class BackupService:
         self.admin_dsn = admin_dsn
         self.identity = keys.load_identity(keys.ensure_key(settings.data_dir)[0])
         self.job: asyncio.subprocess.Process | None = None
-        self._archiver_failures: int | None = None
+        self.archive_error: str | None = None
         self._wal_said = False
 
     def status(self) -> Status:
-        return status_of(self.store, self.store.read_state())
+        found = status_of(self.store, self.store.read_state())
+        if self.archive_error and not found.failure:
+            return dataclasses.replace(found, failure=self.archive_error, failed_at=iso(now()))
+        return found
 
     async def run(self) -> None:
         while True:
@@ -364,24 +368,34 @@ class BackupService:
                 self._wal_said = True
 
     async def _watch_archiver(self) -> None:
+        """PostgreSQL's side of the WAL: archiving on, and archive_command succeeding. A failure is
+        logged once (until archiving works again) and shown as the backups' failure meanwhile."""
         conn = await asyncpg.connect(self.admin_dsn)
         try:
+            settings = await conn.fetchrow(Q.archiving)
             row = await conn.fetchrow(Q.archiver)
         finally:
             await conn.close()
-        if row is None:
-            return
-        failures = int(row["failed_count"])
-        if self._archiver_failures is not None and failures > self._archiver_failures:
-            log.error(
-                "BACKUP: PostgreSQL cannot archive WAL (%s, %d failures so far): WAL piles up in its data folder "
-                "until it can; see %s. Check that %s exists and its user may write there.",
-                row["last_failed_wal"],
-                failures,
-                self.store.data_dir / "postgres" / "server.log",
-                self.store.staging,
+        problem = None
+        if settings["archive_mode"] != "on" or settings["archive_command"] != ARCHIVE_COMMAND:
+            problem = (
+                "WAL archiving is not on in the running PostgreSQL (a server started by an older hatd, or by hand): "
+                "stop every hatd process using this data folder and start `hatd serve` again"
             )
-        self._archiver_failures = failures
+        elif row["last_failed_time"] is not None and (
+            row["last_archived_time"] is None or row["last_failed_time"] > row["last_archived_time"]
+        ):
+            problem = (
+                f"PostgreSQL cannot archive WAL ({row['last_failed_wal']}, {row['failed_count']} failures so far): "
+                f"WAL piles up in {self.store.data_dir / 'postgres' / 'pg_wal'} until it can; see "
+                f"{self.store.data_dir / 'postgres' / 'server.log'}, and check that {self.store.staging} exists, "
+                "has room, and that PostgreSQL's user may write there"
+            )
+        if problem and problem != self.archive_error:
+            log.error("BACKUP: %s", problem)
+        elif not problem and self.archive_error:
+            log.info("BACKUP: WAL archiving works again")
+        self.archive_error = problem
 
     async def _job(self, *, full: bool) -> None:
         args = [sys.executable, "-m", "hatd", "backup", "run", "--scheduled"] + (["--full"] if full else [])

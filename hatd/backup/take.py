@@ -20,7 +20,7 @@ import pyrage
 import hatd
 from hatd.backup import keys
 from hatd.backup.keys import BackupError
-from hatd.backup.store import Backup, State, Store, iso, now
+from hatd.backup.store import Backup, State, Store, iso, now, parse_time
 from hatd.embedded import SUPERUSER, package_install_dir
 
 log = logging.getLogger("hatd.backup")
@@ -184,8 +184,6 @@ def when_due(state: State, interval: int, full_interval: int, moment: dt.datetim
     """'full', 'incr' or None: what the schedule asks for now."""
     if state.last_good_at is None or state.last_full_at is None:
         return "full"
-    from hatd.backup.store import parse_time
-
     if moment - parse_time(state.last_full_at) >= dt.timedelta(seconds=full_interval):
         return "full"
     if moment - parse_time(state.last_good_at) >= dt.timedelta(seconds=interval):
