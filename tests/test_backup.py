@@ -29,6 +29,8 @@ from hatd.backup import service as backups
 from hatd.backup.store import Backup, Store, iso, lsn_position
 from hatd.backup.take import record_failure
 from tests import pg
+from tests.conftest import OWNER
+from tests.test_browser import CHROMIUM, CHROMIUM_FLAGS, OUTPUT, SKIP_REASON
 from tests.test_cli import OWNER_EMAIL, REPO, Server, StartServer, free_port, hatd, hatd_env
 from tests.web_helpers import logged_in
 
@@ -389,3 +391,50 @@ async def test_a_server_that_does_not_archive_is_said_once_and_shown_as_failing(
     status = service.status()
     assert status.failure is not None and "start `hatd serve` again" in status.failure
     assert backups.gauges(status)["hatd_backup_failing"][1] == {"": 1.0}
+
+
+@pytest.mark.slow
+async def test_the_owner_sees_the_backups_and_their_failure_in_a_browser(
+    database: str, admin_dsn: str, settings: Any, aiohttp_server: Any, tmp_path: Path
+) -> None:
+    if CHROMIUM is None:
+        pytest.skip(SKIP_REASON)
+    from playwright.async_api import async_playwright
+
+    port = free_port()
+    hat_settings = settings.replace(
+        database_url=database, hat_address=f"http://127.0.0.1:{port}", data_dir=tmp_path / "hat",
+        backup_dir=str(tmp_path / "b"),
+    )  # fmt: skip
+    service = backups.BackupService(hat_settings, admin_dsn)
+    state = service.store.read_state()
+    state.last_good, state.last_good_at = "20261201T100000Z-full", "2026-12-01T10:00:00.000000Z"
+    state.oldest_restorable, state.size, state.count = "2026-11-20T09:00:00.000000Z", 2_500_000, 4
+    service.store.write_state(state)
+    record_failure(service.store, "backup failed: the backup folder is not mounted")
+    app = create_app(hat_settings)
+    app[backups.SERVICE] = service
+    await aiohttp_server(app, host="127.0.0.1", port=port)
+
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, chromium_sandbox=False, args=CHROMIUM_FLAGS
+        )
+        try:
+            page = await browser.new_page(viewport={"width": 420, "height": 860})
+            await page.goto(f"http://127.0.0.1:{port}/owner/login?next=/owner")
+            await page.fill("#password", OWNER[1])
+            await page.click("#login")
+            await page.wait_for_url(f"http://127.0.0.1:{port}/owner")
+            alert = page.locator("#backup-failing")
+            assert await alert.is_visible()
+            assert "Backups are failing. backup failed: the backup folder is not mounted" in await alert.inner_text()
+            card = await page.locator("#backups").inner_text()
+            assert "01 Dec 2026, 10:00 UTC" in card and "20 Nov 2026, 09:00 UTC" in card
+            assert "2,500,000 bytes, 4 backups" in card
+            OUTPUT.mkdir(parents=True, exist_ok=True)
+            await page.screenshot(path=str(OUTPUT / "backup-status.png"), full_page=True)
+            await page.click("text=Data debits")
+            assert await page.locator("#backup-failing").is_visible()  # on every page, not only the data page
+        finally:
+            await browser.close()
