@@ -30,6 +30,7 @@ from hatd.backup import keys as backup_keys
 from hatd.backup import restore as backup_restore
 from hatd.backup import service as backups
 from hatd.backup.keys import BackupError
+from hatd.backup.store import Backup
 from hatd.embedded import EmbeddedError, EmbeddedPostgres
 from hatd.exports import repository as exports
 from hatd.exports.progress import ProgressBar
@@ -406,12 +407,16 @@ def cmd_backup(settings: Settings, args: argparse.Namespace) -> int:
         found = backups.verify_all(settings, print)
         print(f"All {found} backup(s) and the archived WAL open and verify.")
         return 0
+    taken: Backup | None
     if settings.database_url:
         taken = backups.export_now(settings)
     else:
         with server(settings) as (_, embedded):
             assert embedded is not None
-            taken = backups.backup_now(settings, embedded, full=args.full)
+            taken = backups.backup_now(settings, embedded, full=args.full, scheduled=args.scheduled)
+    if taken is None:
+        print("no backup due: another hatd process took it")
+        return 0
     print(f"backup {taken.label} taken and verified ({taken.size:,} bytes sealed)")
     return 0
 

@@ -224,9 +224,20 @@ def test_restore_to_a_time_and_to_the_latest_gives_back_exactly_what_was_acknowl
         assert restore_and_read("to-t", moment.isoformat()) == {*phase_a, *phase_b}
         assert restore_and_read("latest", "latest") == {*phase_a, *phase_b, *phase_c}
 
-        refused = hatd("restore", str(backup_dir), "--key", str(key), env={**env, "HATD_DATA_DIR": str(restored[-1])})
+        # A moment the backups do not hold yet, or no longer: refused, saying so, leaving no HAT behind.
+        for to, said in [
+            ((moment + dt.timedelta(days=1)).isoformat(), "hatd: the backups end before"),
+            ("2000-01-01T00:00:00Z", "hatd: no backup finished by 2000-01-01T00:00:00+00:00: the oldest moment"),
+        ]:
+            target = scratch / "not-held"
+            restored.append(target)
+            out_of_range = hatd("restore", str(backup_dir), "--to", to, "--key", str(key), env={**env, "HATD_DATA_DIR": str(target)}, timeout=120)  # fmt: skip
+            assert out_of_range.returncode == 1 and said in out_of_range.stderr, out_of_range.stderr
+            assert not (target / "postgres").exists()
+
+        refused = hatd("restore", str(backup_dir), "--key", str(key), env={**env, "HATD_DATA_DIR": str(restored[1])})
         assert refused.returncode == 1
-        assert f"{restored[-1]} already holds a HAT" in refused.stderr
+        assert f"{restored[1]} already holds a HAT" in refused.stderr
         assert "never writes over one" in refused.stderr
     finally:
         for folder in [data_dir, *restored]:

@@ -186,6 +186,11 @@ def _replay(data_dir: Path, options: dict[str, str]) -> None:
     try:
         server.start()
     except EmbeddedError as exc:
+        if "before configured recovery target was reached" in str(exc):
+            raise BackupError(
+                f"the backups end before {options.get('recovery_target_time')}: that moment is not in them yet "
+                "(`hatd backup status` says the latest they hold); nothing was restored"
+            ) from None
         raise BackupError(f"PostgreSQL could not replay the backups: {exc}") from None
     try:
         deadline = time.monotonic() + REPLAY_TIMEOUT

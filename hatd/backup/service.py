@@ -124,12 +124,23 @@ async def _system_identifier(dsn: str) -> str:
         await conn.close()
 
 
-def backup_now(settings: Settings, embedded: EmbeddedPostgres, *, full: bool = False) -> Backup:
+def backup_now(
+    settings: Settings, embedded: EmbeddedPostgres, *, full: bool = False, scheduled: bool = False
+) -> Backup | None:
     """One whole job: ship the staged WAL, take and verify a base backup, apply the retention
-    rule, ship again. Records the outcome in the state; BackupError on failure."""
+    rule, ship again. Records the outcome in the state; BackupError on failure. A scheduled job
+    that finds the backup no longer due (another `hatd serve` on the same data folder took it
+    while this one waited for the lock) does nothing and returns None."""
     store = store_for(settings)
     identity = keys.load_identity(keys.ensure_key(settings.data_dir)[0])
     with store.locked():
+        state = store.read_state()
+        if (
+            scheduled
+            and state.failure is None
+            and when_due(state, settings.backup_interval, settings.backup_full_interval, now()) is None
+        ):
+            return None
         try:
             store.open_folder(keys.recipient_of(identity))
             store.clear_partial()
@@ -235,7 +246,7 @@ class Status:
 
     def lines(self) -> list[str]:
         if not self.enabled:
-            return ['backups: off (HATD_BACKUP_DIR="off")']
+            return ['backups: off (HATD_BACKUP_DIR is "off", or HATD_DATABASE_URL is set and HATD_BACKUP_DIR is not)']
         return [
             f"folder:              {self.folder}",
             f"last good backup:    {self.last_good or 'none yet'}"
