@@ -5,6 +5,7 @@ Only then is the backup renamed into place and counted. One job at a time (Store
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 import logging
@@ -15,6 +16,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import BinaryIO
 
+import asyncpg
 import pyrage
 
 import hatd
@@ -22,6 +24,7 @@ from hatd.backup import keys
 from hatd.backup.keys import BackupError
 from hatd.backup.store import Backup, State, Store, iso, now, parse_time
 from hatd.embedded import SUPERUSER, package_install_dir
+from hatd.exports import repository as exports
 
 log = logging.getLogger("hatd.backup")
 
@@ -193,12 +196,6 @@ def when_due(state: State, interval: int, full_interval: int, moment: dt.datetim
 
 def take_export(store: Store, identity: pyrage.x25519.Identity, dsn: str, issuer: str) -> Backup:
     """An export of a HAT on another PostgreSQL server, sealed into the folder and verified."""
-    import asyncio
-
-    import asyncpg
-
-    from hatd.exports import repository as exports
-
     started = now()
     label = f"{started:%Y%m%dT%H%M%SZ}-export"
     work = store.fresh_work("export")
@@ -236,8 +233,6 @@ def take_export(store: Store, identity: pyrage.x25519.Identity, dsn: str, issuer
 
 def verify_export(store: Store, folder: Path, identity: pyrage.x25519.Identity) -> None:
     """Open a sealed export and check it whole (its digests, docs/export.md)."""
-    from hatd.exports import repository as exports
-
     scratch = store.fresh_work("verify")
     try:
         plain = scratch / "export.jsonl"
