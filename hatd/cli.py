@@ -43,6 +43,8 @@ log = logging.getLogger("hatd")
 # HATs made by `hatd provision NAME` have a role and a database named NAME.
 EMBEDDED_DATABASE = "hatd"
 EMBEDDED_ROLE = "hatd"
+# `hatd backup run` runs at this lower CPU priority (nice), so that a backup does not slow requests.
+BACKUP_NICENESS = 10
 
 SETTINGS_HELP = """settings (config/default.toml, then the file in HATD_CONFIG, then these variables):
   HATD_HOST, HATD_PORT          where the HTTP server listens (127.0.0.1:8080)
@@ -407,6 +409,9 @@ def cmd_backup(settings: Settings, args: argparse.Namespace) -> int:
         found = backups.verify_all(settings, print)
         print(f"All {found} backup(s) and the archived WAL open and verify.")
         return 0
+    # Backups are background work: requests (hatd serve, PostgreSQL's backends) go first. The
+    # children (pg_basebackup, pg_verifybackup) inherit it.
+    os.nice(BACKUP_NICENESS)
     taken: Backup | None
     if settings.database_url:
         taken = backups.export_now(settings)
