@@ -132,7 +132,7 @@ def main() -> None:
     folder = Path(tempfile.mkdtemp(prefix="hatd-bench-export-"))
     folder.chmod(0o755)
     env = {k: v for k, v in os.environ.items() if not k.startswith("HATD_")}
-    env.update(HATD_DATA_DIR=str(folder), HATD_OWNER_PASSWORD="bench", HATD_LOG_LEVEL="warning")
+    env.update(HATD_DATA_DIR=str(folder), HATD_OWNER_PASSWORD="bench", HATD_LOG_LEVEL="warning", HATD_BACKUP_DIR="off")
     server = EmbeddedPostgres(folder)
     started = time.perf_counter()
     try:

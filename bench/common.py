@@ -71,6 +71,7 @@ def served_hat(settings: dict[str, str]) -> Iterator[tuple[str, str]]:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("HATD_")}
     env.update(HATD_DATA_DIR=str(folder), HATD_PORT=str(port), HATD_OWNER_EMAIL=OWNER[0], HATD_OWNER_PASSWORD=OWNER[1])
+    env["HATD_BACKUP_DIR"] = "off"  # these benchmarks measure requests alone; bench_backup.py measures backups
     env.update(settings)
     server: subprocess.Popen[bytes] | None = None
     embedded: EmbeddedPostgres | None = None

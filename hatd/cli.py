@@ -27,6 +27,11 @@ from hatd.accesslog import AccessLogger, ClientErrorFilter
 from hatd.accounts.bootstrap import HatCreationError, check_account, create_hat, set_account_password, set_password
 from hatd.accounts.repository import SPECIAL_ROLES
 from hatd.app import create_app
+from hatd.backup import keys as backup_keys
+from hatd.backup import restore as backup_restore
+from hatd.backup import service as backups
+from hatd.backup.keys import BackupError
+from hatd.backup.store import Backup
 from hatd.embedded import EmbeddedError, EmbeddedPostgres
 from hatd.exports import repository as exports
 from hatd.exports.progress import ProgressBar
@@ -42,6 +47,8 @@ EMBEDDED_DATABASE = "hatd"
 EMBEDDED_ROLE = "hatd"
 # How often `hatd serve` checks that the embedded server still runs, in seconds.
 WATCH_INTERVAL = 2.0
+# `hatd backup run` runs at this lower CPU priority (nice), so that a backup does not slow requests.
+BACKUP_NICENESS = 10
 
 SETTINGS_HELP = """settings (config/default.toml, then the file in HATD_CONFIG, then these variables):
   HATD_HOST, HATD_PORT          where the HTTP server listens (127.0.0.1:8080)
@@ -71,6 +78,11 @@ SETTINGS_HELP = """settings (config/default.toml, then the file in HATD_CONFIG, 
                                 failed owner logins on the login page per client (5, one per 12 s)
   HATD_APPROVED_SERVICES        services the provider approves for Login with HAT (owner tokens),
                                 comma-separated Name=https://origin items (none)
+  HATD_BACKUP_DIR               where backups go (<data dir>/backups; "off": none), docs/backup.md
+  HATD_BACKUP_INTERVAL, HATD_BACKUP_FULL_INTERVAL
+                                seconds between backups (a day), and between full ones (a week)
+  HATD_BACKUP_KEEP_DAILY, HATD_BACKUP_KEEP_WEEKLY
+                                the newest backup of each of so many days (14) and weeks (13) is kept
   HATD_BCRYPT_ROUNDS, HATD_POOL_MIN_SIZE, HATD_POOL_MAX_SIZE, HATD_LOG_LEVEL, HATD_CONFIG
 """
 
@@ -83,8 +95,9 @@ def server(settings: Settings) -> Iterator[tuple[str, EmbeddedPostgres | None]]:
     if settings.database_url:
         yield settings.database_url, None
         return
-    embedded = EmbeddedPostgres(settings.data_dir)
+    embedded = EmbeddedPostgres(settings.data_dir, options=backups.server_options(settings))
     embedded.start()
+    backups.fix_staging_owner(settings)
     try:
         asyncio.run(provision.close_maintenance_databases(embedded.dsn()))
         yield embedded.dsn(), embedded
@@ -105,26 +118,30 @@ def database(settings: Settings) -> Iterator[str]:
 def database_and_server(settings: Settings) -> Iterator[tuple[str, EmbeddedPostgres | None]]:
     """database(), with the embedded server (None with HATD_DATABASE_URL)."""
     with server(settings) as (dsn, embedded):
-        if embedded is None:
-            yield dsn, None
-            return
-        name = settings.embedded_database
-        if name == EMBEDDED_DATABASE:
-            asyncio.run(provision.ensure_database(dsn, EMBEDDED_DATABASE, EMBEDDED_ROLE))
-            asyncio.run(provision.record_address(dsn, EMBEDDED_DATABASE, issuer_of(_normal_address(settings.address))))
-        else:
-            state = asyncio.run(provision.hat_state(dsn, name))
-            if state is provision.HatState.UNFINISHED:
-                raise provision.ProvisionError(
-                    f"the HAT {name!r} on the embedded server in {settings.data_dir} was left unfinished by a "
-                    f"provisioning that stopped part-way: finish it with `hatd provision {name} --exist-ok`"
-                )
-            if state is not provision.HatState.COMPLETE:
-                raise provision.ProvisionError(
-                    f"the embedded server in {settings.data_dir} holds no HAT named {name!r} "
-                    f"(HATD_EMBEDDED_DATABASE): make it with `hatd provision {name}`"
-                )
-        yield embedded.dsn(name, user=name), embedded
+        yield hat_dsn(settings, dsn, embedded), embedded
+
+
+def hat_dsn(settings: Settings, dsn: str, embedded: EmbeddedPostgres | None) -> str:
+    """The HAT's DSN on the server `server()` gave."""
+    if embedded is None:
+        return dsn
+    name = settings.embedded_database
+    if name == EMBEDDED_DATABASE:
+        asyncio.run(provision.ensure_database(dsn, EMBEDDED_DATABASE, EMBEDDED_ROLE))
+        asyncio.run(provision.record_address(dsn, EMBEDDED_DATABASE, issuer_of(_normal_address(settings.address))))
+    else:
+        state = asyncio.run(provision.hat_state(dsn, name))
+        if state is provision.HatState.UNFINISHED:
+            raise provision.ProvisionError(
+                f"the HAT {name!r} on the embedded server in {settings.data_dir} was left unfinished by a "
+                f"provisioning that stopped part-way: finish it with `hatd provision {name} --exist-ok`"
+            )
+        if state is not provision.HatState.COMPLETE:
+            raise provision.ProvisionError(
+                f"the embedded server in {settings.data_dir} holds no HAT named {name!r} "
+                f"(HATD_EMBEDDED_DATABASE): make it with `hatd provision {name}`"
+            )
+    return embedded.dsn(name, user=name)
 
 
 async def _prepare(dsn: str, settings: Settings) -> None:
@@ -249,11 +266,19 @@ def _watch(embedded: EmbeddedPostgres) -> Callable[[web.Application], AsyncItera
 
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
-    with database_and_server(settings) as (dsn, embedded):
+    with server(settings) as (admin_dsn, embedded):
+        dsn = hat_dsn(settings, admin_dsn, embedded)
         asyncio.run(_prepare(dsn, settings))
         app = create_app(dataclasses.replace(settings, database_url=dsn))
         if embedded is not None:
             app.cleanup_ctx.append(_watch(embedded))
+        if settings.backup_path is not None:  # on another PostgreSQL: only with HATD_BACKUP_DIR set, for exports
+            notice = backups.first_start_notice(settings)
+            if notice:
+                print(notice, flush=True)
+            service = backups.BackupService(settings, admin_dsn)
+            app[backups.SERVICE] = service
+            app.cleanup_ctx.append(backups.serve_context(service))
         web.run_app(
             app,
             host=settings.host,
@@ -414,6 +439,65 @@ def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_backup(settings: Settings, args: argparse.Namespace) -> int:
+    if args.action == "key":
+        if settings.backup_path is None:
+            raise BackupError('backups are off (HATD_BACKUP_DIR is "off", or HATD_DATABASE_URL is set without one)')
+        path, made = backup_keys.ensure_key(settings.data_dir)
+        identity = backup_keys.load_identity(path)
+        print(f"The backup key is in {path.resolve()}{' (made now)' if made else ''}:\n")
+        print(f"    {identity}\n")
+        print(f"Its public half: {backup_keys.recipient_of(identity)}")
+        print("Keep a copy somewhere other than this disk: without it the backups cannot be read.")
+        return 0
+    if args.action == "status":
+        print("\n".join(backups.status(settings).lines()))
+        return 0
+    if args.action == "open":
+        if len(args.paths) != 2:
+            raise BackupError("usage: hatd backup open SEALED-FILE OUT-FILE")
+        sealed, out = map(Path, args.paths)
+        identity = backup_keys.load_identity(backup_keys.key_path(settings.data_dir))
+        backup_keys.open_sealed(sealed, out, identity, out.parent)
+        print(f"Opened {sealed} into {out}.")
+        return 0
+    if args.paths:
+        raise BackupError(f"hatd backup {args.action} takes no file names")
+    if args.action == "verify":
+        found = backups.verify_all(settings, print)
+        print(f"All {found} backup(s) and the archived WAL open and verify.")
+        return 0
+    # Backups are background work: requests (hatd serve, PostgreSQL's backends) go first. The
+    # children (pg_basebackup, pg_verifybackup) inherit it.
+    os.nice(BACKUP_NICENESS)
+    taken: Backup | None
+    if settings.database_url:
+        taken = backups.export_now(settings)
+    else:
+        with server(settings) as (_, embedded):
+            assert embedded is not None
+            taken = backups.backup_now(settings, embedded, full=args.full, scheduled=args.scheduled)
+    if taken is None:
+        print("no backup due: another hatd process took it")
+        return 0
+    print(f"backup {taken.label} taken and verified ({taken.size:,} bytes sealed)")
+    return 0
+
+
+def cmd_restore(settings: Settings, args: argparse.Namespace) -> int:
+    target = backup_restore.parse_target(args.to)
+    key = Path(args.key) if args.key else backup_keys.key_path(settings.data_dir)
+    if not key.exists():
+        raise BackupError(f"no backup key at {key}: give the one the backups were made with, --key FILE")
+    done = backup_restore.restore(settings, Path(args.backup_dir), key, target, lambda line: print(line, flush=True))
+    reached = done.target.isoformat() if done.target else "the latest moment the backups hold"
+    print(
+        f"Restored {done.data_dir} to {reached}, from {' + '.join(b.label for b in done.chain)}.\n"
+        f"Serve it with:\n\n    HATD_DATA_DIR={shlex.quote(str(done.data_dir))} hatd serve"
+    )
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(
         prog="hatd",
@@ -516,6 +600,35 @@ def parser() -> argparse.ArgumentParser:
     restore.add_argument("file", metavar="FILE", help="the export to read; - for standard input")
     restore.set_defaults(run=cmd_import)
     plug_cli.add_parser(sub)
+    backup = sub.add_parser(
+        "backup",
+        help="the HAT's backups: run one now, show their status, show the key, verify them",
+        description="Backups (docs/backup.md) run by themselves under `hatd serve`: continuous WAL archiving and "
+        "full and incremental base backups of the embedded PostgreSQL, encrypted to the key in HATD_DATA_DIR/"
+        "backup.key, into HATD_BACKUP_DIR. run: take one now (full with --full; on another PostgreSQL, an encrypted "
+        "export). status: the last good backup, the oldest and latest moments they restore to, their size, the last "
+        "failure. key: print the key (keep a copy elsewhere). verify: open and check every backup and WAL file. "
+        "open SEALED OUT: decrypt one file of the folder (an export, to give to `hatd import`).",
+    )
+    backup.add_argument("action", choices=("run", "status", "key", "verify", "open"), help="what to do")
+    backup.add_argument(
+        "paths", nargs="*", metavar="FILE", help="open: a sealed file of the folder, and where to write it"
+    )
+    backup.add_argument("--full", action="store_true", help="run: a full backup, not an incremental one")
+    backup.add_argument("--scheduled", action="store_true", help=argparse.SUPPRESS)
+    backup.set_defaults(run=cmd_backup)
+    back = sub.add_parser(
+        "restore",
+        help="make a new data folder (HATD_DATA_DIR) from the backups, to the latest moment or a given time",
+        description="Restore the backups in BACKUP_DIR into HATD_DATA_DIR, which must hold no HAT (hatd restore "
+        "never writes over one), to the latest moment they hold or to --to TIME (ISO 8601; no zone: UTC): every "
+        "transaction committed by then and none after. Each backup used is verified first. Then serve it with "
+        "`hatd serve`. The key is HATD_DATA_DIR/backup.key unless --key names another; it becomes the new HAT's.",
+    )
+    back.add_argument("backup_dir", metavar="BACKUP_DIR", help="the backup folder (HATD_BACKUP_DIR of the old HAT)")
+    back.add_argument("--to", default="latest", metavar="TIME", help="latest (default), or a time: 2026-12-07T10:15Z")
+    back.add_argument("--key", metavar="FILE", help="the backup key file (default: HATD_DATA_DIR/backup.key)")
+    back.set_defaults(run=cmd_restore)
     return top
 
 
@@ -544,6 +657,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return outcome
     except exports.ImportRefused as exc:
         print(f"hatd: import refused, nothing was changed: {exc}", file=sys.stderr)
+        return 1
+    except BackupError as exc:
+        print(f"hatd: {exc}", file=sys.stderr)
         return 1
     except (EmbeddedError, HatCreationError, db.MigrationError, provision.ProvisionError, exports.ExportError) as exc:
         print(f"hatd: {exc}", file=sys.stderr)

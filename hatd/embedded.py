@@ -71,11 +71,14 @@ def package_install_dir() -> Path:
 class EmbeddedPostgres:
     """One PostgreSQL cluster under `<data_dir>/postgres`, shared by the hatd processes that use it."""
 
-    def __init__(self, data_dir: Path, *, fast: bool = False) -> None:
+    def __init__(self, data_dir: Path, *, fast: bool = False, options: dict[str, str] | None = None) -> None:
         self.root = data_dir.resolve()
         self.pgdata = self.root / "postgres"
         # fast: no fsync. Only for clusters whose data may be lost (the test suite's).
         self.fast = fast
+        # More server settings for the start (hatd/backup's WAL archiving, a restore's recovery):
+        # values without single quotes, as they go through pg_ctl's shell.
+        self.options = dict(options or {})
         self._users_lock: IO[str] | None = None
         self._user: _User | None = None
         self._bin: Path | None = None
@@ -226,6 +229,10 @@ class EmbeddedPostgres:
         ]
         if self.fast:
             options += ["-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off"]
+        for name, value in self.options.items():
+            if "'" in value:
+                raise EmbeddedError(f"the server setting {name} cannot hold a single quote: {value!r}")
+            options.append(f"-c '{name}={value}'")
         log.info("starting embedded PostgreSQL (data %s)", self.pgdata)
         self._pg_ctl("start", "-w", "-t", "60", "-l", str(self.pgdata / "server.log"), "-o", " ".join(options))
 

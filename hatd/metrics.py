@@ -51,5 +51,10 @@ class Metrics:
         for name, (text, values) in gauges.items():
             lines += [f"# HELP {name} {text}", f"# TYPE {name} gauge"]
             for labels, value in values.items():
-                lines.append(f"{name}{{{labels}}} {value:g}" if labels else f"{name} {value:g}")
+                lines.append(f"{name}{{{labels}}} {_number(value)}" if labels else f"{name} {_number(value)}")
         return "\n".join(lines) + "\n"
+
+
+def _number(value: float) -> str:
+    """A gauge's value in full: a unix time keeps its seconds (":g" would round it to 6 digits)."""
+    return str(int(value)) if float(value).is_integer() else repr(float(value))

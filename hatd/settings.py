@@ -97,6 +97,11 @@ class Settings:
     page_login_burst: int
     page_login_refill_seconds: float
     approved_services: tuple[str, ...]
+    backup_dir: str
+    backup_interval: int
+    backup_full_interval: int
+    backup_keep_daily: int
+    backup_keep_weekly: int
 
     def __post_init__(self) -> None:
         checks = [
@@ -115,6 +120,10 @@ class Settings:
             (0 < self.login_token_ttl <= MAX_LOGIN_TOKEN_TTL, f"login_token_ttl must be 1 to {MAX_LOGIN_TOKEN_TTL} s"),
             (self.page_login_burst >= 1, "page_login_burst must be at least 1"),
             (self.page_login_refill_seconds > 0, "page_login_refill_seconds must be positive"),
+            (self.backup_interval > 0, "backup_interval must be a positive number of seconds"),
+            (self.backup_full_interval >= self.backup_interval, "need backup_full_interval >= backup_interval"),
+            (self.backup_keep_daily >= 1, "backup_keep_daily must be at least 1"),
+            (self.backup_keep_weekly >= 0, "backup_keep_weekly must be 0 or more"),
             (
                 HAT_NAME.fullmatch(self.embedded_database) is not None,
                 "embedded_database must be a HAT name: lowercase letters, digits, underscores, at most 32",
@@ -163,6 +172,15 @@ class Settings:
                 )
             preset[origin] = name.strip()
         return preset
+
+    @property
+    def backup_path(self) -> Path | None:
+        """Where backups go: backup_dir; by default <data_dir>/backups for the embedded server and
+        none for a HAT on another PostgreSQL (HATD_DATABASE_URL); None when backup_dir is "off"."""
+        given = self.backup_dir.strip()
+        if given == "off" or (not given and self.database_url):
+            return None
+        return Path(given) if given else self.data_dir / "backups"
 
     def replace(self, **changes: Any) -> Settings:
         """A copy with some values changed (tests use it)."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import hashlib
 import io
 import json
 import socket
@@ -196,8 +197,8 @@ async def test_export_import_export_gives_the_same_bytes(
     counts = {s["name"]: s["rows"] for s in top["sections"]}
     # Every section holds something, and each line is in its section, in order, by primary key.
     assert all(counts.values()), counts
-    assert len(lines) == 1 + sum(counts.values())
-    rows = [json.loads(line) for line in lines[1:]]
+    assert len(lines) == 2 + sum(counts.values())
+    rows = [json.loads(line) for line in lines[1:-1]]
     assert [r["section"] for r in rows] == [name for name in exports.SECTIONS for _ in range(counts[name])]
     values = [r for r in rows if r["section"] == "data_values"]
     assert [v["id"] for v in values] == sorted(v["id"] for v in values)
@@ -353,11 +354,30 @@ async def test_import_refuses_a_hat_with_vocabulary_of_its_own(database: str, ne
 LATEST = db.available_migrations()[-1].version
 
 
+def reseal(data: bytes) -> bytes:
+    """`data` with its digest line made again for its content: a file edited by someone who also
+    recomputed the digests, so that an import test reaches the check it is about. Unchanged when
+    its header or line counts are too broken to say which line is whose."""
+    lines = data.splitlines(keepends=True)
+    try:
+        counts = [(s["name"], s["rows"]) for s in json.loads(lines[0])["sections"]]
+    except (ValueError, KeyError, TypeError, IndexError):
+        return data
+    if len(lines) != 2 + sum(rows for _, rows in counts) or not lines[-1].startswith(b'{"digests"'):
+        return data
+    digests, at = {}, 1
+    for name, rows in counts:
+        digests[name] = hashlib.sha256(b"".join(lines[at : at + rows])).hexdigest()
+        at += rows
+    whole = hashlib.sha256(b"".join(lines[:-1])).hexdigest()
+    return b"".join(lines[:-1]) + exports.digest_line(digests, whole)
+
+
 def _header_with(data: bytes, **changes: Any) -> bytes:
     lines = data.splitlines(keepends=True)
     header = json.loads(lines[0])
     header.update(changes)
-    return b"".join([json.dumps(header).encode() + b"\n", *lines[1:]])
+    return reseal(b"".join([json.dumps(header).encode() + b"\n", *lines[1:]]))
 
 
 @pytest.mark.parametrize(
@@ -367,8 +387,8 @@ def _header_with(data: bytes, **changes: Any) -> bytes:
         (lambda d: b"hello\n" + d, "line 1: not a hatd export header (not JSON)"),
         (lambda d: b"[1, 2]\n" + d, 'line 1: not a hatd export header (no "format": "hatd-export")'),
         (lambda d: _header_with(d, format="other"), 'line 1: not a hatd export header (no "format": "hatd-export")'),
-        (lambda d: _header_with(d, version=3), "line 1: export format version 3; this hatd reads versions 1, 2"),
-        (lambda d: _header_with(d, version="1"), "line 1: export format version '1'; this hatd reads versions 1, 2"),
+        (lambda d: _header_with(d, version=3), "line 1: export format version 3; this hatd reads versions 1 and 2"),
+        (lambda d: _header_with(d, version="2"), "line 1: export format version '2'; this hatd reads versions 1 and 2"),
         (
             lambda d: _header_with(d, schemaVersion=LATEST + 1),
             f"line 1: the file comes from a newer hatd (schema version {LATEST + 1}, this HAT has {LATEST}): "
@@ -404,7 +424,7 @@ def _edit(data: bytes, section: str, new: Any, nth: int = 0) -> tuple[bytes, int
     lines = data.splitlines(keepends=True)
     index = _line_of(lines, section, nth)
     lines[index] = new(lines[index])
-    return b"".join(lines), index + 1
+    return reseal(b"".join(lines)), index + 1
 
 
 async def test_import_refuses_a_malformed_or_short_file_naming_the_line(
@@ -416,14 +436,25 @@ async def test_import_refuses_a_malformed_or_short_file_naming_the_line(
     value = _line_of(lines, "data_values", 3) + 1
     log_rows = sum(1 for line in lines if line.startswith(b'{"section":"data_debit_log"'))
     cases = [
-        # Cut inside the last line, and cut at a line's end: the header's counts tell.
-        (data[:-20], f"line {len(lines)}: bundle_datasets row refused: invalid input syntax for type json"),
+        # Cut inside the digest line, and cut at a line's end: the header's counts tell.
+        (
+            data[:-20],
+            f"line {len(lines)}: not the digest line that ends a version 2 export (damaged, or the file was cut short)",
+        ),
         (
             b"".join(lines[:-2]),
-            f"line {len(lines) - 2}: the file ends inside section data_debit_log, which the header says has "
+            f"line {len(lines) - 2}: the file ends inside section bundle_datasets, which the header says has 1 rows",
+        ),
+        (
+            b"".join(lines[:-3]),
+            f"line {len(lines) - 3}: the file ends inside section data_debit_log, which the header says has "
             f"{log_rows} rows",
         ),
-        (data + b'{"section":"data_debit_log"}\n', f"line {len(lines) + 1}: more rows than the header announces"),
+        (
+            b"".join([*lines[:-1], b'{"section":"data_debit_log"}\n', lines[-1]]),
+            f"line {len(lines)}: more rows than the header announces",
+        ),
+        (data + b'{"section":"data_debit_log"}\n', f"line {len(lines) + 1}: more lines after the digest line"),
         (
             _edit(data, "data_values", lambda line: line[:-10] + b"\n", 3)[0],
             f"line {value}: data_values row refused: invalid input syntax for type json",
@@ -459,7 +490,7 @@ async def test_import_refuses_a_malformed_or_short_file_naming_the_line(
             f"line {value}: not UTF-8 (invalid start byte at byte {len(lines[value - 1]) - 2})",
         ),
         (
-            data.replace(b'"role":"owner"', b'"role":"dataCredit"'),
+            reseal(data.replace(b'"role":"owner"', b'"role":"dataCredit"')),
             "the file's accounts must include the owner and the platform account",
         ),
     ]
@@ -468,6 +499,48 @@ async def test_import_refuses_a_malformed_or_short_file_naming_the_line(
             await import_bytes(new_hat, bad)
         assert str(refused.value).startswith(message), (str(refused.value), message)
     assert await export_bytes(new_hat, settings.address) == before
+
+
+async def test_import_refuses_a_file_changed_after_the_export_naming_the_section(
+    database: str, new_hat: str, settings: Settings, filled: dict[str, Any]
+) -> None:
+    data = await export_bytes(database, settings.address)
+    before = await export_bytes(new_hat, settings.address)
+    lines = data.splitlines(keepends=True)
+    first, last = _line_of(lines, "data_values") + 1, _line_of(lines, "data_values", -1) + 1
+    # One digit of one value changed, as a flipped bit or a hand edit would: valid JSON, valid rows.
+    changed, _ = _edit(data, "data_values", lambda line: line.replace(b'"value":"v0.1', b'"value":"v0.2'), 1)
+    changed = b"".join([*changed.splitlines(keepends=True)[:-1], lines[-1]])  # the digests as exported
+    assert changed != data and len(changed) == len(data)
+    header = data.replace(settings.address.encode(), b"http://other.test", 1)
+    cases = [
+        (changed, f"section data_values (lines {first}-{last}) does not match its digest: the file was changed or damaged after it was exported"),
+        (header, "line 1: the header does not match the file's digest: it was changed after the export"),
+    ]  # fmt: skip
+    for bad, message in cases:
+        with pytest.raises(exports.ImportRefused) as refused:
+            await import_bytes(new_hat, bad)
+        assert str(refused.value) == message
+    assert await export_bytes(new_hat, settings.address) == before
+
+
+async def test_a_version_1_file_without_digests_still_imports(
+    database: str, new_hat: str, settings: Settings, filled: dict[str, Any]
+) -> None:
+    data = await export_bytes(database, settings.address)
+    lines = data.splitlines(keepends=True)
+    header = json.loads(lines[0])
+    # Version 1: no digest line, and no bundle_datasets section (its bundles were of whole tables).
+    header["version"] = 1
+    header["sections"] = [s for s in header["sections"] if s["name"] != "bundle_datasets"]
+    rows = [line for line in lines[1:-1] if not line.startswith(b'{"section":"bundle_datasets"')]
+    version_1 = b"".join([json.dumps(header, separators=(",", ":")).encode() + b"\n", *rows])
+
+    imported = await import_bytes(new_hat, version_1)
+
+    assert imported.version == 1
+    again = (await export_bytes(new_hat, settings.address)).splitlines(keepends=True)
+    assert again[1:-1] == rows  # every row as it was
 
 
 async def test_import_refuses_subtable_links_that_make_a_cycle(
@@ -488,7 +561,7 @@ async def test_import_refuses_subtable_links_that_make_a_cycle(
     lines2[0] = json.dumps(header).encode() + b"\n"
 
     with pytest.raises(exports.ImportRefused) as refused:
-        await import_bytes(new_hat, b"".join(lines2))
+        await import_bytes(new_hat, reseal(b"".join(lines2)))
 
     assert str(refused.value) in (
         f"the file's subtable links form a cycle through table {link['parent_id']}",
@@ -663,17 +736,17 @@ def test_the_progress_bar_draws_on_a_terminal_only() -> None:
 
 
 def _rows(data: bytes) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in data.splitlines()[1:]]
+    return [json.loads(line) for line in data.splitlines()[1:-1]]
 
 
 def _change(data: bytes, section: str, which: Any, change: Any) -> bytes:
     """`data` with the first row of `section` for which `which(row)` holds replaced by `change(row)`."""
     lines = data.splitlines(keepends=True)
-    for index, line in enumerate(lines[1:], start=1):
+    for index, line in enumerate(lines[1:-1], start=1):
         row = json.loads(line)
         if row["section"] == section and which(row):
             lines[index] = json.dumps(change(row), separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
-            return b"".join(lines)
+            return reseal(b"".join(lines))
     raise AssertionError(f"no such {section} row")
 
 
@@ -686,7 +759,7 @@ def _add(data: bytes, section: str, row: dict[str, Any]) -> bytes:
             entry["rows"] += 1
     last = max(i for i, line in enumerate(lines) if line.startswith(b'{"section":"' + section.encode() + b'"'))
     new = json.dumps({"section": section, **row}, separators=(",", ":")).encode() + b"\n"
-    return b"".join([json.dumps(header).encode() + b"\n", *lines[1 : last + 1], new, *lines[last + 1 :]])
+    return reseal(b"".join([json.dumps(header).encode() + b"\n", *lines[1 : last + 1], new, *lines[last + 1 :]]))
 
 
 def _next_id(data: bytes, section: str) -> int:

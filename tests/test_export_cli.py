@@ -53,7 +53,7 @@ async def test_export_and_import_as_commands(
     exported = await asyncio.to_thread(hatd, "export", str(file), env=source)
 
     assert exported.returncode == 0, exported.stderr
-    rows = served.count(b"\n") - 1
+    rows = served.count(b"\n") - 2  # less the header and the digest line
     assert exported.stdout == f"Exported {rows:,} rows of the HAT {ISSUER} to {file}.\n"
     assert exported.stderr == ""  # no terminal: no progress bar
     assert file.read_bytes() == served
@@ -131,7 +131,7 @@ def test_a_bad_file_exits_1_naming_the_line(tmp_path: Path, new_database: str) -
 
     assert (result.returncode, result.stdout) == (1, "")
     assert result.stderr == (
-        "hatd: import refused, nothing was changed: line 1: export format version 3; this hatd reads versions 1, 2\n"
+        "hatd: import refused, nothing was changed: line 1: export format version 3; this hatd reads versions 1 and 2\n"
     )
     missing = hatd("import", str(tmp_path / "nope.jsonl"), env=env)
     assert (missing.returncode, missing.stderr) == (

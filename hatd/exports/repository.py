@@ -4,8 +4,10 @@ knows nothing of HTTP, files or terminals."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
+import tempfile
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -18,7 +20,11 @@ from hatd.context.repository import MAY_LINK_TO
 Q = db.queries("exports")
 
 FORMAT = "hatd-export"
+# 2: the section bundle_datasets, and a last line of SHA-256 digests, per section and of the whole
+# (docs/export.md). Version 1 files, which have neither, are still imported.
 VERSION = 2
+READABLE_VERSIONS = (1, 2)
+DIGEST = "sha256"
 MEDIA_TYPE = "application/x-ndjson"
 
 # The file's sections: one per table, every table before the tables that refer to it. Never
@@ -113,6 +119,7 @@ class Header:
     hat: str
     # (section, rows, next id of its sequence or None), in file order.
     sections: list[tuple[str, int, int | None]]
+    version: int = VERSION
 
     @property
     def rows(self) -> int:
@@ -131,14 +138,34 @@ async def export_hat(conn: asyncpg.Connection, issuer: str, write: Write, tracke
         counts = {s["name"]: s["rows"] for s in json.loads(header)["sections"]}
         if tracker is not None:
             tracker.start(sum(counts.values()))
+        whole = hashlib.sha256(header.encode() + b"\n")
         await write(header.encode() + b"\n")
+        digests = {}
         for section in SECTIONS:
-            await _copy_section(conn, section, write, tracker)
+            digest = hashlib.sha256()
+            await _copy_section(conn, section, write, tracker, (digest, whole))
+            digests[section] = digest.hexdigest()
+        await write(digest_line(digests, whole.hexdigest()))
     return sum(counts.values())
 
 
-async def _copy_section(conn: asyncpg.Connection, section: str, write: Write, tracker: Tracker | None) -> None:
+def digest_line(sections: dict[str, str], whole: str) -> bytes:
+    """The last line of a version 2 export: each section's SHA-256 (of its lines, newlines
+    included) and the whole file's before this line."""
+    listed = [{"name": name, DIGEST: sections[name]} for name in SECTIONS]
+    return json.dumps({"digests": DIGEST, "sections": listed, DIGEST: whole}, separators=(",", ":")).encode() + b"\n"
+
+
+async def _copy_section(
+    conn: asyncpg.Connection,
+    section: str,
+    write: Write,
+    tracker: Tracker | None,
+    hashes: tuple[Any, ...] = (),
+) -> None:
     async def sink(chunk: bytes) -> None:
+        for digest in hashes:
+            digest.update(chunk)
         await write(chunk)
         if tracker is not None:
             tracker.advance(section, chunk.count(b"\n"))
@@ -161,11 +188,9 @@ def read_header(line: bytes | None, schema_version: int) -> Header:
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         raise ImportRefused(f'line 1: not a hatd export header (no "format": "{FORMAT}")')
     version = header.get("version")
-    if type(version) is not int or version not in SECTIONS_OF:
-        raise ImportRefused(
-            f"line 1: export format version {version!r}; this hatd reads versions "
-            f"{', '.join(map(str, sorted(SECTIONS_OF)))}"
-        )
+    if version not in READABLE_VERSIONS or type(version) is not int:
+        readable = " and ".join(map(str, READABLE_VERSIONS))
+        raise ImportRefused(f"line 1: export format version {version!r}; this hatd reads versions {readable}")
     theirs = header.get("schemaVersion")
     if type(theirs) is not int or theirs < 1:
         raise ImportRefused(f"line 1: schemaVersion {theirs!r} is not a migration number")
@@ -198,7 +223,7 @@ def read_header(line: bytes | None, schema_version: int) -> Header:
                 f"ids would soon run out"
             )
         checked.append((section["name"], rows, next_id))
-    return Header(schema_version=theirs, hat=hat, sections=checked)
+    return Header(schema_version=theirs, hat=hat, sections=checked, version=version)
 
 
 async def target_schema_version(conn: asyncpg.Connection) -> int:
@@ -250,9 +275,102 @@ async def import_hat(conn: asyncpg.Connection, source: Readable, tracker: Tracke
     ImportRefused naming the line, nothing. The file's accounts replace the HAT's; the owner and
     platform keep this HAT's passwords, other accounts come with none. The plain indexes of
     REBUILT_INDEX_TABLES are dropped at the start and made again once the rows are in (a refusal
-    rolls that back with the rest). Returns the file's header."""
+    rolls that back with the rest). A version 2 file's digests are checked first, over the whole
+    file (spooled to a temporary file if `source` cannot seek), before anything is written.
+    Returns the file's header."""
+    schema_version = await target_schema_version(conn)
+    with tempfile.TemporaryFile() as spool:
+        if not _seekable(source):
+            _spool(source, spool)
+            source = spool
+        start = source.tell()  # type: ignore[attr-defined]
+        check_file(source, schema_version)
+        source.seek(start)  # type: ignore[attr-defined]
+        return await _import_checked(conn, source, schema_version, tracker)
+
+
+def _seekable(source: Readable) -> bool:
+    try:
+        return bool(source.seekable())  # type: ignore[attr-defined]
+    except (AttributeError, OSError, ValueError):
+        return False
+
+
+def _spool(source: Readable, spool: Any) -> None:
+    """A stream that cannot seek (standard input) goes to a temporary file first, a line at a time,
+    so that a line over the limit is refused here as it would be on import."""
+    for _, line in numbered_lines(source):
+        spool.write(line)
+    spool.seek(0)
+
+
+def check_file(source: Readable, schema_version: int = 2**31) -> Header:
+    """Reads a whole export once, changing nothing: its header, every section's line count and,
+    for version 2, each section's digest and the whole file's against its last line. ImportRefused
+    naming the section (and its lines) that differs: a damaged or edited file is never imported."""
     numbered = numbered_lines(source)
-    header = read_header(next(numbered, (1, None))[1], await target_schema_version(conn))
+    first = next(numbered, (1, None))[1]
+    header = read_header(first, schema_version)
+    assert first is not None
+    whole = hashlib.sha256(first)
+    found: dict[str, str] = {}
+    spans: dict[str, tuple[int, int]] = {}
+    number = 1
+    for section, rows, _ in header.sections:
+        digest = hashlib.sha256()
+        begin = number + 1
+        for _ in range(rows):
+            item = next(numbered, None)
+            if item is None:
+                raise ImportRefused(
+                    f"line {number}: the file ends inside section {section}, which the header says has {rows} rows"
+                )
+            number, line = item
+            digest.update(line)
+            whole.update(line)
+        found[section], spans[section] = digest.hexdigest(), (begin, number)
+    if header.version == 1:
+        for number, line in numbered:
+            if line.strip():
+                raise ImportRefused(f"line {number}: more rows than the header announces")
+        return header
+    last = next(numbered, None)
+    if last is None:
+        raise ImportRefused(f"line {number + 1}: the file ends before its digest line (it was cut short)")
+    number, line = last
+    if _SECTION_KEY.match(line):
+        raise ImportRefused(f"line {number}: more rows than the header announces")
+    try:
+        stated = json.loads(line)
+        listed = {item["name"]: item[DIGEST] for item in stated["sections"]}
+        stated_whole = stated[DIGEST]
+    except (ValueError, KeyError, TypeError):
+        raise ImportRefused(
+            f"line {number}: not the digest line that ends a version 2 export (damaged, or the file was cut short)"
+        ) from None
+    if stated.get("digests") != DIGEST or set(listed) != set(SECTIONS):
+        raise ImportRefused(f"line {number}: the digest line does not list a {DIGEST} for each section")
+    for section in SECTIONS:
+        if listed[section] != found[section]:
+            begin, end = spans[section]
+            where = f"lines {begin}-{end}" if end >= begin else "no lines"
+            raise ImportRefused(
+                f"section {section} ({where}) does not match its digest: the file was changed or damaged "
+                "after it was exported"
+            )
+    if stated_whole != whole.hexdigest():
+        raise ImportRefused("line 1: the header does not match the file's digest: it was changed after the export")
+    for number, line in numbered:
+        if line.strip():
+            raise ImportRefused(f"line {number}: more lines after the digest line")
+    return header
+
+
+async def _import_checked(
+    conn: asyncpg.Connection, source: Readable, schema_version: int, tracker: Tracker | None
+) -> Header:
+    numbered = numbered_lines(source)
+    header = read_header(next(numbered, (1, None))[1], schema_version)
     if tracker is not None:
         tracker.start(header.rows)
     async with conn.transaction():
@@ -275,6 +393,8 @@ async def import_hat(conn: asyncpg.Connection, source: Readable, tracker: Tracke
         for section, rows, _ in header.sections:
             extra = (hashes["owner"], hashes["platform"]) if section == "accounts" else ()
             line_number = await _import_section(conn, numbered, section, rows, line_number, extra, tracker)
+        if header.version > 1:
+            next(numbered, None)  # the digest line, checked already
         for number, line in numbered:
             if line.strip():
                 raise ImportRefused(f"line {number}: more rows than the header announces")

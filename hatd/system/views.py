@@ -11,6 +11,7 @@ from aiohttp import web
 from marshmallow import Schema, fields
 
 from hatd import db
+from hatd.backup import service as backups
 from hatd.errors import Forbidden
 from hatd.http import json_response
 from hatd.middleware import authenticate
@@ -84,6 +85,9 @@ async def metrics(request: web.Request) -> web.Response:
             {"": await pool.fetchval(db.Q.values_stored_estimate)},
         ),
     }  # fmt: skip
+    backup = request.app.get(backups.SERVICE)
+    if backup is not None:
+        gauges |= backups.gauges(await asyncio.to_thread(backup.status))
     return web.Response(text=request.app[METRICS].render(gauges), content_type="text/plain", charset="utf-8")
 
 

@@ -14,6 +14,7 @@ from aiohttp import web
 from markupsafe import Markup
 from yarl import URL
 
+from hatd.backup import service as backups
 from hatd.errors import BadRequest, Forbidden
 from hatd.http import storable
 from hatd.routing import OWNER
@@ -63,7 +64,11 @@ def render(
     request: web.Request, template: str, context: dict[str, Any], *, status: int = 200, form_action: str = ""
 ) -> web.Response:
     session = request.get(SESSION)
-    page = {"stylesheet": STYLESHEET, "session": session, "path": request.path, **context}
+    backup = request.app.get(backups.SERVICE)
+    page = {
+        "stylesheet": STYLESHEET, "session": session, "path": request.path,
+        "backup": backup.status() if backup is not None and session is not None else None, **context,
+    }  # fmt: skip
     response = aiohttp_jinja2.render_template(template, request, page, status=status)
     _secure_headers(response, form_action)
     return response

@@ -1,0 +1,214 @@
+"""`hatd restore`: a new data folder from the backups, to the latest moment they hold or to a given
+time. The chain of backups that ends before that time is opened and verified (pg_verifybackup) in
+a scratch folder, combined (pg_combinebackup) when it holds incremental backups, and PostgreSQL
+then replays the archived WAL up to the moment asked for, and starts a new timeline there. Never
+writes over an existing HAT: the data folder must hold no cluster."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import os
+import pwd
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+
+from hatd import db
+from hatd.backup import keys
+from hatd.backup.keys import BackupError
+from hatd.backup.service import fix_staging_owner, server_options
+from hatd.backup.store import RECIPIENT, SEALED, Backup, Store, is_wal_name, lsn_position, wal_position
+from hatd.backup.take import open_backup, pg_program, run_program, verify_plain
+from hatd.embedded import SYSTEM_USER, EmbeddedError, EmbeddedPostgres
+from hatd.settings import Settings
+
+log = logging.getLogger("hatd.backup")
+Q = db.queries("backup")
+WAL_RESTORE = "wal-restore"
+# The longest a restore waits for PostgreSQL to replay the WAL, in seconds.
+REPLAY_TIMEOUT = 6 * 3600
+
+
+@dataclass(frozen=True)
+class Restored:
+    data_dir: Path
+    chain: list[Backup]
+    target: dt.datetime | None
+    wal_files: int
+
+
+def parse_target(text: str) -> dt.datetime | None:
+    """None for "latest", else the time (no zone given: UTC); BackupError if it is neither."""
+    if text.strip().lower() == "latest":
+        return None
+    try:
+        moment = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise BackupError(f"--to {text!r} is neither 'latest' nor a time like 2026-12-07T10:15:00Z") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
+def choose(backups: list[Backup], target: dt.datetime | None) -> list[Backup]:
+    """The chain (full first) to restore from: the last backup finished by `target`, and the ones
+    it was taken on."""
+    bases = [b for b in backups if b.kind != "export"]
+    if not bases:
+        raise BackupError("the folder holds no base backup")
+    if target is None:
+        chosen = bases[-1]
+    else:
+        before = [b for b in bases if b.finished_at <= target]
+        if not before:
+            raise BackupError(
+                f"no backup finished by {target.isoformat()}: the oldest moment these backups restore to is "
+                f"{bases[0].finished}"
+            )
+        chosen = before[-1]
+    by_label = {b.label: b for b in bases}
+    chain = [chosen]
+    while chain[0].parent is not None:
+        parent = by_label.get(chain[0].parent)
+        if parent is None:
+            raise BackupError(f"the backup {chain[0].label} was taken on {chain[0].parent}, which is missing")
+        chain.insert(0, parent)
+    return chain
+
+
+def restore(
+    settings: Settings, backup_dir: Path, key: Path, target: dt.datetime | None, say: Callable[[str], None]
+) -> Restored:
+    if settings.database_url:
+        raise BackupError(
+            "hatd restore makes a new data folder for the embedded PostgreSQL: unset HATD_DATABASE_URL (a HAT "
+            "on another server is restored from an export with `hatd import`)"
+        )
+    data_dir = settings.data_dir.resolve()
+    pgdata = data_dir / "postgres"
+    if pgdata.exists() and any(pgdata.iterdir()):
+        raise BackupError(
+            f"{data_dir} already holds a HAT ({pgdata}): hatd restore never writes over one. Restore into a new "
+            "folder (HATD_DATA_DIR), check it, then swap the folders yourself"
+        )
+    if not (backup_dir / RECIPIENT).exists():
+        raise BackupError(f"{backup_dir} is not a hatd backup folder (it has no {RECIPIENT} file)")
+    identity = keys.load_identity(key)
+    if (backup_dir / RECIPIENT).read_text().strip() != keys.recipient_of(identity):
+        raise BackupError(f"the backups in {backup_dir} are sealed to another key than the one in {key}")
+    store = Store(data_dir, backup_dir)
+    chain = choose(store.backups(identity), target)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    scratch = store.fresh_work("restore")
+    wal_dir = data_dir / WAL_RESTORE
+    try:
+        opened = []
+        for backup in chain:
+            say(f"opening and verifying the {backup.kind} backup {backup.label}")
+            plain = open_backup(store, store.backup_folder(backup), identity, scratch / backup.label)
+            verify_plain(plain, store.backup_folder(backup))
+            opened.append(plain)
+        if len(opened) == 1:
+            shutil.rmtree(pgdata, ignore_errors=True)
+            opened[0].rename(pgdata)
+        else:
+            say(f"combining {len(opened)} backups")
+            run_program(pg_program("pg_combinebackup"), *map(str, opened), "-o", str(pgdata), what="pg_combinebackup")
+            (pgdata / "pg_wal").mkdir(exist_ok=True)
+            for segment in (opened[-1] / "pg_wal").iterdir():
+                if segment.is_file() and not (pgdata / "pg_wal" / segment.name).exists():
+                    shutil.copy2(segment, pgdata / "pg_wal" / segment.name)
+        shutil.rmtree(scratch, ignore_errors=True)
+        # The old server's socket lock (its socket folder was its data folder) came along in the copy.
+        for left in pgdata.glob(".s.PGSQL.*"):
+            left.unlink()
+        wal_count = _stage_wal(store, identity, chain[-1], wal_dir)
+        say(f"replaying {wal_count} archived WAL file(s) up to {target.isoformat() if target else 'the latest'}")
+        (pgdata / "recovery.signal").touch()
+        options = server_options(settings)
+        _hand_over(pgdata, wal_dir)
+        options |= {
+            "restore_command": f"cp ../{WAL_RESTORE}/%f %p",
+            "recovery_target_action": "promote",
+            "recovery_target_timeline": "latest",
+        }
+        if target is not None:
+            options["recovery_target_time"] = target.astimezone(dt.UTC).isoformat(sep=" ")
+        _replay(data_dir, options)
+        fix_staging_owner(settings)
+    except BaseException:
+        # Nothing half-made is left looking like a HAT.
+        shutil.rmtree(pgdata, ignore_errors=True)
+        raise
+    finally:
+        shutil.rmtree(wal_dir, ignore_errors=True)
+        shutil.rmtree(scratch, ignore_errors=True)
+    keys.copy_key(key, data_dir)
+    return Restored(data_dir, chain, target, wal_count)
+
+
+def _stage_wal(store: Store, identity: object, last: Backup, wal_dir: Path) -> int:
+    """Opens the archived WAL from the start of `last` on, and every timeline history file."""
+    shutil.rmtree(wal_dir, ignore_errors=True)
+    wal_dir.mkdir(mode=0o700)
+    first = lsn_position(last.start_lsn)
+    count = 0
+    for path in store.wal_files():
+        name = path.name.removesuffix(SEALED)
+        if not is_wal_name(name) or name.endswith((".partial", ".backup")):
+            continue
+        position = wal_position(name)
+        if position is None or position >= first:
+            keys.open_sealed(path, wal_dir / name, identity, wal_dir)  # type: ignore[arg-type]
+            count += 1
+    return count
+
+
+def _hand_over(pgdata: Path, wal_dir: Path) -> None:
+    """PostgreSQL's user owns the restored cluster and may read the staged WAL."""
+    pgdata.chmod(0o700)
+    if os.geteuid() != 0:
+        return
+    user = pwd.getpwnam(SYSTEM_USER)
+    for folder in (pgdata, wal_dir):
+        os.chown(folder, user.pw_uid, user.pw_gid)
+        for root, dirs, files in os.walk(folder):
+            for name in dirs + files:
+                os.chown(os.path.join(root, name), user.pw_uid, user.pw_gid, follow_symlinks=False)
+
+
+def _replay(data_dir: Path, options: dict[str, str]) -> None:
+    server = EmbeddedPostgres(data_dir, options=options)
+    try:
+        server.start()
+    except EmbeddedError as exc:
+        if "before configured recovery target was reached" in str(exc):
+            raise BackupError(
+                f"the backups end before {options.get('recovery_target_time')}: that moment is not in them yet "
+                "(`hatd backup status` says the latest they hold); nothing was restored"
+            ) from None
+        raise BackupError(f"PostgreSQL could not replay the backups: {exc}") from None
+    try:
+        deadline = time.monotonic() + REPLAY_TIMEOUT
+        while asyncio.run(_in_recovery(server.dsn())):
+            if time.monotonic() > deadline:
+                raise BackupError(f"the WAL replay did not finish within {REPLAY_TIMEOUT} s")
+            time.sleep(0.2)
+    except (OSError, asyncpg.PostgresError) as exc:
+        log_tail = (data_dir / "postgres" / "server.log").read_text()[-2000:]
+        raise BackupError(f"PostgreSQL stopped while replaying the WAL ({exc}):\n{log_tail}") from None
+    finally:
+        server.stop()
+
+
+async def _in_recovery(dsn: str) -> bool:
+    conn = await asyncpg.connect(dsn, timeout=10)
+    try:
+        value: bool = await conn.fetchval(Q.in_recovery)
+        return value
+    finally:
+        await conn.close()

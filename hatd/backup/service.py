@@ -1,0 +1,472 @@
+"""Backups as hatd runs them: the embedded server's archiving settings, a whole backup job (`hatd
+backup run`, and what `hatd serve` starts on schedule), the status that `hatd backup status`,
+/metrics and the owner's pages show, and the background task of `hatd serve` that ships WAL,
+starts the scheduled jobs in a process of their own (so requests never wait on them), and says a
+failure loudly, once."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import datetime as dt
+import logging
+import os
+import pwd
+import shutil
+import sys
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+from aiohttp import web
+
+from hatd import db
+from hatd.backup import keys, take
+from hatd.backup.keys import BackupError
+from hatd.backup.store import STAGING, Backup, State, Store, iso, now, parse_time
+from hatd.backup.take import record_failure, record_success, take_base_backup, when_due
+from hatd.embedded import SYSTEM_USER, EmbeddedPostgres
+from hatd.settings import Settings
+
+log = logging.getLogger("hatd.backup")
+Q = db.queries("backup")
+
+# archive_command runs in the data directory (<data_dir>/postgres): it copies each finished WAL
+# file to <data_dir>/wal-staging, durably, under a temporary name renamed at the end, so hatd
+# never seals half a file. It runs as PostgreSQL's own user (hatd-postgres when hatd is root),
+# which needs no access to the backup folder or the key: hatd seals and ships what is staged.
+ARCHIVE_COMMAND = (
+    f"cp %p ../{STAGING}/%f.part && sync ../{STAGING}/%f.part && mv -f ../{STAGING}/%f.part ../{STAGING}/%f"
+)
+# The longest a committed transaction waits in an unfinished WAL file before it is archived.
+ARCHIVE_TIMEOUT = 60
+# How often `hatd serve` ships staged WAL and looks at the schedule, in seconds.
+TICK = 5.0
+# A failed job is tried again after this long (or the backup interval, if shorter).
+RETRY = 900
+
+
+def server_options(settings: Settings) -> dict[str, str]:
+    """The embedded server's settings for continuous archiving (none when backups are off), with
+    the staging folder made for PostgreSQL's user."""
+    if settings.database_url or settings.backup_path is None:
+        return {}
+    data_dir = settings.data_dir.resolve()
+    staging = data_dir / STAGING
+    staging.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if os.geteuid() == 0:
+        with contextlib.suppress(KeyError):  # made by EmbeddedPostgres.start when missing: then chown later
+            user = pwd.getpwnam(SYSTEM_USER)
+            os.chown(staging, user.pw_uid, user.pw_gid)
+    return {
+        "archive_mode": "on",
+        "archive_command": ARCHIVE_COMMAND,
+        "archive_timeout": str(ARCHIVE_TIMEOUT),
+        # WAL summaries: what pg_basebackup --incremental needs to copy only the changed blocks.
+        "summarize_wal": "on",
+        "wal_summary_keep_time": f"{max(10 * 86400, 2 * settings.backup_full_interval) // 60}min",
+        # New WAL files zero-filled rather than recycled: a file switched early by archive_timeout
+        # then compresses to almost nothing.
+        "wal_recycle": "off",
+    }
+
+
+def fix_staging_owner(settings: Settings) -> None:
+    """The staging folder belongs to PostgreSQL's user (it may not have existed before the first start)."""
+    staging = settings.data_dir.resolve() / STAGING
+    if os.geteuid() == 0 and staging.is_dir():
+        user = pwd.getpwnam(SYSTEM_USER)
+        os.chown(staging, user.pw_uid, user.pw_gid)
+
+
+def store_for(settings: Settings) -> Store:
+    path = settings.backup_path
+    if path is None:
+        raise BackupError('backups are off (HATD_BACKUP_DIR is "off"; with HATD_DATABASE_URL set one to get exports)')
+    return Store(settings.data_dir, path)
+
+
+def first_start_notice(settings: Settings) -> str | None:
+    """Makes the key if there is none; the words to print when it was made now."""
+    if settings.backup_path is None:
+        return None
+    path, made = keys.ensure_key(settings.data_dir)
+    if not made:
+        return None
+    store = store_for(settings)
+    same_disk = _same_disk(settings.data_dir, store.backup_dir)
+    lines = [
+        f"\n  Backups go to {store.backup_dir}, encrypted to the key in:\n\n      {path.resolve()}\n",
+        "  Keep a copy of that file somewhere else (a password manager, a USB stick): without it the",
+        "  backups cannot be read, and it is lost with this disk. `hatd backup key` shows it again.",
+    ]
+    if same_disk:
+        lines.append("  The backups are on the same disk as the HAT: set HATD_BACKUP_DIR to another disk or a share.")
+    return "\n".join(lines) + "\n"
+
+
+def _same_disk(data_dir: Path, backup_dir: Path) -> bool:
+    probe = backup_dir
+    while not probe.exists():
+        probe = probe.parent
+    return os.stat(data_dir).st_dev == os.stat(probe).st_dev
+
+
+async def _system_identifier(dsn: str) -> str:
+    conn = await asyncpg.connect(dsn)
+    try:
+        value: str = await conn.fetchval(Q.system_identifier)
+        return value
+    finally:
+        await conn.close()
+
+
+def backup_now(
+    settings: Settings, embedded: EmbeddedPostgres, *, full: bool = False, scheduled: bool = False
+) -> Backup | None:
+    """One whole job: ship the staged WAL, take and verify a base backup, apply the retention
+    rule, ship again. Records the outcome in the state; BackupError on failure. A scheduled job
+    that finds the backup no longer due (another `hatd serve` on the same data folder took it
+    while this one waited for the lock) does nothing and returns None."""
+    store = store_for(settings)
+    identity = keys.load_identity(keys.ensure_key(settings.data_dir)[0])
+    with store.locked():
+        state = store.read_state()
+        if (
+            scheduled
+            and state.failure is None
+            and when_due(state, settings.backup_interval, settings.backup_full_interval, now()) is None
+        ):
+            return None
+        try:
+            store.open_folder(keys.recipient_of(identity))
+            store.clear_partial()
+            store.ship_wal(keys.recipient_of(identity))
+            assert embedded.socket_dir is not None
+            system = asyncio.run(_system_identifier(embedded.dsn()))
+            taken = take_base_backup(store, identity, embedded.socket_dir, system, full=full)
+            _ship(store, identity)
+            kept = store.retain(store.backups(identity), settings.backup_keep_daily, settings.backup_keep_weekly, now())
+        except (BackupError, OSError, asyncpg.PostgresError) as exc:
+            message = f"backup failed: {exc}"
+            record_failure(store, message)
+            raise BackupError(message) from None
+        record_success(store, taken, kept)
+    return taken
+
+
+def verify_all(settings: Settings, say: Callable[[str], None]) -> int:
+    """Open and check every backup (pg_verifybackup, or an export's digests) and every archived
+    WAL file; BackupError naming each one that fails. Returns how many backups were checked."""
+    store = store_for(settings)
+    identity = keys.load_identity(keys.key_path(settings.data_dir))
+    broken = []
+    with store.locked():
+        found = store.backups(identity) + store.backups(identity, kind="export")
+        for backup in found:
+            try:
+                if backup.kind == "export":
+                    take.verify_export(store, store.backup_folder(backup), identity)
+                else:
+                    take.verify_sealed(store, store.backup_folder(backup), identity)
+                say(f"ok      {backup.label}")
+            except BackupError as exc:
+                say(f"BROKEN  {backup.label}: {exc}")
+                broken.append(backup.label)
+        scratch = store.fresh_work("verify-wal")
+        for path in store.wal_files():
+            try:
+                keys.open_sealed(path, scratch / "wal", identity, scratch)
+            except BackupError as exc:
+                say(f"BROKEN  {path.name}: {exc}")
+                broken.append(path.name)
+        shutil.rmtree(scratch, ignore_errors=True)
+    if broken:
+        raise BackupError(f"{len(broken)} broken: {', '.join(broken)}")
+    return len(found)
+
+
+def export_now(settings: Settings) -> Backup:
+    """On another PostgreSQL server: an encrypted export (docs/export.md) into the folder, verified,
+    under the same retention rule."""
+    store = store_for(settings)
+    identity = keys.load_identity(keys.ensure_key(settings.data_dir)[0])
+    with store.locked():
+        try:
+            store.open_folder(keys.recipient_of(identity))
+            store.clear_partial()
+            taken = take.take_export(store, identity, settings.database_url, settings.address)
+            exported = store.backups(identity, kind="export")
+            kept = store.retain(exported, settings.backup_keep_daily, settings.backup_keep_weekly, now())
+        except (BackupError, OSError, asyncpg.PostgresError) as exc:
+            message = f"export backup failed: {exc}"
+            record_failure(store, message)
+            raise BackupError(message) from None
+        record_success(store, taken, kept)
+    return taken
+
+
+def _ship(store: Store, identity: Any) -> int:
+    state = store.read_state()
+    try:
+        shipped = store.ship_wal(keys.recipient_of(identity))
+    except OSError as exc:
+        state.wal_error = f"cannot ship WAL to {store.backup_dir}: {exc.strerror or exc}"
+        store.write_state(state)
+        raise BackupError(state.wal_error) from None
+    if shipped or state.wal_error:
+        state.wal_error = None
+        if shipped:
+            state.wal_shipped_at = iso(now())
+            files = store.wal_files()
+            state.wal_last = files[-1].name if files else None
+        store.write_state(state)
+    return shipped
+
+
+@dataclass(frozen=True)
+class Status:
+    """What the owner sees: status, /metrics, the pages."""
+
+    enabled: bool
+    folder: str | None
+    last_good: str | None
+    last_good_at: str | None
+    oldest_restorable: str | None
+    latest_restorable: str | None
+    size: int
+    count: int
+    failure: str | None
+    failed_at: str | None
+    wal_pending: int
+    wal_error: str | None
+
+    def lines(self) -> list[str]:
+        if not self.enabled:
+            return ['backups: off (HATD_BACKUP_DIR is "off", or HATD_DATABASE_URL is set and HATD_BACKUP_DIR is not)']
+        return [
+            f"folder:              {self.folder}",
+            f"last good backup:    {self.last_good or 'none yet'}"
+            + (f" ({self.last_good_at})" if self.last_good_at else ""),
+            f"oldest restorable:   {self.oldest_restorable or 'none'}",
+            f"latest restorable:   {self.latest_restorable or 'none'}",
+            f"backups kept:        {self.count} ({self.size:,} bytes in the folder)",
+            f"WAL waiting to ship: {self.wal_pending} file(s)" + (f": {self.wal_error}" if self.wal_error else ""),
+            f"last failure:        {self.failure} ({self.failed_at})" if self.failure else "last failure:        none",
+        ]
+
+
+def _stamp(text: str | None) -> float:
+    return parse_time(text).timestamp() if text else 0.0
+
+
+def gauges(status: Status) -> dict[str, tuple[str, dict[str, float]]]:
+    """The /metrics gauges of the backups (0 for a time: none yet)."""
+    return {
+        "hatd_backup_last_success_timestamp_seconds": (
+            "When the last verified backup finished (unix time; 0: none yet).",
+            {"": _stamp(status.last_good_at)},
+        ),
+        "hatd_backup_oldest_restorable_timestamp_seconds": (
+            "The oldest moment the kept backups restore to (unix time).",
+            {"": _stamp(status.oldest_restorable)},
+        ),
+        "hatd_backup_latest_restorable_timestamp_seconds": (
+            "The latest moment the backup folder holds: the last backup or WAL shipped (unix time).",
+            {"": _stamp(status.latest_restorable)},
+        ),
+        "hatd_backup_size_bytes": ("Bytes in the backup folder.", {"": float(status.size)}),
+        "hatd_backup_kept": ("Base backups kept.", {"": float(status.count)}),
+        "hatd_backup_failing": (
+            "1 while the last backup job or WAL shipping failed.",
+            {"": float(bool(status.failure))},
+        ),
+        "hatd_backup_wal_pending_files": (
+            "WAL files archived by PostgreSQL but not yet sealed into the backup folder.",
+            {"": float(status.wal_pending)},
+        ),
+    }
+
+
+def status(settings: Settings) -> Status:
+    if settings.backup_path is None:
+        return Status(False, None, None, None, None, None, 0, 0, None, None, 0, None)
+    store = store_for(settings)
+    return status_of(store, store.read_state())
+
+
+def status_of(store: Store, state: State) -> Status:
+    latest = max(filter(None, [state.last_good_at, state.wal_shipped_at]), default=None)
+    return Status(
+        enabled=True,
+        folder=str(store.backup_dir),
+        last_good=state.last_good,
+        last_good_at=state.last_good_at,
+        oldest_restorable=state.oldest_restorable,
+        latest_restorable=latest,
+        size=state.size,
+        count=state.count,
+        failure=state.failure or state.wal_error,
+        failed_at=state.failed_at,
+        wal_pending=len(store.pending_wal()),
+        wal_error=state.wal_error,
+    )
+
+
+class BackupService:
+    """`hatd serve`'s backups: every TICK seconds, ship the staged WAL, watch the archiver, and
+    start a due job as a `hatd backup run` process; a failure is logged once, until a success."""
+
+    def __init__(self, settings: Settings, admin_dsn: str) -> None:
+        self.settings = settings
+        # The embedded server: WAL and base backups. Another PostgreSQL: exports only.
+        self.physical = not settings.database_url
+        self.store = store_for(settings)
+        self.admin_dsn = admin_dsn
+        self.identity = keys.load_identity(keys.ensure_key(settings.data_dir)[0])
+        self.job: asyncio.subprocess.Process | None = None
+        self.archive_error: str | None = None
+        self._wal_said = False
+
+    def status(self) -> Status:
+        found = status_of(self.store, self.store.read_state())
+        if self.archive_error and not found.failure:
+            return dataclasses.replace(found, failure=self.archive_error, failed_at=iso(now()))
+        return found
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self.tick()
+            except Exception:
+                log.exception("the backup task failed; it goes on")
+            await asyncio.sleep(TICK)
+
+    async def tick(self) -> None:
+        if self.physical:
+            await self._ship()
+            await self._watch_archiver()
+        state = self.store.read_state()
+        due = when_due(state, self.settings.backup_interval, self.settings.backup_full_interval, now())
+        if state.failure and state.failed_at:
+            retry = dt.timedelta(seconds=min(RETRY, self.settings.backup_interval))
+            due = due if now() - parse_time(state.failed_at) >= retry else None
+        if due is not None:
+            await self._job(full=due == "full")
+        self._announce()
+
+    async def _ship(self) -> None:
+        def ship() -> None:
+            with self.store.locked(wait=False) as held:
+                if held:  # else a job runs, which ships too
+                    self.store.open_folder(keys.recipient_of(self.identity))
+                    _ship(self.store, self.identity)
+
+        try:
+            await asyncio.to_thread(ship)
+            self._wal_said = False
+        except (BackupError, OSError) as exc:
+            if not self._wal_said:
+                log.error(
+                    "BACKUP: WAL is not reaching the backup folder (%s); it waits in %s and will be shipped when "
+                    "the folder is back",
+                    exc,
+                    self.store.staging,
+                )
+                self._wal_said = True
+
+    async def _watch_archiver(self) -> None:
+        """PostgreSQL's side of the WAL: archiving on, and archive_command succeeding. A failure is
+        logged once (until archiving works again) and shown as the backups' failure meanwhile."""
+        conn = await asyncpg.connect(self.admin_dsn)
+        try:
+            settings = await conn.fetchrow(Q.archiving)
+            row = await conn.fetchrow(Q.archiver)
+        finally:
+            await conn.close()
+        problem = None
+        if settings["archive_mode"] != "on" or settings["archive_command"] != ARCHIVE_COMMAND:
+            problem = (
+                "WAL archiving is not on in the running PostgreSQL (a server started by an older hatd, or by hand): "
+                "stop every hatd process using this data folder and start `hatd serve` again"
+            )
+        elif row["last_failed_time"] is not None and (
+            row["last_archived_time"] is None or row["last_failed_time"] > row["last_archived_time"]
+        ):
+            problem = (
+                f"PostgreSQL cannot archive WAL ({row['last_failed_wal']}, {row['failed_count']} failures so far): "
+                f"WAL piles up in {self.store.data_dir / 'postgres' / 'pg_wal'} until it can; see "
+                f"{self.store.data_dir / 'postgres' / 'server.log'}, and check that {self.store.staging} exists, "
+                "has room, and that PostgreSQL's user may write there"
+            )
+        if problem and problem != self.archive_error:
+            log.error("BACKUP: %s", problem)
+        elif not problem and self.archive_error:
+            log.info("BACKUP: WAL archiving works again")
+        self.archive_error = problem
+
+    async def _job(self, *, full: bool) -> None:
+        args = [sys.executable, "-m", "hatd", "backup", "run", "--scheduled"] + (["--full"] if full else [])
+        log.info("starting a scheduled %s backup", "full" if full else "incremental")
+        self.job = await asyncio.create_subprocess_exec(
+            *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, env=os.environ.copy()
+        )
+        output, _ = await self.job.communicate()
+        code, self.job = self.job.returncode, None
+        if code == 0:
+            log.info("backup done: %s", output.decode(errors="replace").strip().splitlines()[-1:])
+        elif code is not None and code > 0 and self.store.read_state().failure is None:
+            record_failure(self.store, f"backup failed: {output.decode(errors='replace').strip()[-2000:]}")
+
+    def _announce(self) -> None:
+        state = self.store.read_state()
+        if state.failure and not state.announced:
+            log.error("BACKUP FAILED (%s): %s", state.failed_at, state.failure)
+            state.announced = True
+            self.store.write_state(state)
+
+    async def finish(self) -> None:
+        """On the way out: stop a job under way (its partial backup is cleared next time), then
+        close the current WAL file and ship it, so a clean stop leaves nothing unarchived."""
+        if self.job is not None and self.job.returncode is None:
+            self.job.terminate()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.job.wait(), 30)
+        if not self.physical:
+            return
+        try:
+            conn = await asyncpg.connect(self.admin_dsn)
+            try:
+                switched = await conn.fetchval(Q.switch_wal)
+                deadline = asyncio.get_running_loop().time() + 20
+                while asyncio.get_running_loop().time() < deadline:
+                    done = (await conn.fetchrow(Q.archiver))["last_archived_wal"]
+                    if done is not None and done[8:24] >= switched[8:24]:
+                        break
+                    await asyncio.sleep(0.1)
+            finally:
+                await conn.close()
+            await self._ship()
+        except (OSError, asyncpg.PostgresError) as exc:
+            log.error("BACKUP: the last WAL could not be archived on the way out: %s", exc)
+
+
+# The running service, for /metrics and the owner's pages (set by `hatd serve` only).
+SERVICE = web.AppKey("backup_service", BackupService)
+
+
+def serve_context(service: BackupService) -> Callable[[Any], AsyncIterator[None]]:
+    """An aiohttp cleanup_ctx running the service for the app's life."""
+
+    async def context(app: Any) -> AsyncIterator[None]:
+        task = asyncio.create_task(service.run())
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await service.finish()
+
+    return context

@@ -1,0 +1,281 @@
+"""The backup folder and hatd's local backup state.
+
+The folder (HATD_BACKUP_DIR), every file in it sealed (keys.py) but `recipient`, the public key:
+
+    recipient                        age1...: the key the folder is sealed to (public; checked)
+    base/<label>/data.tar.zst.age    one base backup: pg_basebackup's plain output, as a tar
+    base/<label>/info.json.age       what it is: full or incremental (and on which), WAL range, times
+    wal/<segment>.zst.age            the archived WAL (and timeline .history files)
+    exports/<label>.jsonl.zst.age    on another PostgreSQL: `hatd export` files instead
+
+A label is the backup's UTC start time and kind, 20261207T101500Z-full, so names sort in time
+order. A backup being written sits in base/<label>.partial/ until verified, then is renamed: a
+backup cut short is never taken for one.
+
+Local, in the data folder (as private as the database itself): backup.key, wal-staging/ where
+PostgreSQL's archive_command puts each finished WAL file for hatd to seal and ship, backup-work/
+(scratch), backup-state.json (what the last runs did, for status, /metrics and the pages) and
+backup.lock (one backup job at a time, whichever hatd process runs it).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fcntl
+import json
+import os
+import re
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyrage
+
+from hatd.backup import keys
+from hatd.backup.keys import BackupError
+
+STAGING = "wal-staging"
+WORK = "backup-work"
+STATE = "backup-state.json"
+LOCK = "backup.lock"
+RECIPIENT = "recipient"
+SEALED = ".zst.age"
+# A WAL segment's name: timeline, then the 16 hex digits of its position.
+_SEGMENT = re.compile(r"([0-9A-F]{8})([0-9A-F]{16})(\.partial|\.[0-9A-F]{8}\.backup)?")
+_HISTORY = re.compile(r"[0-9A-F]{8}\.history")
+_LABEL = re.compile(r"\d{8}T\d{6}Z-(full|incr|export)")
+
+
+def now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def iso(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def parse_time(text: str) -> dt.datetime:
+    moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
+def wal_position(name: str) -> str | None:
+    """The position part of a WAL file's name (None for a timeline history file or anything else)."""
+    match = _SEGMENT.fullmatch(name)
+    return match[2] if match else None
+
+
+def is_wal_name(name: str) -> bool:
+    return _SEGMENT.fullmatch(name) is not None or _HISTORY.fullmatch(name) is not None
+
+
+def lsn_position(lsn: str) -> str:
+    """The WAL file position (as in its name, 16 MB segments) holding an LSN like 0/2000028."""
+    high, low = (int(part, 16) for part in lsn.split("/"))
+    return f"{high:08X}{low >> 24:08X}"
+
+
+@dataclass
+class Backup:
+    """One verified base backup (or export) in the folder, from its info.json."""
+
+    label: str
+    kind: str  # full, incr or export
+    parent: str | None
+    started: str
+    finished: str
+    timeline: int
+    start_lsn: str
+    end_lsn: str
+    system_identifier: str
+    size: int
+    hatd_version: str = ""
+    verified: str = ""
+
+    @property
+    def finished_at(self) -> dt.datetime:
+        return parse_time(self.finished)
+
+
+@dataclass
+class State:
+    """What this data folder's backups last did (backup-state.json)."""
+
+    last_good: str | None = None  # the label of the last verified backup
+    last_good_at: str | None = None
+    last_full_at: str | None = None
+    manifest_of: str | None = None  # the backup whose manifest is in backup-work/last_manifest
+    failure: str | None = None  # the last job's error, until one succeeds
+    failed_at: str | None = None
+    announced: bool = False  # the failure was logged (said once)
+    wal_shipped_at: str | None = None
+    wal_last: str | None = None
+    wal_error: str | None = None
+    oldest_restorable: str | None = None
+    size: int = 0
+    count: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Store:
+    """A data folder's backups: its local state and the backup folder."""
+
+    def __init__(self, data_dir: Path, backup_dir: Path) -> None:
+        self.data_dir = data_dir.resolve()
+        self.backup_dir = backup_dir.resolve() if backup_dir.exists() else backup_dir.absolute()
+        self.staging = self.data_dir / STAGING
+        self.work = self.data_dir / WORK
+
+    # -- local state ------------------------------------------------------------------------
+
+    def read_state(self) -> State:
+        try:
+            raw = json.loads((self.data_dir / STATE).read_text())
+        except (OSError, ValueError):
+            return State()
+        known = State.__dataclass_fields__
+        return State(**{k: v for k, v in raw.items() if k in known})
+
+    def write_state(self, state: State) -> None:
+        path = self.data_dir / STATE
+        partial = path.with_name(f".{path.name}.partial")
+        partial.write_text(json.dumps(asdict(state), indent=1))
+        os.replace(partial, path)
+
+    @contextmanager
+    def locked(self, wait: bool = True) -> Iterator[bool]:
+        """Held while a job reads or changes the backups; with wait=False, yields False at once
+        when another process holds it."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.data_dir / LOCK, "a+") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+            except BlockingIOError:
+                yield False
+                return
+            try:
+                yield True
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def fresh_work(self, name: str) -> Path:
+        folder = self.work / name
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True, mode=0o700)
+        self.work.chmod(0o700)
+        return folder
+
+    # -- the folder -------------------------------------------------------------------------
+
+    def open_folder(self, recipient: str) -> None:
+        """Make the folder (private) or check that it is sealed to this key."""
+        self.backup_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        for sub in ("base", "wal", "exports"):
+            (self.backup_dir / sub).mkdir(exist_ok=True, mode=0o700)
+        marker = self.backup_dir / RECIPIENT
+        if marker.exists():
+            theirs = marker.read_text().strip()
+            if theirs != recipient:
+                raise BackupError(
+                    f"{self.backup_dir} holds backups sealed to another key ({theirs}), not this HAT's "
+                    f"({recipient}, in {keys.key_path(self.data_dir)}): give this HAT a folder of its own "
+                    "(HATD_BACKUP_DIR), or put the key those backups were made with in place"
+                )
+        else:
+            marker.write_text(recipient + "\n")
+
+    def backups(self, identity: pyrage.x25519.Identity, *, kind: str | None = None) -> list[Backup]:
+        """The verified backups in the folder, oldest first."""
+        found = []
+        base = self.backup_dir / ("exports" if kind == "export" else "base")
+        if not base.is_dir():
+            return []
+        for folder in sorted(base.iterdir()):
+            if not _LABEL.fullmatch(folder.name) or not (folder / "info.json.age").exists():
+                continue
+            info = json.loads(keys.decrypt_bytes(folder / "info.json.age", identity))
+            found.append(Backup(**{k: v for k, v in info.items() if k in Backup.__dataclass_fields__}))
+        return sorted(found, key=lambda b: b.finished)
+
+    def backup_folder(self, backup: Backup | str) -> Path:
+        label = backup if isinstance(backup, str) else backup.label
+        return self.backup_dir / ("exports" if label.endswith("-export") else "base") / label
+
+    def size(self) -> int:
+        return sum(p.stat().st_size for p in self.backup_dir.rglob("*") if p.is_file())
+
+    def sealed_files(self) -> list[Path]:
+        return [p for p in self.backup_dir.rglob("*") if p.is_file() and p.name != RECIPIENT]
+
+    # -- WAL --------------------------------------------------------------------------------
+
+    def pending_wal(self) -> list[Path]:
+        """The finished WAL files PostgreSQL archived to the staging folder, oldest first."""
+        if not self.staging.is_dir():
+            return []
+        return sorted(p for p in self.staging.iterdir() if is_wal_name(p.name))
+
+    def ship_wal(self, recipient: str) -> int:
+        """Seal every staged WAL file into the folder, then remove it from staging; the count shipped."""
+        shipped = 0
+        scratch = self.fresh_work("ship")
+        for staged in self.pending_wal():
+            keys.seal(staged, self.backup_dir / "wal" / (staged.name + SEALED), recipient, scratch)
+            staged.unlink()
+            shipped += 1
+        return shipped
+
+    def wal_files(self) -> list[Path]:
+        folder = self.backup_dir / "wal"
+        return sorted(p for p in folder.iterdir() if p.name.endswith(SEALED)) if folder.is_dir() else []
+
+    # -- retention --------------------------------------------------------------------------
+
+    def retain(self, backups: list[Backup], keep_daily: int, keep_weekly: int, today: dt.datetime) -> list[Backup]:
+        """Delete the backups the rule does not keep, and the WAL no kept backup needs to reach any
+        moment of the daily window; returns the backups kept."""
+        if not backups:
+            return []
+        by_label = {b.label: b for b in backups}
+        keep = {backups[-1].label}
+        daily: dict[dt.date, Backup] = {}
+        weekly: dict[tuple[int, int], Backup] = {}
+        for backup in backups:  # oldest first: the newest of each day wins; of each week, the newest
+            day = backup.finished_at.date()  # full one (an incremental one would keep its whole chain)
+            daily[day] = backup
+            week = day.isocalendar()[:2]
+            if backup.kind != "incr" or week not in weekly or weekly[week].kind == "incr":
+                weekly[week] = backup
+        first_day = today.date() - dt.timedelta(days=keep_daily - 1)
+        keep |= {b.label for day, b in daily.items() if day >= first_day}
+        first_week = today.date() - dt.timedelta(weeks=keep_weekly)
+        keep |= {b.label for b in weekly.values() if keep_weekly and b.finished_at.date() > first_week}
+        for label in list(keep):  # an incremental backup needs the ones it was taken on
+            parent = by_label[label].parent
+            while parent is not None and parent in by_label:
+                keep.add(parent)
+                parent = by_label[parent].parent
+        for backup in backups:
+            if backup.label not in keep:
+                shutil.rmtree(self.backup_folder(backup), ignore_errors=True)
+        kept = [b for b in backups if b.label in keep]
+        # WAL from the start of the oldest backup of the daily window: any moment since can be reached.
+        window = [b for b in kept if b.finished_at.date() >= first_day] or kept[-1:]
+        first_needed = min((lsn_position(b.start_lsn) for b in window if b.kind != "export"), default=None)
+        if first_needed is not None:
+            for path in self.wal_files():
+                position = wal_position(path.name.removesuffix(SEALED))
+                if position is not None and position < first_needed:
+                    path.unlink()
+        return kept
+
+    def clear_partial(self) -> None:
+        """Backups cut short (their folder still .partial) are removed."""
+        for sub in ("base", "exports"):
+            folder = self.backup_dir / sub
+            if folder.is_dir():
+                for left in folder.glob("*.partial"):
+                    shutil.rmtree(left, ignore_errors=True)

@@ -1,0 +1,451 @@
+"""Backups as the owner meets them, with real processes on a real embedded PostgreSQL: `hatd serve`
+takes a full backup on its first start and archives WAL; `hatd backup run` takes an incremental one
+while 8 writers ingest; the data folder is destroyed; `hatd restore` brings back exactly what was
+acknowledged up to a time T, and up to the latest, checked through the API. Nothing written is
+readable in the backup folder, a flipped byte is caught by `hatd backup verify` and by restore, and
+restore never writes over a HAT."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from hatd.app import create_app
+from hatd.backup import service as backups
+from hatd.backup.store import Backup, Store, iso, lsn_position
+from hatd.backup.take import record_failure
+from tests import pg
+from tests.conftest import OWNER
+from tests.test_browser import CHROMIUM, CHROMIUM_FLAGS, OUTPUT, SKIP_REASON
+from tests.test_cli import OWNER_EMAIL, REPO, Server, StartServer, free_port, hatd, hatd_env
+from tests.web_helpers import logged_in
+
+PASSWORD = "backup-owner"
+AGE = b"age-encryption.org/v1\n"
+
+
+@pytest.fixture
+def serve() -> Iterator[StartServer]:
+    """serve(env, folder): a running `hatd serve`; killed after the test if still running."""
+    started: list[Server] = []
+
+    def start(env: dict[str, str], folder: Path) -> Server:
+        server = Server(env, folder)
+        started.append(server)
+        server.wait_until_serving()
+        return server
+
+    try:
+        yield start
+    finally:
+        for server in started:
+            server.kill()
+
+
+class Hat:
+    """A HAT's API over HTTP: one table with one field, records of one value each."""
+
+    def __init__(self, port: int) -> None:
+        self.base = f"http://127.0.0.1:{port}"
+
+    async def __aenter__(self) -> Hat:
+        self.session = aiohttp.ClientSession(self.base)
+        async with self.session.get(
+            "/users/access_token", headers={"username": OWNER_EMAIL, "password": PASSWORD}
+        ) as response:
+            assert response.status == 200, await response.text()
+            self.headers = {"X-Auth-Token": (await response.json())["accessToken"]}
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.session.close()
+
+    async def make_table(self) -> int:
+        table = {"name": "notes", "source": "backuptest", "fields": [{"name": "text"}]}
+        async with self.session.post("/data/table", json=table, headers=self.headers) as response:
+            assert response.status == 201, await response.text()
+            field_id: int = (await response.json())["fields"][0]["id"]
+            return field_id
+
+    async def field_id(self) -> int:
+        async with self.session.get("/data/table?name=notes&source=backuptest", headers=self.headers) as response:
+            assert response.status == 200, await response.text()
+            found: int = (await response.json())["fields"][0]["id"]
+            return found
+
+    async def write(self, field_id: int, value: str) -> None:
+        body = [{"record": {"name": value}, "values": [{"field": {"id": field_id, "name": "text"}, "value": value}]}]
+        async with self.session.post("/data/record/values", json=body, headers=self.headers) as response:
+            assert response.status == 201, await response.text()
+
+    async def values(self, field_id: int) -> set[str]:
+        async with self.session.get(f"/data/field/{field_id}/values?limit=10000", headers=self.headers) as response:
+            assert response.status == 200, await response.text()
+            return {value["value"] for value in (await response.json())["values"]}
+
+
+def written(prefix: str, count: int) -> list[str]:
+    return [f"{prefix}-{i}-{uuid.uuid4().hex}" for i in range(count)]
+
+
+def wait_for_first_backup(data_dir: Path, server: Server, timeout: float = 60) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            state = json.loads((data_dir / "backup-state.json").read_text())
+        except (OSError, ValueError):
+            state = {}
+        if state.get("last_good"):
+            return state
+        assert state.get("failure") is None, state
+        time.sleep(0.2)
+    pytest.fail(f"no backup within {timeout} s\n{server.output()}")
+
+
+def get_metrics(port: int) -> str:
+    async def fetch() -> str:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(f"http://127.0.0.1:{port}/metrics", headers={"Authorization": "Bearer scrape"}) as response,
+        ):
+            assert response.status == 200
+            return await response.text()
+
+    return asyncio.run(fetch())
+
+
+@pytest.mark.slow
+def test_restore_to_a_time_and_to_the_latest_gives_back_exactly_what_was_acknowledged(
+    tmp_path: Path, serve: StartServer
+) -> None:
+    scratch = pg.scratch_dir("hatd-backup-test-")
+    scratch.chmod(0o755)
+    data_dir, backup_dir = scratch / "hat", scratch / "second-disk"
+    port = free_port()
+    env = hatd_env(
+        tmp_path, data_dir=str(data_dir), backup_dir=str(backup_dir), port=str(port), owner_password=PASSWORD,
+        metrics_token="scrape",
+    )  # fmt: skip
+    restored: list[Path] = []
+    try:
+        server = serve(env, tmp_path)
+        assert f"encrypted to the key in:\n\n      {data_dir / 'backup.key'}" in server.stdout_path.read_text()
+        assert "Keep a copy of that file somewhere else" in server.stdout_path.read_text()
+        assert wait_for_first_backup(data_dir, server)["last_good"].endswith("-full")
+
+        async def write_phases() -> tuple[list[str], list[str], list[str], dt.datetime]:
+            async with Hat(port) as hat:
+                field = await hat.make_table()
+                # A: 8 writers ingest while an incremental backup runs in its own process.
+                batches = [written(f"a{w}", 15) for w in range(8)]
+                job = await asyncio.create_subprocess_exec(
+                    sys.executable, "-m", "hatd", "backup", "run", cwd=REPO, env=env,
+                    stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+                )  # fmt: skip
+
+                async def writer(values: list[str]) -> None:
+                    for value in values:
+                        await hat.write(field, value)
+
+                await asyncio.gather(*(writer(batch) for batch in batches))
+                output, _ = await job.communicate()
+                assert job.returncode == 0, output.decode()
+                assert b"-incr taken and verified" in output, output.decode()
+                phase_a = [value for batch in batches for value in batch]
+                phase_b = written("b", 10)
+                await writer(phase_b)
+                await asyncio.sleep(0.05)
+                moment = dt.datetime.now(dt.UTC)
+                await asyncio.sleep(0.05)
+                phase_c = written("c", 10)
+                await writer(phase_c)
+                assert await hat.values(field) == {*phase_a, *phase_b, *phase_c}
+                return phase_a, phase_b, phase_c, moment
+
+        phase_a, phase_b, phase_c, moment = asyncio.run(write_phases())
+
+        metrics = get_metrics(port)
+        assert "hatd_backup_last_success_timestamp_seconds " in metrics
+        assert "hatd_backup_failing 0" in metrics
+        status = hatd("backup", "status", env=env)
+        assert status.returncode == 0, status.stderr
+        assert "-incr (" in status.stdout and "last failure:        none" in status.stdout
+
+        # A clean stop archives the last WAL.
+        assert server.terminate() == 0, server.output()
+
+        # Nothing written is readable in the folder: every file but the public key is an age file.
+        files = [p for p in backup_dir.rglob("*") if p.is_file()]
+        assert {p.name for p in files if not p.read_bytes().startswith(AGE)} == {"recipient"}
+        everything = b"".join(p.read_bytes() for p in files)
+        for value in [*phase_a, *phase_b, *phase_c]:
+            assert value.encode() not in everything
+
+        # The disk dies; the owner kept a copy of the key.
+        key = scratch / "key-copy"
+        shutil.copyfile(data_dir / "backup.key", key)
+        shutil.rmtree(data_dir)
+
+        def restore_and_read(name: str, to: str) -> set[str]:
+            target = scratch / name
+            restored.append(target)
+            back = hatd("restore", str(backup_dir), "--to", to, "--key", str(key), env={**env, "HATD_DATA_DIR": str(target)}, timeout=120)  # fmt: skip
+            assert back.returncode == 0, back.stdout + back.stderr
+            assert f"Restored {target}" in back.stdout
+            again = free_port()
+            # Served with backups off: two copies of one HAT must not both write into the folder.
+            copy = serve(
+                {**env, "HATD_DATA_DIR": str(target), "HATD_PORT": str(again), "HATD_BACKUP_DIR": "off"}, target
+            )
+
+            async def read() -> set[str]:
+                async with Hat(again) as hat:
+                    return await hat.values(await hat.field_id())
+
+            try:
+                return asyncio.run(read())
+            finally:
+                assert copy.terminate() == 0, copy.output()
+
+        assert restore_and_read("to-t", moment.isoformat()) == {*phase_a, *phase_b}
+        assert restore_and_read("latest", "latest") == {*phase_a, *phase_b, *phase_c}
+
+        # A moment the backups do not hold yet, or no longer: refused, saying so, leaving no HAT behind.
+        for to, said in [
+            ((moment + dt.timedelta(days=1)).isoformat(), "hatd: the backups end before"),
+            ("2000-01-01T00:00:00Z", "hatd: no backup finished by 2000-01-01T00:00:00+00:00: the oldest moment"),
+        ]:
+            target = scratch / "not-held"
+            restored.append(target)
+            out_of_range = hatd("restore", str(backup_dir), "--to", to, "--key", str(key), env={**env, "HATD_DATA_DIR": str(target)}, timeout=120)  # fmt: skip
+            assert out_of_range.returncode == 1 and said in out_of_range.stderr, out_of_range.stderr
+            assert not (target / "postgres").exists()
+
+        refused = hatd("restore", str(backup_dir), "--key", str(key), env={**env, "HATD_DATA_DIR": str(restored[1])})
+        assert refused.returncode == 1
+        assert f"{restored[1]} already holds a HAT" in refused.stderr
+        assert "never writes over one" in refused.stderr
+    finally:
+        for folder in [data_dir, *restored]:
+            if (folder / "postgres" / "postmaster.pid").exists():
+                subprocess.run([sys.executable, "-c", f"from hatd.embedded import EmbeddedPostgres as E; from pathlib import Path; e=E(Path({str(folder)!r})); e.start(); e.stop()"], cwd=REPO, check=False)  # fmt: skip
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+@pytest.mark.slow
+def test_a_flipped_byte_is_caught_by_verify_and_by_restore(tmp_path: Path, data_dir: Path) -> None:
+    backup_dir = data_dir / "backups"
+    env = hatd_env(tmp_path, data_dir=str(data_dir / "hat"), backup_dir=str(backup_dir))
+    taken = hatd("backup", "run", env=env, timeout=120)
+    assert taken.returncode == 0, taken.stderr
+    assert hatd("backup", "verify", env=env).returncode == 0
+    (sealed,) = backup_dir.glob("base/*-full/data.tar.zst.age")
+    damaged = bytearray(sealed.read_bytes())
+    damaged[len(damaged) // 2] ^= 0x01
+    sealed.write_bytes(bytes(damaged))
+
+    verify = hatd("backup", "verify", env=env)
+    assert verify.returncode == 1
+    assert f"BROKEN  {sealed.parent.name}: {sealed} is damaged" in verify.stdout
+    assert "hatd: 1 broken" in verify.stderr
+
+    target = data_dir / "restored"
+    key = data_dir / "hat" / "backup.key"
+    back = hatd("restore", str(backup_dir), "--key", str(key), env={**env, "HATD_DATA_DIR": str(target)})
+    assert back.returncode == 1
+    assert f"{sealed} is damaged or not sealed with this key: decryption failed" in back.stderr
+    assert not (target / "postgres").exists()
+    assert os.listdir(backup_dir / "base") == [sealed.parent.name]
+
+
+async def test_the_pages_and_metrics_show_the_backups_and_a_failure_loudly(
+    database: str, admin_dsn: str, settings: Any, aiohttp_client: Any, tmp_path: Path
+) -> None:
+    hat_settings = settings.replace(database_url=database, data_dir=tmp_path / "hat", backup_dir=str(tmp_path / "b"))
+    service = backups.BackupService(hat_settings, admin_dsn)
+    app = create_app(hat_settings)
+    app[backups.SERVICE] = service
+    client = await aiohttp_client(app)
+    await logged_in(client)
+    store = service.store
+    state = store.read_state()
+    state.last_good, state.last_good_at = "20261201T100000Z-incr", "2026-12-01T10:00:00.000000Z"
+    state.oldest_restorable, state.size, state.count = "2026-11-20T09:00:00.000000Z", 123456, 3
+    store.write_state(state)
+
+    page = await (await client.get("/owner")).text()
+    assert '<time datetime="2026-12-01T10:00:00.000000Z">01 Dec 2026, 10:00 UTC</time>' in page
+    assert "123,456 bytes, 3 backups" in page
+    assert "Backups are failing" not in page
+    metrics = await (await client.get("/metrics", headers={"Authorization": "Bearer scrape-secret"})).text()
+    assert "hatd_backup_last_success_timestamp_seconds 1796119200" in metrics
+    assert "hatd_backup_failing 0" in metrics
+
+    record_failure(store, "backup failed: pg_basebackup failed (1): could not connect")
+
+    page = await (await client.get("/owner/debits")).text()
+    assert (
+        '<div class="alert" role="alert" id="backup-failing"><strong>Backups are failing.</strong> backup failed: pg_basebackup failed (1): could not connect'
+        in page
+    )
+    metrics = await (await client.get("/metrics", headers={"Authorization": "Bearer scrape-secret"})).text()
+    assert "hatd_backup_failing 1" in metrics
+    # The log says it once, however many times the service looks.
+    with_logs = []
+    handler = logging.Handler()
+    handler.emit = with_logs.append  # type: ignore[method-assign]
+    logging.getLogger("hatd.backup").addHandler(handler)
+    try:
+        service._announce()
+        service._announce()
+    finally:
+        logging.getLogger("hatd.backup").removeHandler(handler)
+    assert [r.getMessage() for r in with_logs] == [
+        f"BACKUP FAILED ({store.read_state().failed_at}): backup failed: pg_basebackup failed (1): could not connect"
+    ]
+
+
+@pytest.mark.slow
+def test_a_hat_on_another_postgresql_gets_encrypted_exports_that_import(tmp_path: Path, admin_dsn: str) -> None:
+    source, target = (asyncio.run(pg.empty_database(admin_dsn)) for _ in range(2))
+    try:
+        backup_dir = tmp_path / "exports-folder"
+        env = hatd_env(tmp_path, database_url=pg.with_database(admin_dsn, source), owner_password=PASSWORD)
+        assert hatd("create-owner", env=env).returncode == 0
+        assert "backups: off" in hatd("backup", "status", env=env).stdout  # not without a folder given
+        env["HATD_BACKUP_DIR"] = str(backup_dir)
+
+        taken = hatd("backup", "run", env=env)
+
+        assert taken.returncode == 0, taken.stderr
+        assert "-export taken and verified" in taken.stdout
+        (sealed,) = backup_dir.glob("exports/*-export/data.jsonl.zst.age")
+        assert sealed.read_bytes().startswith(AGE) and OWNER_EMAIL.encode() not in sealed.read_bytes()
+        assert hatd("backup", "verify", env=env).returncode == 0
+        opened = tmp_path / "hat.jsonl"
+        assert hatd("backup", "open", str(sealed), str(opened), env=env).returncode == 0
+        assert json.loads(opened.read_text().splitlines()[-1])["digests"] == "sha256"
+        other = {**env, "HATD_DATABASE_URL": pg.with_database(admin_dsn, target), "HATD_BACKUP_DIR": "off"}
+        assert hatd("create-owner", env=other).returncode == 0
+        imported = hatd("import", str(opened), env=other)
+        assert imported.returncode == 0, imported.stderr
+    finally:
+        for name in (source, target):
+            asyncio.run(pg.drop(admin_dsn, name))
+
+
+def test_retention_keeps_each_day_of_two_weeks_each_week_of_three_months_and_what_they_need(tmp_path: Path) -> None:
+    store = Store(tmp_path / "hat", tmp_path / "folder")
+    (store.backup_dir / "base").mkdir(parents=True)
+    (store.backup_dir / "wal").mkdir()
+    today = dt.datetime(2026, 12, 7, 12, tzinfo=dt.UTC)
+    made = []
+    for days_ago in range(126, -1, -1):  # one backup a day at 03:00, a full one every 7th day
+        moment = (today - dt.timedelta(days=days_ago)).replace(hour=3)
+        kind = "full" if days_ago % 7 == 0 else "incr"
+        label = f"{moment:%Y%m%dT%H%M%SZ}-{kind}"
+        position = 1000 - days_ago  # a WAL file per day, and each backup starts in its day's
+        made.append(
+            Backup(
+                label=label, kind=kind, parent=None if kind == "full" else made[-1].label, started=iso(moment),
+                finished=iso(moment), timeline=1, start_lsn=f"{position >> 8:X}/{(position & 0xFF) << 24:X}",
+                end_lsn="0/0", system_identifier="1", size=1,
+            )
+        )  # fmt: skip
+        store.backup_folder(label).mkdir()
+        (store.backup_dir / "wal" / f"00000001{position >> 8:08X}{position & 0xFF:08X}.zst.age").touch()
+
+    kept = store.retain(made, 14, 13, today)
+
+    labels = {b.label for b in kept}
+    assert {b.label for b in made[-14:]} <= labels  # every day of the last 14
+    older = [b for b in kept if b.finished_at.date() < made[-14].finished_at.date()]
+    # Before that, one full backup a week (an incremental one would keep its whole chain), 13 weeks back.
+    assert all(b.kind == "full" for b in older)
+    assert len(older) == len({b.finished_at.isocalendar()[:2] for b in older})
+    assert len(older) >= 11 and all((today - b.finished_at).days <= 13 * 7 for b in older)
+    for backup in kept:  # every kept incremental backup still has the chain it was taken on
+        assert backup.parent is None or backup.parent in labels
+    assert sorted(p.name for p in (store.backup_dir / "base").iterdir()) == sorted(labels)
+    first_daily = made[-14]
+    wal = sorted(p.name for p in (store.backup_dir / "wal").iterdir())
+    assert wal[0][8:24] == lsn_position(first_daily.start_lsn) and len(wal) == 14
+
+
+async def test_a_server_that_does_not_archive_is_said_once_and_shown_as_failing(
+    admin_dsn: str, settings: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The suite's own PostgreSQL archives nothing: as a server adopted from an older hatd would be.
+    service = backups.BackupService(
+        settings.replace(data_dir=tmp_path / "hat", backup_dir=str(tmp_path / "b")), admin_dsn
+    )
+    with caplog.at_level(logging.ERROR, logger="hatd.backup"):
+        await service._watch_archiver()
+        await service._watch_archiver()
+
+    said = [r.getMessage() for r in caplog.records if r.name == "hatd.backup"]
+    assert len(said) == 1 and said[0].startswith("BACKUP: WAL archiving is not on in the running PostgreSQL")
+    status = service.status()
+    assert status.failure is not None and "start `hatd serve` again" in status.failure
+    assert backups.gauges(status)["hatd_backup_failing"][1] == {"": 1.0}
+
+
+@pytest.mark.slow
+async def test_the_owner_sees_the_backups_and_their_failure_in_a_browser(
+    database: str, admin_dsn: str, settings: Any, aiohttp_server: Any, tmp_path: Path
+) -> None:
+    if CHROMIUM is None:
+        pytest.skip(SKIP_REASON)
+    from playwright.async_api import async_playwright
+
+    port = free_port()
+    hat_settings = settings.replace(
+        database_url=database, hat_address=f"http://127.0.0.1:{port}", data_dir=tmp_path / "hat",
+        backup_dir=str(tmp_path / "b"),
+    )  # fmt: skip
+    service = backups.BackupService(hat_settings, admin_dsn)
+    state = service.store.read_state()
+    state.last_good, state.last_good_at = "20261201T100000Z-full", "2026-12-01T10:00:00.000000Z"
+    state.oldest_restorable, state.size, state.count = "2026-11-20T09:00:00.000000Z", 2_500_000, 4
+    service.store.write_state(state)
+    record_failure(service.store, "backup failed: the backup folder is not mounted")
+    app = create_app(hat_settings)
+    app[backups.SERVICE] = service
+    await aiohttp_server(app, host="127.0.0.1", port=port)
+
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, chromium_sandbox=False, args=CHROMIUM_FLAGS
+        )
+        try:
+            page = await browser.new_page(viewport={"width": 420, "height": 860})
+            await page.goto(f"http://127.0.0.1:{port}/owner/login?next=/owner")
+            await page.fill("#password", OWNER[1])
+            await page.click("#login")
+            await page.wait_for_url(f"http://127.0.0.1:{port}/owner")
+            alert = page.locator("#backup-failing")
+            assert await alert.is_visible()
+            assert "Backups are failing. backup failed: the backup folder is not mounted" in await alert.inner_text()
+            card = await page.locator("#backups").inner_text()
+            assert "01 Dec 2026, 10:00 UTC" in card and "20 Nov 2026, 09:00 UTC" in card
+            assert "2,500,000 bytes, 4 backups" in card
+            OUTPUT.mkdir(parents=True, exist_ok=True)
+            await page.screenshot(path=str(OUTPUT / "backup-status.png"), full_page=True)
+            await page.click("text=Data debits")
+            assert await page.locator("#backup-failing").is_visible()  # on every page, not only the data page
+        finally:
+            await browser.close()
