@@ -26,6 +26,7 @@ test: install browser
 
 bench: install
 	$(BIN)/python bench/bench_tokens.py
+	$(BIN)/python bench/bench_login.py
 	$(BIN)/python bench/bench_raw.py
 	$(BIN)/python bench/bench_context.py
 	$(BIN)/python bench/bench_debits.py

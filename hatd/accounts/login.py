@@ -34,6 +34,18 @@ def device_of(request: web.Request, user_id: str) -> str | None:
     return device
 
 
+def presents_device(request: web.Request) -> bool:
+    """Whether the request carries something that may prove a device (checked later, with the account)."""
+    return devices.cookie_name(request.app[SETTINGS].issuer) in request.cookies or "X-Auth-Token" in request.headers
+
+
+def refuse_if_empty(bucket: Bucket, cause: str, message: str | None = None) -> None:
+    """TooManyRequests now if the bucket is empty: a client over its limit costs no database query."""
+    wait = bucket.limiter.wait(bucket.key)
+    if wait:
+        raise _refuse(wait, cause, message)
+
+
 def device_bucket(request: web.Request, device: str) -> Bucket:
     return Bucket(request.app[DEVICE_LIMITER], f"device:{device}", True)
 
