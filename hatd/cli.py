@@ -107,7 +107,8 @@ def database_and_server(settings: Settings) -> Iterator[tuple[str, EmbeddedPostg
         name = settings.embedded_database
         if name == EMBEDDED_DATABASE:
             asyncio.run(provision.ensure_database(dsn, EMBEDDED_DATABASE, EMBEDDED_ROLE))
-            asyncio.run(provision.record_address(dsn, EMBEDDED_DATABASE, _normal_address(settings.issuer)))
+            address = settings.hat_address.strip() or f"http://{settings.host}:{settings.port}"
+            asyncio.run(provision.record_address(dsn, EMBEDDED_DATABASE, _normal_address(address)))
         else:
             state = asyncio.run(provision.hat_state(dsn, name))
             if state is provision.HatState.UNFINISHED:
