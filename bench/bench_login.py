@@ -66,7 +66,8 @@ async def bench(base: str) -> None:
         attack = asyncio.create_task(_guesses(base, stop, counts))
         await asyncio.sleep(2)  # the attack has drained the account's bucket by now
         attacked, statuses = await _owner_logins(owner, base, OWNER_LOGINS)
-        async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as fresh:  # the owner on a client never used before
+        # The owner on a client never used before:
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as fresh:
             _, fresh_statuses = await _owner_logins(fresh, base, 1)
         await asyncio.sleep(max(0.0, ATTACK_SECONDS - 2 - sum(attacked)))
         stop.set()

@@ -5,6 +5,7 @@ work is bounded so that guesses cannot starve the owner's login."""
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import time
 import uuid
@@ -160,3 +161,17 @@ def test_a_device_cookie_is_bound_to_its_account_key_and_time():
 @pytest.mark.parametrize("value", ["", ".", "a.b.c.d", "x" * 500])
 def test_odd_device_cookies_are_no_device(value):
     assert devices.verify("key", value, "u1") is None
+
+
+def test_strangers_checks_run_at_a_lower_cpu_priority():
+    lanes = passwords.Lanes.create()
+    try:
+
+        def nice() -> int:
+            return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+        own = nice()
+        assert lanes.shared._executor.submit(nice).result() == min(own + 10, 19)
+        assert lanes.trusted._executor.submit(nice).result() == own
+    finally:
+        lanes.close()
