@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: install browser run test bench lint format clean
+.PHONY: install browser run test bench fuzz lint format clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,7 @@ test: install browser
 
 bench: install
 	$(BIN)/python bench/bench_tokens.py
+	$(BIN)/python bench/bench_login.py
 	$(BIN)/python bench/bench_raw.py
 	$(BIN)/python bench/bench_context.py
 	$(BIN)/python bench/bench_debits.py
@@ -33,14 +34,18 @@ bench: install
 	$(BIN)/python bench/bench_plugs.py
 	$(BIN)/python bench/bench_backup.py
 
+# Schemathesis against a HAT it starts itself, for FUZZ_SECONDS (300); not part of `make test`.
+fuzz: install
+	$(BIN)/python fuzz/run.py
+
 lint: install
-	$(BIN)/ruff check hatd tests bench
-	$(BIN)/ruff format --check hatd tests bench
+	$(BIN)/ruff check hatd tests bench fuzz
+	$(BIN)/ruff format --check hatd tests bench fuzz
 	$(BIN)/mypy hatd
 
 format: install
-	$(BIN)/ruff check --fix hatd tests bench
-	$(BIN)/ruff format hatd tests bench
+	$(BIN)/ruff check --fix hatd tests bench fuzz
+	$(BIN)/ruff format hatd tests bench fuzz
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -83,12 +83,16 @@ def _operation(route: Route, spec: APISpec, path: str) -> dict[str, Any]:
         response["content"] = {JSON: {"schema": schema}}
     elif route.produces == JSON:
         response["content"] = {JSON: {"schema": {"type": "object"}}}
+    elif route.status == 303:  # a redirect: no body, a Location
+        response["headers"] = {"Location": {"schema": {"type": "string"}, "description": "Where to go"}}
     elif route.produces != JSON:
         response["content"] = {route.produces: {"schema": {"type": "string"}}}
     responses: dict[str, Any] = {str(route.status): response}
     for status in sorted(_error_statuses(route, path)):
         text = _ERROR_STATUSES[status]
-        if status in route.responses:
+        if status == 303:
+            responses["303"] = {"description": text, "headers": {"Location": {"schema": {"type": "string"}}}}
+        elif status in route.responses:
             responses[str(status)] = {"description": text, "content": {JSON: {"schema": route.responses[status]}}}
         elif route.produces == HTML or route.session:  # pages answer errors as pages: same message and cause
             responses[str(status)] = {"description": text, "content": {HTML: {"schema": {"type": "string"}}}}

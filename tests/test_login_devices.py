@@ -5,6 +5,7 @@ work is bounded so that guesses cannot starve the owner's login."""
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import time
 import uuid
@@ -15,9 +16,9 @@ import pytest
 from hatd.accounts import devices, passwords
 from hatd.state import TOKENS
 from tests.conftest import OWNER, auth, new_account
-from tests.web_helpers import hidden_fields, page_login
+from tests.web_helpers import LOGIN_COOKIE, hidden_fields, page_login
 
-DEVICE_COOKIE = devices.cookie_name("http://hat.test")
+DEVICE_COOKIE = LOGIN_COOKIE.replace("hatd_login_", "hatd_device_")
 # 2 attempts per address; the owner account's bucket holds 10 failures; nothing refills meanwhile.
 LIMITS = {"login_burst": 2, "login_refill_seconds": 1000, "trusted_proxies": "127.0.0.1"}
 
@@ -48,6 +49,13 @@ async def test_the_owners_device_cookie_gets_in_while_strangers_are_locked_out(m
     assert again.status == 200
     client.session.cookie_jar.clear()
     assert (await _api_login(client, "guess", "203.0.113.77")).status == 429  # strangers still fail
+
+
+async def test_over_https_the_device_cookie_is_secure_and_bound_to_the_host(make_client):
+    client = await make_client(hat_address="https://hat.test")
+    response = await client.get("/users/access_token", headers={"username": OWNER[0], "password": OWNER[1]})
+    [name] = [name for name in response.cookies if "hatd_device_" in name]
+    assert name.startswith("__Host-hatd_device_") and response.cookies[name]["secure"]
 
 
 async def test_a_client_without_cookies_presents_its_earlier_token_even_expired(make_client):
@@ -153,3 +161,17 @@ def test_a_device_cookie_is_bound_to_its_account_key_and_time():
 @pytest.mark.parametrize("value", ["", ".", "a.b.c.d", "x" * 500])
 def test_odd_device_cookies_are_no_device(value):
     assert devices.verify("key", value, "u1") is None
+
+
+def test_strangers_checks_run_at_a_lower_cpu_priority():
+    lanes = passwords.Lanes.create()
+    try:
+
+        def nice() -> int:
+            return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+        own = nice()
+        assert lanes.shared._executor.submit(nice).result() == min(own + 10, 19)
+        assert lanes.trusted._executor.submit(nice).result() == own
+    finally:
+        lanes.close()

@@ -25,13 +25,6 @@ DEVICE_TTL = 90 * 24 * 3600
 _CONTEXT = b"hatd device cookie"
 
 
-def cookie_name(address: str) -> str:
-    """The device cookie's name: tagged with the HAT's address like its session cookie (HATs on one
-    host keep apart), __Host- over https."""
-    tag = hashlib.sha256(address.encode()).hexdigest()[:8]
-    return f"{'__Host-' if address.startswith('https://') else ''}hatd_device_{tag}"
-
-
 def _mac(private_pem: str, payload: str) -> str:
     key = hmac.new(private_pem.encode(), _CONTEXT, hashlib.sha256).digest()
     digest = hmac.new(key, payload.encode(), hashlib.sha256).digest()

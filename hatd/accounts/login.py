@@ -12,6 +12,7 @@ from hatd.accounts import devices, passwords
 from hatd.errors import TooManyRequests
 from hatd.ratelimit import RateLimiter, retry_after
 from hatd.state import DEVICE_LIMITER, PASSWORD_LANES, SETTINGS, TOKENS
+from hatd.web import pages
 
 
 class Bucket(NamedTuple):
@@ -21,17 +22,35 @@ class Bucket(NamedTuple):
     failures_only: bool
 
 
+def device_cookie(request: web.Request) -> str:
+    """The device cookie's name: the login form cookie's, `device` for `login` (the same tag of the
+    HAT's address, so HATs on one host keep apart, and __Host- over https)."""
+    return pages.login_cookie(request).replace("hatd_login_", "hatd_device_")
+
+
 def device_of(request: web.Request, user_id: str) -> str | None:
     """The id of the device the login request proves it is, for the account `user_id`: its device
     cookie, or an earlier access token of the account in X-Auth-Token. None for a stranger."""
     app = request.app
-    cookie = request.cookies.get(devices.cookie_name(app[SETTINGS].address))
+    cookie = request.cookies.get(device_cookie(request))
     device = devices.verify(app[TOKENS].keys.private_pem, cookie, user_id)
     token = request.headers.get("X-Auth-Token")
     if device is None and token:
         claims = app[TOKENS].earlier(token, devices.DEVICE_TTL)
         device = devices.token_device(claims.user_id, claims.jti, user_id) if claims else None
     return device
+
+
+def presents_device(request: web.Request) -> bool:
+    """Whether the request carries something that may prove a device (checked later, with the account)."""
+    return device_cookie(request) in request.cookies or "X-Auth-Token" in request.headers
+
+
+def refuse_if_empty(bucket: Bucket, cause: str, message: str | None = None) -> None:
+    """TooManyRequests now if the bucket is empty: a client over its limit costs no database query."""
+    wait = bucket.limiter.wait(bucket.key)
+    if wait:
+        raise _refuse(wait, cause, message)
 
 
 def device_bucket(request: web.Request, device: str) -> Bucket:
@@ -82,13 +101,9 @@ async def check(
 
 def remember_device(request: web.Request, response: web.StreamResponse, user_id: str) -> None:
     """After a successful login: a new device cookie, valid for DEVICE_TTL."""
-    settings = request.app[SETTINGS]
     response.set_cookie(
-        devices.cookie_name(settings.address),
+        device_cookie(request),
         devices.issue(request.app[TOKENS].keys.private_pem, user_id),
         max_age=devices.DEVICE_TTL,
-        httponly=True,
-        samesite="Lax",
-        secure=settings.address.startswith("https://"),
-        path="/",
+        **pages.cookie_options(request),
     )

@@ -10,6 +10,7 @@ checks (running and waiting); one more is refused at once (Busy) rather than que
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import os
 import re
@@ -69,11 +70,25 @@ class Busy(Exception):
     """A lane is full: the attempt is refused rather than queued."""
 
 
-class Lane:
-    """`workers` threads for bcrypt, and room for `waiting` more checks queued for them."""
+def _lower_priority(nice: int) -> None:
+    """Lower the calling thread's CPU priority by `nice` (Linux keeps a nice value per thread)."""
+    if not nice:
+        return
+    thread = threading.get_native_id()
+    with contextlib.suppress(OSError, AttributeError):
+        os.setpriority(os.PRIO_PROCESS, thread, min(19, os.getpriority(os.PRIO_PROCESS, thread) + nice))
 
-    def __init__(self, name: str, *, workers: int, waiting: int) -> None:
-        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"bcrypt-{name}")
+
+class Lane:
+    """`workers` threads for bcrypt, and room for `waiting` more checks queued for them. With
+    `nice`, its threads yield the CPU to the rest of the process (the event loop, the other lane)."""
+
+    def __init__(self, name: str, *, workers: int, waiting: int, nice: int = 0) -> None:
+        self._executor = ThreadPoolExecutor(
+            max_workers=workers,
+            thread_name_prefix=f"bcrypt-{name}",
+            initializer=functools.partial(_lower_priority, nice),
+        )
         # Released when the check ends, not when its request does: a client that hangs up does
         # not free the thread its check still holds.
         self._slots = threading.BoundedSemaphore(workers + waiting)
@@ -102,8 +117,10 @@ class Lanes:
     def create(cls) -> Lanes:
         # One core's worth for the owner's devices, the rest for everyone else (at least one thread).
         shared = max(1, (os.cpu_count() or 2) - 1)
+        # Strangers' checks run at a lower priority: the owner's check and serving requests come first.
         return cls(
-            trusted=Lane("trusted", workers=1, waiting=4), shared=Lane("shared", workers=shared, waiting=4 * shared)
+            trusted=Lane("trusted", workers=1, waiting=4),
+            shared=Lane("shared", workers=shared, waiting=4 * shared, nice=10),
         )
 
     def close(self) -> None:

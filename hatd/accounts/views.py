@@ -43,6 +43,10 @@ async def access_token(request: web.Request) -> web.Response:
         raise Unauthorized("Send the account's email (or name) and password as `username` and `password` headers")
     if not storable(username) or not storable(password):  # no account has such a name or password
         raise Unauthorized("Wrong username or password")
+    cause = "Too many login attempts; try again in {seconds} s"
+    client = login.Bucket(request.app[LOGIN_LIMITER], f"client:{client_address(request)}", False)
+    if not login.presents_device(request):
+        login.refuse_if_empty(client, cause)
     account = await repository.find_login(request.app[POOL], username)
     device = login.device_of(request, str(account["user_id"])) if account else None
     if device is not None:  # a client that has logged in before: its own failures count, no one else's
@@ -50,14 +54,10 @@ async def access_token(request: web.Request) -> web.Response:
     else:
         # Failures count against the account whichever of its names was used (email or name).
         failure_key = f"user:{account['user_id']}" if account else f"name:{username.lower()}"
-        buckets = [
-            login.Bucket(request.app[LOGIN_LIMITER], f"client:{client_address(request)}", False),
-            login.Bucket(request.app[LOGIN_FAILURE_LIMITER], failure_key, True),
-        ]
+        buckets = [client, login.Bucket(request.app[LOGIN_FAILURE_LIMITER], failure_key, True)]
     matched = await login.check(
-        request, buckets, password, account["pass_hash"] if account else None, trusted=device is not None,
-        cause="Too many login attempts; try again in {seconds} s",
-    )  # fmt: skip
+        request, buckets, password, account["pass_hash"] if account else None, trusted=device is not None, cause=cause
+    )
     if not matched:
         raise Unauthorized("Wrong username or password")
     assert account is not None

@@ -86,20 +86,25 @@ async def login(request: web.Request) -> web.StreamResponse:
     next_path = local_path(form["next"])
     if not sessions.csrf_matches(request.cookies.get(login_cookie(request)), form["csrf"]):
         return _login_form(request, next_path, status=403, error="The login form had expired. Please try again.")
+    client = f"client:{client_address(request)}"
+    page_bucket = logins.Bucket(request.app[PAGE_LOGIN_LIMITER], client, True)
+    cause, message = "Too many failed logins; try again in {seconds} seconds", "Too many attempts"
+    if not logins.presents_device(request):  # over its limit: refused before any database work
+        logins.refuse_if_empty(page_bucket, cause, message)
     owner = await accounts.owner_login(request.app[POOL])
-    client, account = f"client:{client_address(request)}", f"user:{owner['user_id'] if owner else 'owner'}"
+    account = f"user:{owner['user_id'] if owner else 'owner'}"
     device = logins.device_of(request, str(owner["user_id"])) if owner else None
     if device is not None:  # a browser the owner has logged in from before: only its own failures count
         buckets = [logins.device_bucket(request, device)]
     else:  # the owner's account bucket is the API login's own
         buckets = [
-            logins.Bucket(request.app[PAGE_LOGIN_LIMITER], client, True),
+            page_bucket,
             logins.Bucket(request.app[LOGIN_FAILURE_LIMITER], account, True),
             logins.Bucket(request.app[LOGIN_LIMITER], client, False),
         ]
     matched = await logins.check(
         request, buckets, form["password"], owner["pass_hash"] if owner else None, trusted=device is not None,
-        cause="Too many failed logins; try again in {seconds} seconds", message="Too many attempts",
+        cause=cause, message=message,
     )  # fmt: skip
     if not matched:
         return _login_form(request, next_path, status=401, error="Wrong password.")
