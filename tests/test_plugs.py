@@ -350,3 +350,40 @@ def test_an_odd_event_is_refused_alone_and_never_stops_the_file() -> None:
     parsed = IcalPlug().parse(calendar.encode(), "odd.ics")
     assert [item.key for item in parsed.items] == ["b"]
     assert [str(r) for r in parsed.refused] == ["VEVENT on line 2: it has 2 DTSTART lines; an event has one"]
+
+
+ODD_TIMES_GPX = """<?xml version="1.0"?>
+<gpx version="1.1" creator="t" xmlns="http://www.topografix.com/GPX/1/1">
+ <trk><name>Run</name><trkseg>
+  <trkpt lat="51.0" lon="0.1"><time>2026-01-05T07:00:00Z</time></trkpt>
+  <trkpt lat="51.1" lon="0.1"><time>9999-12-31T23:59:59-01:00</time></trkpt>
+  <trkpt lat="51.2" lon="0.1"><time>0001-01-01T00:30:00+01:00</time></trkpt>
+ </trkseg></trk>
+ <wpt lat="51.3" lon="0.1"><time>9999-12-31T23:59:59-01:00</time></wpt>
+</gpx>
+"""
+
+
+async def test_a_time_out_of_range_refuses_its_point_not_the_upload(client: TestClient[Any, Any]) -> None:
+    """A time that is a date beyond the year 9999 (or before 1) in UTC refuses its point by its line;
+    the upload page answers with the summary, not a 500."""
+    csrf = await logged_in(client)
+    form = aiohttp.FormData({"csrf": csrf})
+    form.add_field("file", ODD_TIMES_GPX.encode(), filename="run.gpx", content_type="application/octet-stream")
+    response = await client.post("/owner/upload", data=form, allow_redirects=False)
+    page = re.sub(r"\s+", " ", await response.text())
+    assert response.status == 200
+    assert "<strong>2</strong> new records, <strong>0</strong> already there, <strong>3</strong> refused" in page
+    for line in (5, 6, 8):
+        assert f"on line {line}</strong>: &lt;time&gt; " in page and "is not a time" in page
+
+
+async def test_a_plug_that_fails_unexpectedly_refuses_the_file_and_raises_nothing(client: TestClient[Any, Any]) -> None:
+    class Broken(CsvPlug):
+        def parse(self, data: bytes, name: str) -> Any:
+            raise RecursionError("maximum recursion depth exceeded")
+
+    async with await AsyncHat.login(base(client), *OWNER) as hat:
+        summary = await import_file(hat, Broken(), b"a\n1\n", "x.csv")
+        assert summary.error == "it cannot be read: RecursionError: maximum recursion depth exceeded"
+        assert await hat.sources() == []

@@ -212,6 +212,9 @@ async def import_file(
     except FileRefused as exc:
         summary.error = str(exc)
         return summary
+    except Exception as exc:  # a plug's (or its library's) surprise at an odd file refuses it, never a crash
+        summary.error = f"it cannot be read: {type(exc).__name__}: {exc}"
+        return summary
     summary.refused += parsed.refused
     if on_parsed is not None:
         on_parsed(len(parsed.items))

@@ -22,6 +22,7 @@ import defusedxml.sax
 from defusedxml import DefusedXmlException
 
 from hatd.plugs.base import FileRefused, Item, Parsed, RecordsOnly, Refused, clip
+from hatd.raw.schemas import EARLIEST, LATEST
 
 SOURCE = "gpx"
 TRACK_FIELDS = ["name", "type", "description", "segments", "points", "start", "end"]
@@ -37,7 +38,8 @@ def _local(name: str) -> str:
 
 
 def parse_time(text: str) -> dt.datetime:
-    """An xsd:dateTime as GPX writes it (2026-01-05T09:00:00Z); no zone means UTC."""
+    """An xsd:dateTime as GPX writes it (2026-01-05T09:00:00Z); no zone means UTC. ValueError for
+    anything else, OverflowError for a time whose UTC falls outside the years 1 to 9999."""
     moment = dt.datetime.fromisoformat(text.strip())
     return moment.astimezone(dt.UTC) if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
@@ -158,9 +160,14 @@ def _time(point: Point) -> dt.datetime | None:
     if given is None:
         return None
     try:
-        return parse_time(given)
+        moment = parse_time(given)
     except ValueError:
         raise ValueError(f"<time> {clip(given, 40)!r} is not a time") from None
+    except OverflowError:  # 9999-12-31T23:59:59-01:00 is in the year 10000 in UTC
+        moment = None
+    if moment is None or not EARLIEST <= moment <= LATEST:  # what a HAT stores a record's time in
+        raise ValueError(f"<time> {clip(given, 40)!r} is not a time in the years 2 to 9998")
+    return moment
 
 
 class GpxPlug(RecordsOnly):
