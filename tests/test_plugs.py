@@ -387,3 +387,18 @@ async def test_a_plug_that_fails_unexpectedly_refuses_the_file_and_raises_nothin
         summary = await import_file(hat, Broken(), b"a\n1\n", "x.csv")
         assert summary.error == "it cannot be read: RecursionError: maximum recursion depth exceeded"
         assert await hat.sources() == []
+
+
+async def test_a_broken_csv_row_is_refused_and_the_rows_after_it_go_in(client: TestClient[Any, Any]) -> None:
+    """A broken quote, a quote never closed, or a cell longer than the csv module's default limit
+    refuses its own row by its line; the import goes on with the next physical line."""
+    rows = ["n,v", "1,ok1", '2,"bad"x', "3,ok3", "4," + "x" * 200_000, "5,ok5", '6,"never closed', "7,ok7"]
+    async with await AsyncHat.login(base(client), *OWNER) as hat:
+        summary = await import_file(hat, CsvPlug(key="n"), ("\n".join(rows) + "\n").encode(), "x.csv")
+        assert refusals(summary) == [
+            "line 3: ',' expected after '\"'",
+            "line 7: unexpected end of data",
+        ]
+        stored = await records(hat, "x", "csv")
+        assert sorted(stored) == ["1", "3", "4", "5", "7"]
+        assert stored["4"]["v"] == "x" * 200_000
