@@ -402,3 +402,29 @@ async def test_a_broken_csv_row_is_refused_and_the_rows_after_it_go_in(client: T
         stored = await records(hat, "x", "csv")
         assert sorted(stored) == ["1", "3", "4", "5", "7"]
         assert stored["4"]["v"] == "x" * 200_000
+
+
+RUN_GPX = """<?xml version="1.0"?>
+<gpx version="1.1" creator="t" xmlns="http://www.topografix.com/GPX/1/1">
+ <trk><name>Run</name><trkseg>
+  <trkpt lat="{lat}" lon="0.1"><time>2026-01-05T07:00:00Z</time></trkpt>
+  <trkpt lat="51.1" lon="0.1"><time>2026-01-05T07:00:05Z</time></trkpt>
+  <trkpt lat="51.2" lon="0.1"><time>2026-01-05T07:00:10Z</time></trkpt>
+ </trkseg></trk>
+</gpx>
+"""
+
+
+async def test_a_corrected_gpx_file_adds_its_point_to_the_same_track(client: TestClient[Any, Any]) -> None:
+    """A track is known by its first time whether or not that point was refused, so importing the
+    file again once the point is fixed adds that point to the track and stores nothing twice."""
+    track = "Run 2026-01-05T07:00:00+00:00"
+    async with await AsyncHat.login(base(client), *OWNER) as hat:
+        first = await import_file(hat, GpxPlug(), RUN_GPX.format(lat="5l.0").encode(), "run.gpx")
+        assert (first.new, refusals(first)) == (3, ["<trkpt> on line 4: lat='5l.0' is not a number from -90 to 90"])
+        fixed = await import_file(hat, GpxPlug(), RUN_GPX.format(lat="51.0").encode(), "run.gpx")
+        assert (fixed.new, fixed.existing, fixed.refused) == (1, 3, [])
+        assert list(await records(hat, "tracks", "gpx")) == [track]
+        points = await records(hat, "points", "gpx")
+        assert sorted(points) == [f"{track} @ 2026-01-05T07:00:{s}+00:00" for s in ("00", "05", "10")]
+        assert {values["track"] for values in points.values()} == {track}

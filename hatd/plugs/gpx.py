@@ -7,8 +7,10 @@ external entities, the XML bombs and file reads a hostile file could hold) rathe
 tells the line of every element, so a bad point is refused alone, by its line, where gpxpy stops at
 the first bad value in a file and names no line; and it reads a long track without building a tree.
 
-Identities: a track is its name (or "track") and the time of its first point; a point is its track
-and its time (without a time: its segment and place in it); a waypoint its name and position."""
+Identities: a track is its name (or "track") and the earliest time of its points (of any point whose
+time can be read, refused or not, so that fixing a point does not make the track another); a point
+is its track and its time (without a time: its segment and place in it); a waypoint its name and
+position."""
 
 from __future__ import annotations
 
@@ -207,16 +209,24 @@ class GpxPlug(RecordsOnly):
         self, track: Track, number: int, file: str, items: list[Item], refused: list[Refused], extensions: set[str]
     ) -> None:
         good: list[tuple[int, int, Point, str, str, str | None, dt.datetime | None]] = []
+        # Every time that can be read, of points refused or not: the track's identity must not
+        # change when a point is fixed and the file imported again (it would store the track twice).
+        times: list[dt.datetime] = []
         for segment_number, segment in enumerate(track.segments, 1):
             for index, point in enumerate(segment, 1):
                 try:
-                    lat, lon, ele = _position(point)
                     when = _time(point)
                 except ValueError as exc:
                     refused.append(Refused(f"<trkpt> on line {point.line}", str(exc)))
                     continue
+                if when is not None:
+                    times.append(when)
+                try:
+                    lat, lon, ele = _position(point)
+                except ValueError as exc:
+                    refused.append(Refused(f"<trkpt> on line {point.line}", str(exc)))
+                    continue
                 good.append((segment_number, index, point, lat, lon, ele, when))
-        times = [when for *_, when in good if when is not None]
         label = track.texts.get("name", "track")
         # Without times, nothing in the file names a track better than its place in the file.
         key = f"{label} {min(times).isoformat()}" if times else f"{label} #{number} of {file}"
