@@ -428,3 +428,37 @@ async def test_a_corrected_gpx_file_adds_its_point_to_the_same_track(client: Tes
         points = await records(hat, "points", "gpx")
         assert sorted(points) == [f"{track} @ 2026-01-05T07:00:{s}+00:00" for s in ("00", "05", "10")]
         assert {values["track"] for values in points.values()} == {track}
+
+
+MOVED_INSTANCE = """BEGIN:VCALENDAR
+VERSION:2.0
+PRODID:-//t//t//EN
+BEGIN:VEVENT
+UID:weekly-1
+DTSTART;TZID=Europe/Berlin:20260105T100000
+RECURRENCE-ID{rid}
+SUMMARY:Standup moved
+END:VEVENT
+END:VCALENDAR
+"""
+
+
+async def test_one_recurrence_instance_written_two_ways_is_one_record(client: TestClient[Any, Any]) -> None:
+    """A RECURRENCE-ID is known by its UTC time, however the file writes it (a floating or all-day
+    one as it is)."""
+    async with await AsyncHat.login(base(client), *OWNER) as hat:
+        berlin = await import_file(
+            hat, IcalPlug(), MOVED_INSTANCE.format(rid=";TZID=Europe/Berlin:20260105T090000").encode(), "a.ics"
+        )
+        utc = await import_file(hat, IcalPlug(), MOVED_INSTANCE.format(rid=":20260105T080000Z").encode(), "b.ics")
+        assert (berlin.new, utc.new, utc.existing) == (1, 0, 1)
+        floating = await import_file(hat, IcalPlug(), MOVED_INSTANCE.format(rid=":20260105T080000").encode(), "c.ics")
+        day = await import_file(hat, IcalPlug(), MOVED_INSTANCE.format(rid=";VALUE=DATE:20260105").encode(), "d.ics")
+        assert (floating.new, day.new) == (1, 1)
+        stored = await records(hat, "events", "ical")
+        assert sorted(stored) == [
+            "weekly-1 2026-01-05",
+            "weekly-1 2026-01-05T08:00:00",
+            "weekly-1 2026-01-05T08:00:00+00:00",
+        ]
+        assert stored["weekly-1 2026-01-05T08:00:00+00:00"]["recurrenceId"] == "2026-01-05T09:00:00+01:00"

@@ -1,5 +1,5 @@
 """The iCalendar plug (RFC 5545, the .ics every calendar exports): each VEVENT becomes a record of
-the table `events` (source `ical`), named after its UID and RECURRENCE-ID, with its times, location,
+the table `events` (source `ical`), named after its UID and RECURRENCE-ID (in UTC), with its times, location,
 attendees and recurrence rules as given; and a context `event` entity, linked to a `location`
 entity where the event has a location.
 
@@ -223,8 +223,13 @@ class IcalPlug:
         key = uid
         values = {"uid": uid, "start": _iso(start)}
         if event.get("RECURRENCE-ID") is not None:
-            values["recurrenceId"] = _iso(event.decoded("RECURRENCE-ID"))
-            key = f"{uid} {values['recurrenceId']}"
+            recurrence = event.decoded("RECURRENCE-ID")
+            values["recurrenceId"] = _iso(recurrence)
+            # One instance, however the file writes it (in its zone, or in UTC): its UTC time; a
+            # floating time and a date name no instant, and stay as they are.
+            if isinstance(recurrence, dt.datetime) and recurrence.tzinfo is not None:
+                recurrence = recurrence.astimezone(dt.UTC)
+            key = f"{uid} {_iso(recurrence)}"
         if event.get("DTEND") is not None:
             values["end"] = _iso(event.decoded("DTEND"))
         if event.get("DURATION") is not None:
