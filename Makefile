@@ -31,6 +31,7 @@ bench: install
 	$(BIN)/python bench/bench_debits.py
 	$(BIN)/python bench/bench_export.py
 	$(BIN)/python bench/bench_plugs.py
+	$(BIN)/python bench/bench_plug_memory.py
 	$(BIN)/python bench/bench_backup.py
 
 lint: install

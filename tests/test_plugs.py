@@ -14,10 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 from aiohttp.test_utils import TestClient
 
 from hatd.client import AsyncHat
-from hatd.plugs import CsvPlug, GpxPlug, IcalPlug, Summary, import_file
+from hatd.plugs import CsvPlug, FileRefused, GpxPlug, IcalPlug, Summary, import_file
+from hatd.web import upload as upload_page
 from tests.conftest import OWNER, login
 from tests.plug_samples import CSV, GPX, ICS
 from tests.web_helpers import logged_in
@@ -380,7 +382,7 @@ async def test_a_time_out_of_range_refuses_its_point_not_the_upload(client: Test
 
 async def test_a_plug_that_fails_unexpectedly_refuses_the_file_and_raises_nothing(client: TestClient[Any, Any]) -> None:
     class Broken(CsvPlug):
-        def parse(self, data: bytes, name: str) -> Any:
+        def parse(self, data: bytes, name: str, *, max_items: int | None = None) -> Any:
             raise RecursionError("maximum recursion depth exceeded")
 
     async with await AsyncHat.login(base(client), *OWNER) as hat:
@@ -462,3 +464,45 @@ async def test_one_recurrence_instance_written_two_ways_is_one_record(client: Te
             "weekly-1 2026-01-05T08:00:00+00:00",
         ]
         assert stored["weekly-1 2026-01-05T08:00:00+00:00"]["recurrenceId"] == "2026-01-05T09:00:00+01:00"
+
+
+def test_a_plug_stops_reading_at_the_item_cap() -> None:
+    """Each plug refuses a file with more items than the cap as soon as it reads one too many, so
+    an import's memory is bounded by the cap, not by the file."""
+    refused = re.escape("more than 3 items (rows, events, tracks and points), the most one import here takes")
+    csv_rows = 'n,v\n1,a\n2,b\n\n3,"c"x\n4,d\n'
+    assert len(CsvPlug().parse(csv_rows.encode(), "x.csv", max_items=4).items) == 3
+    with pytest.raises(FileRefused, match=f"^line 6: {refused}: split the file, or import it with `hatd plug`$"):
+        CsvPlug().parse(csv_rows.encode(), "x.csv", max_items=3)
+    assert len(GpxPlug().parse(ODD_TIMES_GPX.encode(), "x.gpx", max_items=5).refused) == 3
+    with pytest.raises(FileRefused, match=f"^line 6: {refused}"):  # the track, two points, then the third
+        GpxPlug().parse(ODD_TIMES_GPX.encode(), "x.gpx", max_items=3)
+    assert len(IcalPlug().parse(ICS.encode(), "x.ics", max_items=6).refused) == 3
+    with pytest.raises(FileRefused, match=f"^line 57: {refused}"):  # the fourth VEVENT
+        IcalPlug().parse(ICS.encode(), "x.ics", max_items=3)
+
+
+async def test_the_upload_page_caps_items_and_the_refusals_it_lists(
+    client: TestClient[Any, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    csrf = await logged_in(client)
+
+    async def upload(name: str, content: str) -> tuple[int, str]:
+        form = aiohttp.FormData({"csrf": csrf})
+        form.add_field("file", content.encode(), filename=name, content_type="application/octet-stream")
+        response = await client.post("/owner/upload", data=form, allow_redirects=False)
+        return response.status, re.sub(r"\s+", " ", await response.text())
+
+    rows = "n,v\n" + "".join(f"{i},ok,extra\n" for i in range(105)) + "105,ok\n"
+    status, page = await upload("many.csv", rows)
+    assert status == 200 and "<strong>105</strong> refused" in page
+    assert page.count("cells where the header has 2</li>") == 100
+    assert "<strong>line 101</strong>" in page and "<strong>line 102</strong>" not in page
+    assert "And 5 more refused, not listed here; <code>hatd plug</code> lists every one." in page
+
+    monkeypatch.setattr(upload_page, "MAX_ITEMS", 3)
+    status, page = await upload("four.csv", "n\n1\n2\n3\n4\n")
+    assert status == 400
+    assert "nothing from it was stored: line 5: more than 3 items (rows, events, tracks and points)" in page
+    async with AsyncHat(base(client), await login(client, *OWNER)) as hat:
+        assert await hat.find_table("four", "csv") is None

@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterator
 from pathlib import PurePath
 
-from hatd.plugs.base import KEY, MAX_KEY, FileRefused, Item, Parsed, RecordsOnly, Refused, clip
+from hatd.plugs.base import KEY, MAX_KEY, FileRefused, Item, Parsed, RecordsOnly, Refused, clip, too_many
 from hatd.plugs.ical import decode
 from hatd.raw.schemas import parse_time
 
@@ -86,7 +86,7 @@ class CsvPlug(RecordsOnly):
         except csv.Error:
             return ","
 
-    def parse(self, data: bytes, name: str) -> Parsed:
+    def parse(self, data: bytes, name: str, *, max_items: int | None = None) -> Parsed:
         text = decode(data)
         if "\x00" in text:
             line = text[: text.index("\x00")].count("\n") + 1
@@ -127,6 +127,8 @@ class CsvPlug(RecordsOnly):
             except StopIteration:
                 break
             except csv.Error as exc:
+                if max_items is not None and len(items) + len(refused) >= max_items:
+                    raise too_many(max_items, start) from None
                 refused.append(Refused(f"line {start}", str(exc)))
                 lines.restart(start)  # and a fresh reader, in case the old one kept some of its state
                 reader = csv.reader(lines, delimiter=delimiter, strict=True)
@@ -134,6 +136,8 @@ class CsvPlug(RecordsOnly):
             where = f"line {start}"
             if not any(cell.strip() for cell in row):
                 continue
+            if max_items is not None and len(items) + len(refused) >= max_items:
+                raise too_many(max_items, start)
             if len(row) != len(columns):
                 refused.append(Refused(where, f"{len(row)} cells where the header has {len(columns)}"))
                 continue

@@ -23,7 +23,7 @@ from typing import Any
 import defusedxml.sax
 from defusedxml import DefusedXmlException
 
-from hatd.plugs.base import FileRefused, Item, Parsed, RecordsOnly, Refused, clip
+from hatd.plugs.base import FileRefused, Item, Parsed, RecordsOnly, Refused, clip, too_many
 from hatd.raw.schemas import EARLIEST, LATEST
 
 SOURCE = "gpx"
@@ -53,7 +53,7 @@ def _number(text: str, low: float, high: float) -> str:
     return text.strip()
 
 
-@dataclass
+@dataclass(slots=True)
 class Point:
     kind: str  # trkpt or wpt
     line: int
@@ -61,7 +61,7 @@ class Point:
     texts: dict[str, str] = field(default_factory=dict)
 
 
-@dataclass
+@dataclass(slots=True)
 class Track:
     line: int
     texts: dict[str, str] = field(default_factory=dict)
@@ -71,8 +71,10 @@ class Track:
 class _Reader(xml.sax.ContentHandler):
     """Collects tracks, segments, points and waypoints with their lines; knows nothing of records."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_items: int | None = None) -> None:
         super().__init__()
+        self.max_items = max_items
+        self.count = 0  # tracks, track points and waypoints: one item (or refusal) each
         self.path: list[str] = []
         self.tracks: list[Track] = []
         self.waypoints: list[Point] = []
@@ -94,12 +96,18 @@ class _Reader(xml.sax.ContentHandler):
         parent = self.path[-1] if self.path else ""
         self.path.append(local)
         self.text = []
+        if (local == "trk" and parent == "gpx") or (local in ("trkpt", "wpt") and parent in ("trkseg", "gpx")):
+            self.count += 1
+            if self.max_items is not None and self.count > self.max_items:
+                raise too_many(self.max_items, self._line())
         if local == "trk" and parent == "gpx":
             self.tracks.append(Track(self._line()))
         elif local == "trkseg" and parent == "trk" and self.tracks:
             self.tracks[-1].segments.append([])
         elif local in ("trkpt", "wpt") and parent in ("trkseg", "gpx"):
-            self.point = Point(local, self._line(), {k: attrs[k] for k in attrs.getNames()})
+            # Only the attributes a point is read for, under the module's own key strings: a long
+            # track holds one such dict a point, and each key expat makes is a new string.
+            self.point = Point(local, self._line(), {k: attrs[k] for k in ("lat", "lon") if k in attrs})
         elif local == "rte" and parent == "gpx":
             self.routes += 1
 
@@ -126,8 +134,8 @@ class _Reader(xml.sax.ContentHandler):
             self.tracks[-1].texts[TEXT_OF[local]] = text
 
 
-def read(data: bytes) -> _Reader:
-    reader = _Reader()
+def read(data: bytes, max_items: int | None = None) -> _Reader:
+    reader = _Reader(max_items)
     try:
         defusedxml.sax.parseString(data, reader)
     except xml.sax.SAXParseException as exc:
@@ -175,8 +183,8 @@ def _time(point: Point) -> dt.datetime | None:
 class GpxPlug(RecordsOnly):
     kind = "gpx"
 
-    def parse(self, data: bytes, name: str) -> Parsed:
-        reader = read(data)
+    def parse(self, data: bytes, name: str, *, max_items: int | None = None) -> Parsed:
+        reader = read(data, max_items)
         items: list[Item] = []
         refused: list[Refused] = []
         extensions: set[str] = set()

@@ -22,6 +22,12 @@ from hatd.web.schemas import UploadFormSchema
 
 # An upload's import reads and writes many pages of the API; give it time, not forever.
 TIMEOUT = 600.0
+# The most items (rows, events, tracks and points) one uploaded file may hold: an import holds
+# them all in memory (a few hundred bytes to 2 kB each), and a server must not give an upload GBs.
+# A bigger file is refused with a 400 page saying so; `hatd plug` has no such cap. docs/plugs.md.
+MAX_ITEMS = 100_000
+# The most refusals the summary page lists (it says how many more there are).
+SHOWN_REFUSALS = 100
 
 
 def own_address(request: web.Request) -> str:
@@ -53,9 +59,10 @@ async def upload(request: web.Request) -> web.StreamResponse:
     plug = make_plug(kind, table=options["table"].strip(), key=options["key"], time=options["time"])
     token = request.app[TOKENS].issue(request[SESSION].user_id, OWNER)
     async with AsyncHat(own_address(request), token, timeout=TIMEOUT) as hat:
-        summary = await import_file(hat, plug, data, name)
+        summary = await import_file(hat, plug, data, name, max_items=MAX_ITEMS)
     status = 400 if summary.error is not None else 200
-    return render(request, "upload.html", {"summary": summary, "kind": kind}, status=status)
+    context = {"summary": summary, "kind": kind, "shown": SHOWN_REFUSALS}
+    return render(request, "upload.html", context, status=status)
 
 
 ROUTES = [
