@@ -19,6 +19,7 @@ from aiohttp.test_utils import TestClient
 
 from hatd.client import AsyncHat
 from hatd.plugs import CsvPlug, FileRefused, GpxPlug, IcalPlug, Summary, import_file
+from hatd.tokens import TokenService
 from hatd.web import upload as upload_page
 from tests.conftest import OWNER, login
 from tests.plug_samples import CSV, GPX, ICS
@@ -506,3 +507,29 @@ async def test_the_upload_page_caps_items_and_the_refusals_it_lists(
     assert "nothing from it was stored: line 5: more than 3 items (rows, events, tracks and points)" in page
     async with AsyncHat(base(client), await login(client, *OWNER)) as hat:
         assert await hat.find_table("four", "csv") is None
+
+
+async def test_the_upload_token_lives_as_long_as_the_upload_may_take(
+    client: TestClient[Any, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    csrf = await logged_in(client)
+    lifetimes: list[int | None] = []
+    issue = TokenService.issue
+
+    def spy(self: TokenService, *args: Any, **options: Any) -> str:
+        lifetimes.append(options.get("ttl"))
+        return issue(self, *args, **options)
+
+    monkeypatch.setattr(TokenService, "issue", spy)
+
+    async def upload() -> tuple[int, str]:
+        form = aiohttp.FormData({"csrf": csrf})
+        form.add_field("file", ICS.encode(), filename="work.ics", content_type="application/octet-stream")
+        response = await client.post("/owner/upload", data=form, allow_redirects=False)
+        return response.status, re.sub(r"\s+", " ", await response.text())
+
+    assert (await upload())[0] == 200 and lifetimes == [600]
+    monkeypatch.setattr(upload_page, "TIMEOUT", 0.001)  # the whole upload, not one request, is bounded
+    status, page = await upload()
+    assert status == 200 and lifetimes[1:] == [1]
+    assert "The import stopped: it took longer than 0 minutes; what went in stays." in page
