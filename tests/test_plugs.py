@@ -10,6 +10,7 @@ import json
 import os
 import re
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -533,3 +534,18 @@ async def test_the_upload_token_lives_as_long_as_the_upload_may_take(
     status, page = await upload()
     assert status == 200 and lifetimes[1:] == [1]
     assert "The import stopped: it took longer than 0 minutes; what went in stays." in page
+
+
+async def test_a_file_is_read_off_the_event_loop(client: TestClient[Any, Any]) -> None:
+    """Parsing a big file takes seconds; on the upload page that must not stop the server."""
+    loop_thread = threading.get_ident()
+    parsed_in: list[int] = []
+
+    class Watched(CsvPlug):
+        def parse(self, data: bytes, name: str, *, max_items: int | None = None) -> Any:
+            parsed_in.append(threading.get_ident())
+            return super().parse(data, name, max_items=max_items)
+
+    async with await AsyncHat.login(base(client), *OWNER) as hat:
+        assert (await import_file(hat, Watched(), b"a\n1\n", "w.csv")).new == 1
+    assert len(parsed_in) == 1 and parsed_in[0] != loop_thread

@@ -223,7 +223,9 @@ async def import_file(
     summary = Summary(name)
     advance = progress or (lambda _: None)
     try:
-        parsed = plug.parse(data, name, max_items=max_items)
+        # In a thread: a big file takes seconds to read, and a server (the upload page) must go on
+        # answering meanwhile, the requests of this very import among them.
+        parsed = await asyncio.to_thread(plug.parse, data, name, max_items=max_items)
     except FileRefused as exc:
         summary.error = str(exc)
         return summary
