@@ -215,3 +215,37 @@ async def test_a_link_from_another_address_is_read_from_the_clients(make_client:
         table = await hat.table("t", "s", ["f"])
         await hat.create_records([NewRecord(f"r{i}", {table.field("f"): i}) for i in range(3)])
         assert len([v async for v in hat.field_values(table.field("f"), page_size=1)]) == 3
+
+
+async def test_a_redirect_is_not_followed_and_sends_nothing_elsewhere(aiohttp_server: Any) -> None:
+    """A server (or something in front of it) answering 307 to another origin gets neither the
+    password nor the token there, nor the body again: the client raises, with the status and where
+    it was sent."""
+    seen: list[tuple[str, dict[str, str], bytes]] = []
+
+    async def elsewhere(request: web.Request) -> web.Response:
+        seen.append((request.method, dict(request.headers), await request.read()))
+        return web.json_response({"accessToken": "stolen", "userId": "u"})
+
+    other_app = web.Application()
+    other_app.router.add_route("*", "/{path:.*}", elsewhere)
+    other = await aiohttp_server(other_app)
+
+    async def hop(request: web.Request) -> web.Response:
+        raise web.HTTPTemporaryRedirect(str(other.make_url(request.path_qs)))
+
+    hop_app = web.Application()
+    hop_app.router.add_route("*", "/{path:.*}", hop)
+    first = await aiohttp_server(hop_app)
+    location = str(other.make_url("/users/access_token"))
+    async with AsyncHat(str(first.make_url("/"))) as hat:
+        with pytest.raises(HatError) as login:
+            await hat.log_in(*OWNER)
+    assert (login.value.status, login.value.location) == (307, location)
+    assert f"307 The HAT answered with a redirect, not followed: to {location}" in str(login.value)
+    async with AsyncHat(str(first.make_url("/")), "OWNER-TOKEN") as hat:
+        with pytest.raises(HatError) as write:
+            await hat.request("POST", "/api/v2.6/data/x", {"a": 1})
+    assert (write.value.status, write.value.location) == (307, str(other.make_url("/api/v2.6/data/x")))
+    assert write.value.bad_input is False  # not a request to give up on for good: the address is wrong
+    assert seen == []

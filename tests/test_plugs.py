@@ -10,14 +10,18 @@ import json
 import os
 import re
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 from aiohttp.test_utils import TestClient
 
 from hatd.client import AsyncHat
-from hatd.plugs import CsvPlug, GpxPlug, IcalPlug, Summary, import_file
+from hatd.plugs import CsvPlug, FileRefused, GpxPlug, IcalPlug, Summary, import_file
+from hatd.tokens import TokenService
+from hatd.web import upload as upload_page
 from tests.conftest import OWNER, login
 from tests.plug_samples import CSV, GPX, ICS
 from tests.web_helpers import logged_in
@@ -350,3 +354,198 @@ def test_an_odd_event_is_refused_alone_and_never_stops_the_file() -> None:
     parsed = IcalPlug().parse(calendar.encode(), "odd.ics")
     assert [item.key for item in parsed.items] == ["b"]
     assert [str(r) for r in parsed.refused] == ["VEVENT on line 2: it has 2 DTSTART lines; an event has one"]
+
+
+ODD_TIMES_GPX = """<?xml version="1.0"?>
+<gpx version="1.1" creator="t" xmlns="http://www.topografix.com/GPX/1/1">
+ <trk><name>Run</name><trkseg>
+  <trkpt lat="51.0" lon="0.1"><time>2026-01-05T07:00:00Z</time></trkpt>
+  <trkpt lat="51.1" lon="0.1"><time>9999-12-31T23:59:59-01:00</time></trkpt>
+  <trkpt lat="51.2" lon="0.1"><time>0001-01-01T00:30:00+01:00</time></trkpt>
+ </trkseg></trk>
+ <wpt lat="51.3" lon="0.1"><time>9999-12-31T23:59:59-01:00</time></wpt>
+</gpx>
+"""
+
+
+async def test_a_time_out_of_range_refuses_its_point_not_the_upload(client: TestClient[Any, Any]) -> None:
+    """A time that is a date beyond the year 9999 (or before 1) in UTC refuses its point by its line;
+    the upload page answers with the summary, not a 500."""
+    csrf = await logged_in(client)
+    form = aiohttp.FormData({"csrf": csrf})
+    form.add_field("file", ODD_TIMES_GPX.encode(), filename="run.gpx", content_type="application/octet-stream")
+    response = await client.post("/owner/upload", data=form, allow_redirects=False)
+    page = re.sub(r"\s+", " ", await response.text())
+    assert response.status == 200
+    assert "<strong>2</strong> new records, <strong>0</strong> already there, <strong>3</strong> refused" in page
+    for line in (5, 6, 8):
+        assert f"on line {line}</strong>: &lt;time&gt; " in page and "is not a time" in page
+
+
+async def test_a_plug_that_fails_unexpectedly_refuses_the_file_and_raises_nothing(client: TestClient[Any, Any]) -> None:
+    class Broken(CsvPlug):
+        def parse(self, data: bytes, name: str, *, max_items: int | None = None) -> Any:
+            raise RecursionError("maximum recursion depth exceeded")
+
+    async with await AsyncHat.login(base(client), *OWNER) as hat:
+        summary = await import_file(hat, Broken(), b"a\n1\n", "x.csv")
+        assert summary.error == "it cannot be read: RecursionError: maximum recursion depth exceeded"
+        assert await hat.sources() == []
+
+
+async def test_a_broken_csv_row_is_refused_and_the_rows_after_it_go_in(client: TestClient[Any, Any]) -> None:
+    """A broken quote, a quote never closed, or a cell longer than the csv module's default limit
+    refuses its own row by its line; the import goes on with the next physical line."""
+    rows = ["n,v", "1,ok1", '2,"bad"x', "3,ok3", "4," + "x" * 200_000, "5,ok5", '6,"never closed', "7,ok7"]
+    async with await AsyncHat.login(base(client), *OWNER) as hat:
+        summary = await import_file(hat, CsvPlug(key="n"), ("\n".join(rows) + "\n").encode(), "x.csv")
+        assert refusals(summary) == [
+            "line 3: ',' expected after '\"'",
+            "line 7: unexpected end of data",
+        ]
+        stored = await records(hat, "x", "csv")
+        assert sorted(stored) == ["1", "3", "4", "5", "7"]
+        assert stored["4"]["v"] == "x" * 200_000
+
+
+RUN_GPX = """<?xml version="1.0"?>
+<gpx version="1.1" creator="t" xmlns="http://www.topografix.com/GPX/1/1">
+ <trk><name>Run</name><trkseg>
+  <trkpt lat="{lat}" lon="0.1"><time>2026-01-05T07:00:00Z</time></trkpt>
+  <trkpt lat="51.1" lon="0.1"><time>2026-01-05T07:00:05Z</time></trkpt>
+  <trkpt lat="51.2" lon="0.1"><time>2026-01-05T07:00:10Z</time></trkpt>
+ </trkseg></trk>
+</gpx>
+"""
+
+
+async def test_a_corrected_gpx_file_adds_its_point_to_the_same_track(client: TestClient[Any, Any]) -> None:
+    """A track is known by its first time whether or not that point was refused, so importing the
+    file again once the point is fixed adds that point to the track and stores nothing twice."""
+    track = "Run 2026-01-05T07:00:00+00:00"
+    async with await AsyncHat.login(base(client), *OWNER) as hat:
+        first = await import_file(hat, GpxPlug(), RUN_GPX.format(lat="5l.0").encode(), "run.gpx")
+        assert (first.new, refusals(first)) == (3, ["<trkpt> on line 4: lat='5l.0' is not a number from -90 to 90"])
+        fixed = await import_file(hat, GpxPlug(), RUN_GPX.format(lat="51.0").encode(), "run.gpx")
+        assert (fixed.new, fixed.existing, fixed.refused) == (1, 3, [])
+        assert list(await records(hat, "tracks", "gpx")) == [track]
+        points = await records(hat, "points", "gpx")
+        assert sorted(points) == [f"{track} @ 2026-01-05T07:00:{s}+00:00" for s in ("00", "05", "10")]
+        assert {values["track"] for values in points.values()} == {track}
+
+
+MOVED_INSTANCE = """BEGIN:VCALENDAR
+VERSION:2.0
+PRODID:-//t//t//EN
+BEGIN:VEVENT
+UID:weekly-1
+DTSTART;TZID=Europe/Berlin:20260105T100000
+RECURRENCE-ID{rid}
+SUMMARY:Standup moved
+END:VEVENT
+END:VCALENDAR
+"""
+
+
+async def test_one_recurrence_instance_written_two_ways_is_one_record(client: TestClient[Any, Any]) -> None:
+    """A RECURRENCE-ID is known by its UTC time, however the file writes it (a floating or all-day
+    one as it is)."""
+    async with await AsyncHat.login(base(client), *OWNER) as hat:
+        berlin = await import_file(
+            hat, IcalPlug(), MOVED_INSTANCE.format(rid=";TZID=Europe/Berlin:20260105T090000").encode(), "a.ics"
+        )
+        utc = await import_file(hat, IcalPlug(), MOVED_INSTANCE.format(rid=":20260105T080000Z").encode(), "b.ics")
+        assert (berlin.new, utc.new, utc.existing) == (1, 0, 1)
+        floating = await import_file(hat, IcalPlug(), MOVED_INSTANCE.format(rid=":20260105T080000").encode(), "c.ics")
+        day = await import_file(hat, IcalPlug(), MOVED_INSTANCE.format(rid=";VALUE=DATE:20260105").encode(), "d.ics")
+        assert (floating.new, day.new) == (1, 1)
+        stored = await records(hat, "events", "ical")
+        assert sorted(stored) == [
+            "weekly-1 2026-01-05",
+            "weekly-1 2026-01-05T08:00:00",
+            "weekly-1 2026-01-05T08:00:00+00:00",
+        ]
+        assert stored["weekly-1 2026-01-05T08:00:00+00:00"]["recurrenceId"] == "2026-01-05T09:00:00+01:00"
+
+
+def test_a_plug_stops_reading_at_the_item_cap() -> None:
+    """Each plug refuses a file with more items than the cap as soon as it reads one too many, so
+    an import's memory is bounded by the cap, not by the file."""
+    refused = re.escape("more than 3 items (rows, events, tracks and points), the most one import here takes")
+    csv_rows = 'n,v\n1,a\n2,b\n\n3,"c"x\n4,d\n'
+    assert len(CsvPlug().parse(csv_rows.encode(), "x.csv", max_items=4).items) == 3
+    with pytest.raises(FileRefused, match=f"^line 6: {refused}: split the file, or import it with `hatd plug`$"):
+        CsvPlug().parse(csv_rows.encode(), "x.csv", max_items=3)
+    assert len(GpxPlug().parse(ODD_TIMES_GPX.encode(), "x.gpx", max_items=5).refused) == 3
+    with pytest.raises(FileRefused, match=f"^line 6: {refused}"):  # the track, two points, then the third
+        GpxPlug().parse(ODD_TIMES_GPX.encode(), "x.gpx", max_items=3)
+    assert len(IcalPlug().parse(ICS.encode(), "x.ics", max_items=6).refused) == 3
+    with pytest.raises(FileRefused, match=f"^line 57: {refused}"):  # the fourth VEVENT
+        IcalPlug().parse(ICS.encode(), "x.ics", max_items=3)
+
+
+async def test_the_upload_page_caps_items_and_the_refusals_it_lists(
+    client: TestClient[Any, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    csrf = await logged_in(client)
+
+    async def upload(name: str, content: str) -> tuple[int, str]:
+        form = aiohttp.FormData({"csrf": csrf})
+        form.add_field("file", content.encode(), filename=name, content_type="application/octet-stream")
+        response = await client.post("/owner/upload", data=form, allow_redirects=False)
+        return response.status, re.sub(r"\s+", " ", await response.text())
+
+    rows = "n,v\n" + "".join(f"{i},ok,extra\n" for i in range(105)) + "105,ok\n"
+    status, page = await upload("many.csv", rows)
+    assert status == 200 and "<strong>105</strong> refused" in page
+    assert page.count("cells where the header has 2</li>") == 100
+    assert "<strong>line 101</strong>" in page and "<strong>line 102</strong>" not in page
+    assert "And 5 more refused, not listed here; <code>hatd plug</code> lists every one." in page
+
+    monkeypatch.setattr(upload_page, "MAX_ITEMS", 3)
+    status, page = await upload("four.csv", "n\n1\n2\n3\n4\n")
+    assert status == 400
+    assert "nothing from it was stored: line 5: more than 3 items (rows, events, tracks and points)" in page
+    async with AsyncHat(base(client), await login(client, *OWNER)) as hat:
+        assert await hat.find_table("four", "csv") is None
+
+
+async def test_the_upload_token_lives_as_long_as_the_upload_may_take(
+    client: TestClient[Any, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    csrf = await logged_in(client)
+    lifetimes: list[int | None] = []
+    issue = TokenService.issue
+
+    def spy(self: TokenService, *args: Any, **options: Any) -> str:
+        lifetimes.append(options.get("ttl"))
+        return issue(self, *args, **options)
+
+    monkeypatch.setattr(TokenService, "issue", spy)
+
+    async def upload() -> tuple[int, str]:
+        form = aiohttp.FormData({"csrf": csrf})
+        form.add_field("file", ICS.encode(), filename="work.ics", content_type="application/octet-stream")
+        response = await client.post("/owner/upload", data=form, allow_redirects=False)
+        return response.status, re.sub(r"\s+", " ", await response.text())
+
+    assert (await upload())[0] == 200 and lifetimes == [600]
+    monkeypatch.setattr(upload_page, "TIMEOUT", 0.001)  # the whole upload, not one request, is bounded
+    status, page = await upload()
+    assert status == 200 and lifetimes[1:] == [1]
+    assert "The import stopped: it took longer than 0 minutes; what went in stays." in page
+
+
+async def test_a_file_is_read_off_the_event_loop(client: TestClient[Any, Any]) -> None:
+    """Parsing a big file takes seconds; on the upload page that must not stop the server."""
+    loop_thread = threading.get_ident()
+    parsed_in: list[int] = []
+
+    class Watched(CsvPlug):
+        def parse(self, data: bytes, name: str, *, max_items: int | None = None) -> Any:
+            parsed_in.append(threading.get_ident())
+            return super().parse(data, name, max_items=max_items)
+
+    async with await AsyncHat.login(base(client), *OWNER) as hat:
+        assert (await import_file(hat, Watched(), b"a\n1\n", "w.csv")).new == 1
+    assert len(parsed_in) == 1 and parsed_in[0] != loop_thread

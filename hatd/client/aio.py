@@ -4,7 +4,9 @@ log in, find or make tables, store records with their values in batches, read va
 following the `Link` header, entities, bundles and data debits.
 
 It retries what a server says is temporary (429 and 503, waiting as `Retry-After` says) and never a
-request the server refused as wrong: that raises HatError with the server's message and cause."""
+request the server refused as wrong: that raises HatError with the server's message and cause. It
+follows no redirect (a 3xx raises HatError with its `location`): one to another origin would take
+the account's password or token there."""
 
 from __future__ import annotations
 
@@ -191,7 +193,11 @@ class AsyncHat:
         attempt = 0
         while True:
             try:
-                async with self._session.request(method, url, data=data, headers=sent) as response:
+                # Never follow a redirect: aiohttp would send the password headers and X-Auth-Token
+                # (it strips only Authorization) to whatever origin it names, and a 307 the body again.
+                async with self._session.request(
+                    method, url, data=data, headers=sent, allow_redirects=False
+                ) as response:
                     text = await response.text(errors="replace")
                     status, reason, answer = response.status, response.reason or "", response.headers.copy()
             except (TimeoutError, aiohttp.ClientConnectionError) as exc:
@@ -210,6 +216,13 @@ class AsyncHat:
                     continue
             if status >= 400:
                 raise _error_from(status, reason, text, method, shown)
+            if 300 <= status < 400:
+                location = answer.get("Location")
+                raise HatError(
+                    status, "The HAT answered with a redirect, not followed",
+                    f"to {location}: give the HAT's address as it is served" if location else "no Location given",
+                    method=method, url=shown, location=location,
+                )  # fmt: skip
             try:
                 return (json.loads(text) if text.strip() else None), answer
             except ValueError:

@@ -20,14 +20,18 @@ ENTITY_KINDS = ("person", "thing", "event", "location", "organisation")
 
 class HatError(Exception):
     """A HAT refused a request, or could not be reached. `status` is the HTTP status (0 when no
-    answer came); `message` and `cause` are the server's own words."""
+    answer came); `message` and `cause` are the server's own words. `location`: where a redirect
+    (a 3xx, which the client never follows) pointed."""
 
-    def __init__(self, status: int, message: str, cause: str, *, method: str = "", url: str = "") -> None:
+    def __init__(
+        self, status: int, message: str, cause: str, *, method: str = "", url: str = "", location: str | None = None
+    ) -> None:
         self.status = status
         self.message = message
         self.cause = cause
         self.method = method
         self.url = url
+        self.location = location
         super().__init__(str(self))
 
     def __str__(self) -> str:

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from hatd.client.aio import AsyncHat, batches
+from hatd.client.aio import AsyncHat
 from hatd.client.models import Field, HatError, NewRecord, Record, Scalar, Table
 
 # A record's name (and key) is at most this long on a HAT.
@@ -25,7 +25,16 @@ class FileRefused(Exception):
     nothing from it is stored. The message names the line."""
 
 
-@dataclass
+def too_many(limit: int, line: int) -> FileRefused:
+    """The refusal of a file with more than `limit` items (records and refusals): a plug raises it
+    while it reads, before the items it holds in memory grow past the bound."""
+    return FileRefused(
+        f"line {line}: more than {limit:,} items (rows, events, tracks and points), the most one import here "
+        "takes: split the file, or import it with `hatd plug`"
+    )
+
+
+@dataclass(slots=True)
 class Item:
     """One record to store: in `table`, named `key` (the source's identity), with values by field
     name, at the source's own `time`; `where` says where in the file it came from."""
@@ -38,7 +47,7 @@ class Item:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass
+@dataclass(slots=True)
 class Refused:
     where: str
     why: str
@@ -105,8 +114,8 @@ Progress = Callable[[int], None]
 class Plug(Protocol):
     kind: str
 
-    def parse(self, data: bytes, name: str) -> Parsed:
-        """The file's items, or FileRefused."""
+    def parse(self, data: bytes, name: str, *, max_items: int | None = None) -> Parsed:
+        """The file's items, or FileRefused (see `too_many`) when it holds more than `max_items`."""
         ...
 
     async def after(
@@ -154,11 +163,9 @@ async def _store(
         values: dict[Field | int, Scalar] = {table.field(name): text for name, text in item.values.items()}
         return NewRecord(item.key, values, item.time)
 
-    records = [record_of(item) for item in items]
-
     async def send(low: int, high: int) -> None:
-        try:
-            made = await hat.create_batch(records[low:high])
+        try:  # records are built a batch at a time: a big file's values are not held twice
+            made = await hat.create_batch([record_of(item) for item in items[low:high]])
         except HatError as exc:
             if not exc.bad_input:
                 raise
@@ -175,10 +182,16 @@ async def _store(
         summary.new += high - low
         progress(high - low)
 
-    parts: list[tuple[int, int]] = []
-    for batch in batches(records, hat.batch_values):
-        low = parts[-1][1] if parts else 0
-        parts.append((low, low + len(batch)))
+    parts: list[tuple[int, int]] = []  # runs of about batch_values values, as hatd.client.batches cuts them
+    low, count = 0, 0
+    for index, item in enumerate(items):
+        size = max(len(item.values), 1)
+        if index > low and count + size > hat.batch_values:
+            parts.append((low, index))
+            low, count = index, 0
+        count += size
+    if low < len(items):
+        parts.append((low, len(items)))
     queue = iter(parts)
 
     async def worker() -> None:
@@ -201,16 +214,23 @@ async def _store(
 
 async def import_file(
     hat: AsyncHat, plug: Plug, data: bytes, name: str, *, progress: Progress | None = None,
-    on_parsed: Callable[[int], None] | None = None,
+    on_parsed: Callable[[int], None] | None = None, max_items: int | None = None,
 ) -> Summary:  # fmt: skip
     """Imports one file into the HAT. Raises nothing for what the file or the HAT says: a file
-    refused whole is the summary's `error`, a HAT that stopped the import its `stopped`."""
+    refused whole is the summary's `error`, a HAT that stopped the import its `stopped`. A file of
+    more than `max_items` items is refused whole, as soon as the plug reads one item too many: the
+    memory an import takes grows with its items (a few hundred bytes to 2 kB each)."""
     summary = Summary(name)
     advance = progress or (lambda _: None)
     try:
-        parsed = plug.parse(data, name)
+        # In a thread: a big file takes seconds to read, and a server (the upload page) must go on
+        # answering meanwhile, the requests of this very import among them.
+        parsed = await asyncio.to_thread(plug.parse, data, name, max_items=max_items)
     except FileRefused as exc:
         summary.error = str(exc)
+        return summary
+    except Exception as exc:  # a plug's (or its library's) surprise at an odd file refuses it, never a crash
+        summary.error = f"it cannot be read: {type(exc).__name__}: {exc}"
         return summary
     summary.refused += parsed.refused
     if on_parsed is not None:

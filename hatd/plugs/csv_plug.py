@@ -7,16 +7,57 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import io
+import re
+from collections.abc import Iterator
 from pathlib import PurePath
 
-from hatd.plugs.base import KEY, MAX_KEY, FileRefused, Item, Parsed, RecordsOnly, Refused, clip
+from hatd.plugs.base import KEY, MAX_KEY, FileRefused, Item, Parsed, RecordsOnly, Refused, clip, too_many
 from hatd.plugs.ical import decode
 from hatd.raw.schemas import parse_time
 
 SOURCE = "csv"
 DELIMITERS = ",;\t|"
 MAX_FIELD_NAME = 500
+_LINE_END = re.compile(r"\r\n|\r|\n")
+
+
+class Lines:
+    """The physical lines of a text, for csv.reader, with the number of the last one handed out;
+    `restart` goes back to just after a given line, so that a row the reader chokes on (a broken
+    quote, a quote never closed that swallowed the lines after it) costs only its own first line."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.number = 0  # lines handed out
+        self.position = 0
+        self.starts: list[int] = []  # where each line handed out since the last restart begins
+
+    def __iter__(self) -> Iterator[str]:
+        return self
+
+    def __next__(self) -> str:
+        if self.position >= len(self.text):
+            raise StopIteration
+        end = _LINE_END.search(self.text, self.position)
+        stop = end.end() if end else len(self.text)
+        line = self.text[self.position : stop]
+        self.starts.append(self.position)
+        self.position = stop
+        self.number += 1
+        return line
+
+    def mark(self) -> int:
+        """Forget the lines read so far (a row ends here); the number of the next line."""
+        self.starts.clear()
+        return self.number + 1
+
+    def restart(self, line: int) -> None:
+        """Read on from the line after `line`, the first line of the last row the reader began."""
+        if self.starts:
+            end = _LINE_END.search(self.text, self.starts[0])
+            self.position = end.end() if end else len(self.text)
+        self.number = line
+        self.starts.clear()
 
 
 class CsvPlug(RecordsOnly):
@@ -45,7 +86,7 @@ class CsvPlug(RecordsOnly):
         except csv.Error:
             return ","
 
-    def parse(self, data: bytes, name: str) -> Parsed:
+    def parse(self, data: bytes, name: str, *, max_items: int | None = None) -> Parsed:
         text = decode(data)
         if "\x00" in text:
             line = text[: text.index("\x00")].count("\n") + 1
@@ -53,7 +94,11 @@ class CsvPlug(RecordsOnly):
         table = (self.table or PurePath(name).stem or "csv").strip()
         if not 1 <= len(table) <= MAX_FIELD_NAME:
             raise FileRefused("the table needs a name of 1 to 500 characters")
-        reader = csv.reader(io.StringIO(text, newline=""), delimiter=self._dialect_delimiter(text), strict=True)
+        # A cell can be as long as the file (the HAT's body limit bounds it); the default stops at 131,072.
+        csv.field_size_limit(max(csv.field_size_limit(), len(text) + 1))
+        delimiter = self._dialect_delimiter(text)
+        lines = Lines(text)
+        reader = csv.reader(lines, delimiter=delimiter, strict=True)
         try:
             header = next(reader)
         except StopIteration:
@@ -76,17 +121,23 @@ class CsvPlug(RecordsOnly):
         items: list[Item] = []
         refused: list[Refused] = []
         while True:
-            start = reader.line_num + 1
+            start = lines.mark()
             try:
                 row = next(reader)
             except StopIteration:
                 break
             except csv.Error as exc:
+                if max_items is not None and len(items) + len(refused) >= max_items:
+                    raise too_many(max_items, start) from None
                 refused.append(Refused(f"line {start}", str(exc)))
-                break  # the reader cannot find the next row after a broken quote
+                lines.restart(start)  # and a fresh reader, in case the old one kept some of its state
+                reader = csv.reader(lines, delimiter=delimiter, strict=True)
+                continue
             where = f"line {start}"
             if not any(cell.strip() for cell in row):
                 continue
+            if max_items is not None and len(items) + len(refused) >= max_items:
+                raise too_many(max_items, start)
             if len(row) != len(columns):
                 refused.append(Refused(where, f"{len(row)} cells where the header has {len(columns)}"))
                 continue

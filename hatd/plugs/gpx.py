@@ -7,8 +7,10 @@ external entities, the XML bombs and file reads a hostile file could hold) rathe
 tells the line of every element, so a bad point is refused alone, by its line, where gpxpy stops at
 the first bad value in a file and names no line; and it reads a long track without building a tree.
 
-Identities: a track is its name (or "track") and the time of its first point; a point is its track
-and its time (without a time: its segment and place in it); a waypoint its name and position."""
+Identities: a track is its name (or "track") and the earliest time of its points (of any point whose
+time can be read, refused or not, so that fixing a point does not make the track another); a point
+is its track and its time (without a time: its segment and place in it); a waypoint its name and
+position."""
 
 from __future__ import annotations
 
@@ -21,7 +23,8 @@ from typing import Any
 import defusedxml.sax
 from defusedxml import DefusedXmlException
 
-from hatd.plugs.base import FileRefused, Item, Parsed, RecordsOnly, Refused, clip
+from hatd.plugs.base import FileRefused, Item, Parsed, RecordsOnly, Refused, clip, too_many
+from hatd.raw.schemas import EARLIEST, LATEST
 
 SOURCE = "gpx"
 TRACK_FIELDS = ["name", "type", "description", "segments", "points", "start", "end"]
@@ -37,7 +40,8 @@ def _local(name: str) -> str:
 
 
 def parse_time(text: str) -> dt.datetime:
-    """An xsd:dateTime as GPX writes it (2026-01-05T09:00:00Z); no zone means UTC."""
+    """An xsd:dateTime as GPX writes it (2026-01-05T09:00:00Z); no zone means UTC. ValueError for
+    anything else, OverflowError for a time whose UTC falls outside the years 1 to 9999."""
     moment = dt.datetime.fromisoformat(text.strip())
     return moment.astimezone(dt.UTC) if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
@@ -49,7 +53,7 @@ def _number(text: str, low: float, high: float) -> str:
     return text.strip()
 
 
-@dataclass
+@dataclass(slots=True)
 class Point:
     kind: str  # trkpt or wpt
     line: int
@@ -57,7 +61,7 @@ class Point:
     texts: dict[str, str] = field(default_factory=dict)
 
 
-@dataclass
+@dataclass(slots=True)
 class Track:
     line: int
     texts: dict[str, str] = field(default_factory=dict)
@@ -67,8 +71,10 @@ class Track:
 class _Reader(xml.sax.ContentHandler):
     """Collects tracks, segments, points and waypoints with their lines; knows nothing of records."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_items: int | None = None) -> None:
         super().__init__()
+        self.max_items = max_items
+        self.count = 0  # tracks, track points and waypoints: one item (or refusal) each
         self.path: list[str] = []
         self.tracks: list[Track] = []
         self.waypoints: list[Point] = []
@@ -90,12 +96,18 @@ class _Reader(xml.sax.ContentHandler):
         parent = self.path[-1] if self.path else ""
         self.path.append(local)
         self.text = []
+        if (local == "trk" and parent == "gpx") or (local in ("trkpt", "wpt") and parent in ("trkseg", "gpx")):
+            self.count += 1
+            if self.max_items is not None and self.count > self.max_items:
+                raise too_many(self.max_items, self._line())
         if local == "trk" and parent == "gpx":
             self.tracks.append(Track(self._line()))
         elif local == "trkseg" and parent == "trk" and self.tracks:
             self.tracks[-1].segments.append([])
         elif local in ("trkpt", "wpt") and parent in ("trkseg", "gpx"):
-            self.point = Point(local, self._line(), {k: attrs[k] for k in attrs.getNames()})
+            # Only the attributes a point is read for, under the module's own key strings: a long
+            # track holds one such dict a point, and each key expat makes is a new string.
+            self.point = Point(local, self._line(), {k: attrs[k] for k in ("lat", "lon") if k in attrs})
         elif local == "rte" and parent == "gpx":
             self.routes += 1
 
@@ -122,8 +134,8 @@ class _Reader(xml.sax.ContentHandler):
             self.tracks[-1].texts[TEXT_OF[local]] = text
 
 
-def read(data: bytes) -> _Reader:
-    reader = _Reader()
+def read(data: bytes, max_items: int | None = None) -> _Reader:
+    reader = _Reader(max_items)
     try:
         defusedxml.sax.parseString(data, reader)
     except xml.sax.SAXParseException as exc:
@@ -158,16 +170,21 @@ def _time(point: Point) -> dt.datetime | None:
     if given is None:
         return None
     try:
-        return parse_time(given)
+        moment = parse_time(given)
     except ValueError:
         raise ValueError(f"<time> {clip(given, 40)!r} is not a time") from None
+    except OverflowError:  # 9999-12-31T23:59:59-01:00 is in the year 10000 in UTC
+        moment = None
+    if moment is None or not EARLIEST <= moment <= LATEST:  # what a HAT stores a record's time in
+        raise ValueError(f"<time> {clip(given, 40)!r} is not a time in the years 2 to 9998")
+    return moment
 
 
 class GpxPlug(RecordsOnly):
     kind = "gpx"
 
-    def parse(self, data: bytes, name: str) -> Parsed:
-        reader = read(data)
+    def parse(self, data: bytes, name: str, *, max_items: int | None = None) -> Parsed:
+        reader = read(data, max_items)
         items: list[Item] = []
         refused: list[Refused] = []
         extensions: set[str] = set()
@@ -200,16 +217,24 @@ class GpxPlug(RecordsOnly):
         self, track: Track, number: int, file: str, items: list[Item], refused: list[Refused], extensions: set[str]
     ) -> None:
         good: list[tuple[int, int, Point, str, str, str | None, dt.datetime | None]] = []
+        # Every time that can be read, of points refused or not: the track's identity must not
+        # change when a point is fixed and the file imported again (it would store the track twice).
+        times: list[dt.datetime] = []
         for segment_number, segment in enumerate(track.segments, 1):
             for index, point in enumerate(segment, 1):
                 try:
-                    lat, lon, ele = _position(point)
                     when = _time(point)
                 except ValueError as exc:
                     refused.append(Refused(f"<trkpt> on line {point.line}", str(exc)))
                     continue
+                if when is not None:
+                    times.append(when)
+                try:
+                    lat, lon, ele = _position(point)
+                except ValueError as exc:
+                    refused.append(Refused(f"<trkpt> on line {point.line}", str(exc)))
+                    continue
                 good.append((segment_number, index, point, lat, lon, ele, when))
-        times = [when for *_, when in good if when is not None]
         label = track.texts.get("name", "track")
         # Without times, nothing in the file names a track better than its place in the file.
         key = f"{label} {min(times).isoformat()}" if times else f"{label} #{number} of {file}"

@@ -1,5 +1,5 @@
 """The iCalendar plug (RFC 5545, the .ics every calendar exports): each VEVENT becomes a record of
-the table `events` (source `ical`), named after its UID and RECURRENCE-ID, with its times, location,
+the table `events` (source `ical`), named after its UID and RECURRENCE-ID (in UTC), with its times, location,
 attendees and recurrence rules as given; and a context `event` entity, linked to a `location`
 entity where the event has a location.
 
@@ -11,8 +11,10 @@ alone, by its line, and recurrence rules are stored exactly as the file writes t
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,7 +22,7 @@ import icalendar
 
 from hatd.client.aio import AsyncHat
 from hatd.client.models import Entity, HatError, Record, Table
-from hatd.plugs.base import FileRefused, Item, Parsed, Refused, Summary, clip
+from hatd.plugs.base import FileRefused, Item, Parsed, Refused, Summary, clip, too_many
 
 SOURCE = "ical"
 TABLE = "events"
@@ -47,15 +49,25 @@ def decode(data: bytes) -> str:
         raise FileRefused(f"line {line}: not UTF-8 text") from None
 
 
-def logical_lines(text: str) -> list[tuple[int, str]]:
-    """(line number, content line) with folded lines joined (RFC 5545 3.1); blank lines dropped."""
-    out: list[tuple[int, str]] = []
-    for number, line in enumerate(_LINE_BREAK.split(text), 1):
-        if line[:1] in (" ", "\t") and out:
-            out[-1] = (out[-1][0], out[-1][1] + line[1:])
+def logical_lines(text: str) -> Iterator[tuple[int, str]]:
+    """(line number, content line) with folded lines joined (RFC 5545 3.1); blank lines dropped.
+    One at a time: a big calendar's lines are never all held at once."""
+    held: tuple[int, str] | None = None
+    number, position = 0, 0
+    while position <= len(text):
+        found = _LINE_BREAK.search(text, position)
+        end = found.start() if found else len(text)
+        line = text[position:end]
+        number += 1
+        position = found.end() if found else len(text) + 1
+        if line[:1] in (" ", "\t") and held is not None:
+            held = (held[0], held[1] + line[1:])
         elif line.strip():
-            out.append((number, line))
-    return out
+            if held is not None:
+                yield held
+            held = (number, line)
+    if held is not None:
+        yield held
 
 
 def split_line(line: str) -> tuple[str, str, str] | None:
@@ -87,18 +99,20 @@ class Block:
     problem: str | None = None
 
 
-def split_events(text: str) -> tuple[list[str], list[Block]]:
+def split_events(text: str, max_items: int | None = None) -> tuple[list[str], list[Block]]:
     """(the calendar's other lines, its time zones among them; the events), or FileRefused naming
-    the line where the file's structure breaks."""
+    the line where the file's structure breaks (or where it holds more than `max_items` events)."""
     lines = logical_lines(text)
-    if not lines or lines[0][1].strip().upper() != "BEGIN:VCALENDAR":
-        where = f"line {lines[0][0]}" if lines else "line 1"
+    first = next(lines, None)
+    if first is None or first[1].strip().upper() != "BEGIN:VCALENDAR":
+        where = f"line {first[0]}" if first else "line 1"
         raise FileRefused(f"{where}: an iCalendar file starts with BEGIN:VCALENDAR")
     rest: list[str] = []
     events: list[Block] = []
     stack: list[str] = []
     event: Block | None = None
-    for number, line in lines:
+    number = first[0]
+    for number, line in itertools.chain([first], lines):
         parts = split_line(line)
         if parts is None:
             if event is not None:
@@ -111,6 +125,8 @@ def split_events(text: str) -> tuple[list[str], list[Block]]:
         if name == "BEGIN":
             stack.append(component)
             if component == "VEVENT" and stack[:-1] == ["VCALENDAR"]:
+                if max_items is not None and len(events) >= max_items:
+                    raise too_many(max_items, number)
                 event = Block(number)
         elif name == "END":
             if not stack or stack[-1] != component:
@@ -127,7 +143,7 @@ def split_events(text: str) -> tuple[list[str], list[Block]]:
         elif not (name in ("BEGIN", "END") and component == "VCALENDAR" and not stack[1:]):
             rest.append(line)
     if stack:
-        raise FileRefused(f"line {lines[-1][0]}: the file ends inside BEGIN:{stack[-1]}")
+        raise FileRefused(f"line {number}: the file ends inside BEGIN:{stack[-1]}")
     return rest, events
 
 
@@ -176,8 +192,8 @@ def _attendees(event: icalendar.cal.Component) -> str:
 class IcalPlug:
     kind = "ical"
 
-    def parse(self, data: bytes, name: str) -> Parsed:
-        rest, blocks = split_events(decode(data))
+    def parse(self, data: bytes, name: str, *, max_items: int | None = None) -> Parsed:
+        rest, blocks = split_events(decode(data), max_items)
         calendar_name = ""
         for line in rest:
             parts = split_line(line)
@@ -185,7 +201,9 @@ class IcalPlug:
                 calendar_name = parts[2].strip()
         items: list[Item] = []
         refused: list[Refused] = []
-        for block in blocks:
+        blocks.reverse()
+        while blocks:  # each event's lines are let go once it is read: they and the items are not all held at once
+            block = blocks.pop()
             where = f"VEVENT on line {block.line}"
             if block.problem is not None:
                 refused.append(Refused(where, block.problem))
@@ -223,8 +241,13 @@ class IcalPlug:
         key = uid
         values = {"uid": uid, "start": _iso(start)}
         if event.get("RECURRENCE-ID") is not None:
-            values["recurrenceId"] = _iso(event.decoded("RECURRENCE-ID"))
-            key = f"{uid} {values['recurrenceId']}"
+            recurrence = event.decoded("RECURRENCE-ID")
+            values["recurrenceId"] = _iso(recurrence)
+            # One instance, however the file writes it (in its zone, or in UTC): its UTC time; a
+            # floating time and a date name no instant, and stay as they are.
+            if isinstance(recurrence, dt.datetime) and recurrence.tzinfo is not None:
+                recurrence = recurrence.astimezone(dt.UTC)
+            key = f"{uid} {_iso(recurrence)}"
         if event.get("DTEND") is not None:
             values["end"] = _iso(event.decoded("DTEND"))
         if event.get("DURATION") is not None:

@@ -6,6 +6,7 @@ never takes a shortcut into the database that the plugs cannot."""
 from __future__ import annotations
 
 import asyncio
+import math
 from pathlib import PurePath
 
 from aiohttp import web
@@ -14,14 +15,21 @@ from marshmallow import ValidationError
 from hatd.client.aio import AsyncHat
 from hatd.errors import BadRequest
 from hatd.http import validation_cause
-from hatd.plugs import EXTENSIONS, import_file, make_plug
+from hatd.plugs import EXTENSIONS, Summary, import_file, make_plug
 from hatd.routing import HTML, OWNER, PUBLIC, Route
 from hatd.state import TOKENS
 from hatd.web.pages import FORM, SESSION, owner_page, render
 from hatd.web.schemas import UploadFormSchema
 
-# An upload's import reads and writes many pages of the API; give it time, not forever.
+# An upload's import reads and writes many pages of the API; give it time, not forever (seconds,
+# for the whole upload; its token lives as long).
 TIMEOUT = 600.0
+# The most items (rows, events, tracks and points) one uploaded file may hold: an import holds
+# them all in memory (a few hundred bytes to 2 kB each), and a server must not give an upload GBs.
+# A bigger file is refused with a 400 page saying so; `hatd plug` has no such cap. docs/plugs.md.
+MAX_ITEMS = 100_000
+# The most refusals the summary page lists (it says how many more there are).
+SHOWN_REFUSALS = 100
 
 
 def own_address(request: web.Request) -> str:
@@ -51,11 +59,17 @@ async def upload(request: web.Request) -> web.StreamResponse:
         raise BadRequest("table, key and time are for CSV files", message="Invalid form")
     data = await asyncio.to_thread(posted.file.read)  # aiohttp keeps an upload in a temporary file
     plug = make_plug(kind, table=options["table"].strip(), key=options["key"], time=options["time"])
-    token = request.app[TOKENS].issue(request[SESSION].user_id, OWNER)
-    async with AsyncHat(own_address(request), token, timeout=TIMEOUT) as hat:
-        summary = await import_file(hat, plug, data, name)
+    # The token lives as long as the upload may take (not an API token's hours), and the upload
+    # takes no longer: past its timeout, it stops, and uploading the file again finishes it.
+    token = request.app[TOKENS].issue(request[SESSION].user_id, OWNER, ttl=math.ceil(TIMEOUT))
+    try:
+        async with asyncio.timeout(TIMEOUT), AsyncHat(own_address(request), token, timeout=TIMEOUT) as hat:
+            summary = await import_file(hat, plug, data, name, max_items=MAX_ITEMS)
+    except TimeoutError:
+        summary = Summary(name, stopped=f"it took longer than {TIMEOUT // 60:.0f} minutes; what went in stays")
     status = 400 if summary.error is not None else 200
-    return render(request, "upload.html", {"summary": summary, "kind": kind}, status=status)
+    context = {"summary": summary, "kind": kind, "shown": SHOWN_REFUSALS}
+    return render(request, "upload.html", context, status=status)
 
 
 ROUTES = [
