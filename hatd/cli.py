@@ -490,9 +490,14 @@ def cmd_restore(settings: Settings, args: argparse.Namespace) -> int:
     if not key.exists():
         raise BackupError(f"no backup key at {key}: give the one the backups were made with, --key FILE")
     done = backup_restore.restore(settings, Path(args.backup_dir), key, target, lambda line: print(line, flush=True))
-    reached = done.target.isoformat() if done.target else "the latest moment the backups hold"
+    asked = done.target.isoformat() if done.target else "the latest moment the backups hold"
+    reached = (
+        f"the last transaction replayed committed at {done.reached.isoformat()}"
+        if done.reached
+        else f"no transaction after the backup's end ({done.chain[-1].finished}) was replayed"
+    )
     print(
-        f"Restored {done.data_dir} to {reached}, from {' + '.join(b.label for b in done.chain)}.\n"
+        f"Restored {done.data_dir} to {asked}, from {' + '.join(b.label for b in done.chain)}: {reached}.\n"
         f"Serve it with:\n\n    HATD_DATA_DIR={shlex.quote(str(done.data_dir))} hatd serve"
     )
     return 0

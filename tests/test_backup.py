@@ -8,6 +8,7 @@ restore never writes over a HAT."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import json
 import logging
@@ -22,12 +23,18 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import asyncpg
 import pytest
 
 from hatd.app import create_app
+from hatd.backup import keys
+from hatd.backup import restore as restoring
 from hatd.backup import service as backups
-from hatd.backup.store import Backup, Store, iso, lsn_position
+from hatd.backup.keys import BackupError
+from hatd.backup.store import Backup, Store, first_missing_wal, iso, lsn_position
 from hatd.backup.take import record_failure
+from hatd.embedded import EmbeddedPostgres
+from hatd.settings import Settings
 from tests import pg
 from tests.conftest import OWNER
 from tests.test_browser import CHROMIUM, CHROMIUM_FLAGS, OUTPUT, SKIP_REASON
@@ -206,6 +213,7 @@ def test_restore_to_a_time_and_to_the_latest_gives_back_exactly_what_was_acknowl
             back = hatd("restore", str(backup_dir), "--to", to, "--key", str(key), env={**env, "HATD_DATA_DIR": str(target)}, timeout=120)  # fmt: skip
             assert back.returncode == 0, back.stdout + back.stderr
             assert f"Restored {target}" in back.stdout
+            assert ": the last transaction replayed committed at 20" in back.stdout, back.stdout
             again = free_port()
             # Served with backups off: two copies of one HAT must not both write into the folder.
             copy = serve(
@@ -449,3 +457,99 @@ async def test_the_owner_sees_the_backups_and_their_failure_in_a_browser(
             assert await page.locator("#backup-failing").is_visible()  # on every page, not only the data page
         finally:
             await browser.close()
+
+
+@dataclasses.dataclass(frozen=True)
+class Archived:
+    """A data folder (stopped) with one full backup, and three WAL segments archived after it."""
+
+    data: Path
+    folder: Path
+    settings: Settings
+    switched: list[str]
+
+    def copy(self, tmp_path: Path) -> tuple[Path, Settings]:
+        """A copy of the backup folder for a test to damage, and the settings that use it."""
+        folder = tmp_path / "backups"
+        shutil.copytree(self.folder, folder)
+        return folder, self.settings.replace(backup_dir=str(folder))
+
+
+@pytest.fixture(scope="module")
+def archived(settings: Settings) -> Iterator[Archived]:
+    root = pg.scratch_dir("hatd-backup-archive-")
+    root.chmod(0o755)
+    data, folder = root / "hat", root / "backups"
+    try:
+        taken = hatd("backup", "run", env=hatd_env(root, data_dir=str(data), backup_dir=str(folder)), timeout=120)
+        assert taken.returncode == 0, taken.stderr
+        hat_settings = settings.replace(data_dir=data, backup_dir=str(folder), database_url="")
+        server = EmbeddedPostgres(data, options=backups.server_options(hat_settings))
+        server.start()
+        try:
+
+            async def switch() -> list[str]:
+                conn = await asyncpg.connect(server.dsn())
+                try:
+                    await conn.execute("CREATE TABLE t (v int)")
+                    names = []
+                    for value in range(3):
+                        await conn.execute(f"INSERT INTO t VALUES ({value})")
+                        names.append(await conn.fetchval("SELECT pg_walfile_name(pg_switch_wal())"))
+                    return names
+                finally:
+                    await conn.close()
+
+            switched = asyncio.run(switch())
+            deadline = time.monotonic() + 30
+            while not (data / "wal-staging" / switched[-1]).exists():
+                assert time.monotonic() < deadline, "PostgreSQL did not archive the WAL"
+                time.sleep(0.1)
+        finally:
+            server.stop()
+        store = Store(data, folder)
+        store.ship_wal(keys.recipient_of(keys.load_identity(keys.key_path(data))))
+        yield Archived(data, folder, hat_settings, switched)
+    finally:
+        if (data / "postgres" / "postmaster.pid").exists():
+            EmbeddedPostgres(data).stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_a_gap_in_the_wal_is_found_along_the_timelines_a_restore_follows() -> None:
+    # Timeline 1 from segment 3; timeline 2 branched from it in segment 6 (which it holds itself).
+    held = {(1, 3), (1, 4), (1, 5), (1, 6), (2, 6), (2, 7), (2, 8)}
+    history = {2: [(1, 6)]}
+    assert first_missing_wal(held, history, (1, 3)) is None
+    assert first_missing_wal(held - {(1, 6)}, history, (1, 3)) is None  # the old timeline's copy is not needed
+    assert first_missing_wal(held - {(1, 4)}, history, (1, 3)) == "000000010000000000000004"
+    assert first_missing_wal(held - {(2, 7)}, history, (1, 3)) == "000000020000000000000007"
+    assert first_missing_wal(held - {(2, 6)}, history, (1, 5)) == "000000020000000000000006"
+    assert first_missing_wal(held - {(2, 8)}, history, (1, 3)) is None  # the newest one is the end
+    assert first_missing_wal(held, history, (1, 2)) == "000000010000000000000002"  # from the backup's start
+    assert first_missing_wal(held - {(1, 3)}, history, None) is None  # verify: from the first one there is
+    assert first_missing_wal(held - {(1, 5)}, history, None) == "000000010000000000000005"
+    assert first_missing_wal({(1, 0x1FF), (1, 0x200)}, {}, (1, 0x1FE)) == "0000000100000001000000FE"
+    assert first_missing_wal(set(), {}, (1, 3)) is None
+    with pytest.raises(BackupError, match="on timeline 3, which the newest timeline in the archive \\(4\\)"):
+        first_missing_wal({(4, 9)}, {4: [(1, 5), (2, 7)]}, (3, 3))
+
+
+@pytest.mark.slow
+def test_a_missing_wal_file_is_named_by_verify_and_refused_by_restore_to_the_latest(
+    archived: Archived, tmp_path: Path
+) -> None:
+    folder, settings = archived.copy(tmp_path)
+    lost = archived.switched[1]
+    (folder / "wal" / f"{lost}.zst.age").unlink()
+    said: list[str] = []
+
+    with pytest.raises(BackupError, match=f"^1 broken: {lost} \\(missing\\)$"):
+        backups.verify_all(settings, said.append)
+    assert f"MISSING {lost}: the archived WAL has a gap there; no moment after it can be restored" in said
+
+    target = tmp_path / "restored"
+    with pytest.raises(BackupError) as refused:
+        restoring.restore(settings.replace(data_dir=target), folder, keys.key_path(archived.data), None, said.append)
+    assert str(refused.value).startswith(f"the archived WAL has a gap: {lost} is missing from {folder / 'wal'}")
+    assert not (target / "postgres").exists()

@@ -18,12 +18,24 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
+import pyrage
 
 from hatd import db
 from hatd.backup import keys
 from hatd.backup.keys import BackupError
 from hatd.backup.service import fix_staging_owner, server_options
-from hatd.backup.store import RECIPIENT, SEALED, Backup, Store, is_wal_name, lsn_position, wal_position
+from hatd.backup.store import (
+    RECIPIENT,
+    SEALED,
+    Backup,
+    Store,
+    first_missing_wal,
+    is_wal_name,
+    lsn_position,
+    parse_history,
+    segment_index,
+    wal_position,
+)
 from hatd.backup.take import open_backup, pg_program, run_program, verify_plain
 from hatd.embedded import SYSTEM_USER, EmbeddedError, EmbeddedPostgres
 from hatd.settings import Settings
@@ -41,6 +53,7 @@ class Restored:
     chain: list[Backup]
     target: dt.datetime | None
     wal_files: int
+    reached: dt.datetime | None  # the commit time of the last transaction replayed (None: none was)
 
 
 def parse_target(text: str) -> dt.datetime | None:
@@ -126,7 +139,13 @@ def restore(
         # The old server's socket lock (its socket folder was its data folder) came along in the copy.
         for left in pgdata.glob(".s.PGSQL.*"):
             left.unlink()
-        wal_count = _stage_wal(store, identity, chain[-1], wal_dir)
+        wal_count, missing = _stage_wal(store, identity, chain[-1], wal_dir)
+        if missing is not None and target is None:
+            raise BackupError(
+                f"the archived WAL has a gap: {missing} is missing from {backup_dir / 'wal'}, and replay stops at "
+                "a gap, so the latest moment cannot be reached; nothing was restored. Restore to a time before it "
+                "(--to), or put the file back"
+            )
         say(f"replaying {wal_count} archived WAL file(s) up to {target.isoformat() if target else 'the latest'}")
         (pgdata / "recovery.signal").touch()
         options = server_options(settings)
@@ -138,7 +157,7 @@ def restore(
         }
         if target is not None:
             options["recovery_target_time"] = target.astimezone(dt.UTC).isoformat(sep=" ")
-        _replay(data_dir, options)
+        reached = _replay(data_dir, options, missing)
         fix_staging_owner(settings)
     except BaseException:
         # Nothing half-made is left looking like a HAT.
@@ -148,14 +167,17 @@ def restore(
         shutil.rmtree(wal_dir, ignore_errors=True)
         shutil.rmtree(scratch, ignore_errors=True)
     keys.copy_key(key, data_dir)
-    return Restored(data_dir, chain, target, wal_count)
+    return Restored(data_dir, chain, target, wal_count, reached)
 
 
-def _stage_wal(store: Store, identity: object, last: Backup, wal_dir: Path) -> int:
-    """Opens the archived WAL from the start of `last` on, and every timeline history file."""
+def _stage_wal(store: Store, identity: pyrage.x25519.Identity, last: Backup, wal_dir: Path) -> tuple[int, str | None]:
+    """Opens the archived WAL from the start of `last` on, and every timeline history file; the
+    count staged and the first segment missing before the newest one archived (None: unbroken)."""
     shutil.rmtree(wal_dir, ignore_errors=True)
     wal_dir.mkdir(mode=0o700)
     first = lsn_position(last.start_lsn)
+    segments: set[tuple[int, int]] = set()
+    histories: dict[int, list[tuple[int, int]]] = {}
     count = 0
     for path in store.wal_files():
         name = path.name.removesuffix(SEALED)
@@ -163,9 +185,14 @@ def _stage_wal(store: Store, identity: object, last: Backup, wal_dir: Path) -> i
             continue
         position = wal_position(name)
         if position is None or position >= first:
-            keys.open_sealed(path, wal_dir / name, identity, wal_dir)  # type: ignore[arg-type]
+            keys.open_sealed(path, wal_dir / name, identity, wal_dir)
             count += 1
-    return count
+        if position is None:
+            histories[int(name[:8], 16)] = parse_history((wal_dir / name).read_text())
+        else:
+            segments.add((int(name[:8], 16), segment_index(position)))
+    missing = first_missing_wal(segments, histories, (last.timeline, segment_index(first)))
+    return count, missing
 
 
 def _hand_over(pgdata: Path, wal_dir: Path) -> None:
@@ -181,14 +208,21 @@ def _hand_over(pgdata: Path, wal_dir: Path) -> None:
                 os.chown(os.path.join(root, name), user.pw_uid, user.pw_gid, follow_symlinks=False)
 
 
-def _replay(data_dir: Path, options: dict[str, str]) -> None:
+def _replay(data_dir: Path, options: dict[str, str], missing: str | None) -> dt.datetime | None:
+    """Runs PostgreSQL on the restored folder until it has replayed the WAL and promoted itself;
+    returns the commit time of the last transaction it replayed."""
     server = EmbeddedPostgres(data_dir, options=options)
     try:
         server.start()
     except EmbeddedError as exc:
         if "before configured recovery target was reached" in str(exc):
+            gap = (
+                f"the archived WAL stops at a gap ({missing} is missing)"
+                if missing
+                else "that moment is not in them yet"
+            )
             raise BackupError(
-                f"the backups end before {options.get('recovery_target_time')}: that moment is not in them yet "
+                f"the backups end before {options.get('recovery_target_time')}: {gap} "
                 "(`hatd backup status` says the latest they hold); nothing was restored"
             ) from None
         raise BackupError(f"PostgreSQL could not replay the backups: {exc}") from None
@@ -198,6 +232,7 @@ def _replay(data_dir: Path, options: dict[str, str]) -> None:
             if time.monotonic() > deadline:
                 raise BackupError(f"the WAL replay did not finish within {REPLAY_TIMEOUT} s")
             time.sleep(0.2)
+        return asyncio.run(_replayed_until(server.dsn()))
     except (OSError, asyncpg.PostgresError) as exc:
         log_tail = (data_dir / "postgres" / "server.log").read_text()[-2000:]
         raise BackupError(f"PostgreSQL stopped while replaying the WAL ({exc}):\n{log_tail}") from None
@@ -209,6 +244,15 @@ async def _in_recovery(dsn: str) -> bool:
     conn = await asyncpg.connect(dsn, timeout=10)
     try:
         value: bool = await conn.fetchval(Q.in_recovery)
+        return value
+    finally:
+        await conn.close()
+
+
+async def _replayed_until(dsn: str) -> dt.datetime | None:
+    conn = await asyncpg.connect(dsn, timeout=10)
+    try:
+        value: dt.datetime | None = await conn.fetchval(Q.replayed_until)
         return value
     finally:
         await conn.close()

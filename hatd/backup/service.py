@@ -26,7 +26,21 @@ from aiohttp import web
 from hatd import db
 from hatd.backup import keys, take
 from hatd.backup.keys import BackupError
-from hatd.backup.store import STAGING, Backup, State, Store, iso, now, parse_time
+from hatd.backup.store import (
+    SEALED,
+    STAGING,
+    Backup,
+    State,
+    Store,
+    first_missing_wal,
+    is_wal_name,
+    iso,
+    now,
+    parse_history,
+    parse_time,
+    segment_index,
+    wal_position,
+)
 from hatd.backup.take import record_failure, record_success, take_base_backup, when_due
 from hatd.embedded import SYSTEM_USER, EmbeddedPostgres
 from hatd.settings import Settings
@@ -177,13 +191,26 @@ def verify_all(settings: Settings, say: Callable[[str], None]) -> int:
                 say(f"BROKEN  {backup.label}: {exc}")
                 broken.append(backup.label)
         scratch = store.fresh_work("verify-wal")
+        segments: set[tuple[int, int]] = set()
+        histories: dict[int, list[tuple[int, int]]] = {}
         for path in store.wal_files():
+            name = path.name.removesuffix(SEALED)
             try:
                 keys.open_sealed(path, scratch / "wal", identity, scratch)
             except BackupError as exc:
                 say(f"BROKEN  {path.name}: {exc}")
                 broken.append(path.name)
+                continue
+            position = wal_position(name)
+            if is_wal_name(name) and position is None:
+                histories[int(name[:8], 16)] = parse_history((scratch / "wal").read_text())
+            elif position is not None and not name.endswith((".partial", ".backup")):
+                segments.add((int(name[:8], 16), segment_index(position)))
         shutil.rmtree(scratch, ignore_errors=True)
+        missing = first_missing_wal(segments, histories, None)
+        if missing is not None:
+            say(f"MISSING {missing}: the archived WAL has a gap there; no moment after it can be restored")
+            broken.append(f"{missing} (missing)")
     if broken:
         raise BackupError(f"{len(broken)} broken: {', '.join(broken)}")
     return len(found)

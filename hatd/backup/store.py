@@ -78,6 +78,74 @@ def lsn_position(lsn: str) -> str:
     return f"{high:08X}{low >> 24:08X}"
 
 
+def segment_index(position: str) -> int:
+    """A WAL position (its name's last 16 hex digits) as a count of 16 MB segments: 256 to each 4 GB."""
+    return int(position[:8], 16) * 0x100 + int(position[8:], 16)
+
+
+def segment_name(timeline: int, index: int) -> str:
+    return f"{timeline:08X}{index >> 8:08X}{index & 0xFF:08X}"
+
+
+def parse_history(text: str) -> list[tuple[int, int]]:
+    """A timeline history file's lines: (an ancestor timeline, the segment index where it ended)."""
+    found = []
+    for line in text.splitlines():
+        fields = line.split()
+        if fields and not fields[0].startswith("#"):
+            found.append((int(fields[0]), segment_index(lsn_position(fields[1]))))
+    return found
+
+
+def first_missing_wal(
+    segments: set[tuple[int, int]], histories: dict[int, list[tuple[int, int]]], start: tuple[int, int] | None
+) -> str | None:
+    """The name of the first WAL segment missing between `start` ((timeline, segment index); None:
+    the first segment there is) and the newest segment archived, along the newest timeline and the
+    ones it branched from (its history file); None when they run unbroken. Replay stops at a gap, so
+    nothing after one can be reached."""
+    timelines = {timeline for timeline, _ in segments} | set(histories) | ({start[0]} if start else set())
+    if not timelines:
+        return None
+    latest = max(timelines)
+    legs: list[tuple[int, int, int | None]] = []  # (timeline, first segment, last segment or None: open)
+    begin = 0
+    for parent, switched in histories.get(latest, []):
+        # The parent's segment holding the switch point is replaced by the child's copy of it.
+        legs.append((parent, begin, switched - 1))
+        begin = switched
+    legs.append((latest, begin, None))
+    if start is not None:
+        on = [i for i, leg in enumerate(legs) if leg[0] == start[0]]
+        if not on:
+            raise BackupError(
+                f"the backup is on timeline {start[0]}, which the newest timeline in the archive ({latest}) did not "
+                "branch from: the archived WAL cannot take it forward"
+            )
+        timeline, _, end = legs[on[0]]
+        legs = [(timeline, start[1], end), *legs[on[0] + 1 :]]
+    held = [
+        [i for t, i in segments if t == timeline and i >= first and (end is None or i <= end)]
+        for timeline, first, end in legs
+    ]
+    with_any = [n for n, found in enumerate(held) if found]
+    if not with_any:
+        return None
+    if start is None:
+        timeline, _, end = legs[with_any[0]]
+        legs = [(timeline, min(held[with_any[0]]), end), *legs[with_any[0] + 1 :]]
+        held = held[with_any[0] :]
+        with_any = [n - with_any[0] for n in with_any]
+    last = with_any[-1]
+    for n, (timeline, first, end) in enumerate(legs[: last + 1]):
+        upto = max(held[n]) if n == last else end
+        assert upto is not None
+        for index in range(first, upto + 1):
+            if (timeline, index) not in segments:
+                return segment_name(timeline, index)
+    return None
+
+
 @dataclass
 class Backup:
     """One verified base backup (or export) in the folder, from its info.json."""
