@@ -31,7 +31,7 @@ from hatd.backup import keys
 from hatd.backup import restore as restoring
 from hatd.backup import service as backups
 from hatd.backup.keys import BackupError
-from hatd.backup.store import Backup, Store, first_missing_wal, iso, lsn_position
+from hatd.backup.store import WAL_LOCK, Backup, Store, first_missing_wal, iso, lsn_position
 from hatd.backup.take import record_failure
 from hatd.embedded import EmbeddedPostgres
 from hatd.settings import Settings
@@ -553,3 +553,44 @@ def test_a_missing_wal_file_is_named_by_verify_and_refused_by_restore_to_the_lat
         restoring.restore(settings.replace(data_dir=target), folder, keys.key_path(archived.data), None, said.append)
     assert str(refused.value).startswith(f"the archived WAL has a gap: {lost} is missing from {folder / 'wal'}")
     assert not (target / "postgres").exists()
+
+
+def stage(store: Store, *names: str) -> None:
+    store.staging.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        (store.staging / name).write_bytes(name.encode() * 1000)
+
+
+async def test_wal_ships_while_a_job_runs_and_a_stop_waits_for_another_shipment_or_says_so(
+    admin_dsn: str, settings: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    service = backups.BackupService(
+        settings.replace(data_dir=tmp_path / "hat", backup_dir=str(tmp_path / "b"), database_url=""), admin_dsn
+    )
+    store = service.store
+    wal = store.backup_dir / "wal"
+    stage(store, "000000010000000000000003")
+    with store.locked():  # a backup job runs, in this process or another
+        await service._ship()
+    assert [p.name for p in wal.iterdir()] == ["000000010000000000000003.zst.age"]
+    assert store.pending_wal() == [] and store.read_state().wal_last == "000000010000000000000003.zst.age"
+
+    # On the way out, another process is shipping: the stop waits for it, then ships the rest.
+    stage(store, "000000010000000000000004")
+    with store.locked(name=WAL_LOCK):
+        shipping = asyncio.create_task(service._ship_last("000000010000000000000004", 10))
+        await asyncio.sleep(0.3)
+        assert not shipping.done()
+    await shipping
+    assert (wal / "000000010000000000000004.zst.age").exists() and store.pending_wal() == []
+
+    # It does not let go: after the wait, the stop says loudly that the last WAL did not make it.
+    stage(store, "000000010000000000000005")
+    with caplog.at_level(logging.ERROR, logger="hatd.backup"), store.locked(name=WAL_LOCK):
+        await service._ship_last("000000010000000000000005", 0.2)
+    said = [r.getMessage() for r in caplog.records if r.name == "hatd.backup"]
+    assert said == [
+        f"BACKUP: the last WAL (000000010000000000000005) did not reach the backup folder {store.backup_dir} on the "
+        f"way out; what PostgreSQL archived waits in {store.staging} (1 file(s)) and is shipped at the next start of "
+        "`hatd serve`: until then the backups miss the latest changes"
+    ]

@@ -29,6 +29,7 @@ from hatd.backup.keys import BackupError
 from hatd.backup.store import (
     SEALED,
     STAGING,
+    WAL_LOCK,
     Backup,
     State,
     Store,
@@ -59,6 +60,8 @@ ARCHIVE_COMMAND = (
 ARCHIVE_TIMEOUT = 60
 # How often `hatd serve` ships staged WAL and looks at the schedule, in seconds.
 TICK = 5.0
+# On the way out, how long to wait for another process shipping WAL, in seconds.
+FINISH_SHIP_WAIT = 30.0
 # A failed job is tried again after this long (or the backup interval, if shorter).
 RETRY = 900
 
@@ -158,7 +161,7 @@ def backup_now(
         try:
             store.open_folder(keys.recipient_of(identity))
             store.clear_partial()
-            store.ship_wal(keys.recipient_of(identity))
+            _ship(store, identity)
             assert embedded.socket_dir is not None
             system = asyncio.run(_system_identifier(embedded.dsn()))
             taken = take_base_backup(store, identity, embedded.socket_dir, system, full=full)
@@ -236,22 +239,28 @@ def export_now(settings: Settings) -> Backup:
     return taken
 
 
-def _ship(store: Store, identity: Any) -> int:
-    state = store.read_state()
-    try:
-        shipped = store.ship_wal(keys.recipient_of(identity))
-    except OSError as exc:
-        state.wal_error = f"cannot ship WAL to {store.backup_dir}: {exc.strerror or exc}"
-        store.write_state(state)
-        raise BackupError(state.wal_error) from None
-    if shipped or state.wal_error:
-        state.wal_error = None
-        if shipped:
-            state.wal_shipped_at = iso(now())
-            files = store.wal_files()
-            state.wal_last = files[-1].name if files else None
-        store.write_state(state)
-    return shipped
+def _ship(store: Store, identity: Any, wait: bool | float = True) -> int | None:
+    """Seal the staged WAL into the folder under the WAL lock (not the job's: WAL ships while a job
+    runs), recording the outcome; how many files were shipped, or None when another process held
+    the lock (with wait=False, or for longer than `wait` seconds)."""
+    with store.locked(wait, name=WAL_LOCK) as held:
+        if not held:
+            return None
+        try:
+            store.open_folder(keys.recipient_of(identity))
+            shipped = store.ship_wal(keys.recipient_of(identity))
+        except OSError as exc:
+            with store.changing_state() as state:
+                state.wal_error = f"cannot ship WAL to {store.backup_dir}: {exc.strerror or exc}"
+            raise BackupError(state.wal_error) from None
+        if shipped or store.read_state().wal_error:
+            files = store.wal_files() if shipped else []
+            with store.changing_state() as state:
+                state.wal_error = None
+                if shipped:
+                    state.wal_shipped_at = iso(now())
+                    state.wal_last = files[-1].name if files else None
+        return shipped
 
 
 @dataclass(frozen=True)
@@ -385,15 +394,10 @@ class BackupService:
             await self._job(full=due == "full")
         self._announce()
 
-    async def _ship(self) -> None:
-        def ship() -> None:
-            with self.store.locked(wait=False) as held:
-                if held:  # else a job runs, which ships too
-                    self.store.open_folder(keys.recipient_of(self.identity))
-                    _ship(self.store, self.identity)
-
+    async def _ship(self, wait: bool | float = False) -> None:
+        """Ship the staged WAL, unless another process is shipping it (then it waits `wait` s)."""
         try:
-            await asyncio.to_thread(ship)
+            await asyncio.to_thread(_ship, self.store, self.identity, wait)
             self._wal_said = False
         except (BackupError, OSError) as exc:
             if not self._wal_said:
@@ -449,11 +453,13 @@ class BackupService:
             record_failure(self.store, f"backup failed: {output.decode(errors='replace').strip()[-2000:]}")
 
     def _announce(self) -> None:
-        state = self.store.read_state()
-        if state.failure and not state.announced:
-            log.error("BACKUP FAILED (%s): %s", state.failed_at, state.failure)
-            state.announced = True
-            self.store.write_state(state)
+        found = self.store.read_state()
+        if not found.failure or found.announced:
+            return
+        with self.store.changing_state() as state:
+            if state.failure and not state.announced:
+                log.error("BACKUP FAILED (%s): %s", state.failed_at, state.failure)
+                state.announced = True
 
     async def finish(self) -> None:
         """On the way out: stop a job under way (its partial backup is cleared next time), then
@@ -464,6 +470,7 @@ class BackupService:
                 await asyncio.wait_for(self.job.wait(), 30)
         if not self.physical:
             return
+        switched = None
         try:
             conn = await asyncpg.connect(self.admin_dsn)
             try:
@@ -476,9 +483,26 @@ class BackupService:
                     await asyncio.sleep(0.1)
             finally:
                 await conn.close()
-            await self._ship()
         except (OSError, asyncpg.PostgresError) as exc:
             log.error("BACKUP: the last WAL could not be archived on the way out: %s", exc)
+        await self._ship_last(switched, FINISH_SHIP_WAIT)
+
+    async def _ship_last(self, switched: str | None, wait: float) -> None:
+        """Ship what is staged, waiting up to `wait` s for another process shipping WAL; say
+        loudly when the last WAL file (`switched`) or anything staged did not reach the folder."""
+        await self._ship(wait)
+        pending = [p.name for p in self.store.pending_wal()]
+        missing = switched is not None and not (self.store.backup_dir / "wal" / (switched + SEALED)).exists()
+        if pending or missing:
+            log.error(
+                "BACKUP: the last WAL%s did not reach the backup folder %s on the way out; what PostgreSQL archived "
+                "waits in %s (%d file(s)) and is shipped at the next start of `hatd serve`: until then the backups "
+                "miss the latest changes",
+                f" ({switched})" if missing else "",
+                self.store.backup_dir,
+                self.store.staging,
+                len(pending),
+            )
 
 
 # The running service, for /metrics and the owner's pages (set by `hatd serve` only).

@@ -14,8 +14,10 @@ backup cut short is never taken for one.
 
 Local, in the data folder (as private as the database itself): backup.key, wal-staging/ where
 PostgreSQL's archive_command puts each finished WAL file for hatd to seal and ship, backup-work/
-(scratch), backup-state.json (what the last runs did, for status, /metrics and the pages) and
-backup.lock (one backup job at a time, whichever hatd process runs it).
+(scratch), backup-state.json (what the last runs did, for status, /metrics and the pages),
+backup.lock (one backup job at a time, whichever hatd process runs it), wal.lock (one process ships
+WAL at a time; apart from the job's lock, so WAL goes on shipping while a job runs) and
+backup-state.lock (held for the moment the state is read, changed and written).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import json
 import os
 import re
 import shutil
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -41,6 +44,8 @@ STAGING = "wal-staging"
 WORK = "backup-work"
 STATE = "backup-state.json"
 LOCK = "backup.lock"
+WAL_LOCK = "wal.lock"
+STATE_LOCK = "backup-state.lock"
 RECIPIENT = "recipient"
 SEALED = ".zst.age"
 # A WAL segment's name: timeline, then the 16 hex digits of its position.
@@ -214,16 +219,30 @@ class Store:
         os.replace(partial, path)
 
     @contextmanager
-    def locked(self, wait: bool = True) -> Iterator[bool]:
-        """Held while a job reads or changes the backups; with wait=False, yields False at once
-        when another process holds it."""
+    def changing_state(self) -> Iterator[State]:
+        """The state to change: written back on leaving, with no other process changing it meanwhile."""
+        with self.locked(name=STATE_LOCK):
+            state = self.read_state()
+            yield state
+            self.write_state(state)
+
+    @contextmanager
+    def locked(self, wait: bool | float = True, *, name: str = LOCK) -> Iterator[bool]:
+        """Held while a job reads or changes the backups (name=WAL_LOCK: while WAL is shipped).
+        wait=False yields False at once when another process holds it; a number of seconds, after
+        waiting that long for it."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        with open(self.data_dir / LOCK, "a+") as handle:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-            except BlockingIOError:
-                yield False
-                return
+        with open(self.data_dir / name, "a+") as handle:
+            deadline = time.monotonic() + (0 if wait is False or wait is True else float(wait))
+            while True:
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait is True else fcntl.LOCK_NB))
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        yield False
+                        return
+                    time.sleep(0.05)
             try:
                 yield True
             finally:
@@ -287,7 +306,8 @@ class Store:
         return sorted(p for p in self.staging.iterdir() if is_wal_name(p.name))
 
     def ship_wal(self, recipient: str) -> int:
-        """Seal every staged WAL file into the folder, then remove it from staging; the count shipped."""
+        """Seal every staged WAL file into the folder, then remove it from staging; the count shipped.
+        The caller holds the WAL lock."""
         shipped = 0
         scratch = self.fresh_work("ship")
         for staged in self.pending_wal():

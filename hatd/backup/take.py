@@ -122,10 +122,10 @@ def take_base_backup(
     folder.rename(store.backup_folder(label))
     keys.fsync_dir(folder.parent)
     (work / "new_manifest").replace(manifest)
-    state.manifest_of = label
-    if full:
-        state.last_full_at = taken.finished
-    store.write_state(state)
+    with store.changing_state() as state:
+        state.manifest_of = label
+        if full:
+            state.last_full_at = taken.finished
     shutil.rmtree(work, ignore_errors=True)
     return taken
 
@@ -164,22 +164,21 @@ def verify_plain(plain: Path, folder: Path) -> None:
 
 
 def record_success(store: Store, backup: Backup, kept: list[Backup]) -> State:
-    state = store.read_state()
-    state.last_good, state.last_good_at = backup.label, backup.finished
-    state.failure, state.failed_at, state.announced = None, None, False
-    state.oldest_restorable = kept[0].finished if kept else None
-    state.count = len(kept)
-    state.size = store.size()
-    store.write_state(state)
+    size = store.size()
+    with store.changing_state() as state:
+        state.last_good, state.last_good_at = backup.label, backup.finished
+        state.failure, state.failed_at, state.announced = None, None, False
+        state.oldest_restorable = kept[0].finished if kept else None
+        state.count = len(kept)
+        state.size = size
     return state
 
 
 def record_failure(store: Store, message: str) -> State:
-    state = store.read_state()
-    if state.failure is None:
-        state.announced = False
-    state.failure, state.failed_at = message, iso(now())
-    store.write_state(state)
+    with store.changing_state() as state:
+        if state.failure is None:
+            state.announced = False
+        state.failure, state.failed_at = message, iso(now())
     return state
 
 
