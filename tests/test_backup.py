@@ -24,6 +24,7 @@ from typing import Any
 
 import aiohttp
 import asyncpg
+import pyrage
 import pytest
 
 from hatd.app import create_app
@@ -594,3 +595,30 @@ async def test_wal_ships_while_a_job_runs_and_a_stop_waits_for_another_shipment_
         f"way out; what PostgreSQL archived waits in {store.staging} (1 file(s)) and is shipped at the next start of "
         "`hatd serve`: until then the backups miss the latest changes"
     ]
+
+
+async def test_a_full_backup_disk_is_recorded_and_said_once_not_a_traceback_every_tick(
+    admin_dsn: str, settings: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    service = backups.BackupService(
+        settings.replace(data_dir=tmp_path / "hat", backup_dir=str(tmp_path / "b"), database_url=""), admin_dsn
+    )
+
+    def full_disk(*args: object) -> None:
+        raise pyrage.EncryptError("No space left on device (os error 28)")  # as pyrage says ENOSPC
+
+    monkeypatch.setattr(pyrage, "encrypt_file", full_disk)
+    stage(service.store, "000000010000000000000003")
+    with caplog.at_level(logging.ERROR, logger="hatd.backup"):
+        for _ in range(3):
+            await service._ship()
+        await service._ship_last(None, 1)  # a stop goes on: it says what is left behind
+
+    error = f"cannot ship WAL to {service.store.backup_dir}: No space left on device (os error 28)"
+    assert service.status().failure == error
+    assert backups.gauges(service.status())["hatd_backup_failing"][1] == {"": 1.0}
+    said = [r.getMessage() for r in caplog.records if r.name == "hatd.backup"]
+    assert [r.exc_info for r in caplog.records] == [None, None]
+    assert said[0].startswith(f"BACKUP: WAL is not reaching the backup folder ({error})")
+    assert said[1].startswith("BACKUP: the last WAL did not reach the backup folder")
+    assert len(said) == 2

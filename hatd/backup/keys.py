@@ -25,6 +25,12 @@ class BackupError(RuntimeError):
     """A backup or restore cannot go on; the message says why and, where it can, what to do."""
 
 
+def describe(exc: Exception) -> str:
+    """An error writing a sealed file, said briefly. (pyrage says an error of the file it writes,
+    ENOSPC on a full backup disk, as EncryptError, not OSError: catch both.)"""
+    return (exc.strerror if isinstance(exc, OSError) else None) or str(exc)
+
+
 def key_path(data_dir: Path) -> Path:
     return data_dir / KEY_FILE
 

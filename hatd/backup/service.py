@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import pyrage
 from aiohttp import web
 
 from hatd import db
@@ -167,7 +168,7 @@ def backup_now(
             taken = take_base_backup(store, identity, embedded.socket_dir, system, full=full)
             _ship(store, identity)
             kept = store.retain(store.backups(identity), settings.backup_keep_daily, settings.backup_keep_weekly, now())
-        except (BackupError, OSError, asyncpg.PostgresError) as exc:
+        except (BackupError, OSError, pyrage.EncryptError, asyncpg.PostgresError) as exc:
             message = f"backup failed: {exc}"
             record_failure(store, message)
             raise BackupError(message) from None
@@ -231,7 +232,7 @@ def export_now(settings: Settings) -> Backup:
             taken = take.take_export(store, identity, settings.database_url, settings.address)
             exported = store.backups(identity, kind="export")
             kept = store.retain(exported, settings.backup_keep_daily, settings.backup_keep_weekly, now())
-        except (BackupError, OSError, asyncpg.PostgresError) as exc:
+        except (BackupError, OSError, pyrage.EncryptError, asyncpg.PostgresError) as exc:
             message = f"export backup failed: {exc}"
             record_failure(store, message)
             raise BackupError(message) from None
@@ -249,9 +250,9 @@ def _ship(store: Store, identity: Any, wait: bool | float = True) -> int | None:
         try:
             store.open_folder(keys.recipient_of(identity))
             shipped = store.ship_wal(keys.recipient_of(identity))
-        except OSError as exc:
+        except (OSError, pyrage.EncryptError) as exc:
             with store.changing_state() as state:
-                state.wal_error = f"cannot ship WAL to {store.backup_dir}: {exc.strerror or exc}"
+                state.wal_error = f"cannot ship WAL to {store.backup_dir}: {keys.describe(exc)}"
             raise BackupError(state.wal_error) from None
         if shipped or store.read_state().wal_error:
             files = store.wal_files() if shipped else []
@@ -399,7 +400,7 @@ class BackupService:
         try:
             await asyncio.to_thread(_ship, self.store, self.identity, wait)
             self._wal_said = False
-        except (BackupError, OSError) as exc:
+        except (BackupError, OSError, pyrage.EncryptError) as exc:
             if not self._wal_said:
                 log.error(
                     "BACKUP: WAL is not reaching the backup folder (%s); it waits in %s and will be shipped when "
@@ -483,7 +484,7 @@ class BackupService:
                     await asyncio.sleep(0.1)
             finally:
                 await conn.close()
-        except (OSError, asyncpg.PostgresError) as exc:
+        except (OSError, pyrage.EncryptError, asyncpg.PostgresError) as exc:
             log.error("BACKUP: the last WAL could not be archived on the way out: %s", exc)
         await self._ship_last(switched, FINISH_SHIP_WAIT)
 
