@@ -622,3 +622,34 @@ async def test_a_full_backup_disk_is_recorded_and_said_once_not_a_traceback_ever
     assert said[0].startswith(f"BACKUP: WAL is not reaching the backup folder ({error})")
     assert said[1].startswith("BACKUP: the last WAL did not reach the backup folder")
     assert len(said) == 2
+
+
+async def test_a_backup_folder_gone_after_the_first_start_is_a_failure_not_made_again(
+    admin_dsn: str, settings: Any, tmp_path: Path
+) -> None:
+    service = backups.BackupService(
+        settings.replace(data_dir=tmp_path / "hat", backup_dir=str(tmp_path / "share"), database_url=""), admin_dsn
+    )
+    store, recipient = service.store, keys.recipient_of(service.identity)
+    stage(store, "000000010000000000000003")
+    await service._ship()  # the first start makes the folder
+    assert (tmp_path / "share" / "recipient").read_text() == recipient + "\n"
+
+    shutil.rmtree(tmp_path / "share")  # the share is not mounted
+    stage(store, "000000010000000000000004")
+    await service._ship()
+    assert not (tmp_path / "share").exists()
+    gone = service.status().failure
+    assert gone is not None and gone.startswith(f"the backup folder {tmp_path / 'share'} is gone (a share not mounted")
+    assert gone.endswith(f"echo {recipient} > {tmp_path / 'share' / 'recipient'}")
+    assert [p.name for p in store.pending_wal()] == ["000000010000000000000004"]  # waiting, not lost
+
+    (tmp_path / "share").mkdir()  # an empty mount point
+    await service._ship()
+    assert f"{tmp_path / 'share'} has lost its recipient file" in (service.status().failure or "")
+    assert list((tmp_path / "share").iterdir()) == []
+
+    (tmp_path / "share" / "recipient").write_text(recipient + "\n")  # the owner starts a new folder on purpose
+    await service._ship()
+    assert service.status().failure is None
+    assert [p.name for p in store.wal_files()] == ["000000010000000000000004.zst.age"]

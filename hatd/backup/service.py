@@ -247,13 +247,18 @@ def _ship(store: Store, identity: Any, wait: bool | float = True) -> int | None:
     with store.locked(wait, name=WAL_LOCK) as held:
         if not held:
             return None
+        problem = None
         try:
             store.open_folder(keys.recipient_of(identity))
             shipped = store.ship_wal(keys.recipient_of(identity))
+        except BackupError as exc:
+            problem = str(exc)
         except (OSError, pyrage.EncryptError) as exc:
+            problem = f"cannot ship WAL to {store.backup_dir}: {keys.describe(exc)}"
+        if problem is not None:
             with store.changing_state() as state:
-                state.wal_error = f"cannot ship WAL to {store.backup_dir}: {keys.describe(exc)}"
-            raise BackupError(state.wal_error) from None
+                state.wal_error = problem
+            raise BackupError(problem)
         if shipped or store.read_state().wal_error:
             files = store.wal_files() if shipped else []
             with store.changing_state() as state:

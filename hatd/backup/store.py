@@ -188,6 +188,7 @@ class State:
     wal_last: str | None = None
     wal_error: str | None = None
     oldest_restorable: str | None = None
+    folder: str | None = None  # the backup folder this data folder set up (never made again after)
     size: int = 0
     count: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
@@ -199,6 +200,8 @@ class Store:
     def __init__(self, data_dir: Path, backup_dir: Path) -> None:
         self.data_dir = data_dir.resolve()
         self.backup_dir = backup_dir.resolve() if backup_dir.exists() else backup_dir.absolute()
+        # The folder as set (not resolved: the same whether it is there or not), as the state records it.
+        self.given_dir = str(backup_dir.absolute())
         self.staging = self.data_dir / STAGING
         self.work = self.data_dir / WORK
 
@@ -258,11 +261,21 @@ class Store:
     # -- the folder -------------------------------------------------------------------------
 
     def open_folder(self, recipient: str) -> None:
-        """Make the folder (private) or check that it is sealed to this key."""
+        """Make the folder (private) or check that it is sealed to this key. Once this data folder
+        has set it up, a folder (or its recipient file) gone missing is an error, never made again:
+        an unmounted share or a lost disk must not pass for an empty folder."""
+        marker = self.backup_dir / RECIPIENT
+        set_up = self.read_state().folder == self.given_dir
+        if set_up and not marker.is_file():
+            what = "is gone" if not self.backup_dir.is_dir() else f"has lost its {RECIPIENT} file"
+            raise BackupError(
+                f"the backup folder {self.backup_dir} {what} (a share not mounted, a disk lost?): hatd does not "
+                "make it again, which would hide that the backups in it are gone. Mount it again; or, to start a "
+                f"new backup folder there, make it and put this HAT's public key in it: echo {recipient} > {marker}"
+            )
         self.backup_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         for sub in ("base", "wal", "exports"):
             (self.backup_dir / sub).mkdir(exist_ok=True, mode=0o700)
-        marker = self.backup_dir / RECIPIENT
         if marker.exists():
             theirs = marker.read_text().strip()
             if theirs != recipient:
@@ -273,6 +286,9 @@ class Store:
                 )
         else:
             marker.write_text(recipient + "\n")
+        if not set_up:
+            with self.changing_state() as state:
+                state.folder = self.given_dir
 
     def backups(self, identity: pyrage.x25519.Identity, *, kind: str | None = None) -> list[Backup]:
         """The verified backups in the folder, oldest first."""
