@@ -32,7 +32,7 @@ from hatd.backup import keys
 from hatd.backup import restore as restoring
 from hatd.backup import service as backups
 from hatd.backup.keys import BackupError
-from hatd.backup.store import WAL_LOCK, Backup, Store, first_missing_wal, iso, lsn_position
+from hatd.backup.store import WAL_LOCK, Backup, Store, chain_of, first_missing_wal, iso, lsn_position
 from hatd.backup.take import record_failure
 from hatd.embedded import EmbeddedPostgres
 from hatd.settings import Settings
@@ -462,7 +462,8 @@ async def test_the_owner_sees_the_backups_and_their_failure_in_a_browser(
 
 @dataclasses.dataclass(frozen=True)
 class Archived:
-    """A data folder (stopped) with one full backup, and three WAL segments archived after it."""
+    """A data folder (stopped) with a full backup, an incremental one on it, and three WAL segments
+    archived after them."""
 
     data: Path
     folder: Path
@@ -482,8 +483,9 @@ def archived(settings: Settings) -> Iterator[Archived]:
     root.chmod(0o755)
     data, folder = root / "hat", root / "backups"
     try:
-        taken = hatd("backup", "run", env=hatd_env(root, data_dir=str(data), backup_dir=str(folder)), timeout=120)
-        assert taken.returncode == 0, taken.stderr
+        for _ in ("full", "incr"):
+            taken = hatd("backup", "run", env=hatd_env(root, data_dir=str(data), backup_dir=str(folder)), timeout=120)
+            assert taken.returncode == 0, taken.stderr
         hat_settings = settings.replace(data_dir=data, backup_dir=str(folder), database_url="")
         server = EmbeddedPostgres(data, options=backups.server_options(hat_settings))
         server.start()
@@ -653,3 +655,39 @@ async def test_a_backup_folder_gone_after_the_first_start_is_a_failure_not_made_
     await service._ship()
     assert service.status().failure is None
     assert [p.name for p in store.wal_files()] == ["000000010000000000000004.zst.age"]
+
+
+def test_a_backup_whose_chain_lost_a_link_cannot_be_restored_nor_taken_on() -> None:
+    def backup(label: str, parent: str | None) -> Backup:
+        return Backup(label, "incr" if parent else "full", parent, "", "", 1, "0/0", "0/0", "1", 0)
+
+    full, incr1, incr2 = backup("f", None), backup("i1", "f"), backup("i2", "i1")
+    assert chain_of(incr2, [full, incr1, incr2]) == [full, incr1, incr2]
+    assert chain_of(incr2, [full, incr2]) is None
+    assert restoring.choose([full, incr2], None) == [full]  # the newest whole chain
+
+
+@pytest.mark.slow
+def test_a_damaged_info_file_is_reported_by_verify_and_restore_uses_what_is_left(
+    archived: Archived, tmp_path: Path, data_dir: Path
+) -> None:
+    folder, settings = archived.copy(tmp_path)
+    (full,) = folder.glob("base/*-full")
+    (incr,) = folder.glob("base/*-incr")
+    info = incr / "info.json.age"
+    damaged = bytearray(info.read_bytes())
+    damaged[-5] ^= 0x01
+    info.write_bytes(bytes(damaged))
+    said: list[str] = []
+
+    with pytest.raises(BackupError, match=f"^1 broken: {incr.name}$"):
+        backups.verify_all(settings, said.append)
+    assert said[0].startswith(f"BROKEN  {incr.name}: {info} is damaged or not sealed with this key")
+    assert f"ok      {full.name}" in said  # it went on
+
+    target = data_dir / "restored"  # where PostgreSQL's user may enter
+    said.clear()
+    done = restoring.restore(settings.replace(data_dir=target), folder, keys.key_path(archived.data), None, said.append)
+    assert [b.label for b in done.chain] == [full.name]
+    assert said[0].startswith(f"skipping the backup {incr.name}: {info} is damaged")
+    assert done.reached is not None and (target / "postgres" / "PG_VERSION").exists()

@@ -29,6 +29,7 @@ from hatd.backup.store import (
     SEALED,
     Backup,
     Store,
+    chain_of,
     first_missing_wal,
     is_wal_name,
     lsn_position,
@@ -68,29 +69,26 @@ def parse_target(text: str) -> dt.datetime | None:
 
 
 def choose(backups: list[Backup], target: dt.datetime | None) -> list[Backup]:
-    """The chain (full first) to restore from: the last backup finished by `target`, and the ones
-    it was taken on."""
+    """The chain (full first) to restore from: the last backup finished by `target` that has every
+    backup it was taken on, and those."""
     bases = [b for b in backups if b.kind != "export"]
     if not bases:
         raise BackupError("the folder holds no base backup")
-    if target is None:
-        chosen = bases[-1]
-    else:
-        before = [b for b in bases if b.finished_at <= target]
-        if not before:
-            raise BackupError(
-                f"no backup finished by {target.isoformat()}: the oldest moment these backups restore to is "
-                f"{bases[0].finished}"
-            )
-        chosen = before[-1]
-    by_label = {b.label: b for b in bases}
-    chain = [chosen]
-    while chain[0].parent is not None:
-        parent = by_label.get(chain[0].parent)
-        if parent is None:
-            raise BackupError(f"the backup {chain[0].label} was taken on {chain[0].parent}, which is missing")
-        chain.insert(0, parent)
-    return chain
+    before = bases if target is None else [b for b in bases if b.finished_at <= target]
+    if not before:
+        assert target is not None
+        raise BackupError(
+            f"no backup finished by {target.isoformat()}: the oldest moment these backups restore to is "
+            f"{bases[0].finished}"
+        )
+    for chosen in reversed(before):
+        chain = chain_of(chosen, bases)
+        if chain is not None:
+            return chain
+    raise BackupError(
+        f"every backup finished by then was taken on one that is missing or damaged ({before[0].parent}): "
+        "there is no whole chain to restore from"
+    )
 
 
 def restore(
@@ -114,7 +112,13 @@ def restore(
     if (backup_dir / RECIPIENT).read_text().strip() != keys.recipient_of(identity):
         raise BackupError(f"the backups in {backup_dir} are sealed to another key than the one in {key}")
     store = Store(data_dir, backup_dir)
-    chain = choose(store.backups(identity), target)
+    found, broken = store.scan(identity)
+    for label, problem in broken:
+        say(f"skipping the backup {label}: {problem}")
+    chain = choose(found, target)
+    newest = [b for b in found if b.kind != "export" and (target is None or b.finished_at <= target)]
+    if newest and newest[-1] != chain[-1]:
+        say(f"the newest backup by then, {newest[-1].label}, was taken on one that is missing: using {chain[-1].label}")
     data_dir.mkdir(parents=True, exist_ok=True)
     scratch = store.fresh_work("restore")
     wal_dir = data_dir / WAL_RESTORE

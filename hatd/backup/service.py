@@ -34,6 +34,7 @@ from hatd.backup.store import (
     Backup,
     State,
     Store,
+    chain_of,
     first_missing_wal,
     is_wal_name,
     iso,
@@ -183,7 +184,16 @@ def verify_all(settings: Settings, say: Callable[[str], None]) -> int:
     identity = keys.load_identity(keys.key_path(settings.data_dir))
     broken = []
     with store.locked():
-        found = store.backups(identity) + store.backups(identity, kind="export")
+        bases, broken_bases = store.scan(identity)
+        exported, broken_exports = store.scan(identity, kind="export")
+        found = bases + exported
+        for label, problem in broken_bases + broken_exports:
+            say(f"BROKEN  {label}: {problem}")
+            broken.append(label)
+        for backup in bases:
+            if backup.parent is not None and chain_of(backup, bases) is None:
+                say(f"BROKEN  {backup.label}: it was taken on {backup.parent}, which is missing or damaged")
+                broken.append(backup.label)
         for backup in found:
             try:
                 if backup.kind == "export":

@@ -194,6 +194,19 @@ class State:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+def chain_of(backup: Backup, backups: list[Backup]) -> list[Backup] | None:
+    """The backups to restore `backup` from, full one first; None when one it was taken on is
+    missing (or its info.json damaged): then it cannot be restored, nor another taken on it."""
+    by_label = {b.label: b for b in backups}
+    chain = [backup]
+    while chain[0].parent is not None:
+        parent = by_label.get(chain[0].parent)
+        if parent is None:
+            return None
+        chain.insert(0, parent)
+    return chain
+
+
 class Store:
     """A data folder's backups: its local state and the backup folder."""
 
@@ -291,17 +304,28 @@ class Store:
                 state.folder = self.given_dir
 
     def backups(self, identity: pyrage.x25519.Identity, *, kind: str | None = None) -> list[Backup]:
-        """The verified backups in the folder, oldest first."""
-        found = []
+        """The verified backups in the folder, oldest first (those whose info.json does not open are
+        left out: see scan)."""
+        return self.scan(identity, kind=kind)[0]
+
+    def scan(
+        self, identity: pyrage.x25519.Identity, *, kind: str | None = None
+    ) -> tuple[list[Backup], list[tuple[str, str]]]:
+        """The verified backups in the folder, oldest first, and (label, what is wrong) for each one
+        whose info.json is damaged: one such file must not stop every backup, verify and restore."""
+        found, broken = [], []
         base = self.backup_dir / ("exports" if kind == "export" else "base")
         if not base.is_dir():
-            return []
+            return [], []
         for folder in sorted(base.iterdir()):
             if not _LABEL.fullmatch(folder.name) or not (folder / "info.json.age").exists():
                 continue
-            info = json.loads(keys.decrypt_bytes(folder / "info.json.age", identity))
-            found.append(Backup(**{k: v for k, v in info.items() if k in Backup.__dataclass_fields__}))
-        return sorted(found, key=lambda b: b.finished)
+            try:
+                info = json.loads(keys.decrypt_bytes(folder / "info.json.age", identity))
+                found.append(Backup(**{k: v for k, v in info.items() if k in Backup.__dataclass_fields__}))
+            except (BackupError, ValueError, TypeError) as exc:
+                broken.append((folder.name, str(exc)))
+        return sorted(found, key=lambda b: b.finished), broken
 
     def backup_folder(self, backup: Backup | str) -> Path:
         label = backup if isinstance(backup, str) else backup.label

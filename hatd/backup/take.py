@@ -22,7 +22,7 @@ import pyrage
 import hatd
 from hatd.backup import keys
 from hatd.backup.keys import BackupError
-from hatd.backup.store import Backup, State, Store, iso, now, parse_time
+from hatd.backup.store import Backup, State, Store, chain_of, iso, now, parse_time
 from hatd.embedded import SUPERUSER, package_install_dir
 from hatd.exports import repository as exports
 
@@ -64,6 +64,7 @@ def take_base_backup(
     parent = backups[-1] if backups else None
     if (
         parent is None
+        or chain_of(parent, backups) is None  # one under it is missing or damaged: start a new chain
         or state.manifest_of != parent.label
         or not manifest.exists()
         or parent.system_identifier != system_identifier
