@@ -691,3 +691,32 @@ def test_a_damaged_info_file_is_reported_by_verify_and_restore_uses_what_is_left
     assert [b.label for b in done.chain] == [full.name]
     assert said[0].startswith(f"skipping the backup {incr.name}: {info} is damaged")
     assert done.reached is not None and (target / "postgres" / "PG_VERSION").exists()
+
+
+@pytest.mark.slow
+def test_a_hat_that_appears_while_a_restore_runs_is_left_alone(archived: Archived, tmp_path: Path) -> None:
+    target = tmp_path / "hat"
+    settings = archived.settings.replace(data_dir=target)
+    key = keys.key_path(archived.data)
+
+    def another_hat_appears(line: str) -> None:
+        if line.startswith("opening"):  # a `hatd serve` started meanwhile, by systemd say
+            (target / "postgres").mkdir(parents=True, exist_ok=True)
+            (target / "postgres" / "PG_VERSION").write_text("18\n")
+
+    with pytest.raises(BackupError) as refused:
+        restoring.restore(settings, archived.folder, key, None, another_hat_appears)
+    assert str(refused.value) == (
+        f"{target / 'postgres'} appeared while the backups were being opened, and holds something: hatd restore "
+        "never writes over it; it was left as it is, and nothing was restored"
+    )
+    assert os.listdir(target / "postgres") == ["PG_VERSION"]
+    assert not (target / restoring.BUILD).exists()
+
+    # A second restore into a folder where one is under way is refused, and does not touch it.
+    shutil.rmtree(target / "postgres")
+    (target / restoring.BUILD).mkdir()
+    (target / restoring.BUILD / "half-built").touch()
+    with pytest.raises(BackupError, match=r"another hatd restore into .* is under way"):
+        restoring.restore(settings, archived.folder, key, None, print)
+    assert os.listdir(target / restoring.BUILD) == ["half-built"]

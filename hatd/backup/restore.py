@@ -2,7 +2,8 @@
 time. The chain of backups that ends before that time is opened and verified (pg_verifybackup) in
 a scratch folder, combined (pg_combinebackup) when it holds incremental backups, and PostgreSQL
 then replays the archived WAL up to the moment asked for, and starts a new timeline there. Never
-writes over an existing HAT: the data folder must hold no cluster."""
+writes over an existing HAT: the data folder must hold no cluster, when it starts and when the
+restored one is put in place."""
 
 from __future__ import annotations
 
@@ -43,7 +44,8 @@ from hatd.settings import Settings
 
 log = logging.getLogger("hatd.backup")
 Q = db.queries("backup")
-WAL_RESTORE = "wal-restore"
+# Where a restore builds the new cluster and stages the WAL, beside HATD_DATA_DIR/postgres.
+BUILD = "restore-build"
 # The longest a restore waits for PostgreSQL to replay the WAL, in seconds.
 REPLAY_TIMEOUT = 6 * 3600
 
@@ -120,8 +122,20 @@ def restore(
     if newest and newest[-1] != chain[-1]:
         say(f"the newest backup by then, {newest[-1].label}, was taken on one that is missing: using {chain[-1].label}")
     data_dir.mkdir(parents=True, exist_ok=True)
-    scratch = store.fresh_work("restore")
-    wal_dir = data_dir / WAL_RESTORE
+    # The restore is built in a folder of its own, claimed by an exclusive mkdir (a second restore
+    # into the same folder is refused), and renamed onto the data folder's postgres/ only when
+    # whole: a rename that fails if anything appeared there meanwhile. Nothing this run did not
+    # make is ever removed.
+    build = data_dir / BUILD
+    try:
+        build.mkdir(mode=0o700)
+    except FileExistsError:
+        raise BackupError(
+            f"{build} exists: another hatd restore into {data_dir} is under way, or one was cut short (then remove "
+            "that folder and start again)"
+        ) from None
+    scratch, wal_dir, cluster = build / "open", build / "wal", build / "postgres"
+    claimed = False
     try:
         opened = []
         for backup in chain:
@@ -130,18 +144,17 @@ def restore(
             verify_plain(plain, store.backup_folder(backup))
             opened.append(plain)
         if len(opened) == 1:
-            shutil.rmtree(pgdata, ignore_errors=True)
-            opened[0].rename(pgdata)
+            opened[0].rename(cluster)
         else:
             say(f"combining {len(opened)} backups")
-            run_program(pg_program("pg_combinebackup"), *map(str, opened), "-o", str(pgdata), what="pg_combinebackup")
-            (pgdata / "pg_wal").mkdir(exist_ok=True)
+            run_program(pg_program("pg_combinebackup"), *map(str, opened), "-o", str(cluster), what="pg_combinebackup")
+            (cluster / "pg_wal").mkdir(exist_ok=True)
             for segment in (opened[-1] / "pg_wal").iterdir():
-                if segment.is_file() and not (pgdata / "pg_wal" / segment.name).exists():
-                    shutil.copy2(segment, pgdata / "pg_wal" / segment.name)
+                if segment.is_file() and not (cluster / "pg_wal" / segment.name).exists():
+                    shutil.copy2(segment, cluster / "pg_wal" / segment.name)
         shutil.rmtree(scratch, ignore_errors=True)
         # The old server's socket lock (its socket folder was its data folder) came along in the copy.
-        for left in pgdata.glob(".s.PGSQL.*"):
+        for left in cluster.glob(".s.PGSQL.*"):
             left.unlink()
         wal_count, missing = _stage_wal(store, identity, chain[-1], wal_dir)
         if missing is not None and target is None:
@@ -150,12 +163,21 @@ def restore(
                 "a gap, so the latest moment cannot be reached; nothing was restored. Restore to a time before it "
                 "(--to), or put the file back"
             )
+        (cluster / "recovery.signal").touch()
+        try:
+            # rename(2) replaces an empty folder but fails on one that holds anything.
+            os.rename(cluster, pgdata)
+        except OSError:
+            raise BackupError(
+                f"{pgdata} appeared while the backups were being opened, and holds something: hatd restore never "
+                "writes over it; it was left as it is, and nothing was restored"
+            ) from None
+        claimed = True
         say(f"replaying {wal_count} archived WAL file(s) up to {target.isoformat() if target else 'the latest'}")
-        (pgdata / "recovery.signal").touch()
         options = server_options(settings)
-        _hand_over(pgdata, wal_dir)
+        _hand_over(pgdata, build)
         options |= {
-            "restore_command": f"cp ../{WAL_RESTORE}/%f %p",
+            "restore_command": f"cp ../{BUILD}/wal/%f %p",
             "recovery_target_action": "promote",
             "recovery_target_timeline": "latest",
         }
@@ -164,12 +186,12 @@ def restore(
         reached = _replay(data_dir, options, missing)
         fix_staging_owner(settings)
     except BaseException:
-        # Nothing half-made is left looking like a HAT.
-        shutil.rmtree(pgdata, ignore_errors=True)
+        # Nothing half-made is left looking like a HAT; only what this run made is removed.
+        if claimed:
+            shutil.rmtree(pgdata, ignore_errors=True)
         raise
     finally:
-        shutil.rmtree(wal_dir, ignore_errors=True)
-        shutil.rmtree(scratch, ignore_errors=True)
+        shutil.rmtree(build, ignore_errors=True)
     keys.copy_key(key, data_dir)
     return Restored(data_dir, chain, target, wal_count, reached)
 
@@ -177,7 +199,6 @@ def restore(
 def _stage_wal(store: Store, identity: pyrage.x25519.Identity, last: Backup, wal_dir: Path) -> tuple[int, str | None]:
     """Opens the archived WAL from the start of `last` on, and every timeline history file; the
     count staged and the first segment missing before the newest one archived (None: unbroken)."""
-    shutil.rmtree(wal_dir, ignore_errors=True)
     wal_dir.mkdir(mode=0o700)
     first = lsn_position(last.start_lsn)
     segments: set[tuple[int, int]] = set()
@@ -199,13 +220,13 @@ def _stage_wal(store: Store, identity: pyrage.x25519.Identity, last: Backup, wal
     return count, missing
 
 
-def _hand_over(pgdata: Path, wal_dir: Path) -> None:
-    """PostgreSQL's user owns the restored cluster and may read the staged WAL."""
+def _hand_over(pgdata: Path, build: Path) -> None:
+    """PostgreSQL's user owns the restored cluster and may read the staged WAL (in `build`)."""
     pgdata.chmod(0o700)
     if os.geteuid() != 0:
         return
     user = pwd.getpwnam(SYSTEM_USER)
-    for folder in (pgdata, wal_dir):
+    for folder in (pgdata, build):
         os.chown(folder, user.pw_uid, user.pw_gid)
         for root, dirs, files in os.walk(folder):
             for name in dirs + files:
