@@ -720,3 +720,32 @@ def test_a_hat_that_appears_while_a_restore_runs_is_left_alone(archived: Archive
     with pytest.raises(BackupError, match=r"another hatd restore into .* is under way"):
         restoring.restore(settings, archived.folder, key, None, print)
     assert os.listdir(target / restoring.BUILD) == ["half-built"]
+
+
+def test_an_archive_failure_is_said_once_while_its_count_grows_and_keeps_its_start_time(
+    admin_dsn: str, settings: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    service = backups.BackupService(
+        settings.replace(data_dir=tmp_path / "hat", backup_dir=str(tmp_path / "b"), database_url=""), admin_dsn
+    )
+    on = {"archive_mode": "on", "archive_command": backups.ARCHIVE_COMMAND}
+    then = dt.datetime(2026, 12, 7, 10, tzinfo=dt.UTC)
+
+    def failing(count: int, wal: str = "000000010000000000000007") -> dict[str, Any]:
+        failed = then + dt.timedelta(seconds=5 * count)
+        return {"failed_count": count, "last_failed_wal": wal, "last_failed_time": failed, "last_archived_time": then}
+
+    with caplog.at_level(logging.INFO, logger="hatd.backup"):
+        service._judge_archiver(on, failing(1))
+        started = service.status().failed_at
+        for count in range(2, 6):  # PostgreSQL retries every few seconds
+            service._judge_archiver(on, failing(count))
+        assert service.status().failed_at == started
+        assert "(000000010000000000000007, 5 failures so far)" in (service.status().failure or "")
+        service._judge_archiver(on, {**failing(5), "last_archived_time": then + dt.timedelta(minutes=1)})
+
+    said = [r.getMessage() for r in caplog.records if r.name == "hatd.backup"]
+    assert len(said) == 2, said
+    assert said[0].startswith("BACKUP: PostgreSQL cannot archive WAL (000000010000000000000007, 1 failures so far)")
+    assert said[1] == "BACKUP: WAL archiving works again"
+    assert service.status().failure is None

@@ -381,12 +381,14 @@ class BackupService:
         self.identity = keys.load_identity(keys.ensure_key(settings.data_dir)[0])
         self.job: asyncio.subprocess.Process | None = None
         self.archive_error: str | None = None
+        self.archive_failed_at: str | None = None  # since when archiving has been failing
+        self._archive_key: str | None = None
         self._wal_said = False
 
     def status(self) -> Status:
         found = status_of(self.store, self.store.read_state())
         if self.archive_error and not found.failure:
-            return dataclasses.replace(found, failure=self.archive_error, failed_at=iso(now()))
+            return dataclasses.replace(found, failure=self.archive_error, failed_at=self.archive_failed_at)
         return found
 
     async def run(self) -> None:
@@ -434,8 +436,14 @@ class BackupService:
             row = await conn.fetchrow(Q.archiver)
         finally:
             await conn.close()
-        problem = None
+        self._judge_archiver(settings, row)
+
+    def _judge_archiver(self, settings: Any, row: Any) -> None:
+        """Say a new archiving problem once: the same one is known by its kind and the WAL file that
+        failed, not by its words (they hold a count that grows at every retry)."""
+        problem, key = None, None
         if settings["archive_mode"] != "on" or settings["archive_command"] != ARCHIVE_COMMAND:
+            key = "off"
             problem = (
                 "WAL archiving is not on in the running PostgreSQL (a server started by an older hatd, or by hand): "
                 "stop every hatd process using this data folder and start `hatd serve` again"
@@ -443,17 +451,22 @@ class BackupService:
         elif row["last_failed_time"] is not None and (
             row["last_archived_time"] is None or row["last_failed_time"] > row["last_archived_time"]
         ):
+            key = f"failing {row['last_failed_wal']}"
             problem = (
                 f"PostgreSQL cannot archive WAL ({row['last_failed_wal']}, {row['failed_count']} failures so far): "
                 f"WAL piles up in {self.store.data_dir / 'postgres' / 'pg_wal'} until it can; see "
                 f"{self.store.data_dir / 'postgres' / 'server.log'}, and check that {self.store.staging} exists, "
                 "has room, and that PostgreSQL's user may write there"
             )
-        if problem and problem != self.archive_error:
+        if key is not None and key != self._archive_key:
             log.error("BACKUP: %s", problem)
-        elif not problem and self.archive_error:
+        elif key is None and self._archive_key is not None:
             log.info("BACKUP: WAL archiving works again")
-        self.archive_error = problem
+        if key is None:
+            self.archive_failed_at = None
+        elif self.archive_failed_at is None:
+            self.archive_failed_at = iso(now())
+        self._archive_key, self.archive_error = key, problem
 
     async def _job(self, *, full: bool) -> None:
         args = [sys.executable, "-m", "hatd", "backup", "run", "--scheduled"] + (["--full"] if full else [])
