@@ -749,3 +749,15 @@ def test_an_archive_failure_is_said_once_while_its_count_grows_and_keeps_its_sta
     assert said[0].startswith("BACKUP: PostgreSQL cannot archive WAL (000000010000000000000007, 1 failures so far)")
     assert said[1] == "BACKUP: WAL archiving works again"
     assert service.status().failure is None
+
+
+def test_a_restore_time_is_read_up_front_and_a_bad_one_refused_clearly() -> None:
+    assert restoring.parse_target("latest") is None
+    assert restoring.parse_target("2026-12-07T10:15:00+01:00") == dt.datetime(2026, 12, 7, 9, 15, tzinfo=dt.UTC)
+    assert restoring.parse_target("2026-12-07T10:15") == dt.datetime(2026, 12, 7, 10, 15, tzinfo=dt.UTC)
+    for text in ("9999-12-31T23:00:00-05:00", "0001-01-01T01:00:00+05:00"):
+        with pytest.raises(BackupError) as refused:
+            restoring.parse_target(text)
+        assert str(refused.value) == f"--to {text!r} is out of range: in UTC it falls outside the years 1 to 9999"
+    with pytest.raises(BackupError, match="is neither 'latest' nor a time"):
+        restoring.parse_target("yesterday")

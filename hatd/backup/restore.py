@@ -67,7 +67,11 @@ def parse_target(text: str) -> dt.datetime | None:
         moment = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:
         raise BackupError(f"--to {text!r} is neither 'latest' nor a time like 2026-12-07T10:15:00Z") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+    try:
+        # In UTC now, as PostgreSQL is given it: a time whose UTC falls outside years 1-9999 is refused here.
+        return (moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)).astimezone(dt.UTC)
+    except OverflowError:
+        raise BackupError(f"--to {text!r} is out of range: in UTC it falls outside the years 1 to 9999") from None
 
 
 def choose(backups: list[Backup], target: dt.datetime | None) -> list[Backup]:
