@@ -457,6 +457,13 @@ def cmd_backup(settings: Settings, args: argparse.Namespace) -> int:
         if len(args.paths) != 2:
             raise BackupError("usage: hatd backup open SEALED-FILE OUT-FILE")
         sealed, out = map(Path, args.paths)
+        if out.resolve() == sealed.resolve():
+            raise BackupError(f"{out} is the sealed file itself: give another OUT-FILE (it would be overwritten)")
+        folder = settings.backup_path
+        if folder is not None and out.resolve().is_relative_to(folder.resolve()):
+            raise BackupError(
+                f"{out} is inside the backup folder {folder}: nothing readable goes there, open it elsewhere"
+            )
         identity = backup_keys.load_identity(backup_keys.key_path(settings.data_dir))
         backup_keys.open_sealed(sealed, out, identity, out.parent)
         print(f"Opened {sealed} into {out}.")

@@ -7,12 +7,14 @@ restore never writes over a HAT."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import dataclasses
 import datetime as dt
 import json
 import logging
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -761,3 +763,31 @@ def test_a_restore_time_is_read_up_front_and_a_bad_one_refused_clearly() -> None
         assert str(refused.value) == f"--to {text!r} is out of range: in UTC it falls outside the years 1 to 9999"
     with pytest.raises(BackupError, match="is neither 'latest' nor a time"):
         restoring.parse_target("yesterday")
+
+
+def test_backup_open_writes_its_plaintext_privately_and_never_over_the_file_or_into_the_folder(
+    settings: Any, tmp_path: Path
+) -> None:
+    from hatd import cli
+
+    hat = settings.replace(data_dir=tmp_path / "hat", backup_dir=str(tmp_path / "b"), database_url="")
+    identity = keys.load_identity(keys.ensure_key(hat.data_dir)[0])
+    (tmp_path / "b" / "wal").mkdir(parents=True)
+    sealed = tmp_path / "b" / "wal" / "000000010000000000000003.zst.age"
+    keys.seal_bytes(b"the owner's data", sealed, keys.recipient_of(identity))
+
+    def open_into(out: Path) -> None:
+        cli.cmd_backup(hat, argparse.Namespace(action="open", paths=[str(sealed), str(out)]))
+
+    (tmp_path / "out").write_text("")
+    (tmp_path / "out").chmod(0o644)
+    open_into(tmp_path / "out")
+    assert (tmp_path / "out").read_bytes() == b"the owner's data"
+    assert (tmp_path / "out").stat().st_mode & 0o777 == 0o600
+    for out, said in [
+        (sealed, f"{sealed} is the sealed file itself"),
+        (tmp_path / "b" / "opened", f"{tmp_path / 'b' / 'opened'} is inside the backup folder {tmp_path / 'b'}"),
+    ]:
+        with pytest.raises(BackupError, match=f"^{re.escape(said)}"):
+            open_into(out)
+    assert sealed.read_bytes().startswith(AGE) and not (tmp_path / "b" / "opened").exists()

@@ -117,7 +117,10 @@ def open_sealed(source: Path, target: Path, identity: pyrage.x25519.Identity, sc
                 f"{source} is damaged or not sealed with this key: decryption failed ({exc}). Nothing in it was used."
             ) from None
         try:
-            with packed.open("rb") as src, target.open("wb") as out:
+            # What comes out is as private as the backup key: readable by its owner only.
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            os.fchmod(fd, 0o600)
+            with packed.open("rb") as src, os.fdopen(fd, "wb") as out:
                 zstandard.ZstdDecompressor().copy_stream(src, out, read_size=_CHUNK, write_size=_CHUNK)
         except zstandard.ZstdError as exc:
             raise BackupError(f"{source} is damaged: its compressed stream does not decode ({exc})") from None
