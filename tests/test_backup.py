@@ -791,3 +791,51 @@ def test_backup_open_writes_its_plaintext_privately_and_never_over_the_file_or_i
         with pytest.raises(BackupError, match=f"^{re.escape(said)}"):
             open_into(out)
     assert sealed.read_bytes().startswith(AGE) and not (tmp_path / "b" / "opened").exists()
+
+
+def test_a_backup_kept_without_the_wal_after_it_restores_to_its_own_end_only(tmp_path: Path) -> None:
+    def backup(label: str, finished: str, start_lsn: str) -> Backup:
+        return Backup(label, "full", None, finished, finished, 1, start_lsn, start_lsn, "1", 0)
+
+    weekly = backup("w", "2026-11-20T03:00:00.000000Z", "0/3000028")
+    daily = backup("d", "2026-12-01T03:00:00.000000Z", "0/9000028")
+    archived = {"000000010000000000000009", "00000001000000000000000A"}
+    at = dt.datetime(2026, 11, 20, 3, 0, 30, tzinfo=dt.UTC)
+    assert restoring.own_end_only(weekly, [weekly, daily], archived, at)
+    assert not restoring.own_end_only(daily, [weekly, daily], archived, at + dt.timedelta(days=12))
+    assert not restoring.own_end_only(weekly, [weekly, daily], {"000000010000000000000003"}, at)
+    with pytest.raises(BackupError) as refused:
+        restoring.own_end_only(weekly, [weekly, daily], archived, at + dt.timedelta(hours=1))
+    assert str(refused.value) == (
+        "2026-11-20T04:00:30+00:00 cannot be reached: the newest backup by then, w, is kept without the WAL after "
+        "it (retention keeps WAL for the daily window only), so it restores to its own end and no later. Ask --to "
+        "2026-11-20T03:00:00.000000Z for that, or a moment from 2026-12-01T03:00:00.000000Z on"
+    )
+    store = Store(tmp_path / "hat", tmp_path / "b")
+    state = store.read_state()
+    state.oldest_restorable, state.any_moment_from = weekly.finished, daily.finished
+    assert (
+        "oldest restorable:   2026-11-20T03:00:00.000000Z (a kept backup's own end; any moment from "
+        "2026-12-01T03:00:00.000000Z)" in backups.status_of(store, state).lines()
+    )
+
+
+@pytest.mark.slow
+def test_a_backup_whose_wal_retention_dropped_restores_to_its_own_end(
+    archived: Archived, tmp_path: Path, data_dir: Path
+) -> None:
+    folder, settings = archived.copy(tmp_path)
+    identity = keys.load_identity(keys.key_path(archived.data))
+    full, incr = Store(archived.data, folder).backups(identity)
+    for path in (folder / "wal").iterdir():  # as retention leaves it when only the full one is weekly-kept
+        if path.name[8:24] < lsn_position(incr.start_lsn):
+            path.unlink()
+    said: list[str] = []
+
+    done = restoring.restore(
+        settings.replace(data_dir=data_dir / "hat"), folder, keys.key_path(archived.data), full.finished_at, said.append
+    )
+
+    assert [b.label for b in done.chain] == [full.label]
+    assert f"the WAL after {full.label} is no longer kept: restoring to the backup's own end" in said
+    assert (data_dir / "hat" / "postgres" / "PG_VERSION").exists()

@@ -36,6 +36,7 @@ from hatd.backup.store import (
     lsn_position,
     parse_history,
     segment_index,
+    start_segment,
     wal_position,
 )
 from hatd.backup.take import open_backup, pg_program, run_program, verify_plain
@@ -46,6 +47,8 @@ log = logging.getLogger("hatd.backup")
 Q = db.queries("backup")
 # Where a restore builds the new cluster and stages the WAL, beside HATD_DATA_DIR/postgres.
 BUILD = "restore-build"
+# A --to this close after a backup kept without the WAL after it restores to that backup's end.
+OWN_END_GRACE = dt.timedelta(minutes=1)
 # The longest a restore waits for PostgreSQL to replay the WAL, in seconds.
 REPLAY_TIMEOUT = 6 * 3600
 
@@ -97,6 +100,23 @@ def choose(backups: list[Backup], target: dt.datetime | None) -> list[Backup]:
     )
 
 
+def own_end_only(chosen: Backup, backups: list[Backup], archived: set[str], target: dt.datetime | None) -> bool:
+    """Whether `chosen` is to be restored to its own end only: a backup the weekly rule kept without
+    the WAL after it (retention keeps WAL for the daily window). Fine for a --to at or just after its
+    end (within OWN_END_GRACE); refused for a later one, which it cannot reach."""
+    if target is None or start_segment(chosen) in archived:
+        return False
+    if target - chosen.finished_at <= OWN_END_GRACE:
+        return True
+    covered = [b for b in backups if b.kind != "export" and start_segment(b) in archived]
+    later = f", or a moment from {covered[0].finished} on" if covered else ""
+    raise BackupError(
+        f"{target.isoformat()} cannot be reached: the newest backup by then, {chosen.label}, is kept without the "
+        f"WAL after it (retention keeps WAL for the daily window only), so it restores to its own end and no "
+        f"later. Ask --to {chosen.finished} for that{later}"
+    )
+
+
 def restore(
     settings: Settings, backup_dir: Path, key: Path, target: dt.datetime | None, say: Callable[[str], None]
 ) -> Restored:
@@ -125,6 +145,8 @@ def restore(
     newest = [b for b in found if b.kind != "export" and (target is None or b.finished_at <= target)]
     if newest and newest[-1] != chain[-1]:
         say(f"the newest backup by then, {newest[-1].label}, was taken on one that is missing: using {chain[-1].label}")
+    archived = {path.name.removesuffix(SEALED) for path in store.wal_files()}
+    immediate = own_end_only(chain[-1], found, archived, target)
     data_dir.mkdir(parents=True, exist_ok=True)
     # The restore is built in a folder of its own, claimed by an exclusive mkdir (a second restore
     # into the same folder is refused), and renamed onto the data folder's postgres/ only when
@@ -160,7 +182,12 @@ def restore(
         # The old server's socket lock (its socket folder was its data folder) came along in the copy.
         for left in cluster.glob(".s.PGSQL.*"):
             left.unlink()
-        wal_count, missing = _stage_wal(store, identity, chain[-1], wal_dir)
+        if immediate:
+            say(f"the WAL after {chain[-1].label} is no longer kept: restoring to the backup's own end")
+            wal_dir.mkdir(mode=0o700)
+            wal_count, missing = 0, None
+        else:
+            wal_count, missing = _stage_wal(store, identity, chain[-1], wal_dir)
         if missing is not None and target is None:
             raise BackupError(
                 f"the archived WAL has a gap: {missing} is missing from {backup_dir / 'wal'}, and replay stops at "
@@ -185,7 +212,9 @@ def restore(
             "recovery_target_action": "promote",
             "recovery_target_timeline": "latest",
         }
-        if target is not None:
+        if immediate:
+            options["recovery_target"] = "immediate"  # as soon as the backup is consistent: its end
+        elif target is not None:
             options["recovery_target_time"] = target.astimezone(dt.UTC).isoformat(sep=" ")
         reached = _replay(data_dir, options, missing)
         fix_staging_owner(settings)

@@ -295,6 +295,7 @@ class Status:
     failed_at: str | None
     wal_pending: int
     wal_error: str | None
+    any_moment_from: str | None = None  # older kept backups restore to their own end only
 
     def lines(self) -> list[str]:
         if not self.enabled:
@@ -303,7 +304,12 @@ class Status:
             f"folder:              {self.folder}",
             f"last good backup:    {self.last_good or 'none yet'}"
             + (f" ({self.last_good_at})" if self.last_good_at else ""),
-            f"oldest restorable:   {self.oldest_restorable or 'none'}",
+            f"oldest restorable:   {self.oldest_restorable or 'none'}"
+            + (
+                f" (a kept backup's own end; any moment from {self.any_moment_from})"
+                if self.any_moment_from and self.any_moment_from != self.oldest_restorable
+                else ""
+            ),
             f"latest restorable:   {self.latest_restorable or 'none'}",
             f"backups kept:        {self.count} ({self.size:,} bytes in the folder)",
             f"WAL waiting to ship: {self.wal_pending} file(s)" + (f": {self.wal_error}" if self.wal_error else ""),
@@ -365,6 +371,7 @@ def status_of(store: Store, state: State) -> Status:
         failed_at=state.failed_at,
         wal_pending=len(store.pending_wal()),
         wal_error=state.wal_error,
+        any_moment_from=state.any_moment_from,
     )
 
 

@@ -92,6 +92,11 @@ def segment_name(timeline: int, index: int) -> str:
     return f"{timeline:08X}{index >> 8:08X}{index & 0xFF:08X}"
 
 
+def start_segment(backup: Backup) -> str:
+    """The name of the WAL segment a base backup starts in: replay past its end needs it archived."""
+    return segment_name(backup.timeline, segment_index(lsn_position(backup.start_lsn)))
+
+
 def parse_history(text: str) -> list[tuple[int, int]]:
     """A timeline history file's lines: (an ancestor timeline, the segment index where it ended)."""
     found = []
@@ -187,7 +192,8 @@ class State:
     wal_shipped_at: str | None = None
     wal_last: str | None = None
     wal_error: str | None = None
-    oldest_restorable: str | None = None
+    oldest_restorable: str | None = None  # the end of the oldest kept backup
+    any_moment_from: str | None = None  # the end of the oldest kept backup with the WAL after it
     folder: str | None = None  # the backup folder this data folder set up (never made again after)
     size: int = 0
     count: int = 0

@@ -22,7 +22,7 @@ import pyrage
 import hatd
 from hatd.backup import keys
 from hatd.backup.keys import BackupError
-from hatd.backup.store import Backup, State, Store, chain_of, iso, now, parse_time
+from hatd.backup.store import SEALED, Backup, State, Store, chain_of, iso, now, parse_time, start_segment
 from hatd.embedded import SUPERUSER, package_install_dir
 from hatd.exports import repository as exports
 
@@ -166,10 +166,13 @@ def verify_plain(plain: Path, folder: Path) -> None:
 
 def record_success(store: Store, backup: Backup, kept: list[Backup]) -> State:
     size = store.size()
+    archived = {path.name.removesuffix(SEALED) for path in store.wal_files()}
+    covered = [b for b in kept if b.kind != "export" and start_segment(b) in archived]
     with store.changing_state() as state:
         state.last_good, state.last_good_at = backup.label, backup.finished
         state.failure, state.failed_at, state.announced = None, None, False
         state.oldest_restorable = kept[0].finished if kept else None
+        state.any_moment_from = covered[0].finished if covered else None
         state.count = len(kept)
         state.size = size
     return state
