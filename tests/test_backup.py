@@ -513,7 +513,7 @@ def archived(settings: Settings) -> Iterator[Archived]:
         finally:
             server.stop()
         store = Store(data, folder)
-        store.ship_wal(keys.recipient_of(keys.load_identity(keys.key_path(data))))
+        store.ship_wal(keys.load_identity(keys.key_path(data)))
         yield Archived(data, folder, hat_settings, switched)
     finally:
         if (data / "postgres" / "postmaster.pid").exists():
@@ -839,3 +839,59 @@ def test_a_backup_whose_wal_retention_dropped_restores_to_its_own_end(
     assert [b.label for b in done.chain] == [full.label]
     assert f"the WAL after {full.label} is no longer kept: restoring to the backup's own end" in said
     assert (data_dir / "hat" / "postgres" / "PG_VERSION").exists()
+
+
+async def test_a_second_data_folder_does_not_take_over_a_backup_folder_unless_it_adopts_it(
+    admin_dsn: str, settings: Any, tmp_path: Path
+) -> None:
+    from hatd import cli
+
+    def hat(name: str) -> backups.BackupService:
+        return backups.BackupService(
+            settings.replace(data_dir=tmp_path / name, backup_dir=str(tmp_path / "b"), database_url=""), admin_dsn
+        )
+
+    original = hat("original")
+    stage(original.store, "000000010000000000000003")
+    await original._ship()
+    (tmp_path / "copy").mkdir()  # a restored copy: the same key, served against the same folder
+    shutil.copyfile(tmp_path / "original" / "backup.key", tmp_path / "copy" / "backup.key")
+    copy = hat("copy")
+    stage(copy.store, "000000010000000000000004")
+    await copy._ship()
+    refused = copy.status().failure or ""
+    assert refused.startswith(f"{tmp_path / 'b'} is backed up into by another data folder")
+    assert refused.endswith(
+        "if the original HAT is gone for good, make this one the folder's writer with `hatd backup adopt`"
+    )
+    assert [p.name for p in copy.store.pending_wal()] == ["000000010000000000000004"]
+
+    cli.cmd_backup(copy.settings, argparse.Namespace(action="adopt", paths=[]))
+    await copy._ship()
+    assert copy.status().failure is None and copy.store.pending_wal() == []
+    await original._ship()
+    assert "is backed up into by another data folder" in (original.status().failure or "")
+
+
+async def test_an_archived_wal_file_is_never_replaced_by_a_different_one(
+    admin_dsn: str, settings: Any, tmp_path: Path
+) -> None:
+    service = backups.BackupService(
+        settings.replace(data_dir=tmp_path / "hat", backup_dir=str(tmp_path / "b"), database_url=""), admin_dsn
+    )
+    store, name = service.store, "00000002.history"
+    (store.staging).mkdir(parents=True)
+    (store.staging / name).write_text("1\t0/3000000\tno recovery target specified\n")
+    await service._ship()
+    sealed = store.backup_dir / "wal" / f"{name}.zst.age"
+    before = sealed.read_bytes()
+
+    (store.staging / name).write_text("1\t0/5000000\tno recovery target specified\n")  # another HAT's timeline 2
+    await service._ship()
+    assert sealed.read_bytes() == before
+    assert (service.status().failure or "").startswith(f"{sealed} already holds a different {name}")
+    assert [p.name for p in store.pending_wal()] == [name]
+
+    (store.staging / name).write_text("1\t0/3000000\tno recovery target specified\n")  # shipped before a crash
+    await service._ship()
+    assert sealed.read_bytes() == before and store.pending_wal() == [] and service.status().failure is None

@@ -260,7 +260,7 @@ def _ship(store: Store, identity: Any, wait: bool | float = True) -> int | None:
         problem = None
         try:
             store.open_folder(keys.recipient_of(identity))
-            shipped = store.ship_wal(keys.recipient_of(identity))
+            shipped = store.ship_wal(identity)
         except BackupError as exc:
             problem = str(exc)
         except (OSError, pyrage.EncryptError) as exc:

@@ -3,6 +3,7 @@
 The folder (HATD_BACKUP_DIR), every file in it sealed (keys.py) but `recipient`, the public key:
 
     recipient                        age1...: the key the folder is sealed to (public; checked)
+    writer                           the instance id of the one data folder that backs up into it
     base/<label>/data.tar.zst.age    one base backup: pg_basebackup's plain output, as a tar
     base/<label>/info.json.age       what it is: full or incremental (and on which), WAL range, times
     wal/<segment>.zst.age            the archived WAL (and timeline .history files)
@@ -24,11 +25,13 @@ from __future__ import annotations
 
 import datetime as dt
 import fcntl
+import filecmp
 import json
 import os
 import re
 import shutil
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -47,6 +50,10 @@ LOCK = "backup.lock"
 WAL_LOCK = "wal.lock"
 STATE_LOCK = "backup-state.lock"
 RECIPIENT = "recipient"
+# In the folder: the instance id of the data folder that writes into it (one writer at a time).
+WRITER = "writer"
+# In the data folder: its instance id, made once (a restored copy gets a new one).
+INSTANCE = "backup-instance"
 SEALED = ".zst.age"
 # A WAL segment's name: timeline, then the 16 hex digits of its position.
 _SEGMENT = re.compile(r"([0-9A-F]{8})([0-9A-F]{16})(\.partial|\.[0-9A-F]{8}\.backup)?")
@@ -305,9 +312,37 @@ class Store:
                 )
         else:
             marker.write_text(recipient + "\n")
+        writer, mine = self.backup_dir / WRITER, self.instance_id()
+        if not writer.exists():
+            writer.write_text(mine + "\n")
+        elif writer.read_text().strip() != mine:
+            raise BackupError(
+                f"{self.backup_dir} is backed up into by another data folder (instance {writer.read_text().strip()}; "
+                f"this one, {self.data_dir}, is {mine}): a restored copy must not take over the original's backups. "
+                "Give this HAT a backup folder of its own (HATD_BACKUP_DIR), or, if the original HAT is gone for good, "
+                "make this one the folder's writer with `hatd backup adopt`"
+            )
         if not set_up:
             with self.changing_state() as state:
                 state.folder = self.given_dir
+
+    def instance_id(self) -> str:
+        """This data folder's instance id (made on first use)."""
+        path = self.data_dir / INSTANCE
+        if not path.exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            partial = path.with_name(f".{path.name}.partial")
+            partial.write_text(uuid.uuid4().hex + "\n")
+            os.replace(partial, path)
+        return path.read_text().strip()
+
+    def adopt(self) -> str:
+        """Make this data folder the backup folder's writer (the one it had is gone for good)."""
+        mine = self.instance_id()
+        partial = self.backup_dir / f".{WRITER}.partial"
+        partial.write_text(mine + "\n")
+        os.replace(partial, self.backup_dir / WRITER)
+        return mine
 
     def backups(self, identity: pyrage.x25519.Identity, *, kind: str | None = None) -> list[Backup]:
         """The verified backups in the folder, oldest first (those whose info.json does not open are
@@ -351,13 +386,25 @@ class Store:
             return []
         return sorted(p for p in self.staging.iterdir() if is_wal_name(p.name))
 
-    def ship_wal(self, recipient: str) -> int:
+    def ship_wal(self, identity: pyrage.x25519.Identity) -> int:
         """Seal every staged WAL file into the folder, then remove it from staging; the count shipped.
+        A file already in the folder is never replaced: the same content (shipped before a crash) is
+        only dropped from staging, a different one refused (two HATs writing into one folder).
         The caller holds the WAL lock."""
         shipped = 0
         scratch = self.fresh_work("ship")
+        recipient = keys.recipient_of(identity)
         for staged in self.pending_wal():
-            keys.seal(staged, self.backup_dir / "wal" / (staged.name + SEALED), recipient, scratch)
+            target = self.backup_dir / "wal" / (staged.name + SEALED)
+            if target.exists():
+                keys.open_sealed(target, scratch / "archived", identity, scratch)
+                if not filecmp.cmp(staged, scratch / "archived", shallow=False):
+                    raise BackupError(
+                        f"{target} already holds a different {staged.name}: another HAT writes WAL into "
+                        f"{self.backup_dir}? It was not replaced; the new one waits in {self.staging}"
+                    )
+            else:
+                keys.seal(staged, target, recipient, scratch)
             staged.unlink()
             shipped += 1
         return shipped
