@@ -200,7 +200,8 @@ def test_restore_to_a_time_and_to_the_latest_gives_back_exactly_what_was_acknowl
 
         # Nothing written is readable in the folder: every file but the public key is an age file.
         files = [p for p in backup_dir.rglob("*") if p.is_file()]
-        assert {p.name for p in files if not p.read_bytes().startswith(AGE)} == {"recipient"}
+        # (recipient: the key's public half; writer: the id of the data folder that writes into it)
+        assert {p.name for p in files if not p.read_bytes().startswith(AGE)} == {"recipient", "writer"}
         everything = b"".join(p.read_bytes() for p in files)
         for value in [*phase_a, *phase_b, *phase_c]:
             assert value.encode() not in everything
