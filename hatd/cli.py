@@ -457,12 +457,25 @@ def cmd_backup(settings: Settings, args: argparse.Namespace) -> int:
         if len(args.paths) != 2:
             raise BackupError("usage: hatd backup open SEALED-FILE OUT-FILE")
         sealed, out = map(Path, args.paths)
+        if out.resolve() == sealed.resolve():
+            raise BackupError(f"{out} is the sealed file itself: give another OUT-FILE (it would be overwritten)")
+        folder = settings.backup_path
+        if folder is not None and out.resolve().is_relative_to(folder.resolve()):
+            raise BackupError(
+                f"{out} is inside the backup folder {folder}: nothing readable goes there, open it elsewhere"
+            )
         identity = backup_keys.load_identity(backup_keys.key_path(settings.data_dir))
         backup_keys.open_sealed(sealed, out, identity, out.parent)
         print(f"Opened {sealed} into {out}.")
         return 0
     if args.paths:
         raise BackupError(f"hatd backup {args.action} takes no file names")
+    if args.action == "adopt":
+        store = backups.store_for(settings)
+        if not (store.backup_dir / "recipient").exists():
+            raise BackupError(f"{store.backup_dir} is not a hatd backup folder (it has no recipient file)")
+        print(f"{store.data_dir} (instance {store.adopt()}) now backs up into {store.backup_dir}.")
+        return 0
     if args.action == "verify":
         found = backups.verify_all(settings, print)
         print(f"All {found} backup(s) and the archived WAL open and verify.")
@@ -490,10 +503,17 @@ def cmd_restore(settings: Settings, args: argparse.Namespace) -> int:
     if not key.exists():
         raise BackupError(f"no backup key at {key}: give the one the backups were made with, --key FILE")
     done = backup_restore.restore(settings, Path(args.backup_dir), key, target, lambda line: print(line, flush=True))
-    reached = done.target.isoformat() if done.target else "the latest moment the backups hold"
+    asked = done.target.isoformat() if done.target else "the latest moment the backups hold"
+    reached = (
+        f"the last transaction replayed committed at {done.reached.isoformat()}"
+        if done.reached
+        else f"no transaction after the backup's end ({done.chain[-1].finished}) was replayed"
+    )
     print(
-        f"Restored {done.data_dir} to {reached}, from {' + '.join(b.label for b in done.chain)}.\n"
-        f"Serve it with:\n\n    HATD_DATA_DIR={shlex.quote(str(done.data_dir))} hatd serve"
+        f"Restored {done.data_dir} to {asked}, from {' + '.join(b.label for b in done.chain)}: {reached}.\n"
+        f"Serve it with:\n\n    HATD_DATA_DIR={shlex.quote(str(done.data_dir))} hatd serve\n\n"
+        f"To back it up into {args.backup_dir} in place of the old HAT (gone for good), run `hatd backup adopt` "
+        "with the same HATD_DATA_DIR and HATD_BACKUP_DIR first."
     )
     return 0
 
@@ -608,9 +628,10 @@ def parser() -> argparse.ArgumentParser:
         "backup.key, into HATD_BACKUP_DIR. run: take one now (full with --full; on another PostgreSQL, an encrypted "
         "export). status: the last good backup, the oldest and latest moments they restore to, their size, the last "
         "failure. key: print the key (keep a copy elsewhere). verify: open and check every backup and WAL file. "
-        "open SEALED OUT: decrypt one file of the folder (an export, to give to `hatd import`).",
+        "open SEALED OUT: decrypt one file of the folder (an export, to give to `hatd import`). adopt: make this "
+        "data folder the one that backs up into the folder (a restored HAT taking over from one gone for good).",
     )
-    backup.add_argument("action", choices=("run", "status", "key", "verify", "open"), help="what to do")
+    backup.add_argument("action", choices=("run", "status", "key", "verify", "open", "adopt"), help="what to do")
     backup.add_argument(
         "paths", nargs="*", metavar="FILE", help="open: a sealed file of the folder, and where to write it"
     )

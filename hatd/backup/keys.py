@@ -25,6 +25,12 @@ class BackupError(RuntimeError):
     """A backup or restore cannot go on; the message says why and, where it can, what to do."""
 
 
+def describe(exc: Exception) -> str:
+    """An error writing a sealed file, said briefly. (pyrage says an error of the file it writes,
+    ENOSPC on a full backup disk, as EncryptError, not OSError: catch both.)"""
+    return (exc.strerror if isinstance(exc, OSError) else None) or str(exc)
+
+
 def key_path(data_dir: Path) -> Path:
     return data_dir / KEY_FILE
 
@@ -111,7 +117,10 @@ def open_sealed(source: Path, target: Path, identity: pyrage.x25519.Identity, sc
                 f"{source} is damaged or not sealed with this key: decryption failed ({exc}). Nothing in it was used."
             ) from None
         try:
-            with packed.open("rb") as src, target.open("wb") as out:
+            # What comes out is as private as the backup key: readable by its owner only.
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            os.fchmod(fd, 0o600)
+            with packed.open("rb") as src, os.fdopen(fd, "wb") as out:
                 zstandard.ZstdDecompressor().copy_stream(src, out, read_size=_CHUNK, write_size=_CHUNK)
         except zstandard.ZstdError as exc:
             raise BackupError(f"{source} is damaged: its compressed stream does not decode ({exc})") from None

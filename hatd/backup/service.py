@@ -21,12 +21,29 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import pyrage
 from aiohttp import web
 
 from hatd import db
 from hatd.backup import keys, take
 from hatd.backup.keys import BackupError
-from hatd.backup.store import STAGING, Backup, State, Store, iso, now, parse_time
+from hatd.backup.store import (
+    SEALED,
+    STAGING,
+    WAL_LOCK,
+    Backup,
+    State,
+    Store,
+    chain_of,
+    first_missing_wal,
+    is_wal_name,
+    iso,
+    now,
+    parse_history,
+    parse_time,
+    segment_index,
+    wal_position,
+)
 from hatd.backup.take import record_failure, record_success, take_base_backup, when_due
 from hatd.embedded import SYSTEM_USER, EmbeddedPostgres
 from hatd.settings import Settings
@@ -45,6 +62,8 @@ ARCHIVE_COMMAND = (
 ARCHIVE_TIMEOUT = 60
 # How often `hatd serve` ships staged WAL and looks at the schedule, in seconds.
 TICK = 5.0
+# On the way out, how long to wait for another process shipping WAL, in seconds.
+FINISH_SHIP_WAIT = 30.0
 # A failed job is tried again after this long (or the backup interval, if shorter).
 RETRY = 900
 
@@ -144,13 +163,13 @@ def backup_now(
         try:
             store.open_folder(keys.recipient_of(identity))
             store.clear_partial()
-            store.ship_wal(keys.recipient_of(identity))
+            _ship(store, identity)
             assert embedded.socket_dir is not None
             system = asyncio.run(_system_identifier(embedded.dsn()))
             taken = take_base_backup(store, identity, embedded.socket_dir, system, full=full)
             _ship(store, identity)
             kept = store.retain(store.backups(identity), settings.backup_keep_daily, settings.backup_keep_weekly, now())
-        except (BackupError, OSError, asyncpg.PostgresError) as exc:
+        except (BackupError, OSError, pyrage.EncryptError, asyncpg.PostgresError) as exc:
             message = f"backup failed: {exc}"
             record_failure(store, message)
             raise BackupError(message) from None
@@ -165,7 +184,16 @@ def verify_all(settings: Settings, say: Callable[[str], None]) -> int:
     identity = keys.load_identity(keys.key_path(settings.data_dir))
     broken = []
     with store.locked():
-        found = store.backups(identity) + store.backups(identity, kind="export")
+        bases, broken_bases = store.scan(identity)
+        exported, broken_exports = store.scan(identity, kind="export")
+        found = bases + exported
+        for label, problem in broken_bases + broken_exports:
+            say(f"BROKEN  {label}: {problem}")
+            broken.append(label)
+        for backup in bases:
+            if backup.parent is not None and chain_of(backup, bases) is None:
+                say(f"BROKEN  {backup.label}: it was taken on {backup.parent}, which is missing or damaged")
+                broken.append(backup.label)
         for backup in found:
             try:
                 if backup.kind == "export":
@@ -177,13 +205,26 @@ def verify_all(settings: Settings, say: Callable[[str], None]) -> int:
                 say(f"BROKEN  {backup.label}: {exc}")
                 broken.append(backup.label)
         scratch = store.fresh_work("verify-wal")
+        segments: set[tuple[int, int]] = set()
+        histories: dict[int, list[tuple[int, int]]] = {}
         for path in store.wal_files():
+            name = path.name.removesuffix(SEALED)
             try:
                 keys.open_sealed(path, scratch / "wal", identity, scratch)
             except BackupError as exc:
                 say(f"BROKEN  {path.name}: {exc}")
                 broken.append(path.name)
+                continue
+            position = wal_position(name)
+            if is_wal_name(name) and position is None:
+                histories[int(name[:8], 16)] = parse_history((scratch / "wal").read_text())
+            elif position is not None and not name.endswith((".partial", ".backup")):
+                segments.add((int(name[:8], 16), segment_index(position)))
         shutil.rmtree(scratch, ignore_errors=True)
+        missing = first_missing_wal(segments, histories, None)
+        if missing is not None:
+            say(f"MISSING {missing}: the archived WAL has a gap there; no moment after it can be restored")
+            broken.append(f"{missing} (missing)")
     if broken:
         raise BackupError(f"{len(broken)} broken: {', '.join(broken)}")
     return len(found)
@@ -201,7 +242,7 @@ def export_now(settings: Settings) -> Backup:
             taken = take.take_export(store, identity, settings.database_url, settings.address)
             exported = store.backups(identity, kind="export")
             kept = store.retain(exported, settings.backup_keep_daily, settings.backup_keep_weekly, now())
-        except (BackupError, OSError, asyncpg.PostgresError) as exc:
+        except (BackupError, OSError, pyrage.EncryptError, asyncpg.PostgresError) as exc:
             message = f"export backup failed: {exc}"
             record_failure(store, message)
             raise BackupError(message) from None
@@ -209,22 +250,33 @@ def export_now(settings: Settings) -> Backup:
     return taken
 
 
-def _ship(store: Store, identity: Any) -> int:
-    state = store.read_state()
-    try:
-        shipped = store.ship_wal(keys.recipient_of(identity))
-    except OSError as exc:
-        state.wal_error = f"cannot ship WAL to {store.backup_dir}: {exc.strerror or exc}"
-        store.write_state(state)
-        raise BackupError(state.wal_error) from None
-    if shipped or state.wal_error:
-        state.wal_error = None
-        if shipped:
-            state.wal_shipped_at = iso(now())
-            files = store.wal_files()
-            state.wal_last = files[-1].name if files else None
-        store.write_state(state)
-    return shipped
+def _ship(store: Store, identity: Any, wait: bool | float = True) -> int | None:
+    """Seal the staged WAL into the folder under the WAL lock (not the job's: WAL ships while a job
+    runs), recording the outcome; how many files were shipped, or None when another process held
+    the lock (with wait=False, or for longer than `wait` seconds)."""
+    with store.locked(wait, name=WAL_LOCK) as held:
+        if not held:
+            return None
+        problem = None
+        try:
+            store.open_folder(keys.recipient_of(identity))
+            shipped = store.ship_wal(identity)
+        except BackupError as exc:
+            problem = str(exc)
+        except (OSError, pyrage.EncryptError) as exc:
+            problem = f"cannot ship WAL to {store.backup_dir}: {keys.describe(exc)}"
+        if problem is not None:
+            with store.changing_state() as state:
+                state.wal_error = problem
+            raise BackupError(problem)
+        if shipped or store.read_state().wal_error:
+            files = store.wal_files() if shipped else []
+            with store.changing_state() as state:
+                state.wal_error = None
+                if shipped:
+                    state.wal_shipped_at = iso(now())
+                    state.wal_last = files[-1].name if files else None
+        return shipped
 
 
 @dataclass(frozen=True)
@@ -243,6 +295,7 @@ class Status:
     failed_at: str | None
     wal_pending: int
     wal_error: str | None
+    any_moment_from: str | None = None  # older kept backups restore to their own end only
 
     def lines(self) -> list[str]:
         if not self.enabled:
@@ -251,7 +304,12 @@ class Status:
             f"folder:              {self.folder}",
             f"last good backup:    {self.last_good or 'none yet'}"
             + (f" ({self.last_good_at})" if self.last_good_at else ""),
-            f"oldest restorable:   {self.oldest_restorable or 'none'}",
+            f"oldest restorable:   {self.oldest_restorable or 'none'}"
+            + (
+                f" (a kept backup's own end; any moment from {self.any_moment_from})"
+                if self.any_moment_from and self.any_moment_from != self.oldest_restorable
+                else ""
+            ),
             f"latest restorable:   {self.latest_restorable or 'none'}",
             f"backups kept:        {self.count} ({self.size:,} bytes in the folder)",
             f"WAL waiting to ship: {self.wal_pending} file(s)" + (f": {self.wal_error}" if self.wal_error else ""),
@@ -313,6 +371,7 @@ def status_of(store: Store, state: State) -> Status:
         failed_at=state.failed_at,
         wal_pending=len(store.pending_wal()),
         wal_error=state.wal_error,
+        any_moment_from=state.any_moment_from,
     )
 
 
@@ -329,12 +388,14 @@ class BackupService:
         self.identity = keys.load_identity(keys.ensure_key(settings.data_dir)[0])
         self.job: asyncio.subprocess.Process | None = None
         self.archive_error: str | None = None
+        self.archive_failed_at: str | None = None  # since when archiving has been failing
+        self._archive_key: str | None = None
         self._wal_said = False
 
     def status(self) -> Status:
         found = status_of(self.store, self.store.read_state())
         if self.archive_error and not found.failure:
-            return dataclasses.replace(found, failure=self.archive_error, failed_at=iso(now()))
+            return dataclasses.replace(found, failure=self.archive_error, failed_at=self.archive_failed_at)
         return found
 
     async def run(self) -> None:
@@ -358,17 +419,12 @@ class BackupService:
             await self._job(full=due == "full")
         self._announce()
 
-    async def _ship(self) -> None:
-        def ship() -> None:
-            with self.store.locked(wait=False) as held:
-                if held:  # else a job runs, which ships too
-                    self.store.open_folder(keys.recipient_of(self.identity))
-                    _ship(self.store, self.identity)
-
+    async def _ship(self, wait: bool | float = False) -> None:
+        """Ship the staged WAL, unless another process is shipping it (then it waits `wait` s)."""
         try:
-            await asyncio.to_thread(ship)
+            await asyncio.to_thread(_ship, self.store, self.identity, wait)
             self._wal_said = False
-        except (BackupError, OSError) as exc:
+        except (BackupError, OSError, pyrage.EncryptError) as exc:
             if not self._wal_said:
                 log.error(
                     "BACKUP: WAL is not reaching the backup folder (%s); it waits in %s and will be shipped when "
@@ -387,8 +443,14 @@ class BackupService:
             row = await conn.fetchrow(Q.archiver)
         finally:
             await conn.close()
-        problem = None
+        self._judge_archiver(settings, row)
+
+    def _judge_archiver(self, settings: Any, row: Any) -> None:
+        """Say a new archiving problem once: the same one is known by its kind and the WAL file that
+        failed, not by its words (they hold a count that grows at every retry)."""
+        problem, key = None, None
         if settings["archive_mode"] != "on" or settings["archive_command"] != ARCHIVE_COMMAND:
+            key = "off"
             problem = (
                 "WAL archiving is not on in the running PostgreSQL (a server started by an older hatd, or by hand): "
                 "stop every hatd process using this data folder and start `hatd serve` again"
@@ -396,17 +458,22 @@ class BackupService:
         elif row["last_failed_time"] is not None and (
             row["last_archived_time"] is None or row["last_failed_time"] > row["last_archived_time"]
         ):
+            key = f"failing {row['last_failed_wal']}"
             problem = (
                 f"PostgreSQL cannot archive WAL ({row['last_failed_wal']}, {row['failed_count']} failures so far): "
                 f"WAL piles up in {self.store.data_dir / 'postgres' / 'pg_wal'} until it can; see "
                 f"{self.store.data_dir / 'postgres' / 'server.log'}, and check that {self.store.staging} exists, "
                 "has room, and that PostgreSQL's user may write there"
             )
-        if problem and problem != self.archive_error:
+        if key is not None and key != self._archive_key:
             log.error("BACKUP: %s", problem)
-        elif not problem and self.archive_error:
+        elif key is None and self._archive_key is not None:
             log.info("BACKUP: WAL archiving works again")
-        self.archive_error = problem
+        if key is None:
+            self.archive_failed_at = None
+        elif self.archive_failed_at is None:
+            self.archive_failed_at = iso(now())
+        self._archive_key, self.archive_error = key, problem
 
     async def _job(self, *, full: bool) -> None:
         args = [sys.executable, "-m", "hatd", "backup", "run", "--scheduled"] + (["--full"] if full else [])
@@ -422,11 +489,13 @@ class BackupService:
             record_failure(self.store, f"backup failed: {output.decode(errors='replace').strip()[-2000:]}")
 
     def _announce(self) -> None:
-        state = self.store.read_state()
-        if state.failure and not state.announced:
-            log.error("BACKUP FAILED (%s): %s", state.failed_at, state.failure)
-            state.announced = True
-            self.store.write_state(state)
+        found = self.store.read_state()
+        if not found.failure or found.announced:
+            return
+        with self.store.changing_state() as state:
+            if state.failure and not state.announced:
+                log.error("BACKUP FAILED (%s): %s", state.failed_at, state.failure)
+                state.announced = True
 
     async def finish(self) -> None:
         """On the way out: stop a job under way (its partial backup is cleared next time), then
@@ -437,6 +506,7 @@ class BackupService:
                 await asyncio.wait_for(self.job.wait(), 30)
         if not self.physical:
             return
+        switched = None
         try:
             conn = await asyncpg.connect(self.admin_dsn)
             try:
@@ -449,9 +519,26 @@ class BackupService:
                     await asyncio.sleep(0.1)
             finally:
                 await conn.close()
-            await self._ship()
-        except (OSError, asyncpg.PostgresError) as exc:
+        except (OSError, pyrage.EncryptError, asyncpg.PostgresError) as exc:
             log.error("BACKUP: the last WAL could not be archived on the way out: %s", exc)
+        await self._ship_last(switched, FINISH_SHIP_WAIT)
+
+    async def _ship_last(self, switched: str | None, wait: float) -> None:
+        """Ship what is staged, waiting up to `wait` s for another process shipping WAL; say
+        loudly when the last WAL file (`switched`) or anything staged did not reach the folder."""
+        await self._ship(wait)
+        pending = [p.name for p in self.store.pending_wal()]
+        missing = switched is not None and not (self.store.backup_dir / "wal" / (switched + SEALED)).exists()
+        if pending or missing:
+            log.error(
+                "BACKUP: the last WAL%s did not reach the backup folder %s on the way out; what PostgreSQL archived "
+                "waits in %s (%d file(s)) and is shipped at the next start of `hatd serve`: until then the backups "
+                "miss the latest changes",
+                f" ({switched})" if missing else "",
+                self.store.backup_dir,
+                self.store.staging,
+                len(pending),
+            )
 
 
 # The running service, for /metrics and the owner's pages (set by `hatd serve` only).

@@ -22,7 +22,7 @@ import pyrage
 import hatd
 from hatd.backup import keys
 from hatd.backup.keys import BackupError
-from hatd.backup.store import Backup, State, Store, iso, now, parse_time
+from hatd.backup.store import SEALED, Backup, State, Store, chain_of, iso, now, parse_time, start_segment
 from hatd.embedded import SUPERUSER, package_install_dir
 from hatd.exports import repository as exports
 
@@ -64,6 +64,7 @@ def take_base_backup(
     parent = backups[-1] if backups else None
     if (
         parent is None
+        or chain_of(parent, backups) is None  # one under it is missing or damaged: start a new chain
         or state.manifest_of != parent.label
         or not manifest.exists()
         or parent.system_identifier != system_identifier
@@ -122,10 +123,10 @@ def take_base_backup(
     folder.rename(store.backup_folder(label))
     keys.fsync_dir(folder.parent)
     (work / "new_manifest").replace(manifest)
-    state.manifest_of = label
-    if full:
-        state.last_full_at = taken.finished
-    store.write_state(state)
+    with store.changing_state() as state:
+        state.manifest_of = label
+        if full:
+            state.last_full_at = taken.finished
     shutil.rmtree(work, ignore_errors=True)
     return taken
 
@@ -164,22 +165,24 @@ def verify_plain(plain: Path, folder: Path) -> None:
 
 
 def record_success(store: Store, backup: Backup, kept: list[Backup]) -> State:
-    state = store.read_state()
-    state.last_good, state.last_good_at = backup.label, backup.finished
-    state.failure, state.failed_at, state.announced = None, None, False
-    state.oldest_restorable = kept[0].finished if kept else None
-    state.count = len(kept)
-    state.size = store.size()
-    store.write_state(state)
+    size = store.size()
+    archived = {path.name.removesuffix(SEALED) for path in store.wal_files()}
+    covered = [b for b in kept if b.kind != "export" and start_segment(b) in archived]
+    with store.changing_state() as state:
+        state.last_good, state.last_good_at = backup.label, backup.finished
+        state.failure, state.failed_at, state.announced = None, None, False
+        state.oldest_restorable = kept[0].finished if kept else None
+        state.any_moment_from = covered[0].finished if covered else None
+        state.count = len(kept)
+        state.size = size
     return state
 
 
 def record_failure(store: Store, message: str) -> State:
-    state = store.read_state()
-    if state.failure is None:
-        state.announced = False
-    state.failure, state.failed_at = message, iso(now())
-    store.write_state(state)
+    with store.changing_state() as state:
+        if state.failure is None:
+            state.announced = False
+        state.failure, state.failed_at = message, iso(now())
     return state
 
 

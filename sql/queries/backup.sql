@@ -21,3 +21,8 @@ SELECT pg_is_in_recovery();
 -- Returns one row: the running server's archive_mode and archive_command (an adopted server started
 -- by an older hatd may have neither).
 SELECT current_setting('archive_mode') AS archive_mode, current_setting('archive_command') AS archive_command;
+
+-- name: replayed_until
+-- Returns the commit time of the last transaction a restore replayed (timestamptz; NULL: none),
+-- still known after the server promoted itself.
+SELECT pg_last_xact_replay_timestamp();
