@@ -1,6 +1,9 @@
 """Device credentials: how a client that has logged in before proves it at the next login, so
 that guesses from elsewhere cannot lock the owner out (OWASP's "device cookies").
 
+Only the owner's account has devices: any other account (the platform's, one an app holds) logs
+in like a stranger, so that it cannot fill the owner's trusted lane with its own logins.
+
 A client presents one of two things with its login:
 
 - the device cookie a successful login sets (browsers, and HTTP clients that keep cookies), or
@@ -8,8 +11,9 @@ A client presents one of two things with its login:
   earlier login (the X-Auth-Token header), expired or not, up to DEVICE_TTL old. Every client
   of the API that has logged in before holds one.
 
-Such an attempt is checked against its own small bucket of failures and on the trusted bcrypt
-lane; the account's shared bucket, which strangers' failures drain, does not apply to it.
+Such an attempt is checked against its own small bucket (every attempt counts, successes too) and
+on the trusted bcrypt lane, one check at a time per device; the account's shared bucket, which
+strangers' failures drain, does not apply to it.
 Everyone else's attempts are limited as before (per client address, and per account)."""
 
 from __future__ import annotations
