@@ -121,14 +121,17 @@ def database_and_server(settings: Settings) -> Iterator[tuple[str, EmbeddedPostg
         yield hat_dsn(settings, dsn, embedded), embedded
 
 
-def hat_dsn(settings: Settings, dsn: str, embedded: EmbeddedPostgres | None) -> str:
-    """The HAT's DSN on the server `server()` gave."""
+def hat_dsn(settings: Settings, dsn: str, embedded: EmbeddedPostgres | None, *, serving: bool = False) -> str:
+    """The HAT's DSN on the server `server()` gave. On the embedded server the first HAT's address
+    is recorded, and refused if another HAT has it; `serving` a provisioned HAT, it must be served
+    at the address it was provisioned for (ProvisionError otherwise)."""
     if embedded is None:
         return dsn
     name = settings.embedded_database
+    address = issuer_of(_normal_address(settings.address))
     if name == EMBEDDED_DATABASE:
         asyncio.run(provision.ensure_database(dsn, EMBEDDED_DATABASE, EMBEDDED_ROLE))
-        asyncio.run(provision.record_address(dsn, EMBEDDED_DATABASE, issuer_of(_normal_address(settings.address))))
+        asyncio.run(provision.record_address(dsn, EMBEDDED_DATABASE, address))
     else:
         state = asyncio.run(provision.hat_state(dsn, name))
         if state is provision.HatState.UNFINISHED:
@@ -141,7 +144,23 @@ def hat_dsn(settings: Settings, dsn: str, embedded: EmbeddedPostgres | None) -> 
                 f"the embedded server in {settings.data_dir} holds no HAT named {name!r} "
                 f"(HATD_EMBEDDED_DATABASE): make it with `hatd provision {name}`"
             )
+        if serving:
+            _check_recorded_address(dsn, name, address)
     return embedded.dsn(name, user=name)
+
+
+def _check_recorded_address(dsn: str, name: str, address: str) -> None:
+    """A provisioned HAT is served at the address it was provisioned for: its tokens' issuer, which
+    apps and plugs hold, and which provisioning refuses to every other HAT of the server."""
+    recorded = asyncio.run(provision.recorded_address(dsn, name))
+    if recorded is None:  # provisioned before addresses were recorded
+        asyncio.run(provision.record_address(dsn, name, address))
+    elif recorded != address:
+        raise provision.ProvisionError(
+            f"the HAT {name!r} was provisioned for the address {recorded}, not {address}: serve it with "
+            f"HATD_HAT_ADDRESS set to its address (as `hatd provision` printed it, http:// or https://). "
+            "Its tokens name that address as their issuer, and no other HAT of this server may have it."
+        )
 
 
 async def _prepare(dsn: str, settings: Settings) -> None:
@@ -267,7 +286,7 @@ def _watch(embedded: EmbeddedPostgres) -> Callable[[web.Application], AsyncItera
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     with server(settings) as (admin_dsn, embedded):
-        dsn = hat_dsn(settings, admin_dsn, embedded)
+        dsn = hat_dsn(settings, admin_dsn, embedded, serving=True)
         asyncio.run(_prepare(dsn, settings))
         app = create_app(dataclasses.replace(settings, database_url=dsn))
         if embedded is not None:
