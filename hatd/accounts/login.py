@@ -39,7 +39,7 @@ def device_of(request: web.Request, account: Mapping[str, Any] | None) -> str | 
     app = request.app
     user_id = str(account["user_id"])
     cookie = request.cookies.get(device_cookie(request))
-    device = devices.verify(app[TOKENS].keys.private_pem, cookie, user_id)
+    device = devices.verify(app[TOKENS].keys.private_pem, cookie, user_id, str(account["pass_hash"]))
     token = request.headers.get("X-Auth-Token")
     if device is None and token:
         claims = app[TOKENS].earlier(token, devices.DEVICE_TTL)
@@ -117,7 +117,7 @@ def remember_device(request: web.Request, response: web.StreamResponse, account:
     user_id = str(account["user_id"])
     response.set_cookie(
         device_cookie(request),
-        devices.issue(request.app[TOKENS].keys.private_pem, user_id),
+        devices.issue(request.app[TOKENS].keys.private_pem, user_id, str(account["pass_hash"])),
         max_age=devices.DEVICE_TTL,
         **pages.cookie_options(request),
     )
