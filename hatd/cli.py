@@ -13,6 +13,7 @@ import os
 import secrets
 import shlex
 import sys
+import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -47,6 +48,11 @@ EMBEDDED_DATABASE = "hatd"
 EMBEDDED_ROLE = "hatd"
 # How often `hatd serve` checks that the embedded server still runs, in seconds.
 WATCH_INTERVAL = 2.0
+# A server started again that dies (or cannot start) within STABLE_AFTER seconds is started again
+# after twice the last wait, up to MAX_RESTART_WAIT: one that cannot stay up is not restarted,
+# and logged, every WATCH_INTERVAL.
+STABLE_AFTER = 60.0
+MAX_RESTART_WAIT = 300.0
 # `hatd backup run` runs at this lower CPU priority (nice), so that a backup does not slow requests.
 BACKUP_NICENESS = 10
 
@@ -260,18 +266,34 @@ def cmd_provision(settings: Settings, args: argparse.Namespace) -> int:
 
 async def keep_running(embedded: EmbeddedPostgres, interval: float = WATCH_INTERVAL) -> None:
     """Every `interval` seconds: start the embedded server again if it died. A failure (the dead
-    server's last processes still hold its memory, say) is logged once and tried again."""
+    server's last processes still hold its memory, say) is logged once and tried again. A start
+    (or a failed one) within STABLE_AFTER seconds of the last doubles the wait before the next
+    check, up to MAX_RESTART_WAIT; the wait is `interval` again once the server has stayed up."""
     failing = False
+    wait = interval
+    # When it was last started (or tried), and whether a check has found it running since.
+    last_start: float | None = None
+    seen_up = False
     while True:
-        await asyncio.sleep(interval)
+        await asyncio.sleep(wait)
         try:
-            await asyncio.to_thread(embedded.keep_running)
+            started = await asyncio.to_thread(embedded.keep_running)
         except EmbeddedError as exc:
             if not failing:
-                log.error("embedded PostgreSQL could not be started again; trying every %s s: %s", interval, exc)
-            failing = True
+                log.error("embedded PostgreSQL could not be started again; trying again: %s", exc)
+            failing = started = True
         else:
             failing = False
+        now = time.monotonic()
+        if not started:
+            seen_up = True
+            if last_start is not None and now - last_start >= STABLE_AFTER:
+                wait, last_start = interval, None
+            continue
+        if last_start is not None and (not seen_up or now - last_start < STABLE_AFTER):
+            wait = min(wait * 2, MAX_RESTART_WAIT)
+            log.warning("embedded PostgreSQL did not stay up; the next start waits %.0f s", wait)
+        last_start, seen_up = now, False
 
 
 def _watch(embedded: EmbeddedPostgres) -> Callable[[web.Application], AsyncIterator[None]]:
