@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import re
 
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.http_exceptions import HttpProcessingError
@@ -47,15 +48,29 @@ class AccessLogger(AbstractAccessLogger):
         return self.logger.isEnabledFor(logging.INFO)
 
 
+# The plain words a parser error's message starts with ("Invalid header value char"), before the
+# bytes it quotes (after a ':' or a quote).
+_ERROR_KIND = re.compile(r"[A-Za-z0-9 ,.()-]*")
+
+
+def error_kind(exc: HttpProcessingError) -> str:
+    """What kind of error the parser found, without any of the request's bytes: its message quotes
+    them (a header line, the request line with its query), and they may hold a password or token."""
+    match = _ERROR_KIND.match(exc.message or "")
+    words = (match.group() if match else "").strip()[:80]
+    return f"{type(exc).__name__} ({words})" if words else type(exc).__name__
+
+
 class ClientErrorFilter(logging.Filter):
     """For aiohttp's server log: a request its parser refuses (a malformed request line, header or
     body framing) is the client's mistake, answered with a 4xx and written to the access log. It
-    is logged here in one line without a traceback, rather than as a server error."""
+    is logged here in one line without a traceback, rather than as a server error, and with the
+    error's kind only (error_kind), never the request's bytes."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None
         if isinstance(exc, HttpProcessingError) and 400 <= (exc.code or 0) < 500:
-            record.msg = f"{record.getMessage()}: {exc.message!r}"
+            record.msg = f"{record.getMessage()}: {error_kind(exc)}"
             record.args = None
             record.exc_info = None
             record.exc_text = None

@@ -13,6 +13,7 @@ import os
 import secrets
 import shlex
 import sys
+import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -47,6 +48,11 @@ EMBEDDED_DATABASE = "hatd"
 EMBEDDED_ROLE = "hatd"
 # How often `hatd serve` checks that the embedded server still runs, in seconds.
 WATCH_INTERVAL = 2.0
+# A server started again that dies (or cannot start) within STABLE_AFTER seconds is started again
+# after twice the last wait, up to MAX_RESTART_WAIT: one that cannot stay up is not restarted,
+# and logged, every WATCH_INTERVAL.
+STABLE_AFTER = 60.0
+MAX_RESTART_WAIT = 300.0
 # `hatd backup run` runs at this lower CPU priority (nice), so that a backup does not slow requests.
 BACKUP_NICENESS = 10
 
@@ -121,14 +127,17 @@ def database_and_server(settings: Settings) -> Iterator[tuple[str, EmbeddedPostg
         yield hat_dsn(settings, dsn, embedded), embedded
 
 
-def hat_dsn(settings: Settings, dsn: str, embedded: EmbeddedPostgres | None) -> str:
-    """The HAT's DSN on the server `server()` gave."""
+def hat_dsn(settings: Settings, dsn: str, embedded: EmbeddedPostgres | None, *, serving: bool = False) -> str:
+    """The HAT's DSN on the server `server()` gave. On the embedded server the first HAT's address
+    is recorded, and refused if another HAT has it; `serving` a provisioned HAT, it must be served
+    at the address it was provisioned for (ProvisionError otherwise)."""
     if embedded is None:
         return dsn
     name = settings.embedded_database
+    address = issuer_of(_normal_address(settings.address))
     if name == EMBEDDED_DATABASE:
         asyncio.run(provision.ensure_database(dsn, EMBEDDED_DATABASE, EMBEDDED_ROLE))
-        asyncio.run(provision.record_address(dsn, EMBEDDED_DATABASE, issuer_of(_normal_address(settings.address))))
+        asyncio.run(provision.record_address(dsn, EMBEDDED_DATABASE, address))
     else:
         state = asyncio.run(provision.hat_state(dsn, name))
         if state is provision.HatState.UNFINISHED:
@@ -141,7 +150,23 @@ def hat_dsn(settings: Settings, dsn: str, embedded: EmbeddedPostgres | None) -> 
                 f"the embedded server in {settings.data_dir} holds no HAT named {name!r} "
                 f"(HATD_EMBEDDED_DATABASE): make it with `hatd provision {name}`"
             )
+        if serving:
+            _check_recorded_address(dsn, name, address)
     return embedded.dsn(name, user=name)
+
+
+def _check_recorded_address(dsn: str, name: str, address: str) -> None:
+    """A provisioned HAT is served at the address it was provisioned for: its tokens' issuer, which
+    apps and plugs hold, and which provisioning refuses to every other HAT of the server."""
+    recorded = asyncio.run(provision.recorded_address(dsn, name))
+    if recorded is None:  # provisioned before addresses were recorded
+        asyncio.run(provision.record_address(dsn, name, address))
+    elif recorded != address:
+        raise provision.ProvisionError(
+            f"the HAT {name!r} was provisioned for the address {recorded}, not {address}: serve it with "
+            f"HATD_HAT_ADDRESS set to its address (as `hatd provision` printed it, http:// or https://). "
+            "Its tokens name that address as their issuer, and no other HAT of this server may have it."
+        )
 
 
 async def _prepare(dsn: str, settings: Settings) -> None:
@@ -241,18 +266,34 @@ def cmd_provision(settings: Settings, args: argparse.Namespace) -> int:
 
 async def keep_running(embedded: EmbeddedPostgres, interval: float = WATCH_INTERVAL) -> None:
     """Every `interval` seconds: start the embedded server again if it died. A failure (the dead
-    server's last processes still hold its memory, say) is logged once and tried again."""
+    server's last processes still hold its memory, say) is logged once and tried again. A start
+    (or a failed one) within STABLE_AFTER seconds of the last doubles the wait before the next
+    check, up to MAX_RESTART_WAIT; the wait is `interval` again once the server has stayed up."""
     failing = False
+    wait = interval
+    # When it was last started (or tried), and whether a check has found it running since.
+    last_start: float | None = None
+    seen_up = False
     while True:
-        await asyncio.sleep(interval)
+        await asyncio.sleep(wait)
         try:
-            await asyncio.to_thread(embedded.keep_running)
+            started = await asyncio.to_thread(embedded.keep_running)
         except EmbeddedError as exc:
             if not failing:
-                log.error("embedded PostgreSQL could not be started again; trying every %s s: %s", interval, exc)
-            failing = True
+                log.error("embedded PostgreSQL could not be started again; trying again: %s", exc)
+            failing = started = True
         else:
             failing = False
+        now = time.monotonic()
+        if not started:
+            seen_up = True
+            if last_start is not None and now - last_start >= STABLE_AFTER:
+                wait, last_start = interval, None
+            continue
+        if last_start is not None and (not seen_up or now - last_start < STABLE_AFTER):
+            wait = min(wait * 2, MAX_RESTART_WAIT)
+            log.warning("embedded PostgreSQL did not stay up; the next start waits %.0f s", wait)
+        last_start, seen_up = now, False
 
 
 def _watch(embedded: EmbeddedPostgres) -> Callable[[web.Application], AsyncIterator[None]]:
@@ -267,7 +308,7 @@ def _watch(embedded: EmbeddedPostgres) -> Callable[[web.Application], AsyncItera
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     with server(settings) as (admin_dsn, embedded):
-        dsn = hat_dsn(settings, admin_dsn, embedded)
+        dsn = hat_dsn(settings, admin_dsn, embedded, serving=True)
         asyncio.run(_prepare(dsn, settings))
         app = create_app(dataclasses.replace(settings, database_url=dsn))
         if embedded is not None:

@@ -128,20 +128,21 @@ class EmbeddedPostgres:
             finally:
                 self._release()
 
-    def keep_running(self) -> None:
+    def keep_running(self) -> bool:
         """Start the server again if it died (killed, crashed) while this process uses it, on the
-        same socket folder, so that the pool's DSN still leads to it. `hatd serve` calls this every
-        few seconds: a self-hosted HAT heals itself."""
+        same socket folder, so that the pool's DSN still leads to it; True if this call started it.
+        `hatd serve` calls this every few seconds: a self-hosted HAT heals itself."""
         if self._users_lock is None or self._postmaster_alive():
-            return
+            return False
         with self._start_lock():
             if self._postmaster_alive():  # another hatd process started it again first
-                return
+                return False
             log.warning("embedded PostgreSQL (data %s) is not running; starting it again", self.pgdata)
             previous = self.socket_dir if self.socket_dir is not None and self.socket_dir.is_dir() else None
             self._start_server(previous)
             self.socket_dir = self._socket_dir_from_pidfile()
             log.warning("embedded PostgreSQL started again")
+            return True
 
     def dsn(self, database: str = "postgres", user: str = SUPERUSER) -> str:
         if self.socket_dir is None:

@@ -12,7 +12,7 @@ from aiohttp import web
 
 from hatd.accounts import repository as accounts
 from hatd.errors import ApiError, Forbidden, NotAcceptable, PayloadTooLarge, Unauthorized, error_response
-from hatd.outage import RETRY_AFTER
+from hatd.outage import RETRY_AFTER, cause_of
 from hatd.routing import ALL_ROLES, Handler, plain_path, route_of
 from hatd.services import approvals
 from hatd.state import CALLER, DATABASE_WATCH, METRICS, POOL, SETTINGS, TOKENS, Caller
@@ -113,8 +113,7 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     except Exception as exc:
         if await request.app[DATABASE_WATCH].is_outage(request.app.get(POOL), exc):
             return _error(
-                request, 503, "Service unavailable", "The database does not answer; nothing was stored; try again",
-                {"Retry-After": str(RETRY_AFTER)},
+                request, 503, "Service unavailable", cause_of(exc), {"Retry-After": str(RETRY_AFTER)},
             )  # fmt: skip
         log.exception("unhandled error on %s %s", request.method, request.rel_url.raw_path)
         return _error(request, 500, "Internal server error", "An unexpected error occurred; it has been logged")

@@ -248,16 +248,42 @@ async def _comment_address(conn: asyncpg.Connection, name: str, address: str) ->
     await conn.execute(f"COMMENT ON DATABASE \"{name}\" IS '{literal}'")
 
 
+async def _refuse_taken_address(conn: asyncpg.Connection, name: str, address: str, fix: str) -> None:
+    """ProvisionError if a HAT other than `name` on the server has `address` (an issuer). Holds a
+    lock on the address until the connection closes: two runs for one address go one at a time."""
+    await conn.execute(Q.lock_provisioning, PROVISION_LOCK_ID, f"address {address}")
+    others = [row["datname"] for row in await conn.fetch(Q.hats_at_address, _address_comment(address), name)]
+    if others:
+        raise ProvisionError(
+            f"the HAT {others[0]!r} on this server already has the address {address}: two HATs would sign "
+            f"tokens with the same issuer. {fix} Nothing was changed."
+        )
+
+
 async def record_address(admin_dsn: str, name: str, address: str) -> None:
-    """Note the address the HAT `name` is served at (the embedded server's first HAT, which no
-    `hatd provision` made), so that provisioning refuses it to another HAT."""
+    """Note the address (an issuer, settings.issuer_of) the HAT `name` is served at (the embedded
+    server's first HAT, which no `hatd provision` made, or one provisioned before addresses were
+    recorded), so that provisioning refuses it to another HAT. Refuses (ProvisionError) an address
+    another HAT on the server has."""
     assert HAT_NAME.fullmatch(name)
     conn = await asyncpg.connect(admin_dsn)
     try:
         await conn.execute(Q.lock_provisioning, PROVISION_LOCK_ID, name)
+        await _refuse_taken_address(conn, name, address, "Serve this one at another address (HATD_HAT_ADDRESS).")
         await _comment_address(conn, name, address)
     finally:
         await conn.close()
+
+
+async def recorded_address(admin_dsn: str, name: str) -> str | None:
+    """The address (an issuer) recorded for the HAT `name`, or None if none is."""
+    conn = await asyncpg.connect(admin_dsn)
+    try:
+        comment = await conn.fetchval(Q.database_comment, name)
+    finally:
+        await conn.close()
+    prefix = ADDRESS_COMMENT.format("")
+    return comment.removeprefix(prefix) if comment and comment.startswith(prefix) else None
 
 
 async def provision_hat(
@@ -301,13 +327,7 @@ async def provision_hat(
             )
         if address is not None:
             # Two runs with one address and different names: the second waits, then sees the first's.
-            await conn.execute(Q.lock_provisioning, PROVISION_LOCK_ID, f"address {address}")
-            others = [row["datname"] for row in await conn.fetch(Q.hats_at_address, _address_comment(address), name)]
-            if others:
-                raise ProvisionError(
-                    f"the HAT {others[0]!r} on this server already has the address {address}: two HATs would sign "
-                    "tokens with the same issuer. Give this one another --address. Nothing was changed."
-                )
+            await _refuse_taken_address(conn, name, address, "Give this one another --address.")
         powers = await server_powers(conn)
         if not (powers.superuser or (powers.createrole and powers.createdb)):
             raise ProvisionError(

@@ -166,6 +166,8 @@ class TokenService:
             return None
         if claims.get("resource") not in self.accepted_issuers or claims["accessScope"] == VALIDATE_SCOPE:
             return None
+        if "approval" in claims:  # given to an approved service: proof of that service, no device of the owner's
+            return None
         if not isinstance(claims["iat"], int) or claims["iat"] < time.time() - max_age:
             return None
         return Claims(

@@ -7,6 +7,7 @@ import asyncio
 import json
 import logging
 
+import pytest
 from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 
@@ -78,3 +79,35 @@ async def test_a_request_the_parser_refuses_gets_a_line_and_no_traceback(caplog,
     [line] = [json.loads(r.message) for r in caplog.records if r.name == "aiohttp.access"]
     assert line["status"] == 400 and line["route"] is None and line["remote"] == "127.0.0.1"
     assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]
+
+
+@pytest.mark.parametrize(
+    "request_bytes",
+    [
+        b"GET /users/access_token HTTP/1.1\r\nHost: a\r\npassword: owner-pass\x01word\r\n\r\n",
+        b"GET /users/access_token?password=owner-pass HTTP/1.1 x\r\nHost: a\r\n\r\n",
+        b"G\x01T /users/access_token?password=owner-pass HTTP/1.1\r\nHost: a\r\n\r\n",
+        b"GET /users/access_token HTTP/1.1\r\nHost: a\r\nX-" + b"owner-pass" * 900 + b": 1\r\n\r\n",
+    ],
+)
+async def test_a_refused_request_logs_the_errors_kind_never_its_bytes(caplog, settings, request_bytes):
+    app = web.Application()
+    app[SETTINGS] = settings
+    runner = web.AppRunner(app, access_log_class=AccessLogger)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    server_log, quiet = logging.getLogger("aiohttp.server"), ClientErrorFilter()
+    server_log.addFilter(quiet)
+    try:
+        with caplog.at_level(logging.INFO):
+            reader, writer = await asyncio.open_connection("127.0.0.1", runner.addresses[0][1])
+            writer.write(request_bytes)
+            assert (await reader.read()).startswith(b"HTTP/1.0 4")
+            writer.close()
+    finally:
+        server_log.removeFilter(quiet)
+        await runner.cleanup()
+    for refused in [r for r in caplog.records if r.name == "aiohttp.server"]:
+        assert refused.getMessage().startswith("Error handling request from 127.0.0.1: ") and not refused.exc_info
+    assert "owner-pass" not in caplog.text

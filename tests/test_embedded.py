@@ -325,6 +325,51 @@ def test_a_server_killed_under_hatd_serve_is_started_again_on_the_same_socket(cl
     assert server.dsn() == dsn and postmaster_pid(server) != pid
 
 
+class _Flapping:
+    """An embedded server as keep_running sees it: each check's outcome (True: it had died and was
+    started again; an exception: it could not be), then a stop."""
+
+    def __init__(self, outcomes: list[object]) -> None:
+        self.outcomes = outcomes
+
+    def keep_running(self) -> bool:
+        if not self.outcomes:
+            raise KeyboardInterrupt  # ends the watcher
+        outcome = self.outcomes.pop(0)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return bool(outcome)
+
+
+def test_a_server_that_dies_again_at_once_is_restarted_less_and_less_often(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """It is not started again, with two warnings, every WATCH_INTERVAL forever: each quick death
+    doubles the wait (up to MAX_RESTART_WAIT), and a server that stays up is watched as often as before."""
+    from types import SimpleNamespace
+
+    from hatd import cli
+
+    clock, waits = [0.0], []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        clock[0] += seconds
+
+    monkeypatch.setattr(cli, "asyncio", SimpleNamespace(sleep=sleep, to_thread=asyncio.to_thread))
+    monkeypatch.setattr(cli, "time", SimpleNamespace(monotonic=lambda: clock[0]))
+    failed = EmbeddedError("shared memory still held")
+    server = _Flapping([True] * 10 + [False] * 2 + [True, False] + [failed] * 3 + [False])
+    with pytest.raises(KeyboardInterrupt):
+        asyncio.run(cli.keep_running(server, interval=2.0))  # type: ignore[arg-type]
+    # Ten quick deaths: the wait doubles to its cap; up for a while: back to 2 s. Started again, up
+    # for one check and dead within a minute (then failing to start): a quick death again.
+    assert waits == [2, 2, 4, 8, 16, 32, 64, 128, 256, 300, 300, 2, 2, 2, 2, 4, 8, 16, 16]
+    assert [r.message for r in caplog.records if r.levelname == "ERROR"] == [
+        "embedded PostgreSQL could not be started again; trying again: shared memory still held"
+    ]
+
+
 @pytest.mark.skipif(not AS_ROOT, reason="only root runs PostgreSQL as another user, who may not reach the binaries")
 def test_binaries_the_postgres_user_cannot_reach_are_copied_once_into_the_data_dir(
     clusters: Clusters, monkeypatch: pytest.MonkeyPatch

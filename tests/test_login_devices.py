@@ -14,8 +14,9 @@ import jwt
 import pytest
 
 from hatd.accounts import devices, passwords
-from hatd.state import TOKENS
-from tests.conftest import OWNER, auth, new_account
+from hatd.accounts.bootstrap import set_password
+from hatd.state import POOL, TOKENS
+from tests.conftest import OWNER, PLATFORM, auth, new_account
 from tests.web_helpers import LOGIN_COOKIE, hidden_fields, page_login
 
 DEVICE_COOKIE = LOGIN_COOKIE.replace("hatd_login_", "hatd_device_")
@@ -84,7 +85,7 @@ async def test_another_accounts_token_or_cookie_is_no_device_of_the_owner(make_c
     client.session.cookie_jar.clear()
     await _lock_the_owner_out(client)
     assert (await _api_login(client, OWNER[1], "198.51.100.3", **auth(app_token))).status == 429
-    cookie = devices.issue(client.app[TOKENS].keys.private_pem, account["userId"])
+    cookie = devices.issue(client.app[TOKENS].keys.private_pem, account["userId"], passwords.NO_PASSWORD)
     client.session.cookie_jar.update_cookies({DEVICE_COOKIE: cookie})
     assert (await _api_login(client, OWNER[1], "198.51.100.4")).status == 429
 
@@ -147,20 +148,111 @@ async def test_guesses_fill_their_lane_and_are_refused_while_the_owner_gets_in(m
     assert [r.status for r in await asyncio.gather(*stuck)] == [401, 401]
 
 
-def test_a_device_cookie_is_bound_to_its_account_key_and_time():
+def _hold(monkeypatch, password: str) -> threading.Event:
+    """Checks of `password` wait (as a slow bcrypt would) until the returned event is set."""
+    release = threading.Event()
+    check = passwords._check
+
+    def held(given: str, hashed: str) -> bool:
+        if given == password:
+            release.wait(10)
+        return check(given, hashed)
+
+    monkeypatch.setattr(passwords, "_check", held)
+    return release
+
+
+async def test_another_account_cannot_fill_the_owners_trusted_lane(make_client, monkeypatch):
+    """The platform account (or any an app holds) keeps five correct logins in flight with its own
+    device cookie: they are no device of the owner's, so the owner's device still gets in."""
+    release = _hold(monkeypatch, PLATFORM[1])
+    client = await make_client(trusted_proxies="127.0.0.1")
+    assert (await _api_login(client, OWNER[1], "198.51.100.9")).status == 200
+    owner_cookie = client.session.cookie_jar.filter_cookies(client.make_url("/"))[DEVICE_COOKIE].value
+    client.session.cookie_jar.clear()
+    release.set()
+    platform = {"username": PLATFORM[0], "password": PLATFORM[1]}
+    first = await client.get("/users/access_token", headers=platform)
+    assert first.status == 200 and DEVICE_COOKIE not in first.cookies  # no device of its own
+    release.clear()
+    platform_hash = await client.app[POOL].fetchval("SELECT pass_hash FROM accounts WHERE role = 'platform'")
+    forged = devices.issue(client.app[TOKENS].keys.private_pem, (await first.json())["userId"], platform_hash)
+    client.session.cookie_jar.update_cookies({DEVICE_COOKIE: forged})
+    stuck = [asyncio.ensure_future(client.get("/users/access_token", headers=platform)) for _ in range(5)]
+    try:
+        await asyncio.sleep(0.3)
+        client.session.cookie_jar.clear()
+        client.session.cookie_jar.update_cookies({DEVICE_COOKIE: owner_cookie})
+        owner = await asyncio.wait_for(_api_login(client, OWNER[1], "198.51.100.1"), 5)
+        assert owner.status == 200
+    finally:
+        release.set()
+    assert [r.status for r in await asyncio.gather(*stuck)] == [200] * 5
+
+
+async def test_a_device_has_one_check_at_a_time_and_every_attempt_counts(make_client, monkeypatch):
+    release = _hold(monkeypatch, "held")
+    client = await make_client(**LIMITS)  # a device's bucket holds 2 attempts
+    assert (await _api_login(client, OWNER[1], "198.51.100.9")).status == 200
+    cookie = client.session.cookie_jar.filter_cookies(client.make_url("/"))[DEVICE_COOKIE].value
+
+    async def with_the_cookie(password: str):  # the same device each time (a success sets a new one)
+        client.session.cookie_jar.clear()
+        client.session.cookie_jar.update_cookies({DEVICE_COOKIE: cookie})
+        return await _api_login(client, password, "198.51.100.9")
+
+    stuck = asyncio.ensure_future(with_the_cookie("held"))
+    try:
+        await asyncio.sleep(0.2)
+        second = await asyncio.wait_for(with_the_cookie(OWNER[1]), 5)
+        assert second.status == 429 and second.headers["Retry-After"] == "1"
+    finally:
+        release.set()
+    assert (await stuck).status == 401
+    # The refused attempt took nothing; the held one took a token, this success the other.
+    assert (await with_the_cookie(OWNER[1])).status == 200
+    assert (await with_the_cookie(OWNER[1])).status == 429
+
+
+def test_a_device_cookie_is_bound_to_its_account_key_password_and_time():
     key = "-----BEGIN PRIVATE KEY-----\nabc\n-----END PRIVATE KEY-----"
-    cookie = devices.issue(key, "u1", now=1000)
-    assert devices.verify(key, cookie, "u1", now=1000) is not None
-    assert devices.verify(key, cookie, "u2", now=1000) is None
-    assert devices.verify(key + "x", cookie, "u1", now=1000) is None
-    assert devices.verify(key, cookie, "u1", now=1000 + devices.DEVICE_TTL + 1) is None
+    cookie = devices.issue(key, "u1", "$2b$12$hash", now=1000)
+    assert devices.verify(key, cookie, "u1", "$2b$12$hash", now=1000) is not None
+    assert devices.verify(key, cookie, "u2", "$2b$12$hash", now=1000) is None
+    assert devices.verify(key + "x", cookie, "u1", "$2b$12$hash", now=1000) is None
+    assert devices.verify(key, cookie, "u1", "$2b$12$new-hash", now=1000) is None
+    assert devices.verify(key, cookie, "u1", "$2b$12$hash", now=1000 + devices.DEVICE_TTL + 1) is None
     payload, _, mac = cookie.rpartition(".")
-    assert devices.verify(key, payload.replace("u1", "u2") + "." + mac, "u2", now=1000) is None
+    assert devices.verify(key, payload.replace("u1", "u2") + "." + mac, "u2", "$2b$12$hash", now=1000) is None
 
 
 @pytest.mark.parametrize("value", ["", ".", "a.b.c.d", "x" * 500])
 def test_odd_device_cookies_are_no_device(value):
-    assert devices.verify("key", value, "u1") is None
+    assert devices.verify("key", value, "u1", "hash") is None
+
+
+async def test_a_new_password_ends_the_device_cookies_issued_before_it(make_client):
+    client = await make_client(**LIMITS)
+    assert (await _api_login(client, OWNER[1], "198.51.100.9")).status == 200
+    cookie = client.session.cookie_jar.filter_cookies(client.make_url("/"))[DEVICE_COOKIE].value
+    client.session.cookie_jar.clear()
+    await _lock_the_owner_out(client)
+    async with client.app[POOL].acquire() as conn:
+        await set_password(conn, "owner", "a-new-owner-password", 4)
+    client.session.cookie_jar.update_cookies({DEVICE_COOKIE: cookie})
+    # The old cookie is no device any more: a stranger's attempt, refused while the owner is locked out.
+    assert (await _api_login(client, "a-new-owner-password", "198.51.100.9")).status == 429
+
+
+async def test_a_token_given_to_an_approved_service_is_no_device_of_the_owner(make_client):
+    client = await make_client(**LIMITS)
+    owner_id = (await (await _api_login(client, OWNER[1], "198.51.100.9")).json())["userId"]
+    client.session.cookie_jar.clear()
+    await _lock_the_owner_out(client)
+    tokens = client.app[TOKENS]
+    service = tokens.issue(owner_id, "owner", approval=str(uuid.uuid4()))  # as /hatlogin gives one
+    assert (await _api_login(client, OWNER[1], "203.0.113.1", **auth(service))).status == 429
+    assert (await _api_login(client, OWNER[1], "203.0.113.1", **auth(tokens.issue(owner_id, "owner")))).status == 200
 
 
 def test_strangers_checks_run_at_a_lower_cpu_priority():

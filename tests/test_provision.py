@@ -757,6 +757,24 @@ def test_a_hat_provisioned_on_the_embedded_server_is_served_by_its_name(
         taken = hatd("provision", "carol", "--address", address, env=env)
         assert taken.returncode == 1 and "already has the address" in taken.stderr, taken.stderr
 
+    # Nor does the first HAT take alice's (in any scheme), whatever HATD_HAT_ADDRESS says.
+    clash = hatd("migrate", env={**env, "HATD_HAT_ADDRESS": f"https://127.0.0.1:{port}"})
+    assert (clash.returncode, clash.stdout) == (1, "")
+    assert clash.stderr.endswith(
+        f"hatd: the HAT 'alice' on this server already has the address 127.0.0.1:{port}: two HATs would sign "
+        "tokens with the same issuer. Serve this one at another address (HATD_HAT_ADDRESS). Nothing was changed.\n"
+    )
+    taken = hatd("provision", "carol", "--address", env["HATD_HAT_ADDRESS"], env=env)
+    assert taken.returncode == 1 and "the HAT 'hatd' on this server already has the address" in taken.stderr
+
+    # alice is served at her own address only: her tokens' issuer.
+    moved = hatd("serve", env={**env, **settings, "HATD_HAT_ADDRESS": "http://elsewhere.example"}, timeout=30)
+    assert (moved.returncode, moved.stdout) == (1, "")
+    assert (
+        f"hatd: the HAT 'alice' was provisioned for the address 127.0.0.1:{port}, not elsewhere.example: serve it "
+        "with HATD_HAT_ADDRESS set to its address"
+    ) in moved.stderr
+
     missing = hatd("migrate", env={**env, "HATD_EMBEDDED_DATABASE": "bob"})
 
     assert (missing.returncode, missing.stdout) == (1, "")

@@ -120,6 +120,11 @@ async def test_the_login_token_lifetime_is_a_setting(make_client):
         ("https://a_b.example/", "host is not a host name or an IP address"),
         ("https://-a.example/", "host is not a host name or an IP address"),
         ("https://a..example/", "host is not a host name or an IP address"),
+        ("http://[fe80::1%x;sandbox;]/cb", "host is not a host name or an IP address"),
+        ("http://[fe80::1%25eth0]/cb", "host is not a host name or an IP address"),
+        ("http://1.2.3.4.5/cb", "host is not a host name or an IP address"),
+        ("http://0x7f.1/cb", "host is not a host name or an IP address"),
+        ("http://example.0x10/cb", "host is not a host name or an IP address"),
     ],
 )
 async def test_a_bad_redirect_gets_a_page_saying_why_not_a_redirect(client, redirect, reason):
@@ -194,7 +199,14 @@ async def test_the_pages_cannot_be_framed_and_are_not_cached(client):
 
 @pytest.mark.parametrize(
     "redirect",
-    ["https://127.0.0.1:8443/cb", "https://[2001:db8::1]/cb", "https://bücher.example/cb", "http://localhost:3000/"],
+    [
+        "https://127.0.0.1:8443/cb",
+        "https://[2001:db8::1]/cb",
+        "https://[::ffff:1.2.3.4]/cb",
+        "https://1x.example/cb",
+        "https://bücher.example/cb",
+        "http://localhost:3000/",
+    ],
 )
 async def test_addresses_and_international_names_are_real_hosts(client, redirect):
     await logged_in(client)

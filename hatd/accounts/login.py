@@ -3,14 +3,15 @@ buckets it draws from, then bcrypt on the lane its client has earned (devices.py
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import NamedTuple
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple
 
 from aiohttp import web
 
 from hatd.accounts import devices, passwords
 from hatd.errors import TooManyRequests
 from hatd.ratelimit import RateLimiter, retry_after
+from hatd.routing import OWNER
 from hatd.state import DEVICE_LIMITER, PASSWORD_LANES, SETTINGS, TOKENS
 from hatd.web import pages
 
@@ -28,12 +29,17 @@ def device_cookie(request: web.Request) -> str:
     return pages.login_cookie(request).replace("hatd_login_", "hatd_device_")
 
 
-def device_of(request: web.Request, user_id: str) -> str | None:
-    """The id of the device the login request proves it is, for the account `user_id`: its device
-    cookie, or an earlier access token of the account in X-Auth-Token. None for a stranger."""
+def device_of(request: web.Request, account: Mapping[str, Any] | None) -> str | None:
+    """The id of the device the login request proves it is, for the account: its device cookie, or
+    an earlier access token of the account in X-Auth-Token. None for a stranger, and for every
+    account but the owner's: the trusted lane is the owner's alone, so that no other account (the
+    platform's, one an app holds) can fill it with its own logins and keep the owner waiting."""
+    if account is None or account["role"] != OWNER:
+        return None
     app = request.app
+    user_id = str(account["user_id"])
     cookie = request.cookies.get(device_cookie(request))
-    device = devices.verify(app[TOKENS].keys.private_pem, cookie, user_id)
+    device = devices.verify(app[TOKENS].keys.private_pem, cookie, user_id, str(account["pass_hash"]))
     token = request.headers.get("X-Auth-Token")
     if device is None and token:
         claims = app[TOKENS].earlier(token, devices.DEVICE_TTL)
@@ -54,7 +60,9 @@ def refuse_if_empty(bucket: Bucket, cause: str, message: str | None = None) -> N
 
 
 def device_bucket(request: web.Request, device: str) -> Bucket:
-    return Bucket(request.app[DEVICE_LIMITER], f"device:{device}", True)
+    """Every attempt of a device counts, successes too: a device cookie stolen from the owner
+    cannot run more checks on the trusted lane than its bucket allows."""
+    return Bucket(request.app[DEVICE_LIMITER], f"device:{device}", False)
 
 
 def _refuse(wait: float, cause: str, message: str | None) -> TooManyRequests:
@@ -68,13 +76,14 @@ async def check(
     password: str,
     pass_hash: str | None,
     *,
-    trusted: bool,
+    device: str | None,
     cause: str,
     message: str | None = None,
 ) -> bool:
     """Whether the password matches `pass_hash` (None: no such account). Each bucket gives a token
     before bcrypt runs, so guesses sent at once cannot all slip through; TooManyRequests (cause
-    formatted with {seconds}) when one is empty or the lane is full, taking nothing then."""
+    formatted with {seconds}) when one is empty or the lane is full, taking nothing then. The
+    owner's `device` (device_of) checks on the trusted lane, one check at a time."""
     taken: list[Bucket] = []
     for bucket in buckets:
         wait = bucket.limiter.take(bucket.key)
@@ -85,8 +94,9 @@ async def check(
         taken.append(bucket)
     lanes = request.app[PASSWORD_LANES]
     try:
+        lane = lanes.trusted if device is not None else lanes.shared
         matched = await passwords.check_password(
-            password, pass_hash, request.app[SETTINGS].bcrypt_rounds, lanes.trusted if trusted else lanes.shared
+            password, pass_hash, request.app[SETTINGS].bcrypt_rounds, lane, holder=device
         )
     except passwords.Busy:
         for bucket in taken:
@@ -99,11 +109,15 @@ async def check(
     return matched
 
 
-def remember_device(request: web.Request, response: web.StreamResponse, user_id: str) -> None:
-    """After a successful login: a new device cookie, valid for DEVICE_TTL."""
+def remember_device(request: web.Request, response: web.StreamResponse, account: Mapping[str, Any]) -> None:
+    """After the owner's successful login: a new device cookie, valid for DEVICE_TTL (no other
+    account has devices, see device_of)."""
+    if account["role"] != OWNER:
+        return
+    user_id = str(account["user_id"])
     response.set_cookie(
         device_cookie(request),
-        devices.issue(request.app[TOKENS].keys.private_pem, user_id),
+        devices.issue(request.app[TOKENS].keys.private_pem, user_id, str(account["pass_hash"])),
         max_age=devices.DEVICE_TTL,
         **pages.cookie_options(request),
     )

@@ -3,9 +3,10 @@ milliseconds of CPU by design.
 
 Logins check passwords on two lanes of threads of their own, so that no amount of login traffic
 can take the CPU or the threads the rest of the HAT needs, and the owner's own login never waits
-behind strangers' guesses: attempts from a device that has logged in before (see devices.py)
-run on the trusted lane, everyone else's on the shared one. A lane holds a bounded number of
-checks (running and waiting); one more is refused at once (Busy) rather than queued."""
+behind strangers' guesses: attempts from a device the owner has logged in from before (see
+devices.py) run on the trusted lane, one at a time per device, everyone else's on the shared one.
+A lane holds a bounded number of checks (running and waiting); one more is refused at once (Busy)
+rather than queued."""
 
 from __future__ import annotations
 
@@ -92,16 +93,34 @@ class Lane:
         # Released when the check ends, not when its request does: a client that hangs up does
         # not free the thread its check still holds.
         self._slots = threading.BoundedSemaphore(workers + waiting)
+        # The holders (devices) with a check on this lane: one each.
+        self._holders: set[str] = set()
+        self._lock = threading.Lock()
 
-    async def run(self, password: str, hashed: str) -> bool:
-        if not self._slots.acquire(blocking=False):
-            raise Busy
+    def _take(self, holder: str | None) -> None:
+        with self._lock:
+            if holder is not None and holder in self._holders:
+                raise Busy
+            if not self._slots.acquire(blocking=False):
+                raise Busy
+            if holder is not None:
+                self._holders.add(holder)
+
+    def _release(self, holder: str | None) -> None:
+        with self._lock:
+            if holder is not None:
+                self._holders.discard(holder)
+            self._slots.release()
+
+    async def run(self, password: str, hashed: str, holder: str | None = None) -> bool:
+        """Whether the password matches; Busy when the lane is full, or `holder` has a check on it."""
+        self._take(holder)
         try:
             future = self._executor.submit(_check, password, hashed)
         except BaseException:
-            self._slots.release()
+            self._release(holder)
             raise
-        future.add_done_callback(lambda _: self._slots.release())
+        future.add_done_callback(lambda _: self._release(holder))
         return await asyncio.wrap_future(future)
 
     def close(self) -> None:
@@ -128,9 +147,12 @@ class Lanes:
         self.shared.close()
 
 
-async def check_password(password: str, hashed: str | None, rounds: int, lane: Lane) -> bool:
+async def check_password(
+    password: str, hashed: str | None, rounds: int, lane: Lane, *, holder: str | None = None
+) -> bool:
     """Whether the password matches. With no account (hashed None) bcrypt still runs, on a decoy,
-    so the answer takes as long whether or not the username exists. Busy if the lane is full."""
+    so the answer takes as long whether or not the username exists. Busy if the lane is full, or
+    `holder` (a device) already has a check running or waiting on it."""
     target = hashed if hashed and is_bcrypt_hash(hashed) else _decoy(rounds)
-    matched = await lane.run(password, target)
+    matched = await lane.run(password, target, holder)
     return matched and target is hashed

@@ -48,15 +48,15 @@ async def access_token(request: web.Request) -> web.Response:
     if not login.presents_device(request):
         login.refuse_if_empty(client, cause)
     account = await repository.find_login(request.app[POOL], username)
-    device = login.device_of(request, str(account["user_id"])) if account else None
-    if device is not None:  # a client that has logged in before: its own failures count, no one else's
+    device = login.device_of(request, account)
+    if device is not None:  # the owner's client that has logged in before: its own attempts count, no one else's
         buckets = [login.device_bucket(request, device)]
     else:
         # Failures count against the account whichever of its names was used (email or name).
         failure_key = f"user:{account['user_id']}" if account else f"name:{username.lower()}"
         buckets = [client, login.Bucket(request.app[LOGIN_FAILURE_LIMITER], failure_key, True)]
     matched = await login.check(
-        request, buckets, password, account["pass_hash"] if account else None, trusted=device is not None, cause=cause
+        request, buckets, password, account["pass_hash"] if account else None, device=device, cause=cause
     )
     if not matched:
         raise Unauthorized("Wrong username or password")
@@ -66,7 +66,7 @@ async def access_token(request: web.Request) -> web.Response:
     user_id = str(account["user_id"])
     token = request.app[TOKENS].issue(user_id, account["role"])
     response = json_response({"accessToken": token, "userId": user_id})
-    login.remember_device(request, response, user_id)
+    login.remember_device(request, response, account)
     return response
 
 

@@ -58,17 +58,26 @@ def check_redirect(value: str) -> None:
 
 # One label of a DNS host name (RFC 1123); an internationalised name arrives here as punycode.
 _HOST_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
+# An IP address as written: digits, hex digits, ':' and '.'; no IPv6 scope id (`%eth0`), which
+# Python's ipaddress accepts with any text in it (`fe80::1%x;sandbox;`).
+_IP_CHARS = re.compile(r"[0-9A-Fa-f:.]+")
+# A last label that makes a browser read the whole host as an IPv4 address (WHATWG URL):
+# decimal, or 0x hex. `1.2.3.4.5` or `0x7f.1` is then no valid address and no host name.
+_NUMERIC_LABEL = re.compile(r"[0-9]+|0[xX][0-9A-Fa-f]*")
 
 
 def _real_host(host: str) -> bool:
     """A DNS host name or an IP address: nothing else may reach the redirect or the page's CSP
     (`evil.example;sandbox` would add a directive to it)."""
-    try:
-        ipaddress.ip_address(host)
-        return True
-    except ValueError:
-        pass
+    if _IP_CHARS.fullmatch(host):
+        try:
+            ipaddress.ip_address(host)
+            return True
+        except ValueError:
+            pass
     labels = host.removesuffix(".").split(".")
+    if _NUMERIC_LABEL.fullmatch(labels[-1]):  # not the IPv4 address it must then be (checked above)
+        return False
     return len(host) <= 253 and all(_HOST_LABEL.fullmatch(label) for label in labels)
 
 

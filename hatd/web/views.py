@@ -93,8 +93,8 @@ async def login(request: web.Request) -> web.StreamResponse:
         logins.refuse_if_empty(page_bucket, cause, message)
     owner = await accounts.owner_login(request.app[POOL])
     account = f"user:{owner['user_id'] if owner else 'owner'}"
-    device = logins.device_of(request, str(owner["user_id"])) if owner else None
-    if device is not None:  # a browser the owner has logged in from before: only its own failures count
+    device = logins.device_of(request, owner)
+    if device is not None:  # a browser the owner has logged in from before: only its own attempts count
         buckets = [logins.device_bucket(request, device)]
     else:  # the owner's account bucket is the API login's own
         buckets = [
@@ -103,7 +103,7 @@ async def login(request: web.Request) -> web.StreamResponse:
             logins.Bucket(request.app[LOGIN_LIMITER], client, False),
         ]
     matched = await logins.check(
-        request, buckets, form["password"], owner["pass_hash"] if owner else None, trusted=device is not None,
+        request, buckets, form["password"], owner["pass_hash"] if owner else None, device=device,
         cause=cause, message=message,
     )  # fmt: skip
     if not matched:
@@ -120,7 +120,7 @@ async def login(request: web.Request) -> web.StreamResponse:
     response = see_other(next_path)
     response.set_cookie(session_cookie(request), cookie, max_age=settings.session_ttl, **cookie_options(request))
     response.del_cookie(login_cookie(request), **cookie_options(request))
-    logins.remember_device(request, response, str(owner["user_id"]))
+    logins.remember_device(request, response, owner)
     return response
 
 

@@ -39,3 +39,7 @@ SELECT has_database_privilege('public', $1, 'CONNECT');
 SELECT datname FROM pg_database
 WHERE shobj_description(oid, 'pg_database') = $1 AND datname <> $2
 ORDER BY datname;
+
+-- name: database_comment
+-- Returns the comment of the database $1 (null when it has none, or there is no such database).
+SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = $1;
