@@ -123,6 +123,7 @@ async def bench(base: str, dsn: str) -> None:
                 None,
                 None,
                 None,
+                False,  # not pretty
             )
             if attempt:
                 less_bare.append(time.perf_counter() - start)
