@@ -30,7 +30,7 @@ from common import OWNER, ROOT, free_port, percentile
 
 from hatd.backup import keys
 from hatd.backup.service import server_options
-from hatd.backup.store import Store
+from hatd.backup.store import WAL_LOCK, Store
 from hatd.backup.take import pg_program
 from hatd.embedded import SUPERUSER, EmbeddedPostgres
 from hatd.settings import load
@@ -178,8 +178,8 @@ def main() -> None:
         asyncio.run(close_wal(server.dsn()))
         store = Store(data_dir, backups)
         identity = keys.load_identity(keys.key_path(data_dir))
-        with store.locked():
-            store.ship_wal(keys.recipient_of(identity))
+        with store.locked(name=WAL_LOCK):
+            store.ship_wal(identity)
         expected_at_t = VALUES + MORE + written_by_writers
         key = folder / "key-copy"
         shutil.copyfile(keys.key_path(data_dir), key)
