@@ -229,6 +229,8 @@ async def test_the_export_has_a_section_for_every_table_but_the_secrets(database
         "web_sessions",
         "approved_services",
         "approval_grants",
+        # Derived from data_values by triggers, rebuilt as an import inserts the values.
+        "data_table_records",
     }
     assert set(exports.SECTIONS) <= tables
 

@@ -44,33 +44,50 @@ SELECT bundle_contextless_json($1)::text;
 -- bundle table) pairs over all the bundle's tables, newest record first, in the window [$2, $3] on
 -- lastUpdated, passing the slices, and after the cursor ($5 time, $6 record id, $7 table position)
 -- when given. Also: how many records the page holds, whether more follow, and the last pair's
--- position. One query whatever the number of tables.
+-- position. One query whatever the number of tables; it costs what the page holds (times the
+-- tables), not what the tables hold.
 WITH candidates AS (
-    SELECT bt.id AS bundle_table_id, bt.position, r.id, r.last_updated
-    FROM bundle_tables bt
-    LEFT JOIN bundle_datasets ds ON ds.bundle_table_id = bt.id
-    CROSS JOIN LATERAL (
-        SELECT DISTINCT v.record_id FROM data_values v
-        WHERE v.field_id IN (SELECT f.id FROM data_fields f WHERE f.table_id = ANY (bt.tree))
-          AND (ds.field_ids IS NULL OR v.field_id = ANY (ds.field_ids))
-    ) AS tr
-    JOIN data_records r ON r.id = tr.record_id
-    WHERE bt.bundle_id = $1
-      AND ($2::timestamptz IS NULL OR r.last_updated >= $2)
-      AND ($3::timestamptz IS NULL OR r.last_updated <= $3)
-      AND ($5::timestamptz IS NULL OR (r.last_updated, r.id, bt.position) < ($5, $6::bigint, $7::integer))
-      AND (NOT EXISTS (SELECT 1 FROM bundle_slices s WHERE s.bundle_table_id = bt.id)
-           OR EXISTS (
-               SELECT 1 FROM bundle_slices s
-               WHERE s.bundle_table_id = bt.id
-                 AND NOT EXISTS (
-                     SELECT 1 FROM bundle_slice_conditions c
-                     WHERE c.slice_id = s.id
-                       AND NOT EXISTS (
-                           SELECT 1 FROM data_values v
-                           WHERE v.record_id = r.id AND v.field_id = c.field_id
-                             AND bundle_condition_holds(v.value, c.operator, c.value)))))
-    ORDER BY r.last_updated DESC, r.id DESC, bt.position DESC
+    -- Each table of each bundle table gives at most $4 + 1 records from its index, in order, so a
+    -- page costs what it holds (see table_record_page in raw.sql). A bundle table's cursor bound is
+    -- (time, record) <= the cursor's for tables before the cursor's position, < for the others:
+    -- ids are whole numbers, so "<= id" is "< id + 1".
+    SELECT c.bundle_table_id, c.position, c.id, c.last_updated
+    FROM (
+        SELECT bt.id AS bundle_table_id, bt.position, tr.record_id AS id, tr.last_updated
+        FROM bundle_tables bt
+        LEFT JOIN bundle_datasets ds ON ds.bundle_table_id = bt.id
+        CROSS JOIN LATERAL unnest(bt.tree) AS tree (table_id)
+        CROSS JOIN LATERAL (
+            SELECT tr.record_id, tr.last_updated
+            FROM data_table_records tr
+            WHERE tr.table_id = tree.table_id
+              AND tr.last_updated >= coalesce($2::timestamptz, '-infinity')
+              AND tr.last_updated <= coalesce($3::timestamptz, 'infinity')
+              AND (tr.last_updated, tr.record_id)
+                  < (coalesce($5::timestamptz, 'infinity'),
+                     coalesce($6::bigint, 0) + CASE WHEN bt.position < $7::integer THEN 1 ELSE 0 END)
+              -- A dataset holds the records with values in the fields it names.
+              AND (ds.field_ids IS NULL OR EXISTS (
+                  SELECT 1 FROM data_values v
+                  WHERE v.record_id = tr.record_id AND v.field_id = ANY (ds.field_ids)))
+              AND (NOT EXISTS (SELECT 1 FROM bundle_slices s WHERE s.bundle_table_id = bt.id)
+                   OR EXISTS (
+                       SELECT 1 FROM bundle_slices s
+                       WHERE s.bundle_table_id = bt.id
+                         AND NOT EXISTS (
+                             SELECT 1 FROM bundle_slice_conditions c
+                             WHERE c.slice_id = s.id
+                               AND NOT EXISTS (
+                                   SELECT 1 FROM data_values v
+                                   WHERE v.record_id = tr.record_id AND v.field_id = c.field_id
+                                     AND bundle_condition_holds(v.value, c.operator, c.value)))))
+            ORDER BY tr.last_updated DESC, tr.record_id DESC
+            LIMIT $4 + 1
+        ) AS tr
+        WHERE bt.bundle_id = $1
+    ) AS c
+    GROUP BY c.bundle_table_id, c.position, c.id, c.last_updated
+    ORDER BY c.last_updated DESC, c.id DESC, c.position DESC
     LIMIT $4 + 1
 ),
 page AS (

@@ -139,26 +139,29 @@ WHERE r.id = ANY ($5::bigint[]);
 
 -- name: table_record_page
 -- Returns up to $6 records with values anywhere in the tree under table $1, newest first, with
--- last_updated in [$2, $3] (nulls: open) and before the cursor ($4, $5) when given. The tree's
--- record ids are gathered first from its fields' values (index on data_values (field_id, record_id)):
--- left to itself the planner walks every record of the HAT newest first and probes each one.
+-- last_updated in [$2, $3] (nulls: open) and before the cursor ($4, $5) when given. Each table of
+-- the tree gives at most $6 records from its index (data_table_records), so a page costs what it
+-- holds times the tree's tables, whatever the table's size. The bounds are index conditions, never
+-- "$n IS NULL OR": a generic plan would otherwise filter the whole table row by row.
 WITH RECURSIVE tree (id) AS (
     SELECT $1::bigint
     UNION
     SELECT l.child_id FROM data_table_links l JOIN tree t ON l.parent_id = t.id
-),
-tree_records AS MATERIALIZED (
-    SELECT DISTINCT v.record_id
-    FROM data_values v
-    WHERE v.field_id IN (SELECT f.id FROM data_fields f WHERE f.table_id IN (SELECT id FROM tree))
 )
-SELECT r.id, r.last_updated
-FROM tree_records tr
-JOIN data_records r ON r.id = tr.record_id
-WHERE ($2::timestamptz IS NULL OR r.last_updated >= $2)
-  AND ($3::timestamptz IS NULL OR r.last_updated <= $3)
-  AND ($4::timestamptz IS NULL OR (r.last_updated, r.id) < ($4, $5::bigint))
-ORDER BY r.last_updated DESC, r.id DESC
+SELECT c.record_id AS id, c.last_updated
+FROM tree
+CROSS JOIN LATERAL (
+    SELECT tr.record_id, tr.last_updated
+    FROM data_table_records tr
+    WHERE tr.table_id = tree.id
+      AND tr.last_updated >= coalesce($2::timestamptz, '-infinity')
+      AND tr.last_updated <= coalesce($3::timestamptz, 'infinity')
+      AND (tr.last_updated, tr.record_id) < (coalesce($4::timestamptz, 'infinity'), coalesce($5::bigint, 0))
+    ORDER BY tr.last_updated DESC, tr.record_id DESC
+    LIMIT $6
+) AS c
+GROUP BY c.record_id, c.last_updated
+ORDER BY c.last_updated DESC, c.record_id DESC
 LIMIT $6;
 
 -- name: table_values_json

@@ -1,0 +1,214 @@
+"""Pages that cost what they hold: the per-table record index (data_table_records) follows every
+write and delete, and the page queries reach their records through it, never through the whole
+table. Plans are checked by the rows they touch (EXPLAIN ANALYZE), never by time."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+import asyncpg
+from aiohttp.test_utils import TestClient
+
+from hatd.bundles.repository import Q as BUNDLES
+from hatd.raw.repository import Q as RAW
+from tests.conftest import OWNER, login
+from tests.raw_helpers import KITCHEN, NEST, call, created, fields_by_name, new_table, ok, tables_by_name, walk
+
+
+async def _records_of(client: TestClient[Any, Any], token: str, table_id: int) -> list[str]:
+    return [item["name"] for item in await ok(client, token, f"/data/table/{table_id}/values")]
+
+
+async def _index(database: str) -> set[tuple[int, int]]:
+    conn = await asyncpg.connect(database)
+    try:
+        return {(r["table_id"], r["record_id"]) for r in await conn.fetch("SELECT * FROM data_table_records")}
+    finally:
+        await conn.close()
+
+
+async def test_a_record_leaves_a_table_with_its_last_value_there(client: TestClient[Any, Any], database: str) -> None:
+    token = await login(client, *OWNER)
+    kitchen = await new_table(client, token)
+    tables, f = tables_by_name(kitchen), fields_by_name(kitchen)
+    [item] = await created(client, token, "/data/record/values", [{
+        "record": {"name": "r1"},
+        "values": [
+            {"field": {"id": f["tableTestField"]}, "value": "a"},
+            {"field": {"id": f["tableTestField2"]}, "value": "b"},
+            {"field": {"id": f["tableTestField3"]}, "value": "sub"},
+        ],
+    }])  # fmt: skip
+    record = item["record"]["id"]
+    values = {v["field"]["id"]: v["id"] for v in item["values"]}
+    sub = tables["kitchenElectricity"]
+    assert await _index(database) == {(kitchen["id"], record), (sub, record)}
+    assert await _records_of(client, token, sub) == ["r1"]
+
+    # One of two values in the kitchen goes: the record stays there.
+    assert (await call(client, "DELETE", f"/data/value/{values[f['tableTestField']]}", token))[0] == 200
+    assert await _index(database) == {(kitchen["id"], record), (sub, record)}
+    # Its only value in the subtable goes: it leaves the subtable, and still shows in the kitchen's tree.
+    assert (await call(client, "DELETE", f"/data/value/{values[f['tableTestField3']]}", token))[0] == 200
+    assert await _index(database) == {(kitchen["id"], record)}
+    assert await _records_of(client, token, sub) == []
+    assert await _records_of(client, token, kitchen["id"]) == ["r1"]
+    # The field holding its last kitchen value goes: it leaves the kitchen too.
+    assert (await call(client, "DELETE", f"/data/field/{f['tableTestField2']}", token))[0] == 200
+    assert await _index(database) == set()
+    assert await _records_of(client, token, kitchen["id"]) == []
+
+
+async def test_deleting_a_record_or_a_table_empties_the_index(client: TestClient[Any, Any], database: str) -> None:
+    token = await login(client, *OWNER)
+    kitchen = await new_table(client, token)
+    nest = await new_table(client, token, NEST)
+    f = fields_by_name(kitchen)
+    answer = await created(client, token, "/data/record/values", [
+        {"record": {"name": f"r{i}"}, "values": [
+            {"field": {"id": f["tableTestField"]}, "value": str(i)},
+            {"field": {"id": nest["fields"][0]["id"]}, "value": str(i)},
+        ]}
+        for i in range(3)
+    ])  # fmt: skip
+    ids = [item["record"]["id"] for item in answer]
+    assert len(await _index(database)) == 6
+    assert (await call(client, "DELETE", f"/data/record/{ids[0]}", token))[0] == 200
+    assert await _index(database) == {(t, r) for t in (kitchen["id"], nest["id"]) for r in ids[1:]}
+    assert (await call(client, "DELETE", f"/data/table/{kitchen['id']}", token))[0] == 200
+    assert await _index(database) == {(nest["id"], r) for r in ids[1:]}
+    assert await _records_of(client, token, nest["id"]) == ["r2", "r1"]
+
+
+async def test_a_table_linked_later_brings_its_records_into_the_tree(client: TestClient[Any, Any]) -> None:
+    token = await login(client, *OWNER)
+    kitchen = await new_table(client, token)
+    nest = await new_table(client, token, NEST)
+    f = fields_by_name(kitchen)
+    await created(client, token, "/data/record/values", [
+        {"record": {"name": "kitchen-only", "lastUpdated": "2020-01-01T00:00:00Z"},
+         "values": [{"field": {"id": f["tableTestField"]}, "value": "k"}]},
+        {"record": {"name": "nest-only", "lastUpdated": "2021-01-01T00:00:00Z"},
+         "values": [{"field": {"id": nest["fields"][0]["id"]}, "value": "n"}]},
+    ])  # fmt: skip
+    assert await _records_of(client, token, kitchen["id"]) == ["kitchen-only"]
+    assert (await call(client, "POST", f"/data/table/{kitchen['id']}/table/{nest['id']}", token, {}))[0] == 201
+    assert await _records_of(client, token, kitchen["id"]) == ["nest-only", "kitchen-only"]
+
+
+async def test_pages_over_a_tree_list_each_record_once_newest_first(client: TestClient[Any, Any]) -> None:
+    token = await login(client, *OWNER)
+    kitchen = await new_table(client, token)
+    f = fields_by_name(kitchen)
+    # Records holding values in the table, its subtable, or both; some at the same time (ties by id).
+    body = []
+    for i in range(23):
+        held = (
+            [f["tableTestField"]]
+            if i % 3 == 0
+            else [f["tableTestField3"]]
+            if i % 3 == 1
+            else [f["tableTestField2"], f["tableTestField4"]]
+        )
+        body.append(
+            {
+                "record": {"name": f"r{i}", "lastUpdated": f"2020-01-{1 + i // 2:02d}T00:00:00Z"},
+                "values": [{"field": {"id": fid}, "value": str(i)} for fid in held],
+            }
+        )
+    answer = await created(client, token, "/data/record/values", body)
+    expected = [
+        item["record"]["name"]
+        for item in sorted(answer, key=lambda item: (item["record"]["lastUpdated"], item["record"]["id"]), reverse=True)
+    ]
+    for limit in (1, 4, 23, 50):
+        pages = await walk(client, token, f"/data/table/{kitchen['id']}/values?limit={limit}")
+        assert [item["name"] for body_, _ in pages for item in body_] == expected
+        assert all(len(body_) <= limit for body_, _ in pages)
+    # A window, paged.
+    pages = await walk(
+        client,
+        token,
+        f"/data/table/{kitchen['id']}/values?limit=2&starttime=2020-01-03T00:00:00Z&endtime=2020-01-05T00:00:00Z",
+    )
+    assert [item["name"] for body_, _ in pages for item in body_] == ["r9", "r8", "r7", "r6", "r5", "r4"]
+
+
+# -- plans: a page touches what it holds ------------------------------------------------------
+
+
+def _scans(plan: Any, relation: str) -> list[dict[str, Any]]:
+    """Every scan node of `relation` in an EXPLAIN (FORMAT JSON) plan."""
+    found = []
+    if plan.get("Relation Name") == relation:
+        found.append(plan)
+    for child in plan.get("Plans", []):
+        found += _scans(child, relation)
+    return found
+
+
+async def _explain(conn: asyncpg.Connection, query: str, *args: Any) -> Any:
+    """The executed plan of `query` as a generic plan: the one a prepared statement settles on
+    after a few runs, where a "$1 IS NULL OR ..." bound cannot reach the index."""
+    await conn.execute("SET plan_cache_mode = force_generic_plan")
+    statement = await conn.prepare(f"EXPLAIN (ANALYZE, FORMAT JSON) {query.rstrip().rstrip(';')}")
+    [[row]] = await statement.fetch(*args)
+    return json.loads(row)[0]["Plan"] if isinstance(row, str) else row[0]["Plan"]
+
+
+async def _fill(conn: asyncpg.Connection, table_id: int, field_ids: list[int], records: int) -> None:
+    await conn.execute(
+        "INSERT INTO data_records (name, last_updated) SELECT 'r' || i, '2020-01-01'::timestamptz + i * interval '1 minute' "
+        "FROM generate_series(1, $1) AS i",
+        records,
+    )
+    await conn.execute(
+        "INSERT INTO data_values (value, field_id, record_id) SELECT r.id::text, f, r.id "
+        "FROM data_records r CROSS JOIN unnest($1::bigint[]) AS f",
+        field_ids,
+    )
+
+
+async def test_a_table_page_reads_only_its_records_from_the_index(client: TestClient[Any, Any], database: str) -> None:
+    token = await login(client, *OWNER)
+    kitchen = await new_table(client, token, KITCHEN)
+    f = fields_by_name(kitchen)
+    conn = await asyncpg.connect(database)
+    try:
+        await _fill(conn, kitchen["id"], [f["tableTestField"], f["tableTestField3"]], 3000)
+        await conn.execute("ANALYZE")
+        for args in (
+            (kitchen["id"], None, None, None, None, 11),  # the latest page
+            (kitchen["id"], None, None, "2020-01-01T10:00:00Z", 10**6, 11),  # a page deep in the table
+            (kitchen["id"], "2020-01-01T01:00:00Z", "2020-01-02T00:00:00Z", None, None, 11),  # a window
+        ):
+            parsed = [dt.datetime.fromisoformat(a.replace("Z", "+00:00")) if isinstance(a, str) else a for a in args]
+            plan = await _explain(conn, RAW.table_record_page, *parsed)
+            scans = _scans(plan, "data_table_records")
+            assert scans, plan
+            # Two tables in the tree, each giving at most a page (11 rows) from the index.
+            assert sum(s["Actual Rows"] * s["Actual Loops"] for s in scans) <= 2 * 11, scans
+            assert not _scans(plan, "data_values"), plan
+    finally:
+        await conn.close()
+
+
+async def test_a_bundle_page_reads_only_its_records_from_the_index(client: TestClient[Any, Any], database: str) -> None:
+    token = await login(client, *OWNER)
+    kitchen = await new_table(client, token, KITCHEN)
+    f = fields_by_name(kitchen)
+    bundle = await created(client, token, "/bundles/contextless", {
+        "name": "kitchen", "bundleTable": [{"name": "kitchen", "table": {"id": kitchen["id"]}}],
+    })  # fmt: skip
+    conn = await asyncpg.connect(database)
+    try:
+        await _fill(conn, kitchen["id"], [f["tableTestField"], f["tableTestField3"]], 3000)
+        await conn.execute("ANALYZE")
+        plan = await _explain(conn, BUNDLES.bundle_values_json, bundle["id"], None, None, 10, None, None, None, False)
+        scans = _scans(plan, "data_table_records")
+        assert scans, plan
+        assert sum(s["Actual Rows"] * s["Actual Loops"] for s in scans) <= 2 * 11, scans
+    finally:
+        await conn.close()
