@@ -162,3 +162,12 @@ async def transaction(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
     if it raises. Every request that writes goes through here, once."""
     async with pool.acquire() as conn, conn.transaction():
         yield conn
+
+
+@asynccontextmanager
+async def snapshot(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
+    """A connection inside one read-only transaction that sees the database as it was when it
+    began: a read made of several queries (a page, then its records a chunk at a time, while
+    they are written to the client) gives one consistent answer."""
+    async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+        yield conn

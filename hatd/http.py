@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import ipaddress
 import json
+import logging
 import re
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import marshmallow
@@ -16,6 +18,8 @@ from aiohttp import web
 from hatd.errors import BadRequest, NotFound
 from hatd.fields import MAX_ID
 from hatd.state import SETTINGS
+
+log = logging.getLogger(__name__)
 
 # A JSON \u0000 escape (not an escaped backslash followed by "u0000"): PostgreSQL text cannot hold NUL.
 _JSON_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
@@ -124,6 +128,32 @@ def parse_query(request: web.Request, schema: type[marshmallow.Schema]) -> Any:
 
 def json_response(data: Any, *, status: int = 200) -> web.Response:
     return web.Response(text=json.dumps(data), status=status, content_type="application/json")
+
+
+async def stream_json(
+    request: web.Request, parts: AsyncIterator[str], *, headers: Mapping[str, str] | None = None
+) -> web.StreamResponse:
+    """A 200 whose JSON body is written as `parts` come (chunked), so a large read never sits
+    whole in memory. Whatever can fail on the request must fail before: once the status is sent,
+    a failure can only cut the body short, and the connection is closed so that the client sees
+    an incomplete answer rather than a complete-looking wrong one."""
+    response = web.StreamResponse(status=200, headers=headers)
+    response.content_type = "application/json"
+    response.charset = "utf-8"
+    await response.prepare(request)
+    if request.method != "HEAD":
+        try:
+            async for part in parts:
+                await response.write(part.encode())
+        except (asyncio.CancelledError, ConnectionError):
+            raise
+        except Exception:
+            log.exception("a streamed answer to %s %s failed after it began", request.method, request.rel_url.path)
+            if request.transport is not None:
+                request.transport.close()
+            return response
+    await response.write_eof()
+    return response
 
 
 def json_text(text: str, *, status: int = 200) -> web.Response:

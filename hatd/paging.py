@@ -4,13 +4,14 @@ bound to the read it was made for."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 from aiohttp import web
 from marshmallow import ValidationError
 
 from hatd.errors import BadRequest
-from hatd.http import json_text, page_limit, parse_query, validation_cause
+from hatd.http import json_text, page_limit, parse_query, stream_json, validation_cause
 from hatd.raw.repository import Window
 from hatd.raw.schemas import PageQuerySchema, decode_cursor, encode_cursor
 from hatd.state import SETTINGS
@@ -27,12 +28,23 @@ def read_page(request: web.Request, scope: str) -> tuple[Window, tuple[Any, Any]
     return (query["starttime"], query["endtime"]), after, limit
 
 
+def _link(request: web.Request, scope: str, more: Any) -> dict[str, str]:
+    """The Link header to the next page when `more` (the position after this page) is given."""
+    if more is None:
+        return {}
+    # The next page's URL, without any token the client put in the query: headers get logged.
+    query = {k: v for k, v in request.query.items() if k.lower() not in ("access_token", "x-auth-token")}
+    following = request.rel_url.with_query({**query, "cursor": encode_cursor(scope, *more)})
+    return {"Link": f'<{request.app[SETTINGS].address}{following}>; rel="next"'}
+
+
 def paged(request: web.Request, scope: str, text: str, more: Any) -> web.Response:
     """The page, with a Link to the next one when `more` (the position after this page) is given."""
     response = json_text(text)
-    if more is not None:
-        # The next page's URL, without any token the client put in the query: headers get logged.
-        query = {k: v for k, v in request.query.items() if k.lower() not in ("access_token", "x-auth-token")}
-        following = request.rel_url.with_query({**query, "cursor": encode_cursor(scope, *more)})
-        response.headers["Link"] = f'<{request.app[SETTINGS].address}{following}>; rel="next"'
+    response.headers.update(_link(request, scope, more))
     return response
+
+
+async def paged_stream(request: web.Request, scope: str, parts: AsyncIterator[str], more: Any) -> web.StreamResponse:
+    """The page written as it is produced, with a Link to the next one as `paged` gives it."""
+    return await stream_json(request, parts, headers=_link(request, scope, more))

@@ -206,9 +206,100 @@ async def test_a_bundle_page_reads_only_its_records_from_the_index(client: TestC
     try:
         await _fill(conn, kitchen["id"], [f["tableTestField"], f["tableTestField3"]], 3000)
         await conn.execute("ANALYZE")
-        plan = await _explain(conn, BUNDLES.bundle_values_json, bundle["id"], None, None, 10, None, None, None, False)
+        plan = await _explain(conn, BUNDLES.bundle_record_page, bundle["id"], None, None, 10, None, None, None)
         scans = _scans(plan, "data_table_records")
         assert scans, plan
         assert sum(s["Actual Rows"] * s["Actual Loops"] for s in scans) <= 2 * 11, scans
     finally:
         await conn.close()
+
+
+# -- streamed pages ---------------------------------------------------------------------------
+
+
+async def test_a_page_longer_than_a_chunk_is_whole_and_in_order(client: TestClient[Any, Any], monkeypatch: Any) -> None:
+    """Pages are written a chunk of records at a time: with chunks of 3, a page of 10 is the same
+    array as the pages of 1 that walk it, and a record deleted is simply not there."""
+    import hatd.jsontext
+
+    monkeypatch.setattr(hatd.jsontext, "CHUNK", 3)
+    monkeypatch.setattr(hatd.jsontext.array, "__defaults__", (3,))
+    token = await login(client, *OWNER)
+    kitchen = await new_table(client, token)
+    f = fields_by_name(kitchen)
+    answer = await created(client, token, "/data/record/values", [
+        {"record": {"name": f"r{i}", "lastUpdated": f"2020-01-{i + 1:02d}T00:00:00Z"},
+         "values": [{"field": {"id": f["tableTestField"]}, "value": str(i)},
+                    {"field": {"id": f["tableTestField3"]}, "value": str(i)}]}
+        for i in range(10)
+    ])  # fmt: skip
+    response = await client.get(f"/data/table/{kitchen['id']}/values?limit=10", headers={"X-Auth-Token": token})
+    assert response.status == 200
+    assert response.headers.get("Transfer-Encoding") == "chunked"
+    whole = await response.json()
+    walked = [item for body, _ in await walk(client, token, f"/data/table/{kitchen['id']}/values?limit=1")
+              for item in body]  # fmt: skip
+    assert whole == walked
+    assert [item["name"] for item in whole] == [f"r{i}" for i in reversed(range(10))]
+    assert (
+        await client.get(f"/data/table/{kitchen['id']}/values?limit=0", headers={"X-Auth-Token": token})
+    ).status == 200
+    # An empty page is [] and a HEAD has no body.
+    assert await ok(client, token, f"/data/table/{kitchen['id']}/values?endtime=2000-01-01T00:00:00Z") == []
+    head = await client.head(f"/data/table/{kitchen['id']}/values", headers={"X-Auth-Token": token})
+    assert head.status == 200 and await head.read() == b""
+    assert answer
+
+
+async def test_a_failure_while_writing_cuts_the_answer_short(client: TestClient[Any, Any], monkeypatch: Any) -> None:
+    """Once a streamed page has begun, a failure cannot become an error status: the connection is
+    closed, so the client sees a broken answer, never a complete-looking wrong one."""
+    import aiohttp
+
+    from hatd.raw import repository
+
+    token = await login(client, *OWNER)
+    kitchen = await new_table(client, token)
+    f = fields_by_name(kitchen)
+    await created(client, token, "/data/record/values", [
+        {"record": {"name": f"r{i}"}, "values": [{"field": {"id": f["tableTestField"]}, "value": str(i)}]}
+        for i in range(3)
+    ])  # fmt: skip
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        async def parts() -> Any:
+            yield "["
+            raise RuntimeError("the database went away")
+
+        return parts()
+
+    monkeypatch.setattr(repository, "records_json", broken)
+    # Straight through aiohttp, past the test client's check of every answer against its schema.
+    url = client.make_url(f"/data/table/{kitchen['id']}/values")
+    async with aiohttp.ClientSession() as session, session.get(url, headers={"X-Auth-Token": token}) as response:
+        assert response.status == 200
+        try:
+            body = await response.read()
+        except aiohttp.ClientPayloadError:
+            return
+    raise AssertionError(f"a cut answer was delivered as if whole: {body!r}")
+
+
+async def test_contextual_values_page_by_entity(client: TestClient[Any, Any]) -> None:
+    token = await login(client, *OWNER)
+    things = [await created(client, token, "/thing", {"name": f"thing {i}"}) for i in range(5)]
+    await created(client, token, "/person", {"name": "Me", "personId": "me.hat"})
+    bundle = await created(client, token, "/bundles/context", {"name": "things", "entities": [{"entityKind": "thing"}]})
+    path = f"/bundles/context/{bundle['id']}/values"
+    whole = await ok(client, token, path)
+    assert [item["thing"]["name"] for item in whole] == [t["name"] for t in things]
+    pages = await walk(client, token, path + "?limit=2")
+    assert [len(body) for body, _ in pages] == [2, 2, 1]
+    assert [item for body, _ in pages for item in body] == whole
+    # A cursor belongs to its bundle.
+    other = await created(client, token, "/bundles/context", {"name": "all", "entities": [{"entityKind": "person"}]})
+    cursor = pages[0][1].split("cursor=")[1].split(">")[0]
+    status, body = await call(client, "GET", f"/bundles/context/{other['id']}/values?cursor={cursor}", token)
+    assert status == 400 and "cursor" in body["cause"]
+    status, body = await call(client, "GET", path + "?limit=-1", token)
+    assert status == 400

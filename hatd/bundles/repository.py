@@ -4,10 +4,13 @@ PostgreSQL, raises domain errors; knows nothing of HTTP."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
 
+from hatd import jsontext
 from hatd.bundles.schemas import bundle_tables
 from hatd.db import Conn, fetch_json, queries
 from hatd.errors import BadRequest, NotFound
@@ -153,19 +156,60 @@ def unpack_position(packed: int) -> tuple[int, int]:
     return record_id, position
 
 
+@dataclass(frozen=True)
+class ValuesPage:
+    """A page of a values read: its JSON body as it is produced, how many records (or entities) it
+    holds, and the position after it when another page follows."""
+
+    parts: AsyncIterator[str]
+    records: int
+    more: tuple[dt.datetime, int] | None
+
+
+def _records_json(
+    conn: Conn, table_id: int, record_ids: Sequence[int], within: list[int], fields: list[int] | None, pretty: bool
+) -> AsyncIterator[str]:
+    """The records as raw's table values read gives them (records_values_json in raw.sql)."""
+
+    async def chunk(ids: Sequence[int]) -> str | None:
+        text: str | None = await conn.fetchval(RAW.records_values_json, table_id, ids, within, fields, pretty)
+        return text
+
+    return jsontext.array(record_ids, chunk)
+
+
 async def bundle_values(
     conn: Conn, bundle_id: int, window: tuple[Any, Any], after: tuple[Any, Any], limit: int, *, pretty: bool = False
-) -> tuple[str, int, tuple[dt.datetime, int] | None]:
-    """A page of the bundle's data groups as JSON text: up to `limit` records over all its tables,
-    newest first, in the window, passing the slices, after the cursor position `after` (time,
-    packed id). Also how many records it holds, and the position after it when more follow."""
+) -> ValuesPage:
+    """A page of the bundle's data groups: up to `limit` records over all its tables, newest
+    first, in the window, passing the slices, after the cursor position `after` (time, packed id),
+    each group's records written a chunk at a time into the envelope PostgreSQL builds."""
+    mark = jsontext.marker()
+    envelope: str | None = await conn.fetchval(Q.bundle_values_envelope, bundle_id, mark)
+    if envelope is None:
+        raise NotFound(f"There is no contextless bundle with id {bundle_id}")
     when, packed = after
     record_id, position = unpack_position(packed) if packed is not None else (None, None)
-    row = await conn.fetchrow(Q.bundle_values_json, bundle_id, *window, limit, when, record_id, position, pretty)
-    if row is None:
-        raise NotFound(f"There is no contextless bundle with id {bundle_id}")
-    more = (row["last_updated"], pack_position(row["last_id"], row["last_position"])) if row["more"] else None
-    return row["body"], row["records"], more
+    rows = await conn.fetch(Q.bundle_record_page, bundle_id, *window, limit, when, record_id, position)
+    page = rows[:limit]
+    last = page[-1] if len(rows) > limit else None
+    more = (last["last_updated"], pack_position(last["id"], last["position"])) if last else None
+    groups = {g["position"]: g for g in await conn.fetch(Q.bundle_groups, bundle_id)}
+    ids_of: dict[int, list[int]] = {}
+    for row in page:
+        ids_of.setdefault(row["position"], []).append(row["id"])
+
+    async def parts() -> AsyncIterator[str]:
+        for piece in jsontext.split_envelope(envelope, mark):
+            if isinstance(piece, str):
+                yield piece
+                continue
+            group = groups[piece]
+            records = ids_of.get(piece, [])
+            async for part in _records_json(conn, group["table_id"], records, group["within"], group["fields"], pretty):
+                yield part
+
+    return ValuesPage(parts(), len(page), more)
 
 
 async def bundles_holding(conn: Conn, table_ids: list[int], field_ids: list[int]) -> list[str]:
@@ -233,10 +277,21 @@ async def require_entity_selection(conn: Conn, bundle_id: int, selection_id: int
         raise NotFound(f"Contextual bundle {bundle_id} has no entity selection {selection_id}")
 
 
-async def contextual_values(conn: Conn, bundle_id: int) -> tuple[str, int]:
-    """The selected entities with the admitted properties and their values, as a JSON array
-    (text); and how many entities."""
-    row = await conn.fetchrow(Q.contextual_values_json, bundle_id)
-    if row is None:
+# Entities page by id alone: their cursor's time is this, always.
+ENTITY_PAGE_TIME = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+async def contextual_values(conn: Conn, bundle_id: int, after: tuple[Any, Any], limit: int) -> ValuesPage:
+    """A page of the entities the bundle selects, in id order after the cursor's, with the
+    properties its selectors admit and their values, as a JSON array written a chunk at a time."""
+    if not await conn.fetchval(Q.contextual_bundle_exists, bundle_id):
         raise NotFound(f"There is no contextual bundle with id {bundle_id}")
-    return row["body"], row["records"]
+    rows = await conn.fetch(Q.contextual_entity_page, bundle_id, after[1], limit + 1)
+    page = [row["id"] for row in rows[:limit]]
+    more = (ENTITY_PAGE_TIME, page[-1]) if len(rows) > limit else None
+
+    async def chunk(ids: Sequence[int]) -> str | None:
+        text: str | None = await conn.fetchval(Q.contextual_values_json, bundle_id, ids)
+        return text
+
+    return ValuesPage(jsontext.array(page, chunk), len(page), more)

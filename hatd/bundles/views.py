@@ -22,8 +22,8 @@ from hatd.bundles.schemas import (
     PropertySelectorSchema,
 )
 from hatd.http import json_text, parse_body, parse_query, path_id
-from hatd.paging import paged, read_page
-from hatd.raw.schemas import PrettyQuerySchema
+from hatd.paging import paged_stream, read_page
+from hatd.raw.schemas import PageQuerySchema, PrettyQuerySchema
 from hatd.routing import OWNER, Route
 from hatd.state import POOL
 
@@ -40,13 +40,14 @@ async def get_bundle(request: web.Request) -> web.Response:
     return json_text(await repository.bundle(request.app[POOL], path_id(request, "id", "contextless bundle")))
 
 
-async def bundle_values(request: web.Request) -> web.Response:
+async def bundle_values(request: web.Request) -> web.StreamResponse:
     bundle_id = path_id(request, "id", "contextless bundle")
     scope = f"bundle:{bundle_id}"
     window, after, limit = read_page(request, scope)
     pretty = parse_query(request, PrettyQuerySchema)["pretty"]
-    text, _, more = await repository.bundle_values(request.app[POOL], bundle_id, window, after, limit, pretty=pretty)
-    return paged(request, scope, text, more)
+    async with db.snapshot(request.app[POOL]) as conn:
+        page = await repository.bundle_values(conn, bundle_id, window, after, limit, pretty=pretty)
+        return await paged_stream(request, scope, page.parts, page.more)
 
 
 async def create_contextual(request: web.Request) -> web.Response:
@@ -61,10 +62,13 @@ async def get_contextual(request: web.Request) -> web.Response:
     return json_text(await repository.contextual_bundle(request.app[POOL], bundle_id))
 
 
-async def contextual_values(request: web.Request) -> web.Response:
+async def contextual_values(request: web.Request) -> web.StreamResponse:
     bundle_id = path_id(request, "id", "contextual bundle")
-    text, _ = await repository.contextual_values(request.app[POOL], bundle_id)
-    return json_text(text)
+    scope = f"context:{bundle_id}"
+    _, after, limit = read_page(request, scope)
+    async with db.snapshot(request.app[POOL]) as conn:
+        page = await repository.contextual_values(conn, bundle_id, after, limit)
+        return await paged_stream(request, scope, page.parts, page.more)
 
 
 async def add_entity_selection(request: web.Request) -> web.Response:
@@ -114,10 +118,11 @@ ROUTES = [
     Route("GET", CONTEXT, get_contextual, name="get_bundle_contextual", roles=OWNER_ONLY, aliases=(CONTEXT_ONE,),
           response=ContextualBundleSchema, summary="A contextual bundle's selectors"),
     Route("GET", CONTEXT + "/values", contextual_values, name="bundle_contextual_values", roles=OWNER_ONLY,
-          aliases=(CONTEXT_ONE + "/values",), response=ContextualValuesItemSchema, many=True,
+          aliases=(CONTEXT_ONE + "/values",), query=PageQuerySchema, response=ContextualValuesItemSchema, many=True,
           summary="The selected entities, with the properties their selectors admit and those values",
           description="[{\"kind\": \"person\", \"person\": {id, name, personId, staticProperties, "
-          "dynamicProperties}}]; links to other entities are not followed."),
+          "dynamicProperties}}]; links to other entities are not followed. Paged by entity, in id order: up "
+          "to `limit` entities, and a Link header to the next page (starttime/endtime do not apply)."),
     Route("POST", CONTEXT + "/entitySelection", add_entity_selection, name="add_entity_selection",
           roles=OWNER_ONLY, aliases=(CONTEXT_ONE + "/entitySelection",), body=EntitySelectorSchema,
           response=EntitySelectionSchema, status=201,

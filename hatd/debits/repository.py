@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
@@ -13,7 +14,7 @@ import asyncpg
 from hatd.bundles import repository as bundles
 from hatd.db import Conn, queries
 from hatd.errors import BadRequest, Forbidden, NotFound
-from hatd.raw.repository import Position, Window
+from hatd.raw.repository import Window
 from hatd.routing import OWNER, PLATFORM
 
 Q = queries("debits")
@@ -114,9 +115,11 @@ async def values(
     limit: int,
     *,
     pretty: bool = False,
-) -> tuple[str, Position | None]:
-    """The debit's fields and its bundle's data, for the owner always and for the proposer only
-    while the debit is enabled and now lies in its window. Every read is logged."""
+) -> bundles.ValuesPage:
+    """The debit's fields and a page of its bundle's data, for the owner always and for the
+    proposer only while the debit is enabled and now lies in its window. Every read is logged
+    (here, before a word of it is written: run this in its own transaction and commit it, then
+    write the parts, which read the records a chunk at a time)."""
     row = await _debit_for(conn, key, user_id, role, reading=True)
     if role != OWNER:
         now = dt.datetime.now(dt.UTC)
@@ -126,19 +129,23 @@ async def values(
             raise Forbidden("This data debit has not started yet")
         if now >= row["end_date"]:
             raise Forbidden("This data debit has ended")
-    more = None
     if row["kind"] == "contextless":
-        body, records, more = await bundles.bundle_values(
-            conn, row["bundle_contextless_id"], window, after, limit, pretty=pretty
-        )
+        page = await bundles.bundle_values(conn, row["bundle_contextless_id"], window, after, limit, pretty=pretty)
         part = "bundleContextless"
     else:
-        body, records = await bundles.contextual_values(conn, row["bundle_contextual_id"])
+        page = await bundles.contextual_values(conn, row["bundle_contextual_id"], after, limit)
         part = "bundleContextual"
-    await conn.execute(Q.log, row["key"], uuid.UUID(user_id), "values", records)
+    await conn.execute(Q.log, row["key"], uuid.UUID(user_id), "values", page.records)
     debit_text: str = await conn.fetchval(Q.debit_fields_json, row["key"])
-    # Two JSON texts PostgreSQL built, joined without decoding either: {...debit, "bundleContextless": {...}}.
-    return f'{debit_text[:-1]}, "{part}": {body}}}', more
+
+    # Texts PostgreSQL built, joined without decoding any: {...debit, "bundleContextless": {...}}.
+    async def parts() -> AsyncIterator[str]:
+        yield f'{debit_text[:-1]}, "{part}": '
+        async for piece in page.parts:
+            yield piece
+        yield "}"
+
+    return bundles.ValuesPage(parts(), page.records, page.more)
 
 
 async def log(conn: Conn, key: str) -> str:

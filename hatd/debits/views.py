@@ -11,7 +11,7 @@ from hatd.bundles.schemas import BundleValuesQuerySchema
 from hatd.debits import repository
 from hatd.debits.schemas import DebitSchema, DebitStateSchema, LogEntrySchema, ProposeSchema
 from hatd.http import json_response, json_text, parse_body, parse_query
-from hatd.paging import paged, read_page
+from hatd.paging import paged_stream, read_page
 from hatd.raw.schemas import PrettyQuerySchema
 from hatd.routing import DATA_DEBIT, OWNER, PLATFORM, Route
 from hatd.services import repository as services
@@ -49,17 +49,19 @@ async def disable(request: web.Request) -> web.Response:
     return await _set_enabled(request, False)
 
 
-async def values(request: web.Request) -> web.Response:
+async def values(request: web.Request) -> web.StreamResponse:
     key = request.match_info["key"]
     scope = f"debit:{key[:36]}"
     window, after, limit = read_page(request, scope)
     pretty = parse_query(request, PrettyQuerySchema)["pretty"]
     caller = request[CALLER]
-    async with db.transaction(request.app[POOL]) as conn:
-        text, more = await repository.values(
-            conn, key, caller.user_id, caller.role, window, after, limit, pretty=pretty
-        )
-    return paged(request, scope, text, more)
+    async with request.app[POOL].acquire() as conn:
+        # The read is checked and logged first, and the log kept even if the client goes away
+        # while the records are being written.
+        async with conn.transaction():
+            page = await repository.values(conn, key, caller.user_id, caller.role, window, after, limit, pretty=pretty)
+        async with conn.transaction(isolation="repeatable_read", readonly=True):
+            return await paged_stream(request, scope, page.parts, page.more)
 
 
 async def list_debits(request: web.Request) -> web.Response:

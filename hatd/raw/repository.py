@@ -4,10 +4,13 @@ JSON text built by PostgreSQL or plain data, raises domain errors; knows nothing
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
 
+from hatd import jsontext
 from hatd.bundles import repository as bundles
 from hatd.db import Conn, fetch_json, queries
 from hatd.errors import BadRequest, Conflict, NotFound
@@ -190,43 +193,67 @@ Position = tuple[dt.datetime, int]
 Window = tuple[Any, Any]
 
 
+@dataclass(frozen=True)
+class Page:
+    """The rows of a page, in order, and the position after it when another page follows."""
+
+    ids: list[int]
+    more: Position | None
+
+
 async def _page(
-    conn: Conn,
-    page_query: str,
-    json_query: str,
-    item_id: int,
-    window: tuple[Any, Any],
-    after: tuple[Any, Any],
-    limit: int,
-) -> tuple[str | None, Position | None]:
-    """Runs a page query (limit + 1 rows, to know whether more follow) and the JSON query for the
-    page; returns the JSON text and the position after the page when another follows."""
+    conn: Conn, page_query: str, item_id: int, window: tuple[Any, Any], after: tuple[Any, Any], limit: int
+) -> Page:
+    """Runs a page query (limit + 1 rows, to know whether more follow)."""
     rows = await conn.fetch(page_query, item_id, *window, *after, limit + 1)
     page = rows[:limit]
-    text: str | None = await conn.fetchval(json_query, item_id, [r["id"] for r in page])
-    return text, (page[-1]["last_updated"], page[-1]["id"]) if len(rows) > limit else None
+    return Page([r["id"] for r in page], (page[-1]["last_updated"], page[-1]["id"]) if len(rows) > limit else None)
+
+
+async def table_page(conn: Conn, table_id: int, window: tuple[Any, Any], after: tuple[Any, Any], limit: int) -> Page:
+    """The records of a page under a table, newest first: those with values anywhere in its tree."""
+    await _require_table(conn, table_id)
+    return await _page(conn, Q.table_record_page, table_id, window, after, limit)
+
+
+def records_json(
+    conn: Conn,
+    table_id: int,
+    record_ids: Sequence[int],
+    *,
+    within: list[int] | None = None,
+    fields: list[int] | None = None,
+    pretty: bool = False,
+) -> AsyncIterator[str]:
+    """The records, each with the tree under the table and its values (only the tables `within`
+    and the `fields`, when given; or, `pretty`, flattened to {field: value}), as a JSON array
+    written a chunk of records at a time."""
+
+    async def chunk(ids: Sequence[int]) -> str | None:
+        text: str | None = await conn.fetchval(Q.records_values_json, table_id, ids, within, fields, pretty)
+        return text
+
+    return jsontext.array(record_ids, chunk)
 
 
 async def table_values(
     conn: Conn, table_id: int, window: tuple[Any, Any], after: tuple[Any, Any], limit: int, *, pretty: bool = False
 ) -> tuple[str, Position | None]:
     """A page of records under a table, each with the tree and its values (or, `pretty`, flattened
-    to {field: value}), as a JSON array (text)."""
-    await _require_table(conn, table_id)
-    shape = Q.table_values_pretty_json if pretty else Q.table_values_json
-    text, more = await _page(conn, Q.table_record_page, shape, table_id, window, after, limit)
-    assert text is not None
-    return text, more
+    to {field: value}), as a JSON array (text), whole."""
+    page = await table_page(conn, table_id, window, after, limit)
+    return await jsontext.joined(records_json(conn, table_id, page.ids, pretty=pretty)), page.more
 
 
 async def field_values(
     conn: Conn, field_id: int, window: tuple[Any, Any], after: tuple[Any, Any], limit: int
 ) -> tuple[str, Position | None]:
     """A field with a page of its values, as JSON text."""
-    text, more = await _page(conn, Q.field_value_page, Q.field_values_json, field_id, window, after, limit)
+    page = await _page(conn, Q.field_value_page, field_id, window, after, limit)
+    text: str | None = await conn.fetchval(Q.field_values_json, field_id, page.ids)
     if text is None:
         raise NotFound(f"There is no field with id {field_id}")
-    return text, more
+    return text, page.more
 
 
 async def record_values(conn: Conn, record_id: int, *, pretty: bool = False) -> str:

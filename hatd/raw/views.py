@@ -8,7 +8,7 @@ from aiohttp import web
 
 from hatd import db
 from hatd.http import json_text, load, parse_body, parse_query, path_id, read_json
-from hatd.paging import paged, read_page
+from hatd.paging import paged, paged_stream, read_page
 from hatd.raw import repository
 from hatd.raw.schemas import (
     DeletedSchema,
@@ -129,13 +129,15 @@ async def create_values(request: web.Request) -> web.Response:
 # -- values out ------------------------------------------------------------------------------
 
 
-async def table_values(request: web.Request) -> web.Response:
+async def table_values(request: web.Request) -> web.StreamResponse:
     table_id = path_id(request, "id", "table")
     scope = f"table:{table_id}"
     window, after, limit = read_page(request, scope)
     pretty = parse_query(request, PrettyQuerySchema)["pretty"]
-    text, more = await repository.table_values(request.app[POOL], table_id, window, after, limit, pretty=pretty)
-    return paged(request, scope, text, more)
+    async with db.snapshot(request.app[POOL]) as conn:
+        page = await repository.table_page(conn, table_id, window, after, limit)
+        records = repository.records_json(conn, table_id, page.ids, pretty=pretty)
+        return await paged_stream(request, scope, records, page.more)
 
 
 async def field_values(request: web.Request) -> web.Response:

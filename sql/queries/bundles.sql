@@ -34,104 +34,82 @@ SELECT coalesce(array_agg(id), '{}') FROM data_fields WHERE id = ANY ($1::bigint
 -- Returns a bundle's structure (tables, slices, conditions) as JSON text.
 SELECT bundle_contextless_json($1)::text;
 
--- name: bundle_values_json
--- Returns a page of bundle $1's data as JSON text: {"id", "name", "dateCreated", "lastUpdated",
--- "dataGroups": [{bundle table name: {"id", "name", "table", "data": [records]}}]}, each record
--- shaped as GET /data/table/{id}/values gives it (only the tables the bundle table held when it was
--- made), or, with $8, as pretty=true gives it. A bundle made of datasets (the original's later
--- dialect) answers in that dialect: "dataGroups": {source: [{"name", "table" (its structure),
--- "data"}]}, each record holding only the fields the dataset named. The page: up to $4 (record,
--- bundle table) pairs over all the bundle's tables, newest record first, in the window [$2, $3] on
--- lastUpdated, passing the slices, and after the cursor ($5 time, $6 record id, $7 table position)
--- when given. Also: how many records the page holds, whether more follow, and the last pair's
--- position. One query whatever the number of tables; it costs what the page holds (times the
--- tables), not what the tables hold.
-WITH candidates AS (
-    -- Each table of each bundle table gives at most $4 + 1 records from its index, in order, so a
-    -- page costs what it holds (see table_record_page in raw.sql). A bundle table's cursor bound is
-    -- (time, record) <= the cursor's for tables before the cursor's position, < for the others:
-    -- ids are whole numbers, so "<= id" is "< id + 1".
-    SELECT c.bundle_table_id, c.position, c.id, c.last_updated
-    FROM (
-        SELECT bt.id AS bundle_table_id, bt.position, tr.record_id AS id, tr.last_updated
-        FROM bundle_tables bt
-        LEFT JOIN bundle_datasets ds ON ds.bundle_table_id = bt.id
-        CROSS JOIN LATERAL unnest(bt.tree) AS tree (table_id)
-        CROSS JOIN LATERAL (
-            SELECT tr.record_id, tr.last_updated
-            FROM data_table_records tr
-            WHERE tr.table_id = tree.table_id
-              AND tr.last_updated >= coalesce($2::timestamptz, '-infinity')
-              AND tr.last_updated <= coalesce($3::timestamptz, 'infinity')
-              AND (tr.last_updated, tr.record_id)
-                  < (coalesce($5::timestamptz, 'infinity'),
-                     coalesce($6::bigint, 0) + CASE WHEN bt.position < $7::integer THEN 1 ELSE 0 END)
-              -- A dataset holds the records with values in the fields it names.
-              AND (ds.field_ids IS NULL OR EXISTS (
-                  SELECT 1 FROM data_values v
-                  WHERE v.record_id = tr.record_id AND v.field_id = ANY (ds.field_ids)))
-              AND (NOT EXISTS (SELECT 1 FROM bundle_slices s WHERE s.bundle_table_id = bt.id)
-                   OR EXISTS (
-                       SELECT 1 FROM bundle_slices s
-                       WHERE s.bundle_table_id = bt.id
-                         AND NOT EXISTS (
-                             SELECT 1 FROM bundle_slice_conditions c
-                             WHERE c.slice_id = s.id
-                               AND NOT EXISTS (
-                                   SELECT 1 FROM data_values v
-                                   WHERE v.record_id = tr.record_id AND v.field_id = c.field_id
-                                     AND bundle_condition_holds(v.value, c.operator, c.value)))))
-            ORDER BY tr.last_updated DESC, tr.record_id DESC
-            LIMIT $4 + 1
-        ) AS tr
-        WHERE bt.bundle_id = $1
-    ) AS c
-    GROUP BY c.bundle_table_id, c.position, c.id, c.last_updated
-    ORDER BY c.last_updated DESC, c.id DESC, c.position DESC
-    LIMIT $4 + 1
-),
-page AS (
-    SELECT * FROM candidates ORDER BY last_updated DESC, id DESC, position DESC LIMIT $4
-),
-groups AS (
+-- name: bundle_record_page
+-- Returns the (record, bundle table) pairs of a page of bundle $1: up to $4 + 1 (one more than the
+-- page, to know whether more follow) over all its tables, newest record first, in the window
+-- [$2, $3] on the record's lastUpdated, passing the slices (and, for a dataset, holding one of its
+-- fields), after the cursor ($5 time, $6 record id, $7 table position) when given: rows
+-- (bundle_table_id, position, id, last_updated). Each table of each bundle table gives at most
+-- $4 + 1 records from its index, in order, so a page costs what it holds times the tables, not
+-- what the tables hold (see table_record_page in raw.sql). A bundle table's cursor bound is
+-- (time, record) <= the cursor's for tables before the cursor's position, < for the others:
+-- ids are whole numbers, so "<= id" is "< id + 1".
+SELECT c.bundle_table_id, c.position, c.id, c.last_updated
+FROM (
+    SELECT bt.id AS bundle_table_id, bt.position, tr.record_id AS id, tr.last_updated
+    FROM bundle_tables bt
+    LEFT JOIN bundle_datasets ds ON ds.bundle_table_id = bt.id
+    CROSS JOIN LATERAL unnest(bt.tree) AS tree (table_id)
+    CROSS JOIN LATERAL (
+        SELECT tr.record_id, tr.last_updated
+        FROM data_table_records tr
+        WHERE tr.table_id = tree.table_id
+          AND tr.last_updated >= coalesce($2::timestamptz, '-infinity')
+          AND tr.last_updated <= coalesce($3::timestamptz, 'infinity')
+          AND (tr.last_updated, tr.record_id)
+              < (coalesce($5::timestamptz, 'infinity'),
+                 coalesce($6::bigint, 0) + CASE WHEN bt.position < $7::integer THEN 1 ELSE 0 END)
+          -- A dataset holds the records with values in the fields it names.
+          AND (ds.field_ids IS NULL OR EXISTS (
+              SELECT 1 FROM data_values v
+              WHERE v.record_id = tr.record_id AND v.field_id = ANY (ds.field_ids)))
+          AND (NOT EXISTS (SELECT 1 FROM bundle_slices s WHERE s.bundle_table_id = bt.id)
+               OR EXISTS (
+                   SELECT 1 FROM bundle_slices s
+                   WHERE s.bundle_table_id = bt.id
+                     AND NOT EXISTS (
+                         SELECT 1 FROM bundle_slice_conditions c
+                         WHERE c.slice_id = s.id
+                           AND NOT EXISTS (
+                               SELECT 1 FROM data_values v
+                               WHERE v.record_id = tr.record_id AND v.field_id = c.field_id
+                                 AND bundle_condition_holds(v.value, c.operator, c.value)))))
+        ORDER BY tr.last_updated DESC, tr.record_id DESC
+        LIMIT $4 + 1
+    ) AS tr
+    WHERE bt.bundle_id = $1
+) AS c
+GROUP BY c.bundle_table_id, c.position, c.id, c.last_updated
+ORDER BY c.last_updated DESC, c.id DESC, c.position DESC
+LIMIT $4 + 1;
+
+-- name: bundle_groups
+-- Returns bundle $1's tables in order, with what each shares: rows (position, table_id, within
+-- (the tables of the tree it holds), fields (a dataset's fields; null: all)).
+SELECT bt.position, bt.table_id, coalesce(ds.tables, bt.tree) AS within, ds.field_ids AS fields
+FROM bundle_tables bt
+LEFT JOIN bundle_datasets ds ON ds.bundle_table_id = bt.id
+WHERE bt.bundle_id = $1
+ORDER BY bt.position;
+
+-- name: bundle_values_envelope
+-- Returns bundle $1's values read without its records, as JSON text (null if there is no such
+-- bundle): {"id", "name", "dateCreated", "lastUpdated", "dataGroups": [{bundle table name: {"id",
+-- "name", "table", "data": "<$2>:<position>"}}]}, where the string "<$2>:<position>" marks where
+-- that bundle table's records go (hatd/jsontext.py). A bundle made of datasets (the original's
+-- later dialect) answers in that dialect: "dataGroups": {source: [{"name", "table" (its
+-- structure), "data"}]}.
+WITH groups AS (
     SELECT bt.position, bt.name, bt.table_id, ds.source AS dataset_source, ds.tables AS dataset_tables,
-           ds.field_ids AS dataset_fields, coalesce(d.data, '[]'::json) AS data,
+           ds.field_ids AS dataset_fields, to_json($2::text || ':' || bt.position) AS data,
            json_build_object(
                'id', bt.id, 'name', bt.name,
                'table', json_build_object('id', t.id, 'name', t.name, 'source', t.source),
-               'data', coalesce(d.data, '[]'::json)) AS grp
+               'data', to_json($2::text || ':' || bt.position)) AS grp
     FROM bundle_tables bt
     JOIN data_tables t ON t.id = bt.table_id
     LEFT JOIN bundle_datasets ds ON ds.bundle_table_id = bt.id
-    LEFT JOIN LATERAL (
-        SELECT json_agg(CASE WHEN $8::boolean
-                   THEN json_build_object(
-                       'id', r.id, 'name', r.name, 'lastUpdated', hat_time(r.last_updated),
-                       'data', json_build_object(t.name, tv.body))
-                   ELSE json_build_object(
-                       'id', r.id, 'name', r.name,
-                       'dateCreated', hat_time(r.date_created), 'lastUpdated', hat_time(r.last_updated),
-                       'tables', json_build_array(tv.body)) END
-               ORDER BY r.last_updated DESC, r.id DESC) AS data
-        FROM page p
-        JOIN data_records r ON r.id = p.id
-        JOIN (
-            SELECT * FROM data_table_values_json(
-                bt.table_id, (SELECT array_agg(id) FROM page WHERE position = bt.position),
-                coalesce(ds.tables, bt.tree), ds.field_ids)
-            WHERE NOT $8::boolean
-            UNION ALL
-            SELECT * FROM data_table_pretty_json(
-                bt.table_id, (SELECT array_agg(id) FROM page WHERE position = bt.position),
-                coalesce(ds.tables, bt.tree), ds.field_ids)
-            WHERE $8::boolean
-        ) AS tv ON tv.record_id = p.id
-        WHERE p.position = bt.position
-    ) AS d ON true
     WHERE bt.bundle_id = $1
-),
-last AS (
-    SELECT last_updated, id, position FROM page ORDER BY last_updated, id, position LIMIT 1
 )
 SELECT json_build_object(
            'id', b.id, 'name', b.name,
@@ -147,12 +125,7 @@ SELECT json_build_object(
                          FROM groups GROUP BY dataset_source) AS s)
                ELSE coalesce((SELECT json_agg(json_build_object(name, grp) ORDER BY position) FROM groups),
                              '[]'::json)
-           END)::text AS body,
-       (SELECT count(*) FROM page)::integer AS records,
-       (SELECT count(*) FROM candidates) > $4 AS more,
-       (SELECT last_updated FROM last) AS last_updated,
-       (SELECT id FROM last) AS last_id,
-       (SELECT position FROM last) AS last_position
+           END)::text
 FROM bundles_contextless b
 WHERE b.id = $1;
 
@@ -246,17 +219,33 @@ SELECT exists(SELECT 1 FROM entities WHERE id = $1);
 -- Returns a contextual bundle's structure (entity and property selectors) as JSON text.
 SELECT bundle_contextual_json($1)::text;
 
+-- name: contextual_bundle_exists
+-- Returns true if contextual bundle $1 exists.
+SELECT exists(SELECT 1 FROM bundles_contextual WHERE id = $1);
+
+-- name: contextual_entity_page
+-- Returns the ids of up to $3 entities contextual bundle $1 selects, in id order, after entity $2
+-- (null: from the first).
+SELECT DISTINCT e.id
+FROM bundle_entity_selections s
+JOIN entities e ON (s.entity_id IS NULL OR e.id = s.entity_id)
+               AND (s.entity_name IS NULL OR e.name = s.entity_name)
+               AND (s.entity_kind IS NULL OR e.kind = s.entity_kind)
+WHERE s.bundle_id = $1 AND e.id > coalesce($2::bigint, 0)
+ORDER BY e.id
+LIMIT $3;
+
 -- name: contextual_values_json
--- Returns the entities contextual bundle $1 selects, each with the properties its selectors admit
--- and their values, as a JSON array (text) of {"kind", <kind>: {...}}; and how many entities.
--- Null if there is no such bundle. Links to other entities are not followed.
+-- Returns entities $2 (in id order) as contextual bundle $1 gives them, each with the properties
+-- its selectors admit and their values, as the items of a JSON array joined by ", " (text; null
+-- when none): {"kind", <kind>: {...}}. Links to other entities are not followed.
 WITH chosen AS (
     SELECT e.id AS entity_id, s.id AS selection_id
     FROM bundle_entity_selections s
     JOIN entities e ON (s.entity_id IS NULL OR e.id = s.entity_id)
                    AND (s.entity_name IS NULL OR e.name = s.entity_name)
                    AND (s.entity_kind IS NULL OR e.kind = s.entity_kind)
-    WHERE s.bundle_id = $1
+    WHERE s.bundle_id = $1 AND e.id = ANY ($2::bigint[])
 ),
 admitted AS (
     SELECT DISTINCT ep.id, ep.entity_id, ep.record_id IS NOT NULL AS static
@@ -285,15 +274,13 @@ selected AS (
            coalesce((SELECT items FROM grouped g WHERE g.entity_id = e.id AND NOT g.static), '[]'::json) AS dynamic_items
     FROM entities e WHERE e.id IN (SELECT entity_id FROM chosen)
 )
-SELECT (SELECT coalesce(json_agg(json_build_object(
-                'kind', s.kind,
-                s.kind, CASE WHEN s.kind = 'person'
-                    THEN json_build_object('id', s.id, 'name', s.name, 'personId', s.person_id,
-                                           'staticProperties', s.static_items, 'dynamicProperties', s.dynamic_items)
-                    ELSE json_build_object('id', s.id, 'name', s.name,
-                                           'staticProperties', s.static_items, 'dynamicProperties', s.dynamic_items)
-                    END)
-            ORDER BY s.id), '[]')::text FROM selected s) AS body,
-       (SELECT count(*) FROM selected)::integer AS records
-FROM bundles_contextual b
-WHERE b.id = $1;
+SELECT string_agg(json_build_object(
+           'kind', s.kind,
+           s.kind, CASE WHEN s.kind = 'person'
+               THEN json_build_object('id', s.id, 'name', s.name, 'personId', s.person_id,
+                                      'staticProperties', s.static_items, 'dynamicProperties', s.dynamic_items)
+               ELSE json_build_object('id', s.id, 'name', s.name,
+                                      'staticProperties', s.static_items, 'dynamicProperties', s.dynamic_items)
+               END)::text,
+       ', ' ORDER BY s.id)
+FROM selected s;

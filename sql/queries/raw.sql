@@ -164,31 +164,30 @@ GROUP BY c.record_id, c.last_updated
 ORDER BY c.last_updated DESC, c.record_id DESC
 LIMIT $6;
 
--- name: table_values_json
--- Returns records $2 (in that order), each with the tree under table $1 and its values, as a JSON
--- array (text): the items of GET /data/table/{id}/values.
-SELECT coalesce(json_agg(
-           json_build_object(
-               'id', r.id, 'name', r.name,
-               'dateCreated', hat_time(r.date_created), 'lastUpdated', hat_time(r.last_updated),
-               'tables', json_build_array(t.body))
-           ORDER BY p.i), '[]')::text
+-- name: records_values_json
+-- Returns records $2 (in that order), each with the tree under table $1 and its values, as the
+-- items of a JSON array joined by ", " (text; null when none of them exists): the items of
+-- GET /data/table/{id}/values. $3: only these tables of the tree (null: all); $4: only these
+-- fields (null: all); $5: shaped as pretty=true gives them (the original's flattenRecordValues):
+-- {"id", "name", "lastUpdated", "data": {<table $1's name>: {field: value, subtable: {...}}}}.
+-- Bundles and debits read their records through it too.
+SELECT string_agg(
+           CASE WHEN $5::boolean
+               THEN json_build_object(
+                   'id', r.id, 'name', r.name, 'lastUpdated', hat_time(r.last_updated),
+                   'data', json_build_object(tb.name, t.body))
+               ELSE json_build_object(
+                   'id', r.id, 'name', r.name,
+                   'dateCreated', hat_time(r.date_created), 'lastUpdated', hat_time(r.last_updated),
+                   'tables', json_build_array(t.body)) END::text,
+           ', ' ORDER BY p.i)
 FROM unnest($2::bigint[]) WITH ORDINALITY AS p(id, i)
 JOIN data_records r ON r.id = p.id
-JOIN data_table_values_json($1, $2) AS t ON t.record_id = p.id;
-
--- name: table_values_pretty_json
--- Returns records $2 (in that order) as `pretty=true` gives them (the original's flattenRecordValues),
--- as a JSON array (text) of {"id", "name", "lastUpdated", "data": {<table $1's name>: {field: value,
--- subtable: {...}}}}.
-SELECT coalesce(json_agg(
-           json_build_object(
-               'id', r.id, 'name', r.name, 'lastUpdated', hat_time(r.last_updated),
-               'data', json_build_object(tb.name, t.body))
-           ORDER BY p.i), '[]')::text
-FROM unnest($2::bigint[]) WITH ORDINALITY AS p(id, i)
-JOIN data_records r ON r.id = p.id
-JOIN data_table_pretty_json($1, $2) AS t ON t.record_id = p.id
+JOIN (
+    SELECT * FROM data_table_values_json($1, $2, $3, $4) WHERE NOT $5::boolean
+    UNION ALL
+    SELECT * FROM data_table_pretty_json($1, $2, $3, $4) WHERE $5::boolean
+) AS t ON t.record_id = p.id
 CROSS JOIN (SELECT name FROM data_tables WHERE id = $1) AS tb;
 
 -- name: field_value_page

@@ -1,0 +1,46 @@
+"""JSON bodies put together from the pieces PostgreSQL builds, without decoding any of them, so a
+large read is written as it is produced: a JSON array from chunks of its items, and an envelope
+(an object PostgreSQL built with a marker where each list goes) filled piece by piece.
+
+The bytes are those `json_agg` would have given for the whole: items separated by ", "."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+
+# Records (or entities) per query while streaming a read: enough to keep round trips few, few
+# enough that a reader holds well under a megabyte at a time.
+CHUNK = 200
+
+Chunk = Callable[[Sequence[int]], Awaitable[str | None]]
+
+
+async def array(ids: Sequence[int], chunk: Chunk, size: int = CHUNK) -> AsyncIterator[str]:
+    """A JSON array of the items of `ids`, in order: `chunk` gives those of a slice of them
+    (already joined by ", ", or None when none of them exists any more)."""
+    yield "["
+    first = True
+    for start in range(0, len(ids), size):
+        text = await chunk(ids[start : start + size])
+        if text:
+            yield text if first else ", " + text
+            first = False
+    yield "]"
+
+
+def marker() -> str:
+    """A string no name in the HAT can hold by chance, to mark where a list goes in an envelope."""
+    return "hatd-" + secrets.token_hex(16)
+
+
+def split_envelope(text: str, mark: str) -> list[str | int]:
+    """An envelope's text cut at each `"<mark>:<n>"`: [text, n, text, n, ..., text]."""
+    parts = re.split(f'"{re.escape(mark)}:(\\d+)"', text)
+    return [int(part) if i % 2 else part for i, part in enumerate(parts)]
+
+
+async def joined(parts: AsyncIterator[str]) -> str:
+    """The whole text of a streamed body (for the callers that want it at once)."""
+    return "".join([part async for part in parts])
