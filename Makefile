@@ -28,6 +28,7 @@ bench: install
 	$(BIN)/python bench/bench_tokens.py
 	$(BIN)/python bench/bench_login.py
 	$(BIN)/python bench/bench_raw.py
+	$(BIN)/python bench/bench_growth.py
 	$(BIN)/python bench/bench_context.py
 	$(BIN)/python bench/bench_debits.py
 	$(BIN)/python bench/bench_export.py

@@ -20,6 +20,7 @@ from common import OWNER, percentile, records_with_values, request_json, served_
 from hatd.db import queries
 
 BUNDLES = queries("bundles")
+RAW = queries("raw")
 TABLES, RECORDS, FIELDS = 3, 10_000, 5
 ENTITIES = 100
 REQUESTS = 10
@@ -36,6 +37,21 @@ async def _timed(http: aiohttp.ClientSession, url: str, headers: dict[str, str])
             samples.append(time.perf_counter() - start)
         size = len(body)
     return samples, size
+
+
+async def _bare_contextless(conn: asyncpg.Connection, bundle_id: int, limit: int) -> None:
+    """The queries hatd runs for a page of a contextless bundle, each group's records in one go."""
+    await conn.fetchval(BUNDLES.bundle_values_envelope, bundle_id, "marker")
+    rows = (await conn.fetch(BUNDLES.bundle_record_page, bundle_id, None, None, limit, None, None, None))[:limit]
+    for group in await conn.fetch(BUNDLES.bundle_groups, bundle_id):
+        ids = [r["id"] for r in rows if r["position"] == group["position"]]
+        await conn.fetchval(RAW.records_values_json, group["table_id"], ids, group["within"], group["fields"], False)
+
+
+async def _bare_contextual(conn: asyncpg.Connection, bundle_id: int, limit: int) -> None:
+    """The queries hatd runs for a page of a contextual bundle, its entities in one go."""
+    ids = [r["id"] for r in await conn.fetch(BUNDLES.contextual_entity_page, bundle_id, None, limit + 1)][:limit]
+    await conn.fetchval(BUNDLES.contextual_values_json, bundle_id, ids)
 
 
 def _line(label: str, http: list[float], bare: list[float], size: int) -> None:
@@ -114,21 +130,11 @@ async def bench(base: str, dsn: str) -> None:
         less_bare, ctx_bare = [], []
         for attempt in range(REQUESTS + 1):
             start = time.perf_counter()
-            await conn.fetchrow(
-                BUNDLES.bundle_values_json,
-                contextless["bundleContextless"]["id"],
-                None,
-                None,
-                RECORDS * TABLES,
-                None,
-                None,
-                None,
-                False,  # not pretty
-            )
+            await _bare_contextless(conn, contextless["bundleContextless"]["id"], RECORDS * TABLES)
             if attempt:
                 less_bare.append(time.perf_counter() - start)
             start = time.perf_counter()
-            await conn.fetchrow(BUNDLES.contextual_values_json, contextual["bundleContextual"]["id"])
+            await _bare_contextual(conn, contextual["bundleContextual"]["id"], ENTITIES)
             if attempt:
                 ctx_bare.append(time.perf_counter() - start)
     finally:

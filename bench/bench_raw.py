@@ -5,7 +5,7 @@ Prints figures; asserts nothing about time. The ceilings, measured in the same r
 database and the same tables:
 - ingest: the same rows written straight with COPY (asyncpg copy_records_to_table), one transaction
   per batch, records first (ids reserved from their sequence) then values;
-- read: the two named queries the server runs for a page (table_record_page, table_values_json),
+- read: the two named queries the server runs for a page (table_record_page, records_values_json),
   straight through asyncpg with the same parameters.
 Targets the project states: HTTP >= 50% of COPY at batch 1,000; reads within 2x of the bare SQL."""
 
@@ -192,7 +192,7 @@ class Bench:
             await conn.execute("ANALYZE")
             print()
             print("read: GET /data/table/{id}/values?limit=N over HTTP vs the bare SQL that builds the same JSON")
-            print("  (bare SQL: table_record_page then table_values_json, through asyncpg on one connection,")
+            print("  (bare SQL: table_record_page then records_values_json, through asyncpg on one connection,")
             print(f"  after ANALYZE; the table holds N records x {FIELDS} values, the page is all of them)")
             print(
                 "  records  limit     n  body MB |  HTTP p50 ms  HTTP p99 ms |  SQL p50 ms   SQL p99 ms | HTTP/SQL p50"
@@ -222,7 +222,9 @@ class Bench:
         async def bare() -> str:
             try:
                 rows = await conn.fetch(RAW.table_record_page, table_id, None, None, None, None, limit + 1)
-                text: str = await conn.fetchval(RAW.table_values_json, table_id, [r["id"] for r in rows[:limit]])
+                ids = [r["id"] for r in rows[:limit]]
+                items = await conn.fetchval(RAW.records_values_json, table_id, ids, None, None, False)
+                text = f"[{items or ''}]"
             except asyncpg.PostgresError as exc:
                 message = " ".join(str(exc).split())
                 raise Failed(f"the bare SQL fails too: {type(exc).__name__}: {message}") from None

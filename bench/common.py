@@ -65,6 +65,14 @@ def _exit_on_sigterm(signum: int, frame: object) -> None:
 def served_hat(settings: dict[str, str]) -> Iterator[tuple[str, str]]:
     """(base URL, superuser DSN of its database) of a new HAT served by its own process; the
     server, PostgreSQL and the folder are gone afterwards."""
+    with served_hat_process(settings) as (base, dsn, _):
+        yield base, dsn
+
+
+@contextmanager
+def served_hat_process(settings: dict[str, str], root: Path = ROOT) -> Iterator[tuple[str, str, int]]:
+    """As served_hat, with the server's process id (to read its memory); the hatd served is the
+    one in `root` (another checkout, to measure two versions in one run)."""
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     folder = Path(tempfile.mkdtemp(prefix="hatd-bench-"))
     folder.chmod(0o755)
@@ -76,7 +84,7 @@ def served_hat(settings: dict[str, str]) -> Iterator[tuple[str, str]]:
     server: subprocess.Popen[bytes] | None = None
     embedded: EmbeddedPostgres | None = None
     try:
-        server = subprocess.Popen([sys.executable, "-m", "hatd", "serve"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
+        server = subprocess.Popen([sys.executable, "-m", "hatd", "serve"], cwd=root, env=env, stdout=subprocess.DEVNULL)
         deadline = time.time() + 60
         while True:
             try:
@@ -88,7 +96,7 @@ def served_hat(settings: dict[str, str]) -> Iterator[tuple[str, str]]:
                 time.sleep(0.2)
         embedded = EmbeddedPostgres(folder)
         embedded.start()
-        yield f"http://127.0.0.1:{port}", embedded.dsn("hatd")
+        yield f"http://127.0.0.1:{port}", embedded.dsn("hatd"), server.pid
     finally:
         try:
             if embedded is not None:
