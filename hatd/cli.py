@@ -578,7 +578,8 @@ def parser() -> argparse.ArgumentParser:
     migrate = sub.add_parser(
         "migrate",
         help="apply pending database migrations",
-        description="Apply the migrations in sql/schema that the database lacks, each in its own transaction.",
+        description="Apply the migrations in sql/schema that the database lacks, each in its own transaction, "
+        "then the function files in sql/functions that changed.",
     )
     migrate.add_argument("--status", action="store_true", help="only list applied and pending migrations")
     migrate.set_defaults(run=cmd_migrate)

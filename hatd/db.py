@@ -1,5 +1,6 @@
 """The database: named queries from sql/queries, forward-only migrations from sql/schema, the
-connection pool's life, and the one place a request's transaction is opened."""
+live function definitions from sql/functions, the connection pool's life, and the one place a
+request's transaction is opened."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from hatd.errors import NotFound
 
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
 SCHEMA_DIR = SQL_DIR / "schema"
+FUNCTIONS_DIR = SQL_DIR / "functions"
 QUERIES_DIR = SQL_DIR / "queries"
 
 # Any constant works; it only has to be the same for every hatd process migrating one database.
@@ -113,9 +115,44 @@ async def migration_status(conn: asyncpg.Connection) -> tuple[list[asyncpg.Recor
     return list(applied), [m for m in known.values() if m.version not in done]
 
 
+@dataclass(frozen=True)
+class FunctionFile:
+    """One file of sql/functions: the live definitions of a domain's database functions."""
+
+    name: str
+    sql: str
+
+    @property
+    def checksum(self) -> str:
+        return hashlib.sha256(self.sql.encode()).hexdigest()
+
+
+def function_files(directory: Path | None = None) -> list[FunctionFile]:
+    """The files of sql/functions (or of `directory`), by name."""
+    found = sorted((directory or FUNCTIONS_DIR).glob("*.sql"))
+    return [FunctionFile(path.stem, path.read_text()) for path in found]
+
+
+async def apply_functions(conn: asyncpg.Connection, directory: Path | None = None) -> list[str]:
+    """Apply the function files whose checksum differs from the one last applied, all in one
+    transaction; returns their names. Run by `migrate`, after the migrations, under its lock."""
+    await conn.execute(Q.create_functions_table)
+    applied = {row["name"]: row["checksum"] for row in await conn.fetch(Q.applied_functions)}
+    changed = [f for f in function_files(directory) if applied.get(f.name) != f.checksum]
+    if changed:
+        async with conn.transaction():
+            await conn.execute(Q.defer_function_checks)
+            for file in changed:
+                await conn.execute(file.sql)
+                await conn.execute(Q.record_functions, file.name, file.checksum)
+        log.info("applied function files %s", ", ".join(f"sql/functions/{f.name}.sql" for f in changed))
+    return [f.name for f in changed]
+
+
 async def migrate(conn: asyncpg.Connection) -> list[Migration]:
-    """Apply every pending migration, each in its own transaction; returns those applied.
-    Safe to run from several processes at once: they queue on an advisory lock."""
+    """Apply every pending migration, each in its own transaction, then the function files that
+    changed; returns the migrations applied. Safe to run from several processes at once: they
+    queue on an advisory lock."""
     await conn.execute(Q.lock_migrations, MIGRATION_LOCK_ID)
     try:
         _, pending = await migration_status(conn)
@@ -124,6 +161,7 @@ async def migrate(conn: asyncpg.Connection) -> list[Migration]:
                 await conn.execute(migration.sql)
                 await conn.execute(Q.record_migration, migration.version, migration.name, migration.checksum)
             log.info("applied migration %04d_%s", migration.version, migration.name)
+        await apply_functions(conn)
         return pending
     finally:
         await conn.execute(Q.unlock_migrations, MIGRATION_LOCK_ID)

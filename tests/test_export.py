@@ -226,6 +226,7 @@ async def test_the_export_has_a_section_for_every_table_but_the_secrets(database
     assert tables - set(exports.SECTIONS) == {
         "signing_keys",
         "schema_migrations",
+        "schema_functions",
         "web_sessions",
         "approved_services",
         "approval_grants",

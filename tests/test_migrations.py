@@ -36,9 +36,13 @@ async def test_all_migrations_apply_to_an_empty_database_in_order(empty):
     assert await db.migrate(empty) == []
 
 
-async def test_stairway_each_migration_applies_on_top_of_the_previous(empty, monkeypatch):
+async def test_stairway_each_migration_applies_on_top_of_the_previous(empty, monkeypatch, tmp_path):
     available = db.available_migrations()
+    # The code of an older schema has its functions in its migrations, and no function files.
+    monkeypatch.setattr(db, "FUNCTIONS_DIR", tmp_path)
     for count in range(1, len(available) + 1):
+        if count == len(available):
+            monkeypatch.undo()
         monkeypatch.setattr(db, "available_migrations", lambda count=count: available[:count])
         applied = await db.migrate(empty)
         assert [m.version for m in applied] == [available[count - 1].version]
@@ -129,3 +133,67 @@ async def test_concurrent_embedded_database_creation(admin_dsn):
     finally:
         await conn.close()
     await pg.drop(admin_dsn, name)
+
+
+# -- function files (sql/functions) ------------------------------------------------------------
+
+FUNCTION_NAME = r"CREATE (?:OR REPLACE )?FUNCTION (\w+)\("
+
+
+async def test_every_function_lives_in_a_function_file_as_the_database_has_it(empty):
+    """No function exists only in the history of migrations (trigger functions, which are part of
+    the schema, excepted), and after migrate the database runs exactly what the files say."""
+    import re
+
+    await db.migrate(empty)
+    in_files = {name: f.name for f in db.function_files() for name in re.findall(FUNCTION_NAME, f.sql)}
+    in_migrations = {name for m in db.available_migrations() for name in re.findall(FUNCTION_NAME, m.sql)}
+    triggers = {
+        r["proname"]
+        for r in await empty.fetch(
+            "SELECT proname FROM pg_proc WHERE prorettype = 'trigger'::regtype AND pronamespace = 'public'::regnamespace"
+        )
+    }
+    assert in_migrations - triggers <= set(in_files), in_migrations - triggers - set(in_files)
+    checked = set()
+    for file in db.function_files():
+        for name, body in re.findall(FUNCTION_NAME + r".*?\nAS \$\$(.*?)\$\$;", file.sql, flags=re.S):
+            live = await empty.fetchval("SELECT prosrc FROM pg_proc WHERE proname = $1", name)
+            assert live == body, f"{name} in the database is not sql/functions/{file.name}.sql's"
+            checked.add(name)
+    assert checked == set(in_files)
+
+
+async def test_a_changed_function_file_is_applied_once_and_alone(empty, tmp_path):
+    await db.migrate(empty)
+    assert await db.apply_functions(empty) == []
+    for file in db.function_files():
+        (tmp_path / f"{file.name}.sql").write_text(file.sql)
+    debits = (tmp_path / "debits.sql").read_text()
+    assert "'price', d.price" in debits
+    (tmp_path / "debits.sql").write_text(debits.replace("'price', d.price", "'price', d.price * 2"))
+    assert await db.apply_functions(empty, tmp_path) == ["debits"]
+    assert await db.apply_functions(empty, tmp_path) == []
+    shape = await empty.fetchval(
+        """SELECT data_debit_json(jsonb_populate_record(NULL::data_debits, '{"price": 1.5}'))->>'price'"""
+    )
+    assert shape == "3"
+    # Back to the files of the code: applied again at the next migrate.
+    await db.migrate(empty)
+    assert await db.apply_functions(empty) == []
+
+
+async def test_a_broken_function_file_changes_nothing(empty, tmp_path):
+    await db.migrate(empty)
+    for file in db.function_files():
+        (tmp_path / f"{file.name}.sql").write_text(file.sql)
+    (tmp_path / "zz_broken.sql").write_text(
+        "CREATE OR REPLACE FUNCTION x() RETURNS int LANGUAGE sql AS $$ SELECT 1 $$; nonsense;"
+    )
+    (tmp_path / "debits.sql").write_text(
+        (tmp_path / "debits.sql").read_text().replace("'price', d.price", "'price', 0")
+    )
+    with pytest.raises(asyncpg.PostgresSyntaxError):
+        await db.apply_functions(empty, tmp_path)
+    assert await empty.fetchval("SELECT to_regproc('x')") is None
+    assert "'price', d.price" in await empty.fetchval("SELECT prosrc FROM pg_proc WHERE proname = 'data_debit_json'")

@@ -32,3 +32,24 @@ SELECT max(version) FROM schema_migrations;
 -- name: values_stored_estimate
 -- Returns PostgreSQL's estimate of the number of raw values (cheap, unlike count(*)).
 SELECT greatest(reltuples, 0)::bigint FROM pg_class WHERE oid = 'data_values'::regclass;
+
+-- name: create_functions_table
+-- Creates the table of applied function files (sql/functions) if it is not there yet; returns nothing.
+CREATE TABLE IF NOT EXISTS schema_functions (
+    name       text PRIMARY KEY,
+    checksum   text NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now()
+);
+
+-- name: applied_functions
+-- Returns each applied function file with the checksum it had.
+SELECT name, checksum FROM schema_functions;
+
+-- name: record_functions
+-- Records that function file $1 with checksum $2 is applied; returns nothing.
+INSERT INTO schema_functions (name, checksum) VALUES ($1, $2)
+ON CONFLICT (name) DO UPDATE SET checksum = excluded.checksum, applied_at = now();
+
+-- name: defer_function_checks
+-- Lets a function be made before the functions it calls (in this transaction); returns nothing.
+SET LOCAL check_function_bodies = off;

@@ -1,5 +1,5 @@
 -- Raw data: tables, fields, records and values (hatd/raw/repository.py).
--- The JSON shapes come from the functions in sql/schema/0002_raw_data.sql.
+-- The JSON shapes come from the functions in sql/functions/raw.sql.
 
 -- name: insert_table
 -- Creates a table; returns its id.
