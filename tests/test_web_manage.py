@@ -359,3 +359,26 @@ async def test_enabling_a_debit_whose_window_has_ended_warns_instead_of_a_plain_
     fresh = await call(client, "POST", "/dataDebit/propose", app_token, _proposal(kitchen))
     ok = await client.post(f"/owner/debits/{fresh[1]['key']}/enable", data={"csrf": csrf}, allow_redirects=False)
     assert ok.headers["Location"] == f"/owner/debits#debit-{fresh[1]['key']}"
+
+
+async def test_guessing_the_current_password_is_limited_as_logins_are(client, make_client):
+    there = await make_client()
+    await logged_in(there)
+    csrf = await logged_in(client)
+    client.session.cookie_jar.clear(lambda cookie: cookie.key.startswith("hatd_device_"))  # a stolen session alone
+    for _ in range(5):
+        response = await client.post("/owner/password", data=_change(csrf, current="a-guess"))
+        assert response.status == 401
+    limited = await client.post("/owner/password", data=_change(csrf))  # even the right one waits now
+    assert limited.status == 429
+    assert int(limited.headers["Retry-After"]) >= 1
+    assert (await there.get("/owner", allow_redirects=False)).status == 200
+
+
+async def test_the_password_forms_name_a_user_for_password_managers(client):
+    field = '<input type="text" name="username" value="owner" autocomplete="username" id="username" hidden>'
+    assert field in await (await client.get("/owner/login")).text()
+    await logged_in(client)
+    security = await (await client.get("/owner/security")).text()
+    assert field in security
+    assert 'autocomplete="current-password"' in security and security.count('autocomplete="new-password"') == 2
