@@ -24,6 +24,7 @@ from aiohttp import web
 from hatd.app import create_app
 from hatd.routing import HTML, ROUTES_KEY, Route
 from tests.conftest import OWNER, login, new_account
+from tests.plug_samples import ICS
 from tests.raw_helpers import KITCHEN, call, created, new_table
 from tests.test_browser import CHROMIUM, CHROMIUM_FLAGS, OUTPUT, SKIP_REASON
 from tests.test_cli import free_port
@@ -119,9 +120,9 @@ async def _shot(page: Any, name: str) -> None:
     await page.screenshot(path=str(folder / f"{name}.png"), full_page=True)
 
 
-async def _fill(hat: Hat, browser: Any) -> dict[str, dict[str, str]]:
-    """A HAT with something on every page, long names included; the values for each page's path
-    variables, by route name."""
+async def _fill(hat: Hat, browser: Any) -> tuple[dict[str, dict[str, str]], dict[str, str]]:
+    """A HAT with something on every page, long names included: the values for each page's path
+    variables, by route name, and pages in a state worth a look of their own, by name."""
     async with aiohttp.ClientSession(base_url=hat.address) as http:
         owner_token = await login(http, *OWNER)
         kitchen = await new_table(http, owner_token, KITCHEN)
@@ -143,21 +144,35 @@ async def _fill(hat: Hat, browser: Any) -> dict[str, dict[str, str]]:
             "bundleContextless": {"name": "Kitchen", "table": {"id": kitchen["id"], "name": "kitchen", "source": "fibaro"}},
         })  # fmt: skip
         assert status == 201, debit
-    # A service approved on its page (a long address), and a second browser logged in.
+        status, ended = await call(http, "POST", "/dataDebit/propose", app_token, {
+            "name": "Last winter's heating", "kind": "contextless", "rolling": False, "sell": False, "price": 0,
+            "startDate": f"{now - dt.timedelta(days=90):%Y-%m-%dT%H:%M:%SZ}",
+            "endDate": f"{now - dt.timedelta(days=1):%Y-%m-%dT%H:%M:%SZ}",
+            "bundleContextless": {"name": "Heating", "table": {"id": kitchen["id"], "name": "kitchen", "source": "fibaro"}},
+        })  # fmt: skip
+        assert status == 201, ended
     context = await _context(browser, "desktop")
     page = await context.new_page()
     await _log_in(page, hat)
+    # Enabling a debit whose window has ended leads to its page, which warns.
+    await page.goto(f"{hat.address}/owner/debits")
+    await page.click(f"#enable-{ended['key']}")
+    await page.wait_for_selector("#ended-warning")
+    assert page.url == f"{hat.address}/owner/debits/{ended['key']}"
+    assert await page.text_content(f"#state-{ended['key']}") == "ended"
+    # A service approved on its page (a long address).
     await page.goto(f"{hat.address}/owner/services")
     await page.fill("#service-name-input", "Household dashboard")
     await page.fill("#service-origin-input", "https://dashboard.a-rather-long-household-domain-name.example")
     await page.click("#approve")
     await page.wait_for_selector("text=Revoke")
     await context.close()
-    return {
+    values = {
         "owner_table": {"id": str(kitchen["id"])},
         "owner_debit": {"key": debit["key"]},
         "*": {"key": debit["key"], "userId": account["userId"]},
     }
+    return values, {"debit-ended": f"/owner/debits/{ended['key']}", "error-page": "/owner/tables/999999"}
 
 
 def page_routes(app: web.Application) -> dict[str, Route]:
@@ -219,7 +234,7 @@ def test_a_page_no_fixture_fills_in_is_named_not_skipped() -> None:
 
 
 async def test_every_page_fits_the_screen_at_every_width(hat: Hat, browser: Any) -> None:
-    values = await _fill(hat, browser)
+    values, extras = await _fill(hat, browser)
     routes = page_routes(hat.app)
     paths: dict[str, str] = {}
     uncovered = []
@@ -242,13 +257,31 @@ async def test_every_page_fits_the_screen_at_every_width(hat: Hat, browser: Any)
                 if not routes[name].session:  # public pages (the login form, /hatlogin): logged out too
                     await _check(stranger_page, f"{hat.address}{path}", f"{width}-{name}-logged-out", problems)
                 await _check(owner_page, f"{hat.address}{path}", f"{width}-{name}", problems)
-            # An error is a page too.
-            await owner_page.goto(f"{hat.address}/owner/tables/999999")
-            await _check_layout(owner_page, f"{width}-error-page", problems)
+            for name, path in extras.items():
+                await owner_page.goto(f"{hat.address}{path}")
+                await _check_layout(owner_page, f"{width}-{name}", problems)
+            await _check_form_results(owner_page, hat, width, problems)
         finally:
             await owner.close()
             await stranger.close()
     assert not problems, "\n".join(problems)
+
+
+async def _check_form_results(page: Any, hat: Hat, width: str, problems: list[str]) -> None:
+    """The pages a form answers with: an app's new account, and an upload's summary."""
+    await page.goto(f"{hat.address}/owner/accounts")
+    await page.fill("#account-name", f"Solar panel monitor on the garage roof {width}")
+    await page.fill("#account-email", f"solar-panel-monitor-{width}@garage-roof.example")
+    await page.click("#create")
+    await page.wait_for_selector("#new-password")
+    await _check_layout(page, f"{width}-account-created", problems)
+    await page.goto(f"{hat.address}/owner")
+    await page.set_input_files(
+        "#upload-file", files=[{"name": "work.ics", "mimeType": "text/calendar", "buffer": ICS.encode()}]
+    )
+    await page.click("#upload-submit")
+    await page.wait_for_selector("#refused")
+    await _check_layout(page, f"{width}-upload-summary", problems)
 
 
 @pytest.mark.parametrize("width", ["390", "360"])
