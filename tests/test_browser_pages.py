@@ -6,7 +6,8 @@ page added later is visited too, or the test says which page it cannot fill in.
 
 Then a walk through managing the HAT on a phone: the owner creates an app's account on the
 Accounts page and reads its password, the app logs in with it over the API and proposes a data
-debit, which the owner finds first on the debits page, waiting, and enables.
+debit, which the owner finds first on the debits page, waiting, and enables; then the owner
+approves a service on the Services page and revokes it.
 
 Screenshots land in test-output/browser/ (or $HATD_TEST_OUTPUT/browser/)."""
 
@@ -355,6 +356,18 @@ async def test_on_a_phone_an_app_account_is_made_logs_in_and_its_proposal_is_ena
         async with aiohttp.ClientSession(base_url=hat.address) as http:
             status, values = await call(http, "GET", f"/dataDebit/{key}/values", app_token)
             assert status == 200, values
+
+        # 5. On the Services page, the owner approves a service and revokes it again.
+        await page.goto(f"{hat.address}/owner/services")
+        await page.fill("#service-name-input", "Dashboard")
+        await page.fill("#service-origin-input", "https://dashboard.example")
+        await page.click("#approve")
+        card = page.locator("article.card", has_text="https://dashboard.example")
+        await card.wait_for()
+        await _check_layout(page, "walk-04-service-approved", problems)
+        await card.locator("button", has_text="Revoke").click()
+        await page.wait_for_selector("text=No approved services.")
+        assert await page.locator("article.card").count() == 0
     finally:
         await context.close()
     assert not problems, "\n".join(problems)
