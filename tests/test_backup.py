@@ -457,7 +457,9 @@ async def test_the_owner_sees_the_backups_and_their_failure_in_a_browser(
             assert "2,500,000 bytes, 4 backups" in card
             OUTPUT.mkdir(parents=True, exist_ok=True)
             await page.screenshot(path=str(OUTPUT / "backup-status.png"), full_page=True)
-            await page.click("text=Data debits")
+            await page.click(".menu > summary")  # a phone's width: the header's links are in its menu
+            await page.click(".menu nav >> text=Data debits")
+            await page.wait_for_url("**/owner/debits")
             assert await page.locator("#backup-failing").is_visible()  # on every page, not only the data page
         finally:
             await browser.close()

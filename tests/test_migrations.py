@@ -197,3 +197,22 @@ async def test_a_broken_function_file_changes_nothing(empty, tmp_path):
         await db.apply_functions(empty, tmp_path)
     assert await empty.fetchval("SELECT to_regproc('x')") is None
     assert "'price', d.price" in await empty.fetchval("SELECT prosrc FROM pg_proc WHERE proname = 'data_debit_json'")
+
+
+async def test_sessions_open_before_their_details_existed_get_an_id_and_stay_open(empty, settings, monkeypatch):
+    available = db.available_migrations()
+    details = next(index for index, m in enumerate(available) if m.name == "web_session_details")
+    monkeypatch.setattr(db, "available_migrations", lambda: available[:details])
+    await db.migrate(empty)
+    await create_hat(empty, settings)
+    for secret in (b"a" * 32, b"b" * 32):
+        await empty.execute(
+            "INSERT INTO web_sessions (secret_hash, user_id, csrf, expires) "
+            "SELECT $1, user_id, repeat('c', 43), now() + interval '1 hour' FROM accounts WHERE role = 'owner'",
+            secret,
+        )
+    monkeypatch.setattr(db, "available_migrations", lambda: available)
+    await db.migrate(empty)
+    rows = await empty.fetch("SELECT id, last_seen, user_agent FROM web_sessions ORDER BY id")
+    assert len({row["id"] for row in rows}) == 2 and all(row["id"] is not None for row in rows)
+    assert all(row["last_seen"] is not None and row["user_agent"] == "" for row in rows)

@@ -171,7 +171,7 @@ async def test_the_owner_enables_and_disables_a_debit_from_its_page(client, owne
     assert "<dt>Proposed by</dt><dd>Energy App</dd>" in card
     assert "<dt>Bundle</dt><dd>Everything kitchen (contextless)</dd>" in card
     assert f'<dt>From</dt><dd><time datetime="{debit["startDate"]}">' in card
-    assert '<span class="state off">disabled</span>' in card
+    assert f'<span class="state waiting" id="state-{key}">waiting</span>' in card  # never enabled yet
     assert f'action="/owner/debits/{key}/enable"' in card
 
     values = f"/dataDebit/{key}/values"
@@ -181,6 +181,7 @@ async def test_the_owner_enables_and_disables_a_debit_from_its_page(client, owne
     assert (await client.get(values, headers=auth(app_token))).status == 200
     page = await (await client.get("/owner/debits")).text()
     assert f'id="disable-{key}"' in page
+    assert f'<span class="state active" id="state-{key}">active</span>' in page
 
     back = f"/owner/debits/{key}"
     disabled = await client.post(f"{back}/disable", data={"csrf": csrf, "back": back}, allow_redirects=False)

@@ -101,3 +101,15 @@ async def current_signing_key(conn: Conn) -> KeyPair | None:
 
 async def insert_signing_key(conn: Conn, keys: KeyPair) -> None:
     await conn.execute(Q.insert_signing_key, keys.kid, keys.private_pem, keys.public_pem)
+
+
+async def change_password(
+    conn: Conn, user_id: str, checked_hash: str, pass_hash: str, keep_session: bytes
+) -> int | None:
+    """Gives the account a new password if its hash is still `checked_hash` (the one the current
+    password was checked against), ending its browser sessions but the one `keep_session` (its
+    secret's hash) names; how many it ended, or None when the password had changed meanwhile."""
+    closed: int | None = await conn.fetchval(
+        Q.change_password, uuid.UUID(user_id), checked_hash, pass_hash, keep_session
+    )
+    return closed

@@ -96,6 +96,14 @@ async def debits(conn: Conn, proposer: str | None = None) -> str:
     return text
 
 
+async def owner_listing(conn: Conn, key: uuid.UUID | None = None) -> str:
+    """Every debit (or the one `key` names) as a JSON array (text), each with its proposer, its
+    bundle's id and name, and its `state` for the owner: waiting (never enabled), disabled, or
+    enabled and not started, active or ended; the waiting ones first, then the newest."""
+    text: str = await conn.fetchval(Q.owner_debits_json, key)
+    return text
+
+
 async def set_enabled(conn: asyncpg.Connection, key: str, enabled: bool, owner_id: str) -> uuid.UUID:
     parsed = _key(key)
     found: uuid.UUID | None = None if parsed is None else await conn.fetchval(Q.set_enabled, parsed, enabled)

@@ -29,10 +29,14 @@ FORM = web.RequestKey("form", dict)
 STYLESHEET = "/owner/static/hatd.css"
 
 
-def when(iso: str | None) -> Markup | str:
-    """A HAT time (2026-01-03T10:00:00.000Z) for people, keeping the exact one for machines."""
+def when(iso: str | dt.datetime | None) -> Markup | str:
+    """A HAT time (2026-01-03T10:00:00.000Z, or a datetime) for people, keeping the exact one for
+    machines."""
     if not iso:
         return "never"
+    if isinstance(iso, dt.datetime):
+        moment = iso.astimezone(dt.UTC)
+        iso = f"{moment:%Y-%m-%dT%H:%M:%S}.{moment.microsecond // 1000:03d}Z"
     moment = dt.datetime.fromisoformat(iso.replace("Z", "+00:00"))
     return Markup('<time datetime="{}">{}</time>').format(iso, f"{moment:%d %b %Y, %H:%M} UTC")
 

@@ -9,9 +9,11 @@ import unicodedata
 from typing import Any
 from urllib.parse import urlsplit
 
-from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
 from yarl import URL
 
+from hatd.accounts.passwords import MAX_PASSWORD_BYTES
+from hatd.routing import DATA_CREDIT, DATA_DEBIT
 from hatd.services.origins import origin_of
 
 MAX_URL = 2048
@@ -194,3 +196,50 @@ class UploadFormSchema(Schema):
         validate=validate.Length(max=500),
         metadata={"description": "CSV: the column holding each row's time"},
     )
+
+
+def _account_name(value: str) -> None:
+    if not value.strip():
+        raise ValidationError("The name is empty")
+    if not _printable(value):
+        raise ValidationError("The name holds control characters")
+
+
+class NewAppAccountFormSchema(Schema):
+    """POST /owner/accounts: an account for an app; the HAT makes its password and shows it once."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    name = fields.String(required=True, validate=[validate.Length(min=1, max=200), _account_name])
+    email = fields.Email(required=True, validate=validate.Length(max=320))
+    role = fields.String(required=True, validate=validate.OneOf((DATA_DEBIT, DATA_CREDIT)))
+    csrf = fields.String(required=True, metadata={"description": "The session's CSRF token"})
+
+
+# The shortest new password the owner's page accepts (`hatd set-password` takes any).
+MIN_NEW_PASSWORD = 8
+
+
+def _new_password_fits(value: str) -> None:
+    if len(value) < MIN_NEW_PASSWORD:
+        raise ValidationError(f"The new password must be at least {MIN_NEW_PASSWORD} characters long")
+    if len(value.encode()) > MAX_PASSWORD_BYTES:
+        raise ValidationError(f"The new password is longer than {MAX_PASSWORD_BYTES} bytes, which bcrypt cannot use")
+
+
+class ChangePasswordFormSchema(Schema):
+    """POST /owner/password: the owner's current password, and the new one twice."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    current = fields.String(required=True, validate=validate.Length(min=1, max=1024))
+    new = fields.String(required=True, validate=_new_password_fits)
+    repeat = fields.String(required=True, metadata={"description": "The new password again"})
+    csrf = fields.String(required=True, metadata={"description": "The session's CSRF token"})
+
+    @validates_schema
+    def _same_twice(self, data: dict[str, Any], **_: Any) -> None:
+        if "new" in data and data["new"] != data.get("repeat"):
+            raise ValidationError("The new password and its repetition differ", field_name="repeat")

@@ -33,6 +33,7 @@ def cookie_names(issuer: str) -> tuple[str, str]:
 
 @dataclass(frozen=True)
 class Session:
+    id: int
     user_id: str
     role: str
     csrf: str
@@ -87,13 +88,18 @@ def csrf_matches(expected: str | None, given: str | None) -> bool:
     return bool(expected) and bool(given) and _same(str(expected), str(given))
 
 
-async def open_session(conn: Conn, private_pem: str, user_id: str, ttl: int) -> str:
-    """Starts a session for an account; returns the cookie value. Sessions past their time are
-    forgotten on the way."""
+# The most of a browser's User-Agent a session keeps (sql/schema/0014).
+MAX_USER_AGENT = 300
+
+
+async def open_session(conn: Conn, private_pem: str, user_id: str, ttl: int, user_agent: str = "") -> str:
+    """Starts a session for an account, opened from the browser `user_agent` names; returns the
+    cookie value. Sessions past their time are forgotten on the way."""
     secret = secrets.token_urlsafe(32)
     expires = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=ttl)
+    shown = "".join(ch for ch in user_agent if ch.isprintable())[:MAX_USER_AGENT]
     await conn.execute(Q.delete_expired_sessions)
-    await conn.execute(Q.insert_session, _hash(secret), uuid.UUID(user_id), new_csrf(), expires)
+    await conn.execute(Q.insert_session, _hash(secret), uuid.UUID(user_id), new_csrf(), expires, shown)
     return f"{secret}.{_signature(private_pem, secret)}"
 
 
@@ -105,8 +111,20 @@ async def find_session(conn: Conn, private_pem: str, cookie: str | None) -> Sess
     row = await conn.fetchrow(Q.find_session, _hash(secret))
     if row is None:
         return None
-    return Session(user_id=str(row["user_id"]), role=row["role"], csrf=row["csrf"], secret_hash=_hash(secret))
+    return Session(
+        id=row["id"], user_id=str(row["user_id"]), role=row["role"], csrf=row["csrf"], secret_hash=_hash(secret)
+    )
 
 
 async def close_session(conn: Conn, session: Session) -> None:
     await conn.execute(Q.delete_session, session.secret_hash)
+
+
+async def list_sessions(conn: Conn, user_id: str) -> list[dict[str, object]]:
+    """The account's live sessions: id, opened, last seen and browser, the last seen first."""
+    return [dict(row) for row in await conn.fetch(Q.list_sessions, uuid.UUID(user_id))]
+
+
+async def end_session(conn: Conn, user_id: str, session_id: int) -> bool:
+    """Closes one of the account's sessions; whether it had that session."""
+    return await conn.fetchval(Q.delete_session_of, uuid.UUID(user_id), session_id) is not None

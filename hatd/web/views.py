@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from asyncpg import Record
 from marshmallow import ValidationError
 from yarl import URL
 
@@ -86,6 +87,30 @@ async def login(request: web.Request) -> web.StreamResponse:
     next_path = local_path(form["next"])
     if not sessions.csrf_matches(request.cookies.get(login_cookie(request)), form["csrf"]):
         return _login_form(request, next_path, status=403, error="The login form had expired. Please try again.")
+    owner = await check_owner_password(request, form["password"])
+    if owner is None:
+        return _login_form(request, next_path, status=401, error="Wrong password.")
+    settings = request.app[SETTINGS]
+    previous = await current_session(request)
+    async with db.transaction(request.app[POOL]) as conn:
+        if previous is not None:  # one browser, one session
+            await sessions.close_session(conn, previous)
+        cookie = await sessions.open_session(
+            conn, request.app[TOKENS].keys.private_pem, str(owner["user_id"]), settings.session_ttl,
+            request.headers.get("User-Agent", ""),
+        )  # fmt: skip
+    response = see_other(next_path)
+    response.set_cookie(session_cookie(request), cookie, max_age=settings.session_ttl, **cookie_options(request))
+    response.del_cookie(login_cookie(request), **cookie_options(request))
+    logins.remember_device(request, response, owner)
+    return response
+
+
+async def check_owner_password(request: web.Request, password: str) -> Record | None:
+    """The owner's account (with its password hash) if `password` is theirs, else None; limited
+    as the login page is: per client and per account, or, from a browser the owner has logged in
+    from before, per device on the trusted lane (hatd/accounts/devices.py). TooManyRequests over
+    a limit."""
     client = f"client:{client_address(request)}"
     page_bucket = logins.Bucket(request.app[PAGE_LOGIN_LIMITER], client, True)
     cause, message = "Too many failed logins; try again in {seconds} seconds", "Too many attempts"
@@ -103,25 +128,10 @@ async def login(request: web.Request) -> web.StreamResponse:
             logins.Bucket(request.app[LOGIN_LIMITER], client, False),
         ]
     matched = await logins.check(
-        request, buckets, form["password"], owner["pass_hash"] if owner else None, device=device,
+        request, buckets, password, owner["pass_hash"] if owner else None, device=device,
         cause=cause, message=message,
     )  # fmt: skip
-    if not matched:
-        return _login_form(request, next_path, status=401, error="Wrong password.")
-    assert owner is not None
-    settings = request.app[SETTINGS]
-    previous = await current_session(request)
-    async with db.transaction(request.app[POOL]) as conn:
-        if previous is not None:  # one browser, one session
-            await sessions.close_session(conn, previous)
-        cookie = await sessions.open_session(
-            conn, request.app[TOKENS].keys.private_pem, str(owner["user_id"]), settings.session_ttl
-        )
-    response = see_other(next_path)
-    response.set_cookie(session_cookie(request), cookie, max_age=settings.session_ttl, **cookie_options(request))
-    response.del_cookie(login_cookie(request), **cookie_options(request))
-    logins.remember_device(request, response, owner)
-    return response
+    return owner if matched else None
 
 
 @owner_page
@@ -235,10 +245,13 @@ async def _account_names(conn: db.Conn) -> dict[str, str]:
 
 @owner_page
 async def debits_page(request: web.Request) -> web.StreamResponse:
+    """Every debit with its state; the proposals waiting for the owner first."""
     async with request.app[POOL].acquire() as conn:
-        items = json.loads(await debits.debits(conn))
+        items = json.loads(await debits.owner_listing(conn))
         names = await _account_names(conn)
-    return render(request, "debits.html", {"debits": items, "names": names, "csrf": request[SESSION].csrf})
+    waiting = sum(1 for item in items if item["state"] == "waiting")
+    context = {"debits": items, "waiting": waiting, "names": names, "csrf": request[SESSION].csrf}
+    return render(request, "debits.html", context)
 
 
 @owner_page
@@ -248,13 +261,20 @@ async def debit_page(request: web.Request) -> web.StreamResponse:
         item = json.loads(await debits.debit(conn, key, request[SESSION].user_id, OWNER))
         log = json.loads(await debits.log(conn, key))
         names = await _account_names(conn)
-    context = {"debit": item, "log": log, "names": names, "csrf": request[SESSION].csrf}
+        summary = json.loads(await debits.owner_listing(conn, uuid.UUID(item["key"])))[0]
+    context = {
+        "debit": item, "state": summary["state"], "window_ended": summary["windowEnded"], "log": log,
+        "names": names, "csrf": request[SESSION].csrf,
+    }  # fmt: skip
     return render(request, "debit.html", context)
 
 
 async def _set_debit(request: web.Request, enabled: bool) -> web.StreamResponse:
     async with db.transaction(request.app[POOL]) as conn:
         key = await debits.set_enabled(conn, request.match_info["key"], enabled, request[SESSION].user_id)
+        state = json.loads(await debits.owner_listing(conn, key))[0]["state"]
+    if state == "ended":  # enabled, yet the app can read nothing: the debit's page says so
+        return see_other(f"/owner/debits/{key}")
     return see_other(_back(request, f"/owner/debits#debit-{key}"))
 
 
@@ -378,7 +398,7 @@ ROUTES = [
           produces=HTML, summary="One data debit: its bundle and its log"),
     Route("POST", f"/owner/debits/{KEY_PATH}/enable", enable_debit, name="owner_enable_debit", roles=PUBLIC,
           session=True, produces=HTML, body=ButtonFormSchema, form=True, status=303,
-          summary="Enable a data debit; 303 back"),
+          summary="Enable a data debit; 303 back, or to the debit's page, which warns, when its window has ended"),
     Route("POST", f"/owner/debits/{KEY_PATH}/disable", disable_debit, name="owner_disable_debit", roles=PUBLIC,
           session=True, produces=HTML, body=ButtonFormSchema, form=True, status=303,
           summary="Disable a data debit; 303 back"),

@@ -83,3 +83,17 @@ SELECT pg_advisory_xact_lock($1);
 -- name: owner_login
 -- Returns the owner account with its password hash, for the owner's login page.
 SELECT user_id, role, enabled, pass_hash FROM accounts WHERE role = 'owner';
+
+-- name: change_password
+-- Sets account $1's password hash to $3 if it is still $2 (the one the current password was
+-- checked against) and closes its browser sessions but $4 (the secret hash of the one asking);
+-- returns how many it closed, or no row when the hash had changed meanwhile.
+WITH changed AS (
+    UPDATE accounts SET pass_hash = $3, last_updated = now()
+    WHERE user_id = $1 AND pass_hash = $2
+    RETURNING user_id
+), closed AS (
+    DELETE FROM web_sessions WHERE user_id IN (SELECT user_id FROM changed) AND secret_hash <> $4
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM closed) AS closed FROM changed;

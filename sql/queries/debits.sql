@@ -68,3 +68,28 @@ FROM data_debit_log l WHERE l.debit_key = $1;
 -- name: debit_fields_json
 -- Returns a debit's own fields (no bundle) as JSON text.
 SELECT data_debit_json(d)::text FROM data_debits d WHERE d.key = $1;
+
+-- name: owner_debits_json
+-- Returns every debit (or only debit $1) with its proposer, bundle's id and name, and its state
+-- for the owner: waiting (never enabled), disabled, or, enabled, not started, active or ended by
+-- its window (windowEnded: whatever its state); the waiting ones first, then newest first, as a
+-- JSON array (text).
+SELECT coalesce(json_agg(item ORDER BY state = 'waiting' DESC, date_created DESC, key), '[]')::text
+FROM (
+    SELECT d.key, d.date_created, s.state,
+           data_debit_json(d)::jsonb || jsonb_build_object(
+               'proposer', d.proposer, 'state', s.state, 'windowEnded', now() >= d.end_date,
+               CASE WHEN d.kind = 'contextless' THEN 'bundleContextless' ELSE 'bundleContextual' END,
+               json_build_object('id', coalesce(b.id, c.id), 'name', coalesce(b.name, c.name))) AS item
+    FROM data_debits d
+    LEFT JOIN bundles_contextless b ON b.id = d.bundle_contextless_id
+    LEFT JOIN bundles_contextual c ON c.id = d.bundle_contextual_id
+    CROSS JOIN LATERAL (SELECT CASE
+        WHEN NOT d.enabled AND NOT EXISTS (
+            SELECT 1 FROM data_debit_log l WHERE l.debit_key = d.key AND l.action = 'enable') THEN 'waiting'
+        WHEN NOT d.enabled THEN 'disabled'
+        WHEN now() <= d.start_date THEN 'not started'
+        WHEN now() >= d.end_date THEN 'ended'
+        ELSE 'active' END AS state) s
+    WHERE $1::uuid IS NULL OR d.key = $1
+) items;
