@@ -45,6 +45,8 @@ from hatd.state import (
 from hatd.system import views as system_views
 from hatd.system.views import OPENAPI_KEY
 from hatd.tokens import TokenService
+from hatd.web import context as web_context
+from hatd.web import data as web_data
 from hatd.web import pages
 from hatd.web import upload as web_upload
 from hatd.web import views as web_views
@@ -63,6 +65,8 @@ DOMAINS: list[list[Route]] = [
     system_views.ROUTES,
     web_views.ROUTES,
     web_upload.ROUTES,
+    web_data.ROUTES,
+    web_context.ROUTES,
 ]
 
 

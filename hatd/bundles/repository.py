@@ -240,3 +240,9 @@ async def contextual_values(conn: Conn, bundle_id: int) -> tuple[str, int]:
     if row is None:
         raise NotFound(f"There is no contextual bundle with id {bundle_id}")
     return row["body"], row["records"]
+
+
+async def listing(conn: Conn) -> str:
+    """Every bundle, contextless and contextual, with how much it holds, as a JSON array (text)."""
+    text: str = await conn.fetchval(Q.bundle_listing)
+    return text
