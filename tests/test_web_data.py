@@ -152,6 +152,7 @@ async def test_numeric_fields_are_charted_as_svg(client, owner_token):
     svg = re.search(r'<svg class="chart".*?</svg>', page, re.S).group(0)
     assert re.search(r'<path class="line" d="M8\.0,156\.0 L200\.0,89\.0 L392\.0,22\.0"/>', svg)
     assert ">max 3</text>" in svg and ">min 0</text>" in svg and svg.count(">01 Feb 2026</text>") == 2
+    assert '<figcaption class="label">kitchen.tableTestField</figcaption><svg class="chart"' in page
     assert "<title" in svg and "kitchen.tableTestField: 3 values from 01 Feb 2026 to 01 Feb 2026" in svg
 
 

@@ -86,7 +86,7 @@ async def table_page(request: web.Request) -> web.StreamResponse:
     context = {
         "table": table, "groups": found, "columns": cols, "rows": grid.rows(records, cols), "count": count,
         "older": older, "newer": newer, "newest": _link(request, None, []) if cursor else None,
-        "charts": [charts.line_chart(s, f"chart-{s.field_id}") for s in series],
+        "charts": [(s.name, charts.line_chart(s, f"chart-{s.field_id}")) for s in series],
         "charted": len(charted), "from": request.query.get("from", ""), "to": request.query.get("to", ""),
         "window": any(window), "download": _link(request, None, []).partition("?")[2],
         "back": str(request.rel_url),
