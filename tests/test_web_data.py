@@ -12,8 +12,10 @@ import json
 import re
 from typing import Any
 
+import aiohttp
 import pytest
 
+from hatd.raw import repository as raw
 from hatd.web import data as web_data
 from tests.raw_helpers import HOUSE, KITCHEN, call, created, fields_by_name, new_table
 from tests.test_bundles_contextual import _world
@@ -243,6 +245,28 @@ async def test_a_table_downloads_as_the_apis_json(client, owner_token, monkeypat
     assert await (await client.get(f"/owner/tables/{empty['id']}/json")).json() == []
     rows = list(csv.reader(io.StringIO(await (await client.get(f"/owner/tables/{empty['id']}/csv")).text())))
     assert rows == [["record id", "record time", "record name"]]
+
+
+async def test_a_download_that_breaks_midway_never_looks_complete(client, owner_token, monkeypatch):
+    monkeypatch.setattr(web_data, "DOWNLOAD_PAGE", 2)
+    kitchen = await _kitchen_records(client, owner_token, 5)
+    await logged_in(client)
+    read = raw.table_values
+    reads: list[int] = []
+
+    async def failing(*args: Any, **kwargs: Any) -> Any:
+        reads.append(1)
+        if len(reads) > 1:
+            raise RuntimeError("the database went away")
+        return await read(*args, **kwargs)
+
+    monkeypatch.setattr(raw, "table_values", failing)
+    for suffix in ("csv", "json"):
+        reads.clear()
+        with pytest.raises(aiohttp.ClientPayloadError):  # (the JSON one: as the test client checks its body)
+            response = await client.get(f"/owner/tables/{kitchen['id']}/{suffix}")
+            assert response.status == 200  # the answer had started
+            await response.read()
 
 
 async def test_the_owner_deletes_a_record_after_its_confirmation(client, owner_token):

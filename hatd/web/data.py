@@ -5,6 +5,7 @@ raw repository functions as the API's routes."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import json
@@ -33,6 +34,9 @@ RECORDS_PER_PAGE = 25
 CHART_RECORDS = 500
 # The downloads read the table this many records at a time.
 DOWNLOAD_PAGE = 500
+# A client that takes nothing of a download for this long ends it: it must not hold a pooled
+# connection and an old snapshot open (as GET /export's WRITE_TIMEOUT).
+WRITE_TIMEOUT = 60.0
 CSV_TYPE = "text/csv"
 
 
@@ -131,6 +135,10 @@ async def _download(request: web.Request, extension: str) -> web.StreamResponse:
     return response
 
 
+async def _send(response: web.StreamResponse, chunk: bytes) -> None:
+    await asyncio.wait_for(response.write(chunk), WRITE_TIMEOUT)
+
+
 async def _write_pages(
     response: web.StreamResponse, conn: db.Conn, table_id: int, window: Any, cols: list[grid.Column], extension: str
 ) -> None:
@@ -141,24 +149,24 @@ async def _write_pages(
         writer = csv.writer(buffer)
         writer.writerow(grid.csv_header(cols))
     else:
-        await response.write(b"[")
+        await _send(response, b"[")
     while True:
         text, more = await raw.table_values(conn, table_id, window, after, DOWNLOAD_PAGE)
         if extension == "csv":
             writer.writerows(grid.csv_row(record, cols) for record in json.loads(text))
-            await response.write(buffer.getvalue().encode())
+            await _send(response, buffer.getvalue().encode())
             buffer.seek(0)
             buffer.truncate()
         else:
             items = text.strip()[1:-1].strip()  # the page's array, without decoding it
             if items:
-                await response.write((items if first else "," + items).encode())
+                await _send(response, (items if first else "," + items).encode())
                 first = False
         if more is None:
             break
         after = more
     if extension != "csv":
-        await response.write(b"]")
+        await _send(response, b"]")
 
 
 @owner_page
