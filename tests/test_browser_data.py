@@ -63,6 +63,9 @@ async def test_the_owner_charts_downloads_and_deletes_in_a_browser(
             for i in range(28)
         ])  # fmt: skip
         person = await created(http, token, "/person", {"name": "Me", "personId": "me.hat"})
+        weight_kg = next(p for p in (await call(http, "GET", "/property", token))[1] if p["name"] == "weight (kg)")
+        await created(http, token, f"/person/{person['id']}/property/dynamic/{weight_kg['id']}",
+                      {"relationshipType": "weight", "field": {"id": weight}})  # fmt: skip
         bundle = await created(http, token, "/bundles/contextless", {
             "name": "Weight for my coach",
             "bundleTable": [{"name": "scale", "table": {"id": scale["id"], "name": "scale", "source": "withings"}}],
@@ -138,3 +141,6 @@ async def test_the_owner_charts_downloads_and_deletes_in_a_browser(
     ):  # fmt: skip
         await _fits(page, path, name)
     assert confirm.startswith(f"{hat}/owner/records/") and conflict == f"{table}/delete"
+    await page.goto(f"{hat}/owner/context/person/{person['id']}")
+    assert await page.locator(".property table.values tbody tr").count() == 20
+    assert "And 7 older values." in (await page.text_content(".property") or "")

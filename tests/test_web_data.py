@@ -292,6 +292,11 @@ async def test_the_owner_deletes_a_record_after_its_confirmation(client, owner_t
     assert (done.status, done.headers["Location"]) == (303, f"/owner/tables/{kitchen['id']}")
     assert (await call(client, "GET", f"/data/record/{record_id}", owner_token))[0] == 404
     assert "<strong>2</strong> records" in await (await client.get(f"/owner/tables/{kitchen['id']}")).text()
+    hostile = await client.get(f"/owner/records/{record_id - 1}/delete", params={"back": "//evil.example/"})
+    assert hidden_fields(await hostile.text())["back"] == "/owner"
+    gone = await client.post(f"/owner/records/{record_id - 1}/delete", data={"csrf": csrf, "back": "//evil.example/"},
+                             allow_redirects=False)  # fmt: skip
+    assert (gone.status, gone.headers["Location"]) == (303, "/owner")
     again = await client.post(f"/owner/records/{record_id}/delete", data=form)
     assert again.status == 404 and f"There is no record with id {record_id}" in await again.text()
 
