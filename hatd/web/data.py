@@ -33,7 +33,7 @@ RECORDS_PER_PAGE = 25
 # The charts draw the newest records of the window, up to this many.
 CHART_RECORDS = 500
 # The downloads read the table this many records at a time.
-DOWNLOAD_PAGE = 500
+DOWNLOAD_PAGE = 2000
 # A client that takes nothing of a download for this long ends it: it must not hold a pooled
 # connection and an old snapshot open (as GET /export's WRITE_TIMEOUT).
 WRITE_TIMEOUT = 60.0
