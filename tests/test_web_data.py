@@ -6,6 +6,7 @@ the read-only context and bundles pages."""
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import html
 import io
 import json
@@ -14,9 +15,12 @@ from typing import Any
 
 import aiohttp
 import pytest
+import yarl
 
 from hatd.raw import repository as raw
+from hatd.raw.schemas import encode_cursor
 from hatd.web import data as web_data
+from hatd.web.schemas import MAX_TRAIL
 from tests.raw_helpers import HOUSE, KITCHEN, call, created, fields_by_name, new_table
 from tests.test_bundles_contextual import _world
 from tests.web_helpers import hidden_fields, logged_in
@@ -88,6 +92,20 @@ async def test_a_table_page_pages_older_and_back_to_newer(client, owner_token):
     top = await (await client.get(_href(back, "newer"))).text()
     assert _rows(top) == _rows(first) and _href(top, "newer") is None
     assert _rows(await (await client.get(_href(third, "newest"))).text()) == _rows(first)
+
+
+async def test_a_page_remembers_at_most_max_trail_newer_pages(client, owner_token):
+    kitchen = await _kitchen_records(client, owner_token, 30)
+    await logged_in(client)
+    scope = f"page-table:{kitchen['id']}"
+    moment = dt.datetime(2026, 2, 1, 10, 10, tzinfo=dt.UTC)
+    trail = [encode_cursor(scope, moment + dt.timedelta(minutes=i), 10**6 + i) for i in range(MAX_TRAIL + 5)]
+    here = encode_cursor(scope, moment, 10**6)
+    page = await client.get(f"/owner/tables/{kitchen['id']}", params={"cursor": here, "trail": ".".join(trail)})
+    text = await page.text()
+    assert _rows(text) == [f"record {i:02}" for i in range(10, -1, -1)]
+    newer = yarl.URL(_href(text, "newer"))
+    assert newer.query["cursor"] == trail[-1] and newer.query["trail"].split(".") == trail[-MAX_TRAIL:-1]
 
 
 async def test_a_time_window_narrows_the_grid_its_count_its_pages_and_its_downloads(client, owner_token):
