@@ -35,6 +35,7 @@ bench: install
 	$(BIN)/python bench/bench_plugs.py
 	$(BIN)/python bench/bench_plug_memory.py
 	$(BIN)/python bench/bench_backup.py
+	$(BIN)/python bench/bench_pages.py
 
 # Schemathesis against a HAT it starts itself, for FUZZ_SECONDS (300); not part of `make test`.
 fuzz: install

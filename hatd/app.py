@@ -45,6 +45,8 @@ from hatd.state import (
 from hatd.system import views as system_views
 from hatd.system.views import OPENAPI_KEY
 from hatd.tokens import TokenService
+from hatd.web import context as web_context
+from hatd.web import data as web_data
 from hatd.web import manage as web_manage
 from hatd.web import pages
 from hatd.web import upload as web_upload
@@ -65,6 +67,8 @@ DOMAINS: list[list[Route]] = [
     web_views.ROUTES,
     web_upload.ROUTES,
     web_manage.ROUTES,
+    web_data.ROUTES,
+    web_context.ROUTES,
 ]
 
 

@@ -120,27 +120,6 @@ async def test_the_data_page_lists_sources_and_tables_with_records_and_last_upda
     assert "kitchenElectricity</a>" not in text  # subtables are inside their top-level table
 
 
-async def test_a_table_page_shows_its_latest_records_paged(client, owner_token):
-    kitchen = await new_table(client, owner_token, KITCHEN)
-    field = kitchen["fields"][0]["id"]
-    sub_field = kitchen["subTables"][0]["fields"][0]["id"]
-    await created(client, owner_token, "/data/record/values", [
-        {"record": {"name": f"record {i:02}", "lastUpdated": f"2026-02-01T10:{i:02}:00Z"},
-         "values": [{"value": f"top {i}", "field": {"id": field}}, {"value": f"sub <{i}>", "field": {"id": sub_field}}]}
-        for i in range(30)
-    ])  # fmt: skip
-    await logged_in(client)
-    first = await (await client.get(f"/owner/tables/{kitchen['id']}")).text()
-    names = re.findall(r"<h2>(record \d\d) ", first)
-    assert names == [f"record {i:02}" for i in range(29, 4, -1)]  # newest first, 25 a page
-    assert "<dt>tableTestField</dt><dd>top 29</dd>" in first
-    assert "<dt>kitchenElectricity / tableTestField3</dt><dd>sub &lt;29&gt;</dd>" in first
-    following = re.search(r'<a href="([^"]+)" id="older"', first).group(1)
-    second = await (await client.get(following.replace("&amp;", "&"))).text()
-    assert re.findall(r"<h2>(record \d\d) ", second) == [f"record {i:02}" for i in range(4, -1, -1)]
-    assert 'id="older"' not in second
-
-
 async def test_a_table_page_refuses_what_is_not_there(client, owner_token):
     kitchen = await new_table(client, owner_token, KITCHEN)
     await logged_in(client)

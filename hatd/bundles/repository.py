@@ -295,3 +295,9 @@ async def contextual_values(conn: Conn, bundle_id: int, after: tuple[Any, Any], 
         return text
 
     return ValuesPage(jsontext.array(page, chunk), len(page), more)
+
+
+async def listing(conn: Conn) -> str:
+    """Every bundle, contextless and contextual, with how much it holds, as a JSON array (text)."""
+    text: str = await conn.fetchval(Q.bundle_listing)
+    return text

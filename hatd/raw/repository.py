@@ -4,6 +4,7 @@ JSON text built by PostgreSQL or plain data, raises domain errors; knows nothing
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -291,3 +292,36 @@ async def delete_table(conn: asyncpg.Connection, table_id: int) -> int:
     await conn.execute(Q.lock_tree_fields, ids)
     deleted: int = await conn.fetchval(Q.delete_tables, ids)
     return deleted
+
+
+# -- what goes with what (the owner's pages) ---------------------------------------------------
+
+OVERVIEW = queries("raw_overview")
+
+
+async def table_record_count(conn: Conn, table_id: int, window: Window) -> int:
+    """How many records table_values pages through in the window."""
+    await _require_table(conn, table_id)
+    count: int = await conn.fetchval(OVERVIEW.table_record_count, table_id, *window)
+    return count
+
+
+async def table_deletion(conn: Conn, table_id: int) -> dict[str, Any]:
+    """What delete_table would take: {"tables": [{id, name, source}] (the table first, then the
+    subtables that go with it), "values", "records" (those left without values), "bundles" (the
+    names of those that still use it, which make the delete a Conflict)}."""
+    ids = await conn.fetchval(Q.deletable_tree_ids, table_id)
+    if not ids:
+        raise NotFound(f"There is no table with id {table_id}")
+    row = await conn.fetchrow(OVERVIEW.tables_deletion, ids)
+    tables = sorted(json.loads(row["tables"]), key=lambda t: (t["id"] != table_id, t["id"]))
+    names = await bundles.bundles_holding(conn, ids, [])
+    return {"tables": tables, "values": row["values"], "records": row["records"], "bundles": names}
+
+
+async def record_deletion(conn: Conn, record_id: int) -> dict[str, Any]:
+    """What deleting a record takes: {"id", "name", "last_updated", "values", "tables" (names)}."""
+    row = await conn.fetchrow(OVERVIEW.record_deletion, record_id)
+    if row is None:
+        raise NotFound(f"There is no record with id {record_id}")
+    return dict(row)

@@ -9,10 +9,11 @@ import unicodedata
 from typing import Any
 from urllib.parse import urlsplit
 
-from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, pre_load, validate, validates_schema
 from yarl import URL
 
 from hatd.accounts.passwords import MAX_PASSWORD_BYTES
+from hatd.raw.schemas import HatTime
 from hatd.routing import DATA_CREDIT, DATA_DEBIT
 from hatd.services.origins import origin_of
 
@@ -22,6 +23,8 @@ MAX_SERVICE_NAME = 100
 MAX_ORIGIN = 300
 # A path to return to after logging in: /hatlogin with an encoded service name and redirect fits.
 MAX_LOCAL_PATH = 8000
+# The newer pages a table's page remembers, to page back to (beyond: back to the newest).
+MAX_TRAIL = 40
 
 
 def _printable(value: str) -> bool:
@@ -243,3 +246,33 @@ class ChangePasswordFormSchema(Schema):
     def _same_twice(self, data: dict[str, Any], **_: Any) -> None:
         if "new" in data and data["new"] != data.get("repeat"):
             raise ValidationError("The new password and its repetition differ", field_name="repeat")
+
+
+class TableViewQuerySchema(Schema):
+    """GET /owner/tables/{id} and its downloads: a time window on the records' time (its form's
+    `from` and `to`), and the page's place (`cursor`, and `trail`: the newer pages' cursors)."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    start = HatTime(
+        data_key="from",
+        load_default=None,
+        metadata={"description": "Records from this time (ISO-8601 or unix seconds; no zone: UTC)"},
+    )
+    end = HatTime(data_key="to", load_default=None, metadata={"description": "Records up to this time"})
+    cursor = fields.String(load_default=None, validate=validate.Length(max=200))
+    trail = fields.String(
+        load_default=None,
+        validate=validate.Length(max=MAX_TRAIL * 200),
+        metadata={"description": "The cursors of the newer pages, joined by '.'"},
+    )
+
+    @pre_load
+    def strip_empty(self, data: Any, **_: Any) -> Any:
+        return {k: v for k, v in data.items() if v.strip() != ""} if isinstance(data, dict) else data
+
+    @validates_schema
+    def window_in_order(self, data: Any, **_: Any) -> None:
+        if data.get("start") and data.get("end") and data["start"] > data["end"]:
+            raise ValidationError("from is after to", "from")

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +24,6 @@ from hatd.exports import repository as exports
 from hatd.exports import views as exports_views
 from hatd.http import client_address, load, parse_query, path_id, validation_cause
 from hatd.raw import repository as raw
-from hatd.raw.schemas import decode_cursor, encode_cursor
 from hatd.routing import HTML, OWNER, PUBLIC, USER_ID, Route
 from hatd.services import approvals
 from hatd.services import repository as services
@@ -54,7 +52,6 @@ from hatd.web.schemas import (
     local_path,
 )
 
-RECORDS_PER_PAGE = 25
 STATIC_DIR = Path(__file__).parent / "static"
 
 
@@ -196,34 +193,6 @@ async def data_page(request: web.Request) -> web.StreamResponse:
     for table in tables:
         sources.setdefault(table["source"], []).append(table)
     return render(request, "data.html", {"sources": sources})
-
-
-def _cells(table: dict[str, Any], prefix: str = "") -> Iterator[tuple[str, str]]:
-    """A record's values under a table tree, as (field path, value) pairs."""
-    for field in table.get("fields") or []:
-        for value in field.get("values") or []:
-            yield f"{prefix}{field['name']}", value["value"]
-    for sub in table.get("subTables") or []:
-        yield from _cells(sub, f"{prefix}{sub['name']} / ")
-
-
-@owner_page
-async def table_page(request: web.Request) -> web.StreamResponse:
-    table_id = path_id(request, "id", "table")
-    scope = f"page-table:{table_id}"
-    cursor = request.query.get("cursor")
-    try:
-        after = decode_cursor(scope, cursor) if cursor else (None, None)
-    except ValidationError as exc:
-        raise BadRequest(validation_cause(exc), message="Invalid request") from None
-    async with request.app[POOL].acquire() as conn:
-        table = json.loads(await raw.table_json(conn, table_id))
-        text, more = await raw.table_values(conn, table_id, (None, None), after, RECORDS_PER_PAGE)
-    records = [
-        {**record, "cells": [cell for tree in record["tables"] for cell in _cells(tree)]} for record in json.loads(text)
-    ]
-    following = str(request.rel_url.with_query(cursor=encode_cursor(scope, *more))) if more else None
-    return render(request, "table.html", {"table": table, "records": records, "next": following})
 
 
 @owner_page
@@ -387,8 +356,6 @@ ROUTES = [
           body=ButtonFormSchema, form=True, status=303, summary="End the owner's session; 303 to the login page"),
     Route("GET", "/owner", data_page, name="owner_data", roles=PUBLIC, session=True, produces=HTML,
           summary="The owner's data: sources and tables, with records and last update"),
-    Route("GET", r"/owner/tables/{id:\d+}", table_page, name="owner_table", roles=PUBLIC, session=True,
-          produces=HTML, summary="A table's latest records, 25 a page (`cursor` for older ones)"),
     Route("GET", "/owner/export", export_download, name="owner_export", roles=PUBLIC, session=True,
           produces=exports.MEDIA_TYPE, head=False, errors=(403, 409),
           summary="Download the whole HAT (the document of GET /export and `hatd export`)"),

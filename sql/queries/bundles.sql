@@ -284,3 +284,19 @@ SELECT string_agg(json_build_object(
                END)::text,
        ', ' ORDER BY s.id)
 FROM selected s;
+
+-- name: bundle_listing
+-- Returns every bundle, contextless then contextual, by id, as a JSON array (text) of {"id",
+-- "name", "kind", "dateCreated", "lastUpdated", "holds"}: holds is the number of tables (a
+-- contextless bundle) or entity selections (a contextual one).
+SELECT coalesce(json_agg(b ORDER BY b.kind, b.id), '[]')::text
+FROM (
+    SELECT c.id, c.name, 'contextless' AS kind, hat_time(c.date_created) AS "dateCreated",
+           hat_time(c.last_updated) AS "lastUpdated",
+           (SELECT count(*) FROM bundle_tables bt WHERE bt.bundle_id = c.id) AS holds
+    FROM bundles_contextless c
+    UNION ALL
+    SELECT x.id, x.name, 'contextual', hat_time(x.date_created), hat_time(x.last_updated),
+           (SELECT count(*) FROM bundle_entity_selections s WHERE s.bundle_id = x.id)
+    FROM bundles_contextual x
+) AS b;
