@@ -128,7 +128,7 @@ async def _fill(hat: Hat, browser: Any) -> tuple[dict[str, dict[str, str]], dict
         owner_token = await login(http, *OWNER)
         kitchen = await new_table(http, owner_token, KITCHEN)
         field = kitchen["fields"][0]["id"]
-        await created(http, owner_token, "/data/record/values", [
+        records = await created(http, owner_token, "/data/record/values", [
             {"record": {"name": f"monday-{i}"},
              "values": [{"value": "12 kWh, measured at the meter in the hallway " * (i + 1), "field": {"id": field}}]}
             for i in range(3)
@@ -152,6 +152,10 @@ async def _fill(hat: Hat, browser: Any) -> tuple[dict[str, dict[str, str]], dict
             "bundleContextless": {"name": "Heating", "table": {"id": kitchen["id"], "name": "kitchen", "source": "fibaro"}},
         })  # fmt: skip
         assert status == 201, ended
+        thing = await created(http, owner_token, "/thing", {"name": "The hallway's electricity meter, second floor"})
+        contextual = await created(http, owner_token, "/bundles/context", {
+            "name": "Everything in the house that measures something", "entities": [{"entityKind": "thing"}],
+        })  # fmt: skip
     context = await _context(browser, "desktop")
     page = await context.new_page()
     await _log_in(page, hat)
@@ -170,6 +174,11 @@ async def _fill(hat: Hat, browser: Any) -> tuple[dict[str, dict[str, str]], dict
     await context.close()
     values = {
         "owner_table": {"id": str(kitchen["id"])},
+        "owner_confirm_table_delete": {"id": str(kitchen["id"])},
+        "owner_confirm_record_delete": {"id": str(records[0]["record"]["id"])},
+        "owner_entity": {"kind": "thing", "id": str(thing["id"])},
+        "owner_bundle_contextless": {"id": str(debit["bundleContextless"]["id"])},
+        "owner_bundle_contextual": {"id": str(contextual["id"])},
         "owner_debit": {"key": debit["key"]},
         "*": {"key": debit["key"], "userId": account["userId"]},
     }
