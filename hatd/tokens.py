@@ -2,7 +2,8 @@
 
 Checking a token here covers what the token itself proves (signature, algorithm, key id,
 issuer, resource, expiry, claims); whether its account still exists and is enabled is the auth
-middleware's question, asked of the database on every request."""
+middleware's question, asked on every request (of memory kept true by the database's
+notifications, hatd/callers.py, or of the database)."""
 
 from __future__ import annotations
 

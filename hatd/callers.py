@@ -1,0 +1,216 @@
+"""What checking a token asks of the database, kept in memory: an account's role and whether it is
+enabled, and whether the approval a service's token names still stands.
+
+The database says when either changes: triggers (sql/schema/0013_caller_notifications.sql) NOTIFY
+the channel hatd_callers as the change commits, and every process serving the HAT LISTENs on it
+over a connection of its own, forgetting everything it holds at each notification. So a disabled
+account or a revoked approval ends its tokens in every process at once, as when each request asked.
+
+Memory is trusted only while that connection is up. Before it is (startup), once it is lost (a
+restart, a network cut, pg_terminate_backend) and until it is back, every token check asks the
+database, and the cache starts empty on each new connection: what changed meanwhile was not heard.
+A change heard while a lookup is in flight may have come after that lookup read the row; a
+generation counter, moved by every notification and (re)connection, keeps such an answer out of
+memory. Memory is bounded (MAX_ENTRIES each, the least recently used go first).
+
+NOTIFY reaches only the sessions of the database it was sent in, and each HAT has its own
+database: no HAT hears another's changes. Knows nothing of HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import asyncpg
+
+from hatd import db
+from hatd.accounts import repository as accounts
+from hatd.db import Conn
+from hatd.services import repository as services
+
+log = logging.getLogger("hatd.callers")
+Q = db.queries("callers")
+
+CHANNEL = "hatd_callers"
+# Entries of each kind (accounts, approvals) held at most. A HAT has a handful of each.
+MAX_ENTRIES = 4096
+# A quiet listening connection is asked a query this often (seconds), so that one lost without a
+# word (a network cut, no FIN) is noticed, and given this long to answer.
+KEEPALIVE = 10.0
+KEEPALIVE_TIMEOUT = 5.0
+CONNECT_TIMEOUT = 10.0
+# How long a change waits (seconds) for this process to hear it before answering anyway.
+ECHO_TIMEOUT = 2.0
+# Reconnecting waits this long after a failure, doubling up to RETRY_MAX.
+RETRY_FIRST = 0.1
+RETRY_MAX = 5.0
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+@dataclass(frozen=True, slots=True)
+class Standing:
+    """What a token check needs of its account."""
+
+    role: str
+    enabled: bool
+
+
+class CallerCache:
+    """One process's memory of accounts' standing and approvals, with the connection that keeps it true."""
+
+    def __init__(self, max_entries: int = MAX_ENTRIES) -> None:
+        self._max = max_entries
+        self._accounts: OrderedDict[str, Standing] = OrderedDict()
+        self._approvals: OrderedDict[int, bool] = OrderedDict()
+        self._generation = 0
+        self._listener: asyncpg.Connection | None = None
+        # Changes made by this process that it waits to hear of, by the marker they send.
+        self._echoes: dict[str, asyncio.Event] = {}
+        # Set once the first attempt to listen has ended, either way.
+        self.attempted = asyncio.Event()
+        # For /metrics and the tests: checks answered from memory, and from the database.
+        self.hits = 0
+        self.misses = 0
+        self.notifications = 0
+        self.connections = 0
+
+    @property
+    def trusted(self) -> bool:
+        """Whether memory may answer: the listening connection is up."""
+        return self._listener is not None and not self._listener.is_closed()
+
+    @property
+    def listener_pid(self) -> int | None:
+        """The server process of the listening connection, while there is one."""
+        return self._listener.get_server_pid() if self.trusted and self._listener is not None else None
+
+    def size(self) -> int:
+        return len(self._accounts) + len(self._approvals)
+
+    def forget(self) -> None:
+        """Drops everything held, and keeps answers to lookups in flight out of memory."""
+        self._generation += 1
+        self._accounts.clear()
+        self._approvals.clear()
+
+    @asynccontextmanager
+    async def changing(self, pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
+        """db.transaction for a change to what token checks read (an account enabled or disabled,
+        an approval revoked) that ends only once this process has heard of it: the next request
+        it serves sees the change, and by then PostgreSQL has signalled every other process's
+        listening connection too. (Without a listening connection there is nothing to wait for.)"""
+        marker = f"echo:{uuid.uuid4().hex}"
+        self._echoes[marker] = heard = asyncio.Event()
+        try:
+            async with db.transaction(pool) as conn:
+                yield conn
+                await conn.execute(Q.announce, marker)
+            if self.trusted:
+                with suppress(TimeoutError):
+                    await asyncio.wait_for(heard.wait(), ECHO_TIMEOUT)
+        finally:
+            del self._echoes[marker]
+
+    async def standing(self, conn: Conn, user_id: str) -> Standing | None:
+        """The role and enabled flag of the account a token names, or None if there is none."""
+
+        async def load() -> Standing | None:
+            row = await accounts.caller_status(conn, user_id)
+            return None if row is None else Standing(role=row["role"], enabled=row["enabled"])
+
+        return await self._lookup(self._accounts, user_id, load)
+
+    async def approval_stands(self, conn: Conn, approval_id: int) -> bool:
+        """Whether the owner's approval a token was given under still stands."""
+
+        async def load() -> bool | None:
+            return await services.approval_stands(conn, approval_id)
+
+        stands: bool | None = await self._lookup(self._approvals, approval_id, load)
+        return bool(stands)
+
+    async def _lookup(self, held: OrderedDict[K, V], key: K, load: Callable[[], Awaitable[V | None]]) -> V | None:
+        if self.trusted:
+            found = held.get(key)
+            if found is not None:
+                self.hits += 1
+                held.move_to_end(key)
+                return found
+        self.misses += 1
+        generation = self._generation
+        value = await load()
+        # Stored only if nothing was heard (and the connection did not change) since the lookup began.
+        if value is not None and self.trusted and generation == self._generation:
+            held[key] = value
+            if len(held) > self._max:
+                held.popitem(last=False)
+        return value
+
+    def _notified(self, conn: Any, pid: int, channel: str, payload: str) -> None:
+        self.notifications += 1
+        log.debug("heard %s on %s: forgetting %d entries", payload, channel, self.size())
+        self.forget()
+        echo = self._echoes.get(payload)
+        if echo is not None:
+            echo.set()
+
+    async def listen(self, dsn: str) -> None:
+        """Keeps a connection listening on CHANNEL until cancelled, reconnecting when it is lost."""
+        wait = RETRY_FIRST
+        while True:
+            connections = self.connections
+            try:
+                await self._listen_once(dsn)
+            except asyncio.CancelledError:
+                raise
+            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.debug("not listening on %s: %s", CHANNEL, exc)
+            except Exception:
+                log.exception("not listening on %s", CHANNEL)
+            self.attempted.set()
+            if self.connections > connections:  # it listened: the next failure starts the waits over
+                wait = RETRY_FIRST
+            await asyncio.sleep(wait)
+            wait = min(wait * 2, RETRY_MAX)
+
+    async def _listen_once(self, dsn: str) -> None:
+        """Listens over one connection until it is lost."""
+        conn = await asyncpg.connect(dsn, timeout=CONNECT_TIMEOUT)
+        try:
+            lost = asyncio.Event()
+            conn.add_termination_listener(lambda _: lost.set())
+            await conn.add_listener(CHANNEL, self._notified)
+            # Whatever changed while nobody listened was not heard.
+            self.forget()
+            self._listener = conn
+            self.connections += 1
+            self.attempted.set()
+            log.debug("listening on %s (server process %s)", CHANNEL, conn.get_server_pid())
+            while not lost.is_set():
+                try:
+                    await asyncio.wait_for(lost.wait(), KEEPALIVE)
+                except TimeoutError:
+                    await conn.fetchval(db.Q.health, timeout=KEEPALIVE_TIMEOUT)
+            log.debug("the listening connection was closed; checking tokens against the database")
+        finally:
+            self._listener = None
+            self.forget()
+            for echo in self._echoes.values():  # no longer trusted: nothing to wait for
+                echo.set()
+            if not conn.is_closed():
+                await _close(conn)
+
+
+async def _close(conn: asyncpg.Connection) -> None:
+    try:
+        await conn.close(timeout=KEEPALIVE_TIMEOUT)
+    except Exception:
+        conn.terminate()
