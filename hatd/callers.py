@@ -3,8 +3,10 @@ enabled, and whether the approval a service's token names still stands.
 
 The database says when either changes: triggers (sql/schema/0013_caller_notifications.sql) NOTIFY
 the channel hatd_callers as the change commits, and every process serving the HAT LISTENs on it
-over a connection of its own, forgetting everything it holds at each notification. So a disabled
-account or a revoked approval ends its tokens in every process at once, as when each request asked.
+over a connection of its own, forgetting everything it holds at each notification. A request
+that disables an account or revokes an approval answers only once every listening process has
+said (an ack on the channel) that it forgot: its tokens end in every process at once, as when
+each request asked the database.
 
 Memory is trusted only while that connection is up. Before it is (startup), once it is lost (a
 restart, a network cut, pg_terminate_backend) and until it is back, every token check asks the
@@ -24,7 +26,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import asyncpg
@@ -38,6 +40,9 @@ log = logging.getLogger("hatd.callers")
 Q = db.queries("callers")
 
 CHANNEL = "hatd_callers"
+# The application_name of the listening connections, by which a process counts them.
+LISTENER_NAME = "hatd callers"
+ACK = "ack:"
 # Entries of each kind (accounts, approvals) held at most. A HAT has a handful of each.
 MAX_ENTRIES = 4096
 # A quiet listening connection is asked a query this often (seconds), so that one lost without a
@@ -45,7 +50,7 @@ MAX_ENTRIES = 4096
 KEEPALIVE = 10.0
 KEEPALIVE_TIMEOUT = 5.0
 CONNECT_TIMEOUT = 10.0
-# How long a change waits (seconds) for this process to hear it before answering anyway.
+# How long a change waits (seconds) for every process to have forgotten before answering anyway.
 ECHO_TIMEOUT = 2.0
 # Reconnecting waits this long after a failure, doubling up to RETRY_MAX.
 RETRY_FIRST = 0.1
@@ -63,6 +68,15 @@ class Standing:
     enabled: bool
 
 
+@dataclass
+class _Echo:
+    """A change this process made, waiting for the acks of the processes that heard it."""
+
+    expected: int = 1
+    acks: int = 0
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+
+
 class CallerCache:
     """One process's memory of accounts' standing and approvals, with the connection that keeps it true."""
 
@@ -72,8 +86,11 @@ class CallerCache:
         self._approvals: OrderedDict[int, bool] = OrderedDict()
         self._generation = 0
         self._listener: asyncpg.Connection | None = None
-        # Changes made by this process that it waits to hear of, by the marker they send.
-        self._echoes: dict[str, asyncio.Event] = {}
+        # Changes made by this process, by the marker they send, waiting for every process's ack.
+        self._echoes: dict[str, _Echo] = {}
+        # Acks being sent, and the lock that keeps them and the keepalive query apart.
+        self._acks: set[asyncio.Task[None]] = set()
+        self._talking = asyncio.Lock()
         # Set once the first attempt to listen has ended, either way.
         self.attempted = asyncio.Event()
         # For /metrics and the tests: checks answered from memory, and from the database.
@@ -104,18 +121,21 @@ class CallerCache:
     @asynccontextmanager
     async def changing(self, pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
         """db.transaction for a change to what token checks read (an account enabled or disabled,
-        an approval revoked) that ends only once this process has heard of it: the next request
-        it serves sees the change, and by then PostgreSQL has signalled every other process's
-        listening connection too. (Without a listening connection there is nothing to wait for.)"""
+        an approval revoked) that ends only once every process serving the HAT has forgotten
+        what it held: the transaction also sends a marker, each process answers it (with an
+        ack, on its listening connection) after forgetting, and this waits for as many acks as
+        there were listening connections (ECHO_TIMEOUT at most: a process that does not answer
+        by then is stuck, or has lost its connection and asks the database meanwhile)."""
         marker = f"echo:{uuid.uuid4().hex}"
-        self._echoes[marker] = heard = asyncio.Event()
+        self._echoes[marker] = echo = _Echo()
         try:
             async with db.transaction(pool) as conn:
                 yield conn
+                echo.expected = await conn.fetchval(Q.listeners, LISTENER_NAME)
                 await conn.execute(Q.announce, marker)
             if self.trusted:
                 with suppress(TimeoutError):
-                    await asyncio.wait_for(heard.wait(), ECHO_TIMEOUT)
+                    await asyncio.wait_for(echo.done.wait(), ECHO_TIMEOUT)
         finally:
             del self._echoes[marker]
 
@@ -156,11 +176,26 @@ class CallerCache:
 
     def _notified(self, conn: Any, pid: int, channel: str, payload: str) -> None:
         self.notifications += 1
+        if payload.startswith(ACK):  # another process has forgotten; nothing changed
+            echo = self._echoes.get(payload[len(ACK) :])
+            if echo is not None:
+                echo.acks += 1
+                if echo.acks >= echo.expected:
+                    echo.done.set()
+            return
         log.debug("heard %s on %s: forgetting %d entries", payload, channel, self.size())
         self.forget()
-        echo = self._echoes.get(payload)
-        if echo is not None:
-            echo.set()
+        if payload.startswith("echo:"):
+            self._acks.add(asyncio.create_task(self._ack(conn, payload)))
+
+    async def _ack(self, conn: asyncpg.Connection, marker: str) -> None:
+        try:
+            async with self._talking:
+                await conn.execute(Q.announce, ACK + marker, timeout=KEEPALIVE_TIMEOUT)
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            log.debug("could not acknowledge %s: %s", marker, exc)  # the connection is lost: noticed anyway
+        finally:
+            self._acks.discard(asyncio.current_task())  # type: ignore[arg-type]
 
     async def listen(self, dsn: str) -> None:
         """Keeps a connection listening on CHANNEL until cancelled, reconnecting when it is lost."""
@@ -183,7 +218,7 @@ class CallerCache:
 
     async def _listen_once(self, dsn: str) -> None:
         """Listens over one connection until it is lost."""
-        conn = await asyncpg.connect(dsn, timeout=CONNECT_TIMEOUT)
+        conn = await asyncpg.connect(dsn, timeout=CONNECT_TIMEOUT, server_settings={"application_name": LISTENER_NAME})
         try:
             lost = asyncio.Event()
             conn.add_termination_listener(lambda _: lost.set())
@@ -198,13 +233,14 @@ class CallerCache:
                 try:
                     await asyncio.wait_for(lost.wait(), KEEPALIVE)
                 except TimeoutError:
-                    await conn.fetchval(db.Q.health, timeout=KEEPALIVE_TIMEOUT)
+                    async with self._talking:
+                        await conn.fetchval(db.Q.health, timeout=KEEPALIVE_TIMEOUT)
             log.debug("the listening connection was closed; checking tokens against the database")
         finally:
             self._listener = None
             self.forget()
             for echo in self._echoes.values():  # no longer trusted: nothing to wait for
-                echo.set()
+                echo.done.set()
             if not conn.is_closed():
                 await _close(conn)
 
