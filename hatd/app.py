@@ -17,6 +17,7 @@ from hatd.accounts import repository as accounts
 from hatd.accounts import views as accounts_views
 from hatd.accounts.passwords import Lanes
 from hatd.bundles import views as bundles_views
+from hatd.callers import CallerCache
 from hatd.context import views as context_views
 from hatd.debits import views as debits_views
 from hatd.exports import views as exports_views
@@ -30,6 +31,7 @@ from hatd.routing import ROUTES_KEY, Route, add_routes
 from hatd.services import approvals
 from hatd.settings import Settings
 from hatd.state import (
+    CALLERS,
     DATABASE_WATCH,
     DEVICE_LIMITER,
     EXPORT_LOCK,
@@ -128,6 +130,17 @@ def create_app(settings: Settings, *, pool: asyncpg.Pool | None = None) -> web.A
                 await app[POOL].close()
 
     app.cleanup_ctx.append(database)
+    app[CALLERS] = callers = CallerCache()
+
+    async def listening(app: web.Application) -> AsyncIterator[None]:
+        # Its own connection, outside the pool: it LISTENs for as long as the process serves.
+        task = asyncio.create_task(callers.listen(settings.database_url))
+        await callers.attempted.wait()  # serve from memory from the first request, if it can
+        yield
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+    app.cleanup_ctx.append(listening)
     unique = {id(route): route for route in app[ROUTES_KEY].values()}
     app[OPENAPI_KEY] = build_spec(list(unique.values()))
     return app

@@ -9,6 +9,7 @@ import asyncpg
 from aiohttp import web
 
 from hatd.accounts.passwords import Lanes
+from hatd.callers import CallerCache
 from hatd.metrics import Metrics
 from hatd.outage import DatabaseWatch
 from hatd.ratelimit import RateLimiter
@@ -42,4 +43,6 @@ DEVICE_LIMITER = web.AppKey("device_limiter", RateLimiter)
 PASSWORD_LANES = web.AppKey("password_lanes", Lanes)
 # Whether the database is down, since when (503s and two log lines instead of a 500 per request).
 DATABASE_WATCH = web.AppKey("database_watch", DatabaseWatch)
+# What token checks need of the database, kept in memory while it listens for changes (hatd/callers.py).
+CALLERS = web.AppKey("callers", CallerCache)
 CALLER = web.RequestKey("caller", Caller)

@@ -2,7 +2,8 @@
 
 Checking a token here covers what the token itself proves (signature, algorithm, key id,
 issuer, resource, expiry, claims); whether its account still exists and is enabled is the auth
-middleware's question, asked of the database on every request."""
+middleware's question, asked on every request (of memory kept true by the database's
+notifications, hatd/callers.py, or of the database)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import hashlib
 import json
 import time
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +26,8 @@ ALGORITHM = "RS256"
 VALIDATE_SCOPE = "validate"
 # Clock difference tolerated between the HAT and whoever made the token's time claims.
 LEEWAY_SECONDS = 30
+# Tokens whose checks are remembered (see TokenService.check), the least recently used forgotten first.
+CHECKED_TOKENS = 4096
 
 
 @dataclass(frozen=True)
@@ -81,6 +85,7 @@ class TokenService:
         self.accepted_issuers = frozenset({issuer, *former_issuers})
         self._private = serialization.load_pem_private_key(keys.private_pem.encode(), password=None)
         self._public = serialization.load_pem_public_key(keys.public_pem.encode())
+        self._checked: OrderedDict[str, Claims] = OrderedDict()
 
     def issue(
         self,
@@ -108,7 +113,26 @@ class TokenService:
         return jwt.encode(claims, self._private, algorithm=ALGORITHM, headers={"kid": self.keys.kid})  # type: ignore[arg-type]
 
     def check(self, token: str) -> Claims:
-        """The claims of a token valid for this HAT's API, or Unauthorized saying why not."""
+        """The claims of a token valid for this HAT's API, or Unauthorized saying why not.
+
+        A token that passed is remembered (the exact text, CHECKED_TOKENS of them): its
+        signature, header and claims will pass again, being the same bytes checked against the
+        same key and issuer, so only its expiry is checked again. That check (pyjwt decodes and
+        verifies the RSA signature) costs more than the rest of a request to validate."""
+        claims = self._checked.get(token)
+        if claims is not None:
+            if claims.expires <= time.time() - LEEWAY_SECONDS:  # as pyjwt decides it
+                del self._checked[token]
+                raise Unauthorized("The token has expired")
+            self._checked.move_to_end(token)
+            return claims
+        claims = self._check(token)
+        self._checked[token] = claims
+        if len(self._checked) > CHECKED_TOKENS:
+            self._checked.popitem(last=False)
+        return claims
+
+    def _check(self, token: str) -> Claims:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.DecodeError:

@@ -20,7 +20,7 @@ from hatd.accounts.schemas import (
 from hatd.errors import Forbidden, Unauthorized
 from hatd.http import client_address, json_response, json_text, parse_body, parse_query, storable
 from hatd.routing import ALL_ROLES, OWNER, PLATFORM, PUBLIC, USER_ID, Route
-from hatd.state import CALLER, LOGIN_FAILURE_LIMITER, LOGIN_LIMITER, POOL, SETTINGS, TOKENS
+from hatd.state import CALLER, CALLERS, LOGIN_FAILURE_LIMITER, LOGIN_LIMITER, POOL, SETTINGS, TOKENS
 from hatd.tokens import VALIDATE_SCOPE
 
 ACCOUNT_ADMINS = frozenset({OWNER, PLATFORM})
@@ -116,7 +116,7 @@ async def _set_enabled(request: web.Request, enabled: bool) -> web.Response:
     _not_a_service(request)
     # The route admits only the 8-4-4-4-12 hex form; the answer gives it in lower case.
     user_id = uuid.UUID(request.match_info["userId"])
-    async with db.transaction(request.app[POOL]) as conn:
+    async with request.app[CALLERS].changing(request.app[POOL]) as conn:
         await repository.set_enabled(conn, user_id, enabled)
     return json_response({"message": "OK", "userId": str(user_id), "enabled": enabled})
 

@@ -1,7 +1,8 @@
 """Which services act as the owner: those the owner approved (rows, see repository.py) and those
 the provider pre-approved (HATD_APPROVED_SERVICES). /hatlogin gives an approved service an owner
 token naming its approval, and the auth middleware asks `stands` of every such token, so that a
-revoked approval (or a preset removed from the settings) ends its tokens at once."""
+revoked approval (or a preset removed from the settings) ends its tokens at once (the owner's
+approvals are remembered by hatd/callers.py, which forgets them the moment one is revoked)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from dataclasses import dataclass
 import asyncpg
 
 from hatd.accounts import repository as accounts
+from hatd.callers import CallerCache
 from hatd.db import Conn
 from hatd.debits import repository as debits
 from hatd.services import repository
@@ -48,12 +50,12 @@ async def find(conn: Conn, settings: Settings, redirect: str) -> Approval | None
     return Approval(name=row["name"], origin=row["origin"], claim=f"{OWNED}{row['id']}", preset=False, id=row["id"])
 
 
-async def stands(conn: Conn, settings: Settings, claim: str) -> bool:
+async def stands(conn: Conn, settings: Settings, claim: str, callers: CallerCache) -> bool:
     """Whether the approval a token names still stands."""
     if claim.startswith(PRESET):
         return claim[len(PRESET) :] in settings.preset_services
     if claim.startswith(OWNED) and claim[len(OWNED) :].isdigit():
-        return await repository.approval_stands(conn, int(claim[len(OWNED) :]))
+        return await callers.approval_stands(conn, int(claim[len(OWNED) :]))
     return False
 
 

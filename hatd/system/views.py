@@ -16,7 +16,7 @@ from hatd.errors import Forbidden
 from hatd.http import json_response
 from hatd.middleware import authenticate
 from hatd.routing import OWNER, PLATFORM, PUBLIC, Route
-from hatd.state import METRICS, POOL, SETTINGS
+from hatd.state import CALLERS, METRICS, POOL, SETTINGS
 
 log = logging.getLogger("hatd.health")
 # A health check that waits longer than this says the database is not answering.
@@ -73,7 +73,7 @@ async def metrics(request: web.Request) -> web.Response:
         caller = await authenticate(request)
         if caller.role != OWNER:
             raise Forbidden(f"GET /metrics is for owner (or the scrape secret); this is a {caller.role} token")
-    pool = request.app[POOL]
+    pool, callers = request.app[POOL], request.app[CALLERS]
     gauges = {
         "hatd_pool_connections": (
             "Database connections of the pool, by state.",
@@ -84,6 +84,15 @@ async def metrics(request: web.Request) -> web.Response:
             "Raw values stored (PostgreSQL's estimate).",
             {"": await pool.fetchval(db.Q.values_stored_estimate)},
         ),
+        "hatd_token_cache_listening": (
+            "1 while token checks are answered from memory (changes are heard), 0 while each asks the database.",
+            {"": int(callers.trusted)},
+        ),
+        "hatd_token_cache_lookups": (
+            "Token checks since the process started, by where the account's standing came from.",
+            {'source="memory"': callers.hits, 'source="database"': callers.misses},
+        ),
+        "hatd_token_cache_entries": ("Accounts and approvals held in memory.", {"": callers.size()}),
     }  # fmt: skip
     backup = request.app.get(backups.SERVICE)
     if backup is not None:

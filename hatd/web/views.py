@@ -28,7 +28,17 @@ from hatd.routing import HTML, OWNER, PUBLIC, USER_ID, Route
 from hatd.services import approvals
 from hatd.services import repository as services
 from hatd.services.origins import origin_of
-from hatd.state import CALLER, LOGIN_FAILURE_LIMITER, LOGIN_LIMITER, PAGE_LOGIN_LIMITER, POOL, SETTINGS, TOKENS, Caller
+from hatd.state import (
+    CALLER,
+    CALLERS,
+    LOGIN_FAILURE_LIMITER,
+    LOGIN_LIMITER,
+    PAGE_LOGIN_LIMITER,
+    POOL,
+    SETTINGS,
+    TOKENS,
+    Caller,
+)
 from hatd.tokens import VALIDATE_SCOPE
 from hatd.web import sessions
 from hatd.web.pages import (
@@ -276,7 +286,7 @@ async def accounts_page(request: web.Request) -> web.StreamResponse:
 
 async def _set_account(request: web.Request, enabled: bool) -> web.StreamResponse:
     user_id = uuid.UUID(request.match_info["userId"])
-    async with db.transaction(request.app[POOL]) as conn:
+    async with request.app[CALLERS].changing(request.app[POOL]) as conn:
         await accounts.set_enabled(conn, user_id, enabled)
     return see_other(f"/owner/accounts#account-{user_id}")
 
@@ -314,7 +324,7 @@ async def approve_service(request: web.Request) -> web.StreamResponse:
 
 @owner_page
 async def revoke_service(request: web.Request) -> web.StreamResponse:
-    async with db.transaction(request.app[POOL]) as conn:
+    async with request.app[CALLERS].changing(request.app[POOL]) as conn:
         await approvals.revoke(conn, path_id(request, "id", "approved service"), request[SESSION].user_id)
     return see_other("/owner/services")
 

@@ -1,0 +1,275 @@
+"""Token checks answered from memory (hatd/callers.py): every process serving a HAT keeps its
+accounts' standing and its approvals in memory, and the database's notifications end a disabled
+account's or a revoked approval's tokens at once in all of them; while a process cannot hear them,
+it asks the database for every request."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from typing import Any
+
+import aiohttp
+import asyncpg
+import jwt
+import pytest
+
+from hatd import callers, tokens
+from hatd.callers import CallerCache
+from hatd.state import CALLERS, TOKENS
+from tests import pg
+from tests.conftest import OWNER, auth, login, new_account
+from tests.test_cli import Server, free_port, hatd_env
+from tests.test_web_services import _approval_ids, _approve, _token_from_hatlogin
+from tests.web_helpers import logged_in
+
+VALIDATE = "/users/access_token/validate"
+DISABLED = {"message": "The supplied authentication is invalid", "cause": "The token's account is disabled"}
+REVOKED = {
+    "message": "The supplied authentication is invalid",
+    "cause": "The token was given to a service whose approval the owner has revoked",
+}
+
+
+def cache_of(client: Any) -> CallerCache:
+    return client.app[CALLERS]
+
+
+async def until(condition: Any, what: str) -> None:
+    """Waits (up to 20 s) for something the test cannot make happen at a known moment."""
+    for _ in range(2000):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    pytest.fail(f"still not {what}")
+
+
+async def answer(client: Any, token: str, path: str = VALIDATE) -> tuple[int, Any]:
+    response = await client.get(path, headers=auth(token))
+    return response.status, await response.json()
+
+
+async def remembered(client: Any, token: str) -> None:
+    """Asks twice with the token: the second check must come from memory, asking the database nothing."""
+    assert await answer(client, token) == (200, {"message": "Authenticated"})
+    cache = cache_of(client)
+    hits, misses = cache.hits, cache.misses
+    assert await answer(client, token) == (200, {"message": "Authenticated"})
+    assert (cache.hits > hits, cache.misses) == (True, misses), "the second check did not come from memory"
+
+
+async def test_disabling_an_account_ends_its_token_at_once(client, owner_token):
+    assert cache_of(client).trusted
+    account, token = await new_account(client, owner_token)
+    await remembered(client, token)
+    disabled = await client.put(f"/users/user/{account['userId']}/disable", headers=auth(owner_token))
+    assert disabled.status == 200
+    assert await answer(client, token) == (401, DISABLED)
+    assert await answer(client, token, "/data/sources") == (401, DISABLED)
+    enabled = await client.put(f"/users/user/{account['userId']}/enable", headers=auth(owner_token))
+    assert enabled.status == 200
+    await remembered(client, token)
+
+
+async def test_a_change_through_one_process_ends_the_token_at_once_in_another(make_client):
+    first, second = await make_client(), await make_client()
+    assert cache_of(first) is not cache_of(second)
+    owner = await login(first, *OWNER)
+    account, token = await new_account(first, owner)
+    await remembered(second, token)
+    await remembered(first, token)
+    assert (await first.put(f"/users/user/{account['userId']}/disable", headers=auth(owner))).status == 200
+    assert await answer(second, token) == (401, DISABLED)
+    assert await answer(first, token) == (401, DISABLED)
+    # And back, the other way round.
+    assert (await second.put(f"/users/user/{account['userId']}/enable", headers=auth(owner))).status == 200
+    assert await answer(first, token) == (200, {"message": "Authenticated"})
+    await remembered(first, token)
+
+
+async def test_revoking_an_approval_in_one_process_ends_its_tokens_at_once_in_another(make_client):
+    pages, api = await make_client(), await make_client()
+    csrf = await logged_in(pages)
+    assert (await _approve(pages, csrf, "Rumpel", "https://rumpel.example")).status == 303
+    _, token = await _token_from_hatlogin(pages)
+    await remembered(api, token)
+    approvals_held = len(cache_of(api)._approvals)
+    assert approvals_held == 1
+    [approval_id] = await _approval_ids(pages)
+    revoked = await pages.post(f"/owner/services/{approval_id}/revoke", data={"csrf": csrf}, allow_redirects=False)
+    assert revoked.status == 303
+    assert await answer(api, token) == (401, REVOKED)
+    assert await answer(api, token, "/data/sources") == (401, REVOKED)
+
+
+async def test_a_change_is_heard_by_a_separate_hatd_serve_process(client, owner_token, database, tmp_path):
+    """The other process is a real `hatd serve` on the same database."""
+    port = free_port()
+    env = hatd_env(
+        tmp_path,
+        database_url=database,
+        host="127.0.0.1",
+        port=str(port),
+        hat_address="http://hat.test",
+        owner_email=OWNER[0],
+        owner_password=OWNER[1],
+        log_level="warning",
+        metrics_token="scrape-secret",
+    )
+    server = Server(env, tmp_path)
+    try:
+        await asyncio.to_thread(server.wait_until_serving)
+        account, token = await new_account(client, owner_token)
+        async with aiohttp.ClientSession(f"http://127.0.0.1:{port}") as other:
+            for _ in range(2):
+                assert await answer(other, token) == (200, {"message": "Authenticated"})
+            disabled = await client.put(f"/users/user/{account['userId']}/disable", headers=auth(owner_token))
+            assert disabled.status == 200
+            assert await answer(other, token) == (401, DISABLED)
+            # It listens, and answered the token's second check from memory.
+            async with other.get("/metrics", headers={"Authorization": "Bearer scrape-secret"}) as response:
+                metrics = await response.text()
+        assert "hatd_token_cache_listening 1\n" in metrics
+        memory = re.search(r'hatd_token_cache_lookups\{source="memory"\} (\d+)\n', metrics)
+        assert memory and int(memory[1]) >= 1, metrics
+    finally:
+        assert await asyncio.to_thread(server.terminate) == 0, server.output()
+
+
+async def test_without_its_listening_connection_a_process_asks_the_database_then_recovers(
+    client, owner_token, database, monkeypatch
+):
+    monkeypatch.setattr(callers, "RETRY_FIRST", 2.0)  # time to look while it is not listening
+    cache = cache_of(client)
+    account, token = await new_account(client, owner_token)
+    await remembered(client, token)
+    admin = await asyncpg.connect(database)
+    try:
+        assert await admin.fetchval("SELECT pg_terminate_backend($1, 10000)", cache.listener_pid)
+        await until(lambda: not cache.trusted and cache.size() == 0, "noticed the lost connection")
+        misses = cache.misses
+        disabled = await client.put(f"/users/user/{account['userId']}/disable", headers=auth(owner_token))
+        assert disabled.status == 200
+        assert await answer(client, token) == (401, DISABLED)
+        assert await answer(client, token) == (401, DISABLED)
+        assert not cache.trusted, "it listened again too soon for this test to see the fallback"
+        assert cache.misses >= misses + 2 and cache.size() == 0  # each check asked; nothing was kept
+        metrics = await client.get("/metrics", headers={"Authorization": "Bearer scrape-secret"})
+        assert "hatd_token_cache_listening 0\n" in await metrics.text()
+
+        await until(lambda: cache.trusted, "listening again")
+        assert cache.connections == 2
+        assert await answer(client, token) == (401, DISABLED)
+        enabled = await client.put(f"/users/user/{account['userId']}/enable", headers=auth(owner_token))
+        assert enabled.status == 200
+        await remembered(client, token)
+        # And notifications are heard again.
+        disabled = await client.put(f"/users/user/{account['userId']}/disable", headers=auth(owner_token))
+        assert disabled.status == 200
+        assert await answer(client, token) == (401, DISABLED)
+    finally:
+        await admin.close()
+
+
+class Paused:
+    """A connection whose lookups read the row, then wait to be let go before answering."""
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self.conn = conn
+        self.read = asyncio.Event()
+        self.go = asyncio.Event()
+
+    async def fetchrow(self, *args: Any) -> Any:
+        row = await self.conn.fetchrow(*args)
+        self.read.set()
+        await self.go.wait()
+        return row
+
+
+@pytest.fixture
+async def listening(database):
+    """A CallerCache listening on this test's database, and a connection to it."""
+    cache = CallerCache(max_entries=2)
+    task = asyncio.create_task(cache.listen(database))
+    await cache.attempted.wait()
+    assert cache.trusted
+    conn = await asyncpg.connect(database)
+    yield cache, conn
+    await conn.close()
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_a_lookup_that_read_before_a_change_it_hears_of_is_not_kept(listening):
+    cache, conn = listening
+    owner = str(await conn.fetchval("SELECT user_id FROM accounts WHERE role = 'owner'"))
+    platform_id = await conn.fetchval("SELECT user_id FROM accounts WHERE role = 'platform'")
+    paused = Paused(conn)
+    lookup = asyncio.create_task(cache.standing(paused, str(platform_id)))  # type: ignore[arg-type]
+    await paused.read.wait()
+    heard = cache.notifications
+    await conn.execute("UPDATE accounts SET role = role WHERE user_id = $1", platform_id)
+    await until(lambda: cache.notifications > heard, "heard of the change")
+    paused.go.set()
+    assert (await lookup).role == "platform"  # the answer it read stands for that request
+    assert cache.size() == 0  # but is not kept
+    assert (await cache.standing(conn, owner)).role == "owner"
+    assert cache.size() == 1
+
+
+async def test_memory_is_bounded(listening):
+    cache, conn = listening
+    for number in range(3):
+        await conn.execute(
+            "INSERT INTO accounts (email, name, pass_hash, role) VALUES ($1, $1, '!', 'dataDebit')", f"b{number}@x.test"
+        )
+    await until(lambda: cache.notifications >= 3, "heard of the new accounts")
+    ids = [str(row["user_id"]) for row in await conn.fetch("SELECT user_id FROM accounts")]
+    assert len(ids) == 5
+    for user_id in ids:
+        assert (await cache.standing(conn, user_id)) is not None
+    assert len(cache._accounts) == 2
+    assert list(cache._accounts) == ids[-2:]  # the least recently used went first
+
+
+async def test_a_hat_does_not_hear_another_hats_changes(listening, admin_dsn, template):
+    cache, conn = listening
+    name = await pg.clone(admin_dsn, template)
+    other_hat = CallerCache()
+    task = asyncio.create_task(other_hat.listen(pg.with_database(admin_dsn, name)))
+    try:
+        await other_hat.attempted.wait()
+        assert other_hat.trusted
+        await conn.execute("UPDATE accounts SET enabled = enabled")
+        await until(lambda: cache.notifications > 0, "heard of its own change")
+        other = await asyncpg.connect(pg.with_database(admin_dsn, name))
+        try:
+            await other.execute("SELECT pg_notify('hatd_callers', 'flush')")  # one it does hear, after
+        finally:
+            await other.close()
+        await until(lambda: other_hat.notifications > 0, "heard of its own notification")
+        assert other_hat.notifications == 1
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await pg.drop(admin_dsn, name)
+
+
+class Clock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def time(self) -> float:
+        return self.now
+
+
+async def test_a_token_whose_check_is_remembered_still_expires(client, owner_token, monkeypatch):
+    assert await answer(client, owner_token) == (200, {"message": "Authenticated"})
+    assert owner_token in client.app[TOKENS]._checked
+    expires = jwt.decode(owner_token, options={"verify_signature": False})["exp"]
+    monkeypatch.setattr(tokens, "time", Clock(expires + tokens.LEEWAY_SECONDS - 1))
+    assert await answer(client, owner_token) == (200, {"message": "Authenticated"})
+    monkeypatch.setattr(tokens, "time", Clock(expires + tokens.LEEWAY_SECONDS))
+    expired = {"message": "The supplied authentication is invalid", "cause": "The token has expired"}
+    assert await answer(client, owner_token) == (401, expired)
+    assert owner_token not in client.app[TOKENS]._checked
