@@ -1,7 +1,7 @@
 """What checking a token asks of the database, kept in memory: an account's role and whether it is
 enabled, and whether the approval a service's token names still stands.
 
-The database says when either changes: triggers (sql/schema/0013_caller_notifications.sql) NOTIFY
+The database says when either changes: triggers (sql/schema/0015_caller_notifications.sql) NOTIFY
 the channel hatd_callers as the change commits, and every process serving the HAT LISTENs on it
 over a connection of its own, forgetting everything it holds at each notification. A request
 that disables an account or revokes an approval answers only once every listening process has
