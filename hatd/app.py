@@ -15,7 +15,7 @@ from aiohttp import web
 from hatd import db
 from hatd.accounts import repository as accounts
 from hatd.accounts import views as accounts_views
-from hatd.accounts.passwords import Lanes
+from hatd.accounts.throttle import LoginThrottle
 from hatd.bundles import views as bundles_views
 from hatd.callers import CallerCache
 from hatd.context import views as context_views
@@ -25,7 +25,6 @@ from hatd.metrics import Metrics
 from hatd.middleware import MIDDLEWARES, add_cors_headers
 from hatd.openapi import build_spec
 from hatd.outage import DatabaseWatch
-from hatd.ratelimit import RateLimiter
 from hatd.raw import views as raw_views
 from hatd.routing import ROUTES_KEY, Route, add_routes
 from hatd.services import approvals
@@ -33,13 +32,9 @@ from hatd.settings import Settings
 from hatd.state import (
     CALLERS,
     DATABASE_WATCH,
-    DEVICE_LIMITER,
     EXPORT_LOCK,
-    LOGIN_FAILURE_LIMITER,
-    LOGIN_LIMITER,
+    LOGIN_THROTTLE,
     METRICS,
-    PAGE_LOGIN_LIMITER,
-    PASSWORD_LANES,
     POOL,
     SETTINGS,
     TOKENS,
@@ -55,8 +50,6 @@ from hatd.web import upload as web_upload
 from hatd.web import views as web_views
 
 log = logging.getLogger("hatd")
-
-USERNAME_FACTOR = 5
 
 DOMAINS: list[list[Route]] = [
     accounts_views.ROUTES,
@@ -74,8 +67,8 @@ DOMAINS: list[list[Route]] = [
 ]
 
 
-async def _close(lanes: Lanes) -> None:
-    lanes.close()
+async def _close(throttle: LoginThrottle) -> None:
+    throttle.close()
 
 
 class HatNotCreated(RuntimeError):
@@ -88,20 +81,8 @@ def create_app(settings: Settings, *, pool: asyncpg.Pool | None = None) -> web.A
     app = web.Application(middlewares=MIDDLEWARES, client_max_size=settings.max_body)
     app[SETTINGS] = settings
     app[METRICS] = Metrics()
-    # Every login attempt costs the client a token. Failed ones also cost the username a token, from
-    # a bucket USERNAME_FACTOR times larger and faster, so that guessing one account from many
-    # addresses is slowed, yet one client alone can never lock the owner out.
-    app[LOGIN_LIMITER] = RateLimiter(burst=settings.login_burst, refill_seconds=settings.login_refill_seconds)
-    app[LOGIN_FAILURE_LIMITER] = RateLimiter(
-        burst=settings.login_burst * USERNAME_FACTOR, refill_seconds=settings.login_refill_seconds / USERNAME_FACTOR
-    )
-    app[PAGE_LOGIN_LIMITER] = RateLimiter(
-        burst=settings.page_login_burst, refill_seconds=settings.page_login_refill_seconds
-    )
-    # A device that has logged in before has its own bucket of failures (hatd/accounts/devices.py).
-    app[DEVICE_LIMITER] = RateLimiter(burst=settings.login_burst, refill_seconds=settings.login_refill_seconds)
-    app[PASSWORD_LANES] = lanes = Lanes.create()
-    app.on_cleanup.append(lambda _: _close(lanes))
+    app[LOGIN_THROTTLE] = throttle = LoginThrottle(settings)
+    app.on_cleanup.append(lambda _: _close(throttle))
     app[DATABASE_WATCH] = watch = DatabaseWatch()
     app.on_cleanup.append(lambda _: watch.close())
     app[EXPORT_LOCK] = asyncio.Lock()

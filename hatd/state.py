@@ -8,11 +8,10 @@ from dataclasses import dataclass
 import asyncpg
 from aiohttp import web
 
-from hatd.accounts.passwords import Lanes
+from hatd.accounts.throttle import LoginThrottle
 from hatd.callers import CallerCache
 from hatd.metrics import Metrics
 from hatd.outage import DatabaseWatch
-from hatd.ratelimit import RateLimiter
 from hatd.settings import Settings
 from hatd.tokens import TokenService
 
@@ -30,17 +29,11 @@ class Caller:
 SETTINGS = web.AppKey("settings", Settings)
 POOL = web.AppKey("pool", asyncpg.Pool)
 TOKENS = web.AppKey("tokens", TokenService)
-LOGIN_LIMITER = web.AppKey("login_limiter", RateLimiter)
-LOGIN_FAILURE_LIMITER = web.AppKey("login_failure_limiter", RateLimiter)
+# Every password check's limits and bcrypt lanes (hatd/accounts/throttle.py).
+LOGIN_THROTTLE = web.AppKey("login_throttle", LoginThrottle)
 METRICS = web.AppKey("metrics", Metrics)
-# Failed logins on the owner's login page, per client.
-PAGE_LOGIN_LIMITER = web.AppKey("page_login_limiter", RateLimiter)
 # Held while GET /export streams: one export at a time per HAT process.
 EXPORT_LOCK = web.AppKey("export_lock", asyncio.Lock)
-# Failed logins per device that has logged in before (hatd/accounts/devices.py).
-DEVICE_LIMITER = web.AppKey("device_limiter", RateLimiter)
-# The threads that check passwords at login.
-PASSWORD_LANES = web.AppKey("password_lanes", Lanes)
 # Whether the database is down, since when (503s and two log lines instead of a 500 per request).
 DATABASE_WATCH = web.AppKey("database_watch", DatabaseWatch)
 # What token checks need of the database, kept in memory while it listens for changes (hatd/callers.py).

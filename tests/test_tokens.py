@@ -131,15 +131,15 @@ async def test_validate_without_token_is_401(client):
 async def test_failed_logins_limit_the_username_across_clients(make_client):
     # Failures cost the account tokens from a bucket 5 x login_burst; other clients then wait too.
     client = await make_client(login_burst=2, login_refill_seconds=60)
-    accounts = client.app
-    from hatd.state import LOGIN_LIMITER
+    from hatd.state import LOGIN_THROTTLE
 
+    clients = client.app[LOGIN_THROTTLE].clients
     for attempt in range(10):
         # a fresh client address each time: only the per-username bucket can stop them
-        accounts[LOGIN_LIMITER]._buckets.clear()
+        clients._buckets.clear()
         response = await client.get("/users/access_token", headers={"username": OWNER[0], "password": "wrong"})
         assert response.status == 401, attempt
-    accounts[LOGIN_LIMITER]._buckets.clear()
+    clients._buckets.clear()
     # by name or by email: one account, one bucket
     response = await client.get("/users/access_token", headers={"username": "owner", "password": OWNER[1]})
     assert response.status == 429
@@ -153,14 +153,14 @@ async def test_one_client_cannot_lock_the_owner_out(make_client):
     # One client failing as fast as it may (its own bucket) never empties the owner's bucket,
     # which is larger and refills faster: another client still logs in.
     client = await make_client(login_burst=3, login_refill_seconds=0.05)
-    from hatd.state import LOGIN_LIMITER
+    from hatd.state import LOGIN_THROTTLE
 
     refused = 0
     for _ in range(40):
         response = await client.get("/users/access_token", headers={"username": OWNER[0], "password": "wrong"})
         refused += response.status == 429
     assert refused > 0  # the attacker was slowed by its own bucket
-    client.app[LOGIN_LIMITER]._buckets.clear()  # the owner, from another address
+    client.app[LOGIN_THROTTLE].clients._buckets.clear()  # the owner, from another address
     assert await login(client, *OWNER)
 
 

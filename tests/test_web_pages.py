@@ -10,7 +10,7 @@ import asyncpg
 import pytest
 
 from hatd.accounts.bootstrap import set_password
-from hatd.state import LOGIN_FAILURE_LIMITER
+from hatd.state import LOGIN_THROTTLE
 from hatd.web import sessions
 from tests.conftest import OWNER, auth, new_account
 from tests.raw_helpers import KITCHEN, call, created, new_table
@@ -252,7 +252,7 @@ async def test_a_success_does_not_count_against_the_limit(client):
 async def test_failed_page_logins_count_against_the_owners_api_login_bucket(make_client, owner_token):
     client = await make_client(login_refill_seconds=1000)  # nothing refills during the test
     owner_id = (await call(client, "GET", "/users/user", owner_token))[1][0]["userId"]
-    accounts = client.app[LOGIN_FAILURE_LIMITER]
+    accounts = client.app[LOGIN_THROTTLE].accounts
     for _ in range(accounts.burst - 1):  # as if the API had seen all but one of the failures allowed
         assert accounts.take(f"user:{owner_id}") == 0
     assert (await page_login(client, password="guess")).status == 401  # takes the account's last token

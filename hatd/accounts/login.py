@@ -1,26 +1,19 @@
-"""The checks every login goes through, the API's and the owner's login page's: the rate-limit
-buckets it draws from, then bcrypt on the lane its client has earned (devices.py)."""
+"""The checks every login goes through, the API's and the owner's login page's (and the owner's
+password form's): one LoginThrottle owns the rate limits each draws from, then runs bcrypt on the
+lane its client has earned (devices.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any, NamedTuple
+from collections.abc import Mapping
+from typing import Any
 
 from aiohttp import web
 
-from hatd.accounts import devices, passwords
-from hatd.errors import TooManyRequests
-from hatd.ratelimit import RateLimiter, retry_after
+from hatd.accounts import devices
+from hatd.http import client_address
 from hatd.routing import OWNER
-from hatd.state import DEVICE_LIMITER, PASSWORD_LANES, SETTINGS, TOKENS
+from hatd.state import LOGIN_THROTTLE, TOKENS
 from hatd.web import pages
-
-
-class Bucket(NamedTuple):
-    limiter: RateLimiter
-    key: str
-    # True: only failures count (a success gives its token back); False: every attempt counts.
-    failures_only: bool
 
 
 def device_cookie(request: web.Request) -> str:
@@ -52,61 +45,31 @@ def presents_device(request: web.Request) -> bool:
     return device_cookie(request) in request.cookies or "X-Auth-Token" in request.headers
 
 
-def refuse_if_empty(bucket: Bucket, cause: str, message: str | None = None) -> None:
-    """TooManyRequests now if the bucket is empty: a client over its limit costs no database query."""
-    wait = bucket.limiter.wait(bucket.key)
-    if wait:
-        raise _refuse(wait, cause, message)
-
-
-def device_bucket(request: web.Request, device: str) -> Bucket:
-    """Every attempt of a device counts, successes too: a device cookie stolen from the owner
-    cannot run more checks on the trusted lane than its bucket allows."""
-    return Bucket(request.app[DEVICE_LIMITER], f"device:{device}", False)
-
-
-def _refuse(wait: float, cause: str, message: str | None) -> TooManyRequests:
-    seconds = retry_after(wait)
-    return TooManyRequests(cause.format(seconds=seconds), message=message, headers={"Retry-After": seconds})
-
-
 async def check(
     request: web.Request,
-    buckets: Sequence[Bucket],
+    account: Mapping[str, Any] | None,
     password: str,
-    pass_hash: str | None,
     *,
-    device: str | None,
+    name: str,
+    page: bool,
     cause: str,
     message: str | None = None,
 ) -> bool:
-    """Whether the password matches `pass_hash` (None: no such account). Each bucket gives a token
-    before bcrypt runs, so guesses sent at once cannot all slip through; TooManyRequests (cause
-    formatted with {seconds}) when one is empty or the lane is full, taking nothing then. The
-    owner's `device` (device_of) checks on the trusted lane, one check at a time."""
-    taken: list[Bucket] = []
-    for bucket in buckets:
-        wait = bucket.limiter.take(bucket.key)
-        if wait:
-            for back in taken:
-                back.limiter.give_back(back.key)
-            raise _refuse(wait, cause, message)
-        taken.append(bucket)
-    lanes = request.app[PASSWORD_LANES]
-    try:
-        lane = lanes.trusted if device is not None else lanes.shared
-        matched = await passwords.check_password(
-            password, pass_hash, request.app[SETTINGS].bcrypt_rounds, lane, holder=device
-        )
-    except passwords.Busy:
-        for bucket in taken:
-            bucket.limiter.give_back(bucket.key)
-        raise _refuse(1, cause, message) from None
-    if matched:
-        for bucket in taken:
-            if bucket.failures_only:
-                bucket.limiter.give_back(bucket.key)
-    return matched
+    """Whether `password` is the account's (None: no such account, asked for as `name`), through
+    the HAT's LoginThrottle: from this client, or from the owner's device if it proves one. A
+    client over its limit that proves no device is refused before this is called: see
+    refuse_early. `page`: the owner's pages, with their own limit on failures."""
+    return await request.app[LOGIN_THROTTLE].check(
+        client_address(request), account, password,
+        name=name, device=device_of(request, account), page=page, cause=cause, message=message,
+    )  # fmt: skip
+
+
+def refuse_early(request: web.Request, *, page: bool, cause: str, message: str | None = None) -> None:
+    """TooManyRequests now if the client is over its limit and shows nothing that may prove a
+    device: such a client costs no database query."""
+    if not presents_device(request):
+        request.app[LOGIN_THROTTLE].refuse_early(client_address(request), page=page, cause=cause, message=message)
 
 
 def remember_device(request: web.Request, response: web.StreamResponse, account: Mapping[str, Any]) -> None:

@@ -18,9 +18,9 @@ from hatd.accounts.schemas import (
     NewAccountSchema,
 )
 from hatd.errors import Forbidden, Unauthorized
-from hatd.http import client_address, json_response, json_text, parse_body, parse_query, storable
+from hatd.http import json_response, json_text, parse_body, parse_query, storable
 from hatd.routing import ALL_ROLES, OWNER, PLATFORM, PUBLIC, USER_ID, Route
-from hatd.state import CALLER, CALLERS, LOGIN_FAILURE_LIMITER, LOGIN_LIMITER, POOL, SETTINGS, TOKENS
+from hatd.state import CALLER, CALLERS, POOL, SETTINGS, TOKENS
 from hatd.tokens import VALIDATE_SCOPE
 
 ACCOUNT_ADMINS = frozenset({OWNER, PLATFORM})
@@ -44,20 +44,9 @@ async def access_token(request: web.Request) -> web.Response:
     if not storable(username) or not storable(password):  # no account has such a name or password
         raise Unauthorized("Wrong username or password")
     cause = "Too many login attempts; try again in {seconds} s"
-    client = login.Bucket(request.app[LOGIN_LIMITER], f"client:{client_address(request)}", False)
-    if not login.presents_device(request):
-        login.refuse_if_empty(client, cause)
+    login.refuse_early(request, page=False, cause=cause)
     account = await repository.find_login(request.app[POOL], username)
-    device = login.device_of(request, account)
-    if device is not None:  # the owner's client that has logged in before: its own attempts count, no one else's
-        buckets = [login.device_bucket(request, device)]
-    else:
-        # Failures count against the account whichever of its names was used (email or name).
-        failure_key = f"user:{account['user_id']}" if account else f"name:{username.lower()}"
-        buckets = [client, login.Bucket(request.app[LOGIN_FAILURE_LIMITER], failure_key, True)]
-    matched = await login.check(
-        request, buckets, password, account["pass_hash"] if account else None, device=device, cause=cause
-    )
+    matched = await login.check(request, account, password, name=username, page=False, cause=cause)
     if not matched:
         raise Unauthorized("Wrong username or password")
     assert account is not None

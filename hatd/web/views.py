@@ -22,7 +22,7 @@ from hatd.debits import repository as debits
 from hatd.errors import BadRequest, Conflict, Forbidden
 from hatd.exports import repository as exports
 from hatd.exports import views as exports_views
-from hatd.http import client_address, load, parse_query, path_id, validation_cause
+from hatd.http import load, parse_query, path_id, validation_cause
 from hatd.raw import repository as raw
 from hatd.routing import HTML, OWNER, PUBLIC, USER_ID, Route
 from hatd.services import approvals
@@ -31,9 +31,6 @@ from hatd.services.origins import origin_of
 from hatd.state import (
     CALLER,
     CALLERS,
-    LOGIN_FAILURE_LIMITER,
-    LOGIN_LIMITER,
-    PAGE_LOGIN_LIMITER,
     POOL,
     SETTINGS,
     TOKENS,
@@ -118,26 +115,10 @@ async def check_owner_password(request: web.Request, password: str) -> Record | 
     as the login page is: per client and per account, or, from a browser the owner has logged in
     from before, per device on the trusted lane (hatd/accounts/devices.py). TooManyRequests over
     a limit."""
-    client = f"client:{client_address(request)}"
-    page_bucket = logins.Bucket(request.app[PAGE_LOGIN_LIMITER], client, True)
     cause, message = "Too many failed logins; try again in {seconds} seconds", "Too many attempts"
-    if not logins.presents_device(request):  # over its limit: refused before any database work
-        logins.refuse_if_empty(page_bucket, cause, message)
+    logins.refuse_early(request, page=True, cause=cause, message=message)
     owner = await accounts.owner_login(request.app[POOL])
-    account = f"user:{owner['user_id'] if owner else 'owner'}"
-    device = logins.device_of(request, owner)
-    if device is not None:  # a browser the owner has logged in from before: only its own attempts count
-        buckets = [logins.device_bucket(request, device)]
-    else:  # the owner's account bucket is the API login's own
-        buckets = [
-            page_bucket,
-            logins.Bucket(request.app[LOGIN_FAILURE_LIMITER], account, True),
-            logins.Bucket(request.app[LOGIN_LIMITER], client, False),
-        ]
-    matched = await logins.check(
-        request, buckets, password, owner["pass_hash"] if owner else None, device=device,
-        cause=cause, message=message,
-    )  # fmt: skip
+    matched = await logins.check(request, owner, password, name="owner", page=True, cause=cause, message=message)
     return owner if matched else None
 
 
