@@ -45,6 +45,7 @@ lint: install
 	$(BIN)/ruff check hatd tests bench fuzz
 	$(BIN)/ruff format --check hatd tests bench fuzz
 	$(BIN)/mypy hatd
+	$(BIN)/lint-imports
 
 format: install
 	$(BIN)/ruff check --fix hatd tests bench fuzz

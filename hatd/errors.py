@@ -5,10 +5,6 @@ middleware turns any ApiError into its response."""
 
 from __future__ import annotations
 
-import json
-
-from aiohttp import web
-
 
 class ApiError(Exception):
     """An error with a status, a short fixed message and a cause that says what went wrong."""
@@ -62,12 +58,3 @@ class PayloadTooLarge(ApiError):
 class TooManyRequests(ApiError):
     status = 429
     message = "Too many requests"
-
-
-def error_response(status: int, message: str, cause: str, headers: dict[str, str] | None = None) -> web.Response:
-    return web.Response(
-        status=status,
-        text=json.dumps({"message": message, "cause": cause}),
-        content_type="application/json",
-        headers=headers,
-    )

@@ -5,18 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import logging
 import time
 
 import asyncpg
 from aiohttp import web
 
-from hatd.errors import ApiError, Forbidden, NotAcceptable, PayloadTooLarge, Unauthorized, error_response
+from hatd.errors import ApiError, Forbidden, NotAcceptable, PayloadTooLarge, Unauthorized
 from hatd.outage import RETRY_AFTER, cause_of
-from hatd.routing import ALL_ROLES, Handler, plain_path, route_of
+from hatd.roles import ALL_ROLES
+from hatd.routing import Handler, plain_path, route_of
 from hatd.services import approvals
-from hatd.state import CALLER, CALLERS, DATABASE_WATCH, METRICS, POOL, SETTINGS, TOKENS, Caller
-from hatd.web import pages
+from hatd.state import CALLER, CALLERS, DATABASE_WATCH, METRICS, PAGE_HOOKS, POOL, SETTINGS, TOKENS, Caller
 
 log = logging.getLogger("hatd.http")
 
@@ -38,7 +39,7 @@ def _allowed_origin(request: web.Request) -> str | None:
     cookies, so allowing the origin grants nothing by itself); the owner's pages, which trust a
     cookie, never."""
     origin = request.headers.get("Origin")
-    if not origin or pages.is_page(request):
+    if not origin or _is_page(request):
         return None
     origins = request.app[SETTINGS].cors_origins
     return origin if ("*" in origins or origin in origins) else None
@@ -59,6 +60,11 @@ async def cors_preflight(request: web.Request, handler: Handler) -> web.StreamRe
     return await handler(request)
 
 
+def _is_page(request: web.Request) -> bool:
+    hooks = request.app.get(PAGE_HOOKS)
+    return hooks is not None and hooks.is_page(request)
+
+
 async def add_cors_headers(request: web.Request, response: web.StreamResponse) -> None:
     """on_response_prepare: every response to an allowed origin, errors and streams included,
     carries the CORS headers."""
@@ -70,12 +76,23 @@ async def add_cors_headers(request: web.Request, response: web.StreamResponse) -
         response.headers["Access-Control-Expose-Headers"] = CORS_EXPOSE_HEADERS
 
 
+def error_response(status: int, message: str, cause: str, headers: dict[str, str] | None = None) -> web.Response:
+    """{"message", "cause"} as JSON: the body of every error the API answers with."""
+    return web.Response(
+        status=status,
+        text=json.dumps({"message": message, "cause": cause}),
+        content_type="application/json",
+        headers=headers,
+    )
+
+
 def _error(
     request: web.Request, status: int, message: str, cause: str, headers: dict[str, str] | None = None
 ) -> web.Response:
     """{"message", "cause"} as JSON, or as a page for the owner's pages and /hatlogin."""
-    if pages.is_page(request):
-        return pages.error_page(request, status, message, cause, headers)
+    hooks = request.app.get(PAGE_HOOKS)
+    if hooks is not None and hooks.is_page(request):
+        return hooks.error_page(request, status, message, cause, headers)
     return error_response(status, message, cause, headers)
 
 

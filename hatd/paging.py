@@ -11,10 +11,10 @@ from aiohttp import web
 from marshmallow import ValidationError
 
 from hatd.errors import BadRequest
-from hatd.http import json_text, page_limit, parse_query, stream_json, validation_cause
-from hatd.raw.repository import Window
-from hatd.raw.schemas import PageQuerySchema, decode_cursor, encode_cursor
+from hatd.http import json_text, page_limit, parse_query, stream_json
+from hatd.reads import PageQuerySchema, Window, decode_cursor, encode_cursor
 from hatd.state import SETTINGS
+from hatd.validation import validation_cause
 
 
 def read_page(request: web.Request, scope: str) -> tuple[Window, tuple[Any, Any], int]:

@@ -13,11 +13,6 @@ from aiohttp import web
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-OWNER = "owner"
-PLATFORM = "platform"
-DATA_DEBIT = "dataDebit"
-DATA_CREDIT = "dataCredit"
-ALL_ROLES = frozenset({OWNER, PLATFORM, DATA_DEBIT, DATA_CREDIT})
 
 # roles=PUBLIC: the route needs no token at all.
 PUBLIC: frozenset[str] = frozenset()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import asyncpg
@@ -26,7 +27,18 @@ class Caller:
     approval: str | None = None
 
 
+@dataclass(frozen=True)
+class PageHooks:
+    """What the middleware asks of the owner's pages (hatd/web/pages.py) without importing them:
+    whether a request is for a page, and an error answered as a page."""
+
+    is_page: Callable[[web.Request], bool]
+    error_page: Callable[[web.Request, int, str, str, dict[str, str] | None], web.Response]
+
+
 SETTINGS = web.AppKey("settings", Settings)
+# Set by hatd/web/pages.py's setup; an app without pages answers every error as JSON.
+PAGE_HOOKS = web.AppKey("page_hooks", PageHooks)
 POOL = web.AppKey("pool", asyncpg.Pool)
 TOKENS = web.AppKey("tokens", TokenService)
 # Every password check's limits and bcrypt lanes (hatd/accounts/throttle.py).

@@ -18,7 +18,7 @@ import pytest
 import yarl
 
 from hatd.raw import repository as raw
-from hatd.raw.schemas import encode_cursor
+from hatd.reads import encode_cursor
 from hatd.web import data as web_data
 from hatd.web.schemas import MAX_TRAIL
 from tests.raw_helpers import HOUSE, KITCHEN, call, created, fields_by_name, new_table
@@ -408,7 +408,7 @@ async def test_the_bundles_pages_show_what_each_bundle_holds(client, owner_token
     })  # fmt: skip
     await logged_in(client)
     listing = await (await client.get("/owner/bundles")).text()
-    rows = re.findall(r'<tr id="bundle-(\w+)-(\d+)">.*?class="label">([^<]+)</a>.*?<td class="num">([^<]+)</td>',
+    rows = re.findall(r'<tr id="bundle-(\w+)-(\d+)">.*?class="bundle-name">([^<]+)</a>.*?<td class="num">([^<]+)</td>',
                       listing, re.S)  # fmt: skip
     assert rows == [("contextless", str(contextless["id"]), "Kitchen &lt;evenings&gt;", "1 table"),
                     ("contextual", str(contextual["id"]), "My weight", "1 selection")]  # fmt: skip

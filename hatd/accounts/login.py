@@ -11,7 +11,7 @@ from aiohttp import web
 
 from hatd.accounts import devices
 from hatd.http import client_address
-from hatd.routing import OWNER
+from hatd.roles import OWNER
 from hatd.state import LOGIN_THROTTLE, TOKENS
 from hatd.web import pages
 

@@ -19,7 +19,8 @@ from hatd.accounts.schemas import (
 )
 from hatd.errors import Forbidden, Unauthorized
 from hatd.http import json_response, json_text, parse_body, parse_query, storable
-from hatd.routing import ALL_ROLES, OWNER, PLATFORM, PUBLIC, USER_ID, Route
+from hatd.roles import ALL_ROLES, OWNER, PLATFORM
+from hatd.routing import PUBLIC, USER_ID, Route
 from hatd.state import CALLER, CALLERS, POOL, SETTINGS, TOKENS
 from hatd.tokens import VALIDATE_SCOPE
 

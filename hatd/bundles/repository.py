@@ -14,17 +14,17 @@ from hatd import jsontext
 from hatd.bundles.schemas import bundle_tables
 from hatd.db import Conn, fetch_json, queries
 from hatd.errors import BadRequest, NotFound
+from hatd.raw import repository as raw
 
 Q = queries("bundles")
-RAW = queries("raw")
 
 
 async def _table_id(conn: Conn, ref: dict[str, Any], where: str) -> int:
     if ref["id"] is not None:
-        if not await conn.fetchval(RAW.table_exists, ref["id"]):
+        if not await raw.table_exists(conn, ref["id"]):
             raise BadRequest(f"{where}: there is no table with id {ref['id']}", message="Unknown reference")
         return int(ref["id"])
-    found = await conn.fetchval(RAW.find_table_id, ref["name"], ref["source"])
+    found = await raw.find_table_id(conn, ref["name"], ref["source"])
     if found is None:
         raise BadRequest(
             f"{where}: there is no table named {ref['name']!r} with source {ref['source']!r}",
@@ -57,7 +57,7 @@ async def insert_bundle(conn: asyncpg.Connection, name: str, tables: list[dict[s
         for slice_position, part in enumerate(table["slices"]):
             at = f"{where}.slices.{slice_position}"
             slice_table = await _table_id(conn, part["table"], f"{at}.table")
-            if not await conn.fetchval(RAW.is_descendant, table_id, slice_table):
+            if not await raw.is_below(conn, slice_table, table_id):
                 raise BadRequest(
                     f"{at}.table: table {slice_table} is not table {table_id} or one of its subtables",
                     message="Not allowed",
@@ -166,18 +166,6 @@ class ValuesPage:
     more: tuple[dt.datetime, int] | None
 
 
-def _records_json(
-    conn: Conn, table_id: int, record_ids: Sequence[int], within: list[int], fields: list[int] | None, pretty: bool
-) -> AsyncIterator[str]:
-    """The records as raw's table values read gives them (records_values_json in raw.sql)."""
-
-    async def chunk(ids: Sequence[int]) -> str | None:
-        text: str | None = await conn.fetchval(RAW.records_values_json, table_id, ids, within, fields, pretty)
-        return text
-
-    return jsontext.array(record_ids, chunk)
-
-
 async def bundle_values(
     conn: Conn, bundle_id: int, window: tuple[Any, Any], after: tuple[Any, Any], limit: int, *, pretty: bool = False
 ) -> ValuesPage:
@@ -206,7 +194,10 @@ async def bundle_values(
                 continue
             group = groups[piece]
             records = ids_of.get(piece, [])
-            async for part in _records_json(conn, group["table_id"], records, group["within"], group["fields"], pretty):
+            parts = raw.records_json(
+                conn, group["table_id"], records, within=group["within"], fields=group["fields"], pretty=pretty
+            )
+            async for part in parts:
                 yield part
 
     return ValuesPage(parts(), len(page), more)

@@ -8,7 +8,8 @@ from typing import Any
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, pre_load, validate, validates_schema
 
 from hatd.fields import Id, Ref
-from hatd.raw.schemas import PageQuerySchema, value_text
+from hatd.raw.schemas import value_text
+from hatd.reads import PageQuerySchema
 
 
 def _not_blank(value: str) -> None:

@@ -23,8 +23,9 @@ from hatd.bundles.schemas import (
 )
 from hatd.http import json_text, parse_body, parse_query, path_id
 from hatd.paging import paged_stream, read_page
-from hatd.raw.schemas import PageQuerySchema, PrettyQuerySchema
-from hatd.routing import OWNER, Route
+from hatd.reads import PageQuerySchema, PrettyQuerySchema
+from hatd.roles import OWNER
+from hatd.routing import Route
 from hatd.state import POOL
 
 OWNER_ONLY = frozenset({OWNER})

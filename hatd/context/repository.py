@@ -10,7 +10,7 @@ import asyncpg
 from hatd.context.schemas import PersonLinkSchema
 from hatd.db import Conn, fetch_json, queries
 from hatd.errors import BadRequest, Conflict, NotFound
-from hatd.http import load
+from hatd.validation import load
 
 Q = queries("context")
 TYPE_LINKS_LOCK_ID = 0x6861_7403

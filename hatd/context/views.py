@@ -30,7 +30,8 @@ from hatd.context.schemas import (
 )
 from hatd.errors import BadRequest
 from hatd.http import json_response, json_text, parse_body, parse_query, path_id
-from hatd.routing import ALL_ROLES, OWNER, PLATFORM, Route
+from hatd.roles import ALL_ROLES, OWNER, PLATFORM
+from hatd.routing import Route
 from hatd.state import POOL
 
 VOCABULARY_WRITERS = frozenset({OWNER, PLATFORM})

@@ -14,8 +14,8 @@ import asyncpg
 from hatd.bundles import repository as bundles
 from hatd.db import Conn, queries
 from hatd.errors import BadRequest, Forbidden, NotFound
-from hatd.raw.repository import Window
-from hatd.routing import OWNER, PLATFORM
+from hatd.reads import Window
+from hatd.roles import OWNER, PLATFORM
 
 Q = queries("debits")
 

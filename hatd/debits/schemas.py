@@ -7,8 +7,7 @@ from typing import Any
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
 
 from hatd.bundles.schemas import BundleTableSchema, NewBundleSchema, NewContextualBundleSchema
-from hatd.fields import Id
-from hatd.raw.schemas import HatTime
+from hatd.fields import HatTime, Id
 
 
 class DebitBundleField(fields.Field[dict[str, Any]]):

@@ -12,8 +12,9 @@ from hatd.debits import repository
 from hatd.debits.schemas import DebitSchema, DebitStateSchema, LogEntrySchema, ProposeSchema
 from hatd.http import json_response, json_text, parse_body, parse_query
 from hatd.paging import paged_stream, read_page
-from hatd.raw.schemas import PrettyQuerySchema
-from hatd.routing import DATA_DEBIT, OWNER, PLATFORM, Route
+from hatd.reads import PrettyQuerySchema
+from hatd.roles import DATA_DEBIT, OWNER, PLATFORM
+from hatd.routing import Route
 from hatd.services import repository as services
 from hatd.state import CALLER, POOL
 

@@ -11,7 +11,8 @@ from asyncpg import PostgresError
 
 from hatd.errors import Conflict
 from hatd.exports import repository
-from hatd.routing import OWNER, Route
+from hatd.roles import OWNER
+from hatd.routing import Route
 from hatd.state import EXPORT_LOCK, POOL, SETTINGS
 
 log = logging.getLogger("hatd.exports")

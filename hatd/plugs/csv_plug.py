@@ -11,9 +11,9 @@ import re
 from collections.abc import Iterator
 from pathlib import PurePath
 
+from hatd.fields import parse_time
 from hatd.plugs.base import KEY, MAX_KEY, FileRefused, Item, Parsed, RecordsOnly, Refused, clip, too_many
 from hatd.plugs.ical import decode
-from hatd.raw.schemas import parse_time
 
 SOURCE = "csv"
 DELIMITERS = ",;\t|"

@@ -23,8 +23,8 @@ from typing import Any
 import defusedxml.sax
 from defusedxml import DefusedXmlException
 
+from hatd.fields import EARLIEST, LATEST
 from hatd.plugs.base import FileRefused, Item, Parsed, RecordsOnly, Refused, clip, too_many
-from hatd.raw.schemas import EARLIEST, LATEST
 
 SOURCE = "gpx"
 TRACK_FIELDS = ["name", "type", "description", "segments", "points", "start", "end"]

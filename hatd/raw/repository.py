@@ -5,17 +5,17 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
 
 from hatd import jsontext
-from hatd.bundles import repository as bundles
 from hatd.db import Conn, fetch_json, queries
 from hatd.errors import BadRequest, Conflict, NotFound
 from hatd.raw.schemas import ValueBatch
+from hatd.reads import Position, Window
 
 Q = queries("raw")
 TABLE_LINKS_LOCK_ID = 0x6861_7402
@@ -63,6 +63,23 @@ async def table_summaries(conn: Conn) -> list[asyncpg.Record]:
     """Each top-level table with its subtable count, records held and last update."""
     rows: list[asyncpg.Record] = await conn.fetch(Q.table_summaries)
     return rows
+
+
+async def table_exists(conn: Conn, table_id: int) -> bool:
+    found: bool = await conn.fetchval(Q.table_exists, table_id)
+    return found
+
+
+async def find_table_id(conn: Conn, name: str, source: str) -> int | None:
+    """The id of the table with this name and source, if there is one."""
+    found: int | None = await conn.fetchval(Q.find_table_id, name, source)
+    return found
+
+
+async def is_below(conn: Conn, table_id: int, under: int) -> bool:
+    """Whether table `table_id` is table `under` or lies anywhere below it."""
+    found: bool = await conn.fetchval(Q.is_descendant, under, table_id)
+    return found
 
 
 async def _require_table(conn: Conn, table_id: int) -> None:
@@ -189,11 +206,6 @@ async def create_records_with_values(conn: asyncpg.Connection, items: list[dict[
 # -- values out ------------------------------------------------------------------------------
 
 
-Position = tuple[dt.datetime, int]
-# (starttime, endtime) on a record's lastUpdated; either may be None.
-Window = tuple[Any, Any]
-
-
 @dataclass(frozen=True)
 class Page:
     """The rows of a page, in order, and the position after it when another page follows."""
@@ -265,29 +277,36 @@ async def record_values(conn: Conn, record_id: int, *, pretty: bool = False) -> 
 # -- deleting --------------------------------------------------------------------------------
 
 
-async def delete(conn: asyncpg.Connection, kind: str, item_id: int) -> None:
-    """Deletes a value, record or field (with what hangs off it)."""
+# Who still uses tables or fields, by name (bundles.bundles_holding): raw data knows nothing of
+# what is built on it, so those who delete it say who to ask.
+Holders = Callable[[Conn, list[int], list[int]], Awaitable[list[str]]]
+
+
+async def delete(conn: asyncpg.Connection, kind: str, item_id: int, *, holders: Holders) -> None:
+    """Deletes a value, record or field (with what hangs off it); Conflict if `holders` still use
+    the field."""
     query = {"value": Q.delete_value, "record": Q.delete_record, "field": Q.delete_field}[kind]
     if kind == "field":
-        await _refuse_if_bundled(conn, [], [item_id])
+        await _refuse_if_held(conn, holders, [], [item_id])
     if await conn.fetchval(query, item_id) is None:
         raise NotFound(f"There is no {kind} with id {item_id}")
 
 
-async def _refuse_if_bundled(conn: Conn, table_ids: list[int], field_ids: list[int]) -> None:
+async def _refuse_if_held(conn: Conn, holders: Holders, table_ids: list[int], field_ids: list[int]) -> None:
     """Conflict naming the bundles that still hold these tables or slice on these fields."""
-    names = await bundles.bundles_holding(conn, table_ids, field_ids)
+    names = await holders(conn, table_ids, field_ids)
     if names:
         raise Conflict(f"Bundles still use it: {', '.join(names)}; delete those first")
 
 
-async def delete_table(conn: asyncpg.Connection, table_id: int) -> int:
+async def delete_table(conn: asyncpg.Connection, table_id: int, *, holders: Holders) -> int:
     """Deletes a table, the tables below it that no other table holds, their fields and values,
-    and the records left without values; returns how many tables went."""
+    and the records left without values; returns how many tables went. Conflict if `holders`
+    still use any of them."""
     ids = await conn.fetchval(Q.deletable_tree_ids, table_id)
     if not ids:
         raise NotFound(f"There is no table with id {table_id}")
-    await _refuse_if_bundled(conn, ids, [])
+    await _refuse_if_held(conn, holders, ids, [])
     # Lock the fields first, as writers of values do, so a concurrent write waits rather than deadlocks.
     await conn.execute(Q.lock_tree_fields, ids)
     deleted: int = await conn.fetchval(Q.delete_tables, ids)
@@ -306,7 +325,7 @@ async def table_record_count(conn: Conn, table_id: int, window: Window) -> int:
     return count
 
 
-async def table_deletion(conn: Conn, table_id: int) -> dict[str, Any]:
+async def table_deletion(conn: Conn, table_id: int, *, holders: Holders) -> dict[str, Any]:
     """What delete_table would take: {"tables": [{id, name, source}] (the table first, then the
     subtables that go with it), "values", "records" (those left without values), "bundles" (the
     names of those that still use it, which make the delete a Conflict)}."""
@@ -315,7 +334,7 @@ async def table_deletion(conn: Conn, table_id: int) -> dict[str, Any]:
         raise NotFound(f"There is no table with id {table_id}")
     row = await conn.fetchrow(OVERVIEW.tables_deletion, ids)
     tables = sorted(json.loads(row["tables"]), key=lambda t: (t["id"] != table_id, t["id"]))
-    names = await bundles.bundles_holding(conn, ids, [])
+    names = await holders(conn, ids, [])
     return {"tables": tables, "values": row["values"], "records": row["records"], "bundles": names}
 
 

@@ -2,63 +2,18 @@
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import json
 import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from marshmallow import EXCLUDE, Schema, ValidationError, fields, pre_load, validate, validates_schema
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
 
-from hatd.fields import MAX_ID, Id
+from hatd.fields import MAX_ID, HatTime, Id, parse_time
 
 MAX_TREE_DEPTH = 32
 NAME = validate.Length(min=1, max=500)
-
-
-# Times a HAT keeps: within these, a time converts to UTC and back without overflow, and never
-# reaches the year 1 or 9999 boundaries that asyncpg turns into -infinity and infinity.
-EARLIEST = dt.datetime(2, 1, 1, tzinfo=dt.UTC)
-LATEST = dt.datetime(9998, 12, 31, 23, 59, 59, 999999, tzinfo=dt.UTC)
-EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-
-
-def _parse(value: Any) -> dt.datetime:
-    if isinstance(value, bool):
-        raise ValueError("not a time")
-    if isinstance(value, int | float):
-        return dt.datetime.fromtimestamp(value, tz=dt.UTC)
-    if isinstance(value, str):
-        text = value.strip()
-        try:
-            return dt.datetime.fromtimestamp(float(text), tz=dt.UTC)
-        except ValueError:
-            parsed = dt.datetime.fromisoformat(text)
-            return parsed.astimezone(dt.UTC) if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
-    raise ValueError("not a time")
-
-
-def parse_time(value: Any) -> dt.datetime:
-    """Unix seconds (a number or numeric string) or ISO-8601; a time without a zone is UTC.
-    ValueError for anything else, or a time outside the years 2 to 9998."""
-    try:
-        parsed = _parse(value)
-    except (OverflowError, OSError):
-        raise ValueError("out of range") from None
-    if not EARLIEST <= parsed <= LATEST:
-        raise ValueError("out of range")
-    return parsed
-
-
-class HatTime(fields.Field[dt.datetime]):
-    """A time as unix seconds or ISO-8601 (`2015-11-22T21:24:44Z`)."""
-
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> dt.datetime:
-        try:
-            return parse_time(value)
-        except ValueError:
-            raise ValidationError("Not a time: give unix seconds or ISO-8601, in the years 2 to 9998.") from None
 
 
 class NewTableSchema(Schema):
@@ -247,66 +202,6 @@ class NewValuesSchema(Schema):
     """POST /value: {"values": [...]}, each naming its field and record (the body is one value or a list)."""
 
     values = ValueItems(required=True, with_record=True)
-
-
-class PrettyQuerySchema(Schema):
-    """`pretty=true`: the values reads' records flattened, as the original's clients read them."""
-
-    class Meta:
-        unknown = EXCLUDE  # the token may travel in the query too
-
-    pretty = fields.Boolean(
-        load_default=False,
-        metadata={"description": "Each record as {id, name, lastUpdated, data: {table: {field: value}}}"},
-    )
-
-
-class PageQuerySchema(PrettyQuerySchema):
-    """The query of the values reads: a page size, a time window on the record's lastUpdated, and
-    the cursor a `Link: rel="next"` header gave."""
-
-    class Meta:
-        unknown = EXCLUDE  # the token may travel in the query too
-
-    @validates_schema
-    def window_in_order(self, data: Any, **_: Any) -> None:
-        if data.get("starttime") and data.get("endtime") and data["starttime"] > data["endtime"]:
-            raise ValidationError("starttime is after endtime", "starttime")
-
-    limit = fields.Integer(
-        validate=validate.Range(min=0),
-        load_default=None,
-        metadata={"description": "Records per page; 0: the largest page the HAT gives (HATD_VALUES_MAX_LIMIT)"},
-    )
-    starttime = HatTime(load_default=None)
-    endtime = HatTime(load_default=None)
-    cursor = fields.String(load_default=None)
-
-    @pre_load
-    def strip_empty(self, data: Any, **_: Any) -> Any:
-        return {k: v for k, v in data.items() if v != ""} if isinstance(data, dict) else data
-
-
-def encode_cursor(scope: str, time: dt.datetime, row_id: int) -> str:
-    """An opaque position: the scope it belongs to (say "table:4"), and the time and id of the
-    last row given, the time in whole microseconds (a float would round some of them away)."""
-    stamp = (time - EPOCH) // dt.timedelta(microseconds=1)
-    return base64.urlsafe_b64encode(f"{scope}:{stamp}:{row_id}".encode()).decode().rstrip("=")
-
-
-def decode_cursor(scope: str, cursor: str) -> tuple[dt.datetime, int]:
-    """The position in a cursor made for this scope, or ValidationError."""
-    try:
-        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        made_for, stamp, row_id = text.rsplit(":", 2)
-        if made_for != scope:
-            raise ValueError("another scope")
-        position = int(row_id)
-        if not 0 <= position <= MAX_ID:
-            raise ValueError("out of range")
-        return EPOCH + dt.timedelta(microseconds=int(stamp)), position
-    except (ValueError, UnicodeDecodeError, OverflowError):
-        raise ValidationError({"cursor": ["Not a cursor this HAT made for this read."]}) from None
 
 
 # Response shapes, for the docs.

@@ -7,7 +7,8 @@ from typing import Any
 from aiohttp import web
 
 from hatd import db
-from hatd.http import json_text, load, parse_body, parse_query, path_id, read_json
+from hatd.bundles import repository as bundles
+from hatd.http import json_text, parse_body, parse_query, path_id, read_json
 from hatd.paging import paged, paged_stream, read_page
 from hatd.raw import repository
 from hatd.raw.schemas import (
@@ -20,8 +21,6 @@ from hatd.raw.schemas import (
     NewRecordValuesSchema,
     NewTableSchema,
     NewValuesSchema,
-    PageQuerySchema,
-    PrettyQuerySchema,
     PrettyRecordSchema,
     RecordSchema,
     RecordValuesSchema,
@@ -31,8 +30,11 @@ from hatd.raw.schemas import (
     TableValuesItemSchema,
     ValueSchema,
 )
-from hatd.routing import DATA_CREDIT, OWNER, PLATFORM, Route
+from hatd.reads import PageQuerySchema, PrettyQuerySchema
+from hatd.roles import DATA_CREDIT, OWNER, PLATFORM
+from hatd.routing import Route
 from hatd.state import POOL
+from hatd.validation import load
 
 WRITERS = frozenset({OWNER, PLATFORM, DATA_CREDIT})
 OWNER_ONLY = frozenset({OWNER})
@@ -160,9 +162,9 @@ async def _delete(request: web.Request, kind: str) -> web.Response:
     item_id = path_id(request, "id", kind)
     async with db.transaction(request.app[POOL]) as conn:
         if kind == "table":
-            await repository.delete_table(conn, item_id)
+            await repository.delete_table(conn, item_id, holders=bundles.bundles_holding)
         else:
-            await repository.delete(conn, kind, item_id)
+            await repository.delete(conn, kind, item_id, holders=bundles.bundles_holding)
     # The original's words ("Record 5 deleted"): Rumpel looks for "deleted" in the message.
     return json_text(f'{{"message": "{kind.capitalize()} {item_id} deleted", "{kind}Id": {item_id}}}')
 

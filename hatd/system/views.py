@@ -15,7 +15,8 @@ from hatd.backup import service as backups
 from hatd.errors import Forbidden
 from hatd.http import json_response
 from hatd.middleware import authenticate
-from hatd.routing import OWNER, PLATFORM, PUBLIC, Route
+from hatd.roles import OWNER, PLATFORM
+from hatd.routing import PUBLIC, Route
 from hatd.state import CALLERS, METRICS, POOL, SETTINGS
 
 log = logging.getLogger("hatd.health")

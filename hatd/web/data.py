@@ -17,12 +17,15 @@ from aiohttp import web
 from marshmallow import ValidationError
 
 from hatd import db
+from hatd.bundles import repository as bundles
 from hatd.errors import BadRequest
-from hatd.http import parse_query, path_id, validation_cause
+from hatd.http import parse_query, path_id
 from hatd.raw import repository as raw
-from hatd.raw.schemas import TableValuesItemSchema, decode_cursor, encode_cursor
+from hatd.raw.schemas import TableValuesItemSchema
+from hatd.reads import decode_cursor, encode_cursor
 from hatd.routing import HTML, JSON, PUBLIC, Route
 from hatd.state import POOL
+from hatd.validation import validation_cause
 from hatd.web import charts, grid
 from hatd.web.pages import FORM, SESSION, owner_page, render, see_other
 from hatd.web.schemas import MAX_TRAIL, ButtonFormSchema, TableViewQuerySchema, local_path
@@ -186,7 +189,7 @@ async def table_json(request: web.Request) -> web.StreamResponse:
 async def confirm_table_delete(request: web.Request) -> web.StreamResponse:
     table_id = path_id(request, "id", "table")
     async with request.app[POOL].acquire() as conn:
-        going = await raw.table_deletion(conn, table_id)
+        going = await raw.table_deletion(conn, table_id, holders=bundles.bundles_holding)
     context = {"kind": "table", "table": going["tables"][0], "going": going, "csrf": request[SESSION].csrf}
     return render(request, "delete.html", context)
 
@@ -196,7 +199,7 @@ async def delete_table(request: web.Request) -> web.StreamResponse:
     """Deletes the table as DELETE /data/table/{id} does: a bundle that still uses it makes a 409 page."""
     table_id = path_id(request, "id", "table")
     async with db.transaction(request.app[POOL]) as conn:
-        await raw.delete_table(conn, table_id)
+        await raw.delete_table(conn, table_id, holders=bundles.bundles_holding)
     return see_other("/owner")
 
 
@@ -218,7 +221,7 @@ async def confirm_record_delete(request: web.Request) -> web.StreamResponse:
 async def delete_record(request: web.Request) -> web.StreamResponse:
     record_id = path_id(request, "id", "record")
     async with db.transaction(request.app[POOL]) as conn:
-        await raw.delete(conn, "record", record_id)
+        await raw.delete(conn, "record", record_id, holders=bundles.bundles_holding)
     return see_other(_back(request, request[FORM].get("back")))
 
 

@@ -16,9 +16,9 @@ from hatd.accounts import login as logins
 from hatd.accounts import passwords
 from hatd.accounts import repository as accounts
 from hatd.errors import Conflict, NotFound
-from hatd.http import load
 from hatd.routing import HTML, PUBLIC, Route
 from hatd.state import POOL, SETTINGS
+from hatd.validation import load
 from hatd.web import sessions
 from hatd.web.pages import FORM, SESSION, cookie_options, owner_page, render, see_other, session_cookie
 from hatd.web.schemas import (

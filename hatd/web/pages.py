@@ -17,8 +17,8 @@ from yarl import URL
 from hatd.backup import service as backups
 from hatd.errors import BadRequest, Forbidden
 from hatd.http import storable
-from hatd.routing import OWNER
-from hatd.state import CALLER, POOL, SETTINGS, TOKENS, Caller
+from hatd.roles import OWNER
+from hatd.state import CALLER, PAGE_HOOKS, POOL, SETTINGS, TOKENS, Caller, PageHooks
 from hatd.web import sessions
 from hatd.web.sessions import Session
 
@@ -49,6 +49,7 @@ def setup(app: web.Application) -> None:
         undefined=jinja2.StrictUndefined,
     )
     environment.filters["when"] = when
+    app[PAGE_HOOKS] = PageHooks(is_page, error_page)
 
 
 def _secure_headers(response: web.StreamResponse, form_action: str = "") -> None:

@@ -13,8 +13,8 @@ from marshmallow import EXCLUDE, Schema, ValidationError, fields, pre_load, vali
 from yarl import URL
 
 from hatd.accounts.passwords import MAX_PASSWORD_BYTES
-from hatd.raw.schemas import HatTime
-from hatd.routing import DATA_CREDIT, DATA_DEBIT
+from hatd.fields import HatTime
+from hatd.roles import DATA_CREDIT, DATA_DEBIT
 from hatd.services.origins import origin_of
 
 MAX_URL = 2048

@@ -14,10 +14,11 @@ from marshmallow import ValidationError
 
 from hatd.client.aio import AsyncHat
 from hatd.errors import BadRequest
-from hatd.http import validation_cause
 from hatd.plugs import EXTENSIONS, Summary, import_file, make_plug
-from hatd.routing import HTML, OWNER, PUBLIC, Route
+from hatd.roles import OWNER
+from hatd.routing import HTML, PUBLIC, Route
 from hatd.state import TOKENS
+from hatd.validation import validation_cause
 from hatd.web.pages import FORM, SESSION, owner_page, render
 from hatd.web.schemas import UploadFormSchema
 

@@ -22,9 +22,10 @@ from hatd.debits import repository as debits
 from hatd.errors import BadRequest, Conflict, Forbidden
 from hatd.exports import repository as exports
 from hatd.exports import views as exports_views
-from hatd.http import load, parse_query, path_id, validation_cause
+from hatd.http import parse_query, path_id
 from hatd.raw import repository as raw
-from hatd.routing import HTML, OWNER, PUBLIC, USER_ID, Route
+from hatd.roles import OWNER
+from hatd.routing import HTML, PUBLIC, USER_ID, Route
 from hatd.services import approvals
 from hatd.services import repository as services
 from hatd.services.origins import origin_of
@@ -37,6 +38,7 @@ from hatd.state import (
     Caller,
 )
 from hatd.tokens import VALIDATE_SCOPE
+from hatd.validation import load, validation_cause
 from hatd.web import sessions
 from hatd.web.pages import (
     FORM,
