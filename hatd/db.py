@@ -207,5 +207,14 @@ async def snapshot(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
     """A connection inside one read-only transaction that sees the database as it was when it
     began: a read made of several queries (a page, then its records a chunk at a time, while
     they are written to the client) gives one consistent answer."""
-    async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+    async with pool.acquire() as conn, snapshot_on(conn):
+        yield conn
+
+
+@asynccontextmanager
+async def snapshot_on(conn: asyncpg.Connection) -> AsyncIterator[asyncpg.Connection]:
+    """As snapshot, on a connection already held."""
+    async with conn.transaction(isolation="repeatable_read", readonly=True):
+        # A backstop: a snapshot left idle (a writer stuck on a slow client) ends on its own.
+        await conn.execute(Q.limit_idle_snapshot)
         yield conn

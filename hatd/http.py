@@ -22,6 +22,9 @@ from hatd.validation import load
 
 log = logging.getLogger(__name__)
 
+# How long a streamed answer waits for a client that reads nothing before it cuts the answer short.
+STREAM_WRITE_TIMEOUT = 60.0
+
 # A JSON \u0000 escape (not an escaped backslash followed by "u0000"): PostgreSQL text cannot hold NUL.
 _JSON_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
 
@@ -114,9 +117,16 @@ async def stream_json(
     if request.method != "HEAD":
         try:
             async for part in parts:
-                await response.write(part.encode())
+                # A client that stops reading must not hold a pooled connection (and a snapshot) open.
+                await asyncio.wait_for(response.write(part.encode()), STREAM_WRITE_TIMEOUT)
         except (asyncio.CancelledError, ConnectionError):
             raise
+        except TimeoutError:
+            log.warning("%s %s: the client read nothing for %.0f s; answer cut short",
+                        request.method, request.rel_url.path, STREAM_WRITE_TIMEOUT)  # fmt: skip
+            if request.transport is not None:
+                request.transport.close()
+            return response
         except Exception:
             log.exception("a streamed answer to %s %s failed after it began", request.method, request.rel_url.path)
             if request.transport is not None:

@@ -61,7 +61,7 @@ async def values(request: web.Request) -> web.StreamResponse:
         # while the records are being written.
         async with conn.transaction():
             page = await repository.values(conn, key, caller.user_id, caller.role, window, after, limit, pretty=pretty)
-        async with conn.transaction(isolation="repeatable_read", readonly=True):
+        async with db.snapshot_on(conn):
             return await paged_stream(request, scope, page.parts, page.more)
 
 

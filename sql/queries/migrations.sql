@@ -1,4 +1,4 @@
--- The migration runner's own bookkeeping (hatd/db.py).
+-- hatd/db.py's own queries: the migration runner's bookkeeping, health, and the snapshots of reads.
 
 -- name: create_migrations_table
 -- Creates the table of applied migrations if it is not there yet; returns nothing.
@@ -53,3 +53,7 @@ ON CONFLICT (name) DO UPDATE SET checksum = excluded.checksum, applied_at = now(
 -- name: defer_function_checks
 -- Lets a function be made before the functions it calls (in this transaction); returns nothing.
 SET LOCAL check_function_bodies = off;
+
+-- name: limit_idle_snapshot
+-- Ends this transaction if it sits idle for 5 minutes (a streamed read's snapshot); returns nothing.
+SET LOCAL idle_in_transaction_session_timeout = '5min';
