@@ -4,6 +4,7 @@ table. Plans are checked by the rows they touch (EXPLAIN ANALYZE), never by time
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 from typing import Any
@@ -149,6 +150,11 @@ def _scans(plan: Any, relation: str) -> list[dict[str, Any]]:
     return found
 
 
+def _touched(scans: list[dict[str, Any]]) -> float:
+    """The rows the scans read: those they gave and those their filter threw away."""
+    return sum((s["Actual Rows"] + s.get("Rows Removed by Filter", 0)) * s["Actual Loops"] for s in scans)
+
+
 async def _explain(conn: asyncpg.Connection, query: str, *args: Any) -> Any:
     """The executed plan of `query` as a generic plan: the one a prepared statement settles on
     after a few runs, where a "$1 IS NULL OR ..." bound cannot reach the index."""
@@ -189,7 +195,7 @@ async def test_a_table_page_reads_only_its_records_from_the_index(client: TestCl
             scans = _scans(plan, "data_table_records")
             assert scans, plan
             # Two tables in the tree, each giving at most a page (11 rows) from the index.
-            assert sum(s["Actual Rows"] * s["Actual Loops"] for s in scans) <= 2 * 11, scans
+            assert _touched(scans) <= 2 * 11, scans
             assert not _scans(plan, "data_values"), plan
     finally:
         await conn.close()
@@ -209,7 +215,7 @@ async def test_a_bundle_page_reads_only_its_records_from_the_index(client: TestC
         plan = await _explain(conn, BUNDLES.bundle_record_page, bundle["id"], None, None, 10, None, None, None)
         scans = _scans(plan, "data_table_records")
         assert scans, plan
-        assert sum(s["Actual Rows"] * s["Actual Loops"] for s in scans) <= 2 * 11, scans
+        assert _touched(scans) <= 2 * 11, scans
     finally:
         await conn.close()
 
@@ -303,3 +309,90 @@ async def test_contextual_values_page_by_entity(client: TestClient[Any, Any]) ->
     assert status == 400 and "cursor" in body["cause"]
     status, body = await call(client, "GET", path + "?limit=-1", token)
     assert status == 400
+
+
+async def test_a_dataset_page_reads_only_the_tables_of_its_fields(client: TestClient[Any, Any], database: str) -> None:
+    """A dataset naming a subtable's field pages through that subtable's records, not through the
+    whole parent table's, and probes values record by record, never scanning them all."""
+    token = await login(client, *OWNER)
+    kitchen = await new_table(client, token)
+    f = fields_by_name(kitchen)
+    sources = [{"source": "fibaro", "datasets": [{
+        "name": "kitchen", "description": "d",
+        "fields": [{"name": "kitchenElectricity", "fields": [{"name": "tableTestField3"}]}]}]}]  # fmt: skip
+    bundle = await created(client, token, "/bundles/contextless", {"name": "sub only", "sources": sources})
+    conn = await asyncpg.connect(database)
+    try:
+        await _fill(conn, kitchen["id"], [f["tableTestField"]], 3000)
+        await conn.execute(
+            "INSERT INTO data_values (value, field_id, record_id) SELECT r.id::text, $1, r.id FROM data_records r "
+            "WHERE r.id % 150 = 0",
+            f["tableTestField3"],
+        )
+        await conn.execute("ANALYZE")
+        plan = await _explain(conn, BUNDLES.bundle_record_page, bundle["id"], None, None, 10, None, None, None)
+        assert _touched(_scans(plan, "data_table_records")) <= 11, plan
+        assert not [s for s in _scans(plan, "data_values") if s["Node Type"] == "Seq Scan"], plan
+    finally:
+        await conn.close()
+    pages = await walk(client, token, f"/bundles/contextless/{bundle['id']}/values?limit=7")
+    assert sum(len(body["dataGroups"]["fibaro"][0]["data"]) for body, _ in pages) == 20
+
+
+async def _two(database: str) -> tuple[asyncpg.Connection, asyncpg.Connection]:
+    return await asyncpg.connect(database), await asyncpg.connect(database)
+
+
+async def test_a_value_written_while_the_records_last_one_there_is_deleted_keeps_it_listed(
+    client: TestClient[Any, Any], database: str
+) -> None:
+    token = await login(client, *OWNER)
+    kitchen = await new_table(client, token)
+    f = fields_by_name(kitchen)
+    [item] = await created(client, token, "/data/record/values", [
+        {"record": {"name": "r1"}, "values": [{"field": {"id": f["tableTestField"]}, "value": "a"}]}])  # fmt: skip
+    record, value = item["record"]["id"], item["values"][0]["id"]
+    writer, deleter = await _two(database)
+    try:
+        async with writer.transaction():
+            # A new value of the record in the same table, as POST /data/record/{id}/values writes it.
+            await writer.execute(
+                "INSERT INTO data_values (value, field_id, record_id) VALUES ('b', $1, $2)",
+                f["tableTestField2"],
+                record,
+            )
+            # Meanwhile its old value there is deleted: the delete waits for the writer.
+            deleting = asyncio.ensure_future(deleter.execute("DELETE FROM data_values WHERE id = $1", value))
+            await asyncio.sleep(0.2)
+            assert not deleting.done()
+        await deleting
+    finally:
+        await writer.close()
+        await deleter.close()
+    assert await _index(database) == {(kitchen["id"], record)}
+    assert await _records_of(client, token, kitchen["id"]) == ["r1"]
+
+
+async def test_two_deletes_of_a_records_last_values_there_unlist_it(
+    client: TestClient[Any, Any], database: str
+) -> None:
+    token = await login(client, *OWNER)
+    kitchen = await new_table(client, token)
+    f = fields_by_name(kitchen)
+    [item] = await created(client, token, "/data/record/values", [
+        {"record": {"name": "r1"}, "values": [{"field": {"id": f["tableTestField"]}, "value": "a"},
+                                              {"field": {"id": f["tableTestField2"]}, "value": "b"}]}])  # fmt: skip
+    v1, v2 = (v["id"] for v in item["values"])
+    one, two = await _two(database)
+    try:
+        async with one.transaction():
+            await one.execute("DELETE FROM data_values WHERE id = $1", v1)
+            other = asyncio.ensure_future(two.execute("DELETE FROM data_values WHERE id = $1", v2))
+            await asyncio.sleep(0.2)
+            assert not other.done()
+        await other
+    finally:
+        await one.close()
+        await two.close()
+    assert await _index(database) == set()
+    assert await _records_of(client, token, kitchen["id"]) == []

@@ -202,3 +202,46 @@ AS $$
     FROM data_tables t
     WHERE t.id = p_table
 $$;
+
+-- The per-table record index (data_table_records, sql/schema/0013_table_records.sql), kept by
+-- statement triggers on data_values.
+
+-- Once per statement, over all its new values: a batch of thousands costs one insert here.
+CREATE OR REPLACE FUNCTION data_table_records_add() RETURNS trigger
+LANGUAGE plpgsql
+AS $$
+BEGIN
+    INSERT INTO data_table_records (table_id, record_id, last_updated)
+    SELECT DISTINCT f.table_id, a.record_id, r.last_updated
+    FROM added a
+    JOIN data_fields f ON f.id = a.field_id
+    JOIN data_records r ON r.id = a.record_id
+    -- One order for every writer, so two batches over the same records cannot deadlock here.
+    ORDER BY f.table_id, a.record_id
+    ON CONFLICT DO NOTHING;
+    RETURN NULL;
+END
+$$;
+
+-- A record leaves a table when its last value there goes (a value or a field deleted). Checked per
+-- record touched, since a deleted field's table can no longer be looked up from the field.
+-- Deleting a record or a table removes its rows here by cascade.
+-- The records are locked first: a transaction writing a value of one of them holds a key-share lock
+-- on it (its foreign key), so this waits for it to end, and then, in a statement of its own, sees
+-- its value; two deletes of a record's last two values wait for each other the same way. Without
+-- the lock, either race left the index wrong for good (a record missing from every page, or an
+-- empty one listed).
+CREATE OR REPLACE FUNCTION data_table_records_remove() RETURNS trigger
+LANGUAGE plpgsql
+AS $$
+BEGIN
+    PERFORM 1 FROM data_records WHERE id IN (SELECT record_id FROM removed) ORDER BY id FOR UPDATE;
+    DELETE FROM data_table_records d
+    USING (SELECT DISTINCT record_id FROM removed) AS x
+    WHERE d.record_id = x.record_id
+      AND NOT EXISTS (
+          SELECT 1 FROM data_values v JOIN data_fields f ON f.id = v.field_id
+          WHERE v.record_id = d.record_id AND f.table_id = d.table_id);
+    RETURN NULL;
+END
+$$;

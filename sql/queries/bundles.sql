@@ -49,7 +49,9 @@ FROM (
     SELECT bt.id AS bundle_table_id, bt.position, tr.record_id AS id, tr.last_updated
     FROM bundle_tables bt
     LEFT JOIN bundle_datasets ds ON ds.bundle_table_id = bt.id
-    CROSS JOIN LATERAL unnest(bt.tree) AS tree (table_id)
+    -- A dataset's records are those of the tables that hold its fields; a bundle table's, its tree's.
+    CROSS JOIN LATERAL unnest(CASE WHEN ds.field_ids IS NULL THEN bt.tree ELSE ARRAY(
+        SELECT DISTINCT f.table_id FROM data_fields f WHERE f.id = ANY (ds.field_ids)) END) AS tree (table_id)
     CROSS JOIN LATERAL (
         SELECT tr.record_id, tr.last_updated
         FROM data_table_records tr
@@ -62,7 +64,8 @@ FROM (
           -- A dataset holds the records with values in the fields it names.
           AND (ds.field_ids IS NULL OR EXISTS (
               SELECT 1 FROM data_values v
-              WHERE v.record_id = tr.record_id AND v.field_id = ANY (ds.field_ids)))
+              -- OFFSET 0: a probe per record, never a hashed scan of every value.
+              WHERE v.record_id = tr.record_id AND v.field_id = ANY (ds.field_ids) OFFSET 0))
           AND (NOT EXISTS (SELECT 1 FROM bundle_slices s WHERE s.bundle_table_id = bt.id)
                OR EXISTS (
                    SELECT 1 FROM bundle_slices s
