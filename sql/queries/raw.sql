@@ -99,14 +99,23 @@ FROM ins
 JOIN data_fields f ON f.id = ins.field_id
 JOIN data_records r ON r.id = ins.record_id;
 
--- name: reserve_records
--- Returns, before a batch of records is copied in: now() (the time every default of this
--- transaction takes), $1 new record ids in ascending order, and those of the field ids $2 that do
--- not exist.
+-- name: insert_records
+-- Creates records with names $1 and times $2 (null: now), taking ids from the sequence in order;
+-- returns now() (the time every default of this transaction takes), the new ids in the order of
+-- $1 (so ascending), and those of the field ids $3 that do not exist (the caller refuses the batch).
+WITH ids AS MATERIALIZED (
+    SELECT nextval(pg_get_serial_sequence('data_records', 'id')) AS id, i
+    FROM generate_series(1, cardinality($1::text[])) AS i
+),
+ins AS (
+    INSERT INTO data_records (id, name, last_updated)
+    SELECT ids.id, n.name, coalesce(n.last_updated, now())
+    FROM unnest($1::text[], $2::timestamptz[]) WITH ORDINALITY AS n(name, last_updated, i)
+    JOIN ids USING (i)
+)
 SELECT now() AS now,
-       array(SELECT nextval(pg_get_serial_sequence('data_records', 'id'))
-             FROM generate_series(1, $1) ORDER BY 1) AS record_ids,
-       (SELECT coalesce(array_agg(DISTINCT x), '{}') FROM unnest($2::bigint[]) AS x
+       (SELECT coalesce(array_agg(id ORDER BY i), '{}') FROM ids) AS record_ids,
+       (SELECT coalesce(array_agg(DISTINCT x), '{}') FROM unnest($3::bigint[]) AS x
         WHERE NOT EXISTS (SELECT 1 FROM data_fields f WHERE f.id = x)) AS missing_fields;
 
 -- name: records_values_json
