@@ -241,6 +241,11 @@ async def test_records_with_values_take_plain_and_unusual_items_alike(client, ow
         {"record": {"name": "plain again"}, "values": [{"value": "q", "field": {"id": field}}]},
     ]
     answer = await created(client, owner_token, "/data/record/values", body)
+    assert {v["lastUpdated"] == v["dateCreated"] for item in answer for v in item["values"]} == {True}
+    body[3]["values"].append({"value": "timed", "field": {"id": field}, "lastUpdated": "2010-01-01T00:00:00Z"})
+    timed = await created(client, owner_token, "/data/record/values", body)
+    assert [v["lastUpdated"] == v["dateCreated"] for item in timed for v in item["values"]] == [True] * 4 + [False]
+    assert timed[3]["values"][1]["lastUpdated"] == "2010-01-01T00:00:00.000Z"
     assert [item["record"]["name"] for item in answer] == ["plain", "unusual", "no values", "plain again"]
     assert [[v["value"] for v in item["values"]] for item in answer] == [["p"], ["1.5", "true"], [], ["q"]]
     assert answer[2]["record"]["lastUpdated"] == "2015-11-22T21:24:44.000Z"

@@ -193,16 +193,23 @@ async def create_records_with_values(conn: asyncpg.Connection, items: list[dict[
         ]
         field_ids = [f for item in items for f in item["values"].field_ids]
         _refuse(_unknown("field", labels, field_ids, set(missing)))
-    values: list[tuple[str, int, int, dt.datetime]] = []
+    # Values without a time of their own (the usual case) leave last_updated to its default,
+    # now(): the same time, and a column fewer to encode and send.
+    timed = any(time is not None for item in items for time in item["values"].times)
+    values: list[tuple[Any, ...]] = []
     for item, record_id in zip(items, record_ids, strict=True):
         batch: ValueBatch = item["values"]
-        values += [
-            (text, field_id, record_id, now if time is None else time)
-            for text, field_id, time in zip(batch.texts, batch.field_ids, batch.times, strict=True)
-        ]
+        if timed:
+            values += [
+                (text, field_id, record_id, now if time is None else time)
+                for text, field_id, time in zip(batch.texts, batch.field_ids, batch.times, strict=True)
+            ]
+        else:
+            values += [(text, field_id, record_id) for text, field_id in zip(batch.texts, batch.field_ids, strict=True)]
     if values:
+        columns = VALUE_COLUMNS if timed else VALUE_COLUMNS[:3]
         try:
-            await conn.copy_records_to_table("data_values", records=values, columns=VALUE_COLUMNS)
+            await conn.copy_records_to_table("data_values", records=values, columns=columns)
         except asyncpg.ForeignKeyViolationError:  # a field deleted by another request since the check
             raise Conflict("A field or record of the batch was deleted meanwhile; nothing was stored") from None
     text: str = await conn.fetchval(Q.records_values_json, record_ids)
