@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import gc
 import getpass
 import logging
 import os
@@ -306,6 +307,16 @@ def _watch(embedded: EmbeddedPostgres) -> Callable[[web.Application], AsyncItera
     return watching
 
 
+async def _freeze_heap(app: web.Application) -> None:
+    """Moves every object alive once the server is up (modules, routes, schemas, the pool) out of
+    the garbage collector's sight: they live as long as the process, and without this each full
+    collection walks all of them again. A batch of 1,000 values decodes to thousands of dicts,
+    enough to set off collections; on such requests this took about half the CPU the decoding
+    and checking cost (Python's docs suggest gc.freeze() for this; nothing is collected later
+    than it would have been, only the startup objects are no longer re-examined)."""
+    gc.freeze()
+
+
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     with server(settings) as (admin_dsn, embedded):
         dsn = hat_dsn(settings, admin_dsn, embedded, serving=True)
@@ -313,6 +324,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         app = create_app(dataclasses.replace(settings, database_url=dsn))
         if embedded is not None:
             app.cleanup_ctx.append(_watch(embedded))
+        app.on_startup.append(_freeze_heap)
         if settings.backup_path is not None:  # on another PostgreSQL: only with HATD_BACKUP_DIR set, for exports
             notice = backups.first_start_notice(settings)
             if notice:

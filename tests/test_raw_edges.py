@@ -11,7 +11,7 @@ import pytest
 
 from hatd.state import SETTINGS
 from tests.conftest import OWNER, login
-from tests.raw_helpers import NEST, call, created, new_record, new_table, ok, walk
+from tests.raw_helpers import NEST, call, created, fields_by_name, new_record, new_table, ok, walk
 
 
 async def test_deleting_a_table_keeps_a_subtable_another_table_holds(client, owner_token):
@@ -191,3 +191,65 @@ async def test_a_deadlock_is_a_409_that_changed_nothing(client, owner_token, mon
         409,
         {"message": "Conflict", "cause": "The request collided with another one; nothing was stored; try again"},
     )
+
+
+async def test_records_with_values_whose_field_is_deleted_meanwhile_are_409_and_nothing_is_stored(client, owner_token):
+    f = fields_by_name(await new_table(client, owner_token))
+    kept, doomed = f["tableTestField"], f["tableTestField3"]
+    before = await new_record(client, owner_token, "before")
+    conn = await asyncpg.connect(client.app[SETTINGS].database_url)
+    try:
+        transaction = conn.transaction()
+        await transaction.start()
+        await conn.execute("DELETE FROM data_fields WHERE id = $1", doomed)
+        body = [
+            {"record": {"name": "r"}, "values": [{"value": "a", "field": {"id": kept}}]},
+            {"record": {"name": "s"}, "values": [{"value": "b", "field": {"id": doomed}}]},
+        ]
+        writing = asyncio.create_task(call(client, "POST", "/data/record/values", owner_token, body))
+        await asyncio.sleep(0.3)  # the field still exists for the request, whose copy waits on the row's lock
+        await transaction.commit()
+        status, answer = await writing
+    finally:
+        await conn.close()
+    assert (status, answer) == (
+        409,
+        {"message": "Conflict", "cause": "A field or record of the batch was deleted meanwhile; nothing was stored"},
+    )
+    after = await new_record(client, owner_token, "after")
+    for record_id in range(before["id"] + 1, after["id"]):
+        assert (await call(client, "GET", f"/data/record/{record_id}", owner_token))[0] == 404
+    assert "values" not in await ok(client, owner_token, f"/data/field/{kept}/values")  # none there
+
+
+async def test_records_with_values_take_plain_and_unusual_items_alike(client, owner_token):
+    """Plain items and ones the schema must look at (numbers, null times, unknown keys, no
+    values) in one batch: the answer keeps the order and each value's text."""
+    table = await new_table(client, owner_token, NEST)
+    field = table["fields"][0]["id"]
+    body = [
+        {"record": {"name": "plain"}, "values": [{"value": "p", "field": {"id": field}}]},
+        {
+            "record": {"name": "unusual", "lastUpdated": None, "extra": 1},
+            "values": [
+                {"value": 1.5, "field": {"id": field, "name": "ignored"}, "lastUpdated": None},
+                {"value": True, "field": {"id": field}, "other": [1]},
+            ],
+            "unknown": {"x": 1},
+        },
+        {"record": {"name": "no values", "lastUpdated": "2015-11-22T21:24:44Z"}},
+        {"record": {"name": "plain again"}, "values": [{"value": "q", "field": {"id": field}}]},
+    ]
+    answer = await created(client, owner_token, "/data/record/values", body)
+    assert {v["lastUpdated"] == v["dateCreated"] for item in answer for v in item["values"]} == {True}
+    body[3]["values"].append({"value": "timed", "field": {"id": field}, "lastUpdated": "2010-01-01T00:00:00Z"})
+    timed = await created(client, owner_token, "/data/record/values", body)
+    assert [v["lastUpdated"] == v["dateCreated"] for item in timed for v in item["values"]] == [True] * 4 + [False]
+    assert timed[3]["values"][1]["lastUpdated"] == "2010-01-01T00:00:00.000Z"
+    assert [item["record"]["name"] for item in answer] == ["plain", "unusual", "no values", "plain again"]
+    assert [[v["value"] for v in item["values"]] for item in answer] == [["p"], ["1.5", "true"], [], ["q"]]
+    assert answer[2]["record"]["lastUpdated"] == "2015-11-22T21:24:44.000Z"
+    ids = [item["record"]["id"] for item in answer]
+    assert ids == sorted(ids)
+    values = [v for item in answer for v in item["values"]]
+    assert [v["id"] for v in values] == sorted(v["id"] for v in values)

@@ -133,28 +133,38 @@ async def record_json(conn: Conn, record_id: int) -> str:
 # -- values in -------------------------------------------------------------------------------
 
 
+def _unknown(kind: str, labels: list[str], ids: list[int], missing: set[int]) -> list[str]:
+    """Causes naming the items of a batch (by their labels) whose `kind` id is in `missing`: at
+    most 10 ids, with at most 10 items each, so a huge bad batch gets a short answer."""
+    causes = []
+    naming: dict[int, list[str]] = {}
+    for label, item_id in zip(labels, ids, strict=True):
+        if item_id in missing:
+            naming.setdefault(item_id, []).append(label)
+    for item_id in sorted(naming)[:10]:
+        items = naming[item_id]
+        more = f" and {len(items) - 10} more" if len(items) > 10 else ""
+        causes.append(f"{', '.join(items[:10])}{more}: no {kind} with id {item_id}")
+    if len(naming) > 10:
+        causes.append(f"and {len(naming) - 10} more unknown {kind} ids")
+    return causes
+
+
+def _refuse(causes: list[str]) -> None:
+    if causes:
+        raise BadRequest("; ".join(causes) + "; nothing was stored", message="Unknown reference")
+
+
 async def _check_references(
     conn: Conn, labels: list[str], field_ids: list[int], record_ids: list[int] | None = None
 ) -> None:
-    """BadRequest naming the items of the batch (by their labels) whose field or record does not
-    exist: at most 10 ids, with at most 10 items each, so a huge bad batch gets a short answer."""
+    """BadRequest naming the items of the batch whose field or record does not exist."""
     causes = []
     for kind, ids, query in (("field", field_ids, Q.missing_fields), ("record", record_ids or [], Q.missing_records)):
         missing = set(await conn.fetchval(query, ids)) if ids else set()
-        if not missing:
-            continue
-        naming: dict[int, list[str]] = {}
-        for label, item_id in zip(labels, ids, strict=True):
-            if item_id in missing:
-                naming.setdefault(item_id, []).append(label)
-        for item_id in sorted(naming)[:10]:
-            items = naming[item_id]
-            more = f" and {len(items) - 10} more" if len(items) > 10 else ""
-            causes.append(f"{', '.join(items[:10])}{more}: no {kind} with id {item_id}")
-        if len(naming) > 10:
-            causes.append(f"and {len(naming) - 10} more unknown {kind} ids")
-    if causes:
-        raise BadRequest("; ".join(causes) + "; nothing was stored", message="Unknown reference")
+        if missing:
+            causes += _unknown(kind, labels, ids, missing)
+    _refuse(causes)
 
 
 async def _insert(conn: asyncpg.Connection, query: str, *args: Any) -> str:
@@ -181,26 +191,50 @@ async def add_values(conn: asyncpg.Connection, batch: ValueBatch, record_id: int
     return await _insert(conn, Q.insert_values, batch.texts, batch.field_ids, records, batch.times)
 
 
+# What POST /data/record/values copies into data_values; the other columns take their defaults.
+VALUE_COLUMNS = ("value", "field_id", "record_id", "last_updated")
+
+
 async def create_records_with_values(conn: asyncpg.Connection, items: list[dict[str, Any]]) -> str:
-    """Creates records and their values, in a constant number of statements; returns a JSON
-    array (text) of {record, values} in the order given."""
-    field_ids = [f for item in items for f in item["values"].field_ids]
-    labels = [
-        f"{index}.values.{position}" for index, item in enumerate(items) for position in range(len(item["values"]))
-    ]
-    await _check_references(conn, labels, field_ids)
-    record_ids: list[int] = await conn.fetchval(
-        Q.insert_records, [i["record"]["name"] for i in items], [i["record"]["lastUpdated"] for i in items]
+    """Creates records and their values in three statements, the values with COPY (the fastest
+    way in: a batch of thousands costs about what PostgreSQL's own COPY does); returns a JSON
+    array (text) of {record, values} in the order given.
+
+    The answer is read back rather than returned by the insert, as COPY returns no rows. The
+    records are new in this transaction, so every value they hold is one of this batch."""
+    now, record_ids, missing = await conn.fetchrow(
+        Q.insert_records,
+        [item["record"]["name"] for item in items],
+        [item["record"]["lastUpdated"] for item in items],
+        list({f for item in items for f in item["values"].field_ids}),
     )
-    texts: list[str] = []
-    value_records: list[int] = []
-    times: list[dt.datetime | None] = []
-    for item, new_id in zip(items, record_ids, strict=True):
+    if missing:
+        labels = [
+            f"{index}.values.{position}" for index, item in enumerate(items) for position in range(len(item["values"]))
+        ]
+        field_ids = [f for item in items for f in item["values"].field_ids]
+        _refuse(_unknown("field", labels, field_ids, set(missing)))
+    # Values without a time of their own (the usual case) leave last_updated to its default,
+    # now(): the same time, and a column fewer to encode and send.
+    timed = any(time is not None for item in items for time in item["values"].times)
+    values: list[tuple[Any, ...]] = []
+    for item, record_id in zip(items, record_ids, strict=True):
         batch: ValueBatch = item["values"]
-        texts += batch.texts
-        value_records += [new_id] * len(batch)
-        times += batch.times
-    return await _insert(conn, Q.insert_records_values, texts, field_ids, value_records, times, record_ids)
+        if timed:
+            values += [
+                (text, field_id, record_id, now if time is None else time)
+                for text, field_id, time in zip(batch.texts, batch.field_ids, batch.times, strict=True)
+            ]
+        else:
+            values += [(text, field_id, record_id) for text, field_id in zip(batch.texts, batch.field_ids, strict=True)]
+    if values:
+        columns = VALUE_COLUMNS if timed else VALUE_COLUMNS[:3]
+        try:
+            await conn.copy_records_to_table("data_values", records=values, columns=columns)
+        except asyncpg.ForeignKeyViolationError:  # a field deleted by another request since the check
+            raise Conflict("A field or record of the batch was deleted meanwhile; nothing was stored") from None
+    text: str = await conn.fetchval(Q.records_values_json, record_ids)
+    return text
 
 
 # -- values out ------------------------------------------------------------------------------

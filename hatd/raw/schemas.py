@@ -13,6 +13,7 @@ from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, vali
 from hatd.fields import MAX_ID, HatTime, Id, parse_time
 
 MAX_TREE_DEPTH = 32
+_ABSENT = object()
 NAME = validate.Length(min=1, max=500)
 
 
@@ -130,6 +131,45 @@ class ValueBatch:
         return len(self.texts)
 
 
+def plain_value_batch(items: list[Any], *, with_record: bool = False) -> ValueBatch | None:
+    """The batch of a list of values that are all plainly well-formed (a string value, ids that
+    are ints in range, no lastUpdated or a valid one), or None: then ValueItems's item-by-item
+    loop decides, and names what is wrong. The common case costs a third of that loop."""
+    texts: list[str] = []
+    field_ids: list[int] = []
+    record_ids: list[int | None] = []
+    times: list[dt.datetime | None] = []
+    record_id: int | None = None
+    for item in items:
+        if type(item) is not dict:
+            return None
+        text = item.get("value")
+        ref = item.get("field")
+        if type(text) is not str or type(ref) is not dict:
+            return None
+        field_id = ref.get("id")
+        if type(field_id) is not int or not 1 <= field_id <= MAX_ID:
+            return None
+        if with_record:
+            ref = item.get("record")
+            if type(ref) is not dict:
+                return None
+            record_id = ref.get("id")
+            if type(record_id) is not int or not 1 <= record_id <= MAX_ID:
+                return None
+        when = item.get("lastUpdated")
+        if when is not None:
+            try:
+                when = parse_time(when)
+            except ValueError:
+                return None
+        texts.append(text)
+        field_ids.append(field_id)
+        record_ids.append(record_id)
+        times.append(when)
+    return ValueBatch(texts, field_ids, record_ids, times)
+
+
 class ValueItems(fields.Field[ValueBatch]):
     """A list of values `{value, field: {id}, record: {id}?, lastUpdated?}`, checked item by item.
 
@@ -144,6 +184,9 @@ class ValueItems(fields.Field[ValueBatch]):
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> ValueBatch:
         if not isinstance(value, list):
             raise ValidationError("Must be a list of values.")
+        fast = plain_value_batch(value, with_record=self.with_record)
+        if fast is not None:
+            return fast
         batch = ValueBatch()
         problems: dict[int, dict[str, list[str]]] = {}
         for index, item in enumerate(value):
@@ -196,6 +239,39 @@ class NewRecordValuesSchema(Schema):
 
     record = fields.Nested(NewRecordSchema, required=True)
     values = ValueItems(load_default=ValueBatch)
+
+
+def plain_records_with_values(items: list[Any]) -> list[dict[str, Any]] | None:
+    """What NewRecordValuesSchema(many=True) loads from `items`, when every item is plainly
+    well-formed; otherwise None, and the schema decides and names what is wrong (so bad input gets
+    exactly the schema's messages). Marshmallow costs ~25 us per item; this a few."""
+    loaded = []
+    for item in items:
+        if type(item) is not dict:
+            return None
+        record = item.get("record")
+        if type(record) is not dict:
+            return None
+        name = record.get("name")
+        if type(name) is not str or len(name) > 500:
+            return None
+        when = record.get("lastUpdated")
+        if when is not None:
+            try:
+                when = parse_time(when)
+            except ValueError:
+                return None
+        values = item.get("values", _ABSENT)
+        if values is _ABSENT:
+            batch: ValueBatch | None = ValueBatch()
+        elif type(values) is not list:
+            return None
+        else:
+            batch = plain_value_batch(values)
+        if batch is None:
+            return None
+        loaded.append({"record": {"name": name, "lastUpdated": when}, "values": batch})
+    return loaded
 
 
 class NewValuesSchema(Schema):

@@ -83,21 +83,6 @@ WHERE NOT EXISTS (SELECT 1 FROM data_fields f WHERE f.id = x);
 SELECT coalesce(array_agg(DISTINCT x), '{}') FROM unnest($1::bigint[]) AS x
 WHERE NOT EXISTS (SELECT 1 FROM data_records r WHERE r.id = x);
 
--- name: insert_records
--- Creates records with names $1 and times $2 (null: now), in order; returns their ids in order.
-WITH ids AS (
-    SELECT nextval(pg_get_serial_sequence('data_records', 'id')) AS id, i
-    FROM generate_series(1, cardinality($1::text[])) AS i
-),
-ins AS (
-    INSERT INTO data_records (id, name, last_updated)
-    SELECT ids.id, n.name, coalesce(n.last_updated, now())
-    FROM unnest($1::text[], $2::timestamptz[]) WITH ORDINALITY AS n(name, last_updated, i)
-    JOIN ids USING (i)
-    RETURNING id
-)
-SELECT coalesce(array_agg(id ORDER BY id), '{}') FROM ins;
-
 -- name: insert_values
 -- Stores values $1 at fields $2 and records $3 with times $4 (null: now); returns them, in the
 -- order given, as a JSON array (text) of values with their field and record.
@@ -114,28 +99,44 @@ FROM ins
 JOIN data_fields f ON f.id = ins.field_id
 JOIN data_records r ON r.id = ins.record_id;
 
--- name: insert_records_values
--- Stores values as insert_values does, then returns the records $5 in order, each with its new
--- values, as a JSON array (text) of {record, values}.
-WITH ins AS (
-    SELECT * FROM data_insert_values($1::text[], $2::bigint[], $3::bigint[], $4::timestamptz[])
+-- name: insert_records
+-- Creates records with names $1 and times $2 (null: now), taking ids from the sequence in order;
+-- returns now() (the time every default of this transaction takes), the new ids in the order of
+-- $1 (so ascending), and those of the field ids $3 that do not exist (the caller refuses the batch).
+WITH ids AS MATERIALIZED (
+    SELECT nextval(pg_get_serial_sequence('data_records', 'id')) AS id, i
+    FROM generate_series(1, cardinality($1::text[])) AS i
 ),
-grouped AS (
-    SELECT ins.record_id,
-           json_agg(json_build_object(
-               'id', ins.id, 'value', ins.value,
-               'dateCreated', hat_time(ins.date_created), 'lastUpdated', hat_time(ins.last_updated),
-               'field', json_build_object('id', f.id, 'tableId', f.table_id, 'name', f.name))
-           ORDER BY ins.id) AS vals
-    FROM ins JOIN data_fields f ON f.id = ins.field_id
-    GROUP BY ins.record_id
+ins AS (
+    INSERT INTO data_records (id, name, last_updated)
+    SELECT ids.id, n.name, coalesce(n.last_updated, now())
+    FROM unnest($1::text[], $2::timestamptz[]) WITH ORDINALITY AS n(name, last_updated, i)
+    JOIN ids USING (i)
 )
+SELECT now() AS now,
+       (SELECT coalesce(array_agg(id ORDER BY i), '{}') FROM ids) AS record_ids,
+       (SELECT coalesce(array_agg(DISTINCT x), '{}') FROM unnest($3::bigint[]) AS x
+        WHERE NOT EXISTS (SELECT 1 FROM data_fields f WHERE f.id = x)) AS missing_fields;
+
+-- name: records_values_json
+-- Returns the records $1, in id order, each with all its values (in id order) and their fields,
+-- as a JSON array (text) of {record, values}: what POST /data/record/values answers for the
+-- records it has just made.
 SELECT coalesce(json_agg(json_build_object(
            'record', data_record_json(r), 'values', coalesce(g.vals, '[]'::json))
        ORDER BY r.id), '[]')::text
 FROM data_records r
-LEFT JOIN grouped g ON g.record_id = r.id
-WHERE r.id = ANY ($5::bigint[]);
+LEFT JOIN LATERAL (
+    SELECT json_agg(json_build_object(
+               'id', v.id, 'value', v.value,
+               'dateCreated', hat_time(v.date_created), 'lastUpdated', hat_time(v.last_updated),
+               'field', json_build_object('id', f.id, 'tableId', f.table_id, 'name', f.name))
+           ORDER BY v.id) AS vals
+    FROM data_values v
+    JOIN data_fields f ON f.id = v.field_id
+    WHERE v.record_id = r.id
+) AS g ON true
+WHERE r.id = ANY ($1::bigint[]);
 
 -- name: table_record_page
 -- Returns up to $6 records with values anywhere in the tree under table $1, newest first, with
