@@ -233,7 +233,7 @@ async def create_records_with_values(conn: asyncpg.Connection, items: list[dict[
             await conn.copy_records_to_table("data_values", records=values, columns=columns)
         except asyncpg.ForeignKeyViolationError:  # a field deleted by another request since the check
             raise Conflict("A field or record of the batch was deleted meanwhile; nothing was stored") from None
-    text: str = await conn.fetchval(Q.records_values_json, record_ids)
+    text: str = await conn.fetchval(Q.created_records_values_json, record_ids)
     return text
 
 

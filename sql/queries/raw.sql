@@ -118,7 +118,7 @@ SELECT now() AS now,
        (SELECT coalesce(array_agg(DISTINCT x), '{}') FROM unnest($3::bigint[]) AS x
         WHERE NOT EXISTS (SELECT 1 FROM data_fields f WHERE f.id = x)) AS missing_fields;
 
--- name: records_values_json
+-- name: created_records_values_json
 -- Returns the records $1, in id order, each with all its values (in id order) and their fields,
 -- as a JSON array (text) of {record, values}: what POST /data/record/values answers for the
 -- records it has just made.
