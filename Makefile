@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: install browser run test bench fuzz lint format clean
+.PHONY: install browser run test bench fuzz lint format settings-doc clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,10 @@ lint: install
 format: install
 	$(BIN)/ruff check --fix hatd tests bench fuzz
 	$(BIN)/ruff format hatd tests bench fuzz
+
+# The README's table of settings, made again from config/default.toml (the one place they are written).
+settings-doc: install
+	$(BIN)/python -c 'from pathlib import Path; from hatd.settings import with_readme_table as w; p = Path("README.md"); p.write_text(w(p.read_text()))'
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -37,7 +37,7 @@ from hatd.embedded import EmbeddedError, EmbeddedPostgres
 from hatd.exports import repository as exports
 from hatd.exports.progress import ProgressBar
 from hatd.plugs import cli as plug_cli
-from hatd.settings import Settings, SettingsError, check_address, issuer_of, load
+from hatd.settings import Settings, SettingsError, check_address, issuer_of, load, settings_help
 
 log = logging.getLogger("hatd")
 
@@ -55,42 +55,6 @@ STABLE_AFTER = 60.0
 MAX_RESTART_WAIT = 300.0
 # `hatd backup run` runs at this lower CPU priority (nice), so that a backup does not slow requests.
 BACKUP_NICENESS = 10
-
-SETTINGS_HELP = """settings (config/default.toml, then the file in HATD_CONFIG, then these variables):
-  HATD_HOST, HATD_PORT          where the HTTP server listens (127.0.0.1:8080)
-  HATD_HAT_ADDRESS              the HAT's public address: the tokens' issuer
-  HATD_DATA_DIR                 hatd's own files, the embedded PostgreSQL among them (./var)
-  HATD_DATABASE_URL             a PostgreSQL DSN; empty: the embedded server. For `hatd provision`:
-                                an admin DSN (a role that may create roles and databases)
-  HATD_EMBEDDED_DATABASE        which HAT of the embedded server to serve: hatd, or a NAME made by
-                                `hatd provision NAME` (hatd)
-  HATD_TOKEN_TTL                access token lifetime in seconds (7200)
-  HATD_MAX_BODY                 largest request body in bytes (10 MiB)
-  HATD_OWNER_NAME, HATD_OWNER_EMAIL, HATD_OWNER_PASSWORD
-                                the owner account, made on the first start (no password: one is
-                                generated and printed once)
-  HATD_PLATFORM_NAME, HATD_PLATFORM_EMAIL, HATD_PLATFORM_PASSWORD
-                                the platform (provider) account, made on the first start
-  HATD_LOGIN_BURST, HATD_LOGIN_REFILL_SECONDS
-                                login rate limit per client and per username (10, one per 2 s)
-  HATD_CORS_ORIGINS             browser origins allowed to call the token API, comma-separated, or * (default)
-  HATD_TRUSTED_PROXIES          reverse proxies (IPs or networks) whose X-Forwarded-For is believed
-  HATD_METRICS_TOKEN            a secret a Prometheus scraper may send to GET /metrics
-  HATD_VALUES_LIMIT, HATD_VALUES_MAX_LIMIT
-                                records per page of the raw values reads (1000, at most 10000)
-  HATD_SESSION_TTL              the owner's browser session, in seconds (12 hours)
-  HATD_LOGIN_TOKEN_TTL          Login-with-HAT token lifetime in seconds (a day, the most allowed)
-  HATD_PAGE_LOGIN_BURST, HATD_PAGE_LOGIN_REFILL_SECONDS
-                                failed owner logins on the login page per client (5, one per 12 s)
-  HATD_APPROVED_SERVICES        services the provider approves for Login with HAT (owner tokens),
-                                comma-separated Name=https://origin items (none)
-  HATD_BACKUP_DIR               where backups go (<data dir>/backups; "off": none), docs/backup.md
-  HATD_BACKUP_INTERVAL, HATD_BACKUP_FULL_INTERVAL
-                                seconds between backups (a day), and between full ones (a week)
-  HATD_BACKUP_KEEP_DAILY, HATD_BACKUP_KEEP_WEEKLY
-                                the newest backup of each of so many days (14) and weeks (13) is kept
-  HATD_BCRYPT_ROUNDS, HATD_POOL_MIN_SIZE, HATD_POOL_MAX_SIZE, HATD_LOG_LEVEL, HATD_CONFIG
-"""
 
 
 @contextmanager
@@ -563,7 +527,7 @@ def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(
         prog="hatd",
         description="hatd: a HAT personal data server. One process serves one HAT (one owner, one database).",
-        epilog=SETTINGS_HELP,
+        epilog=settings_help(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
