@@ -135,11 +135,8 @@ def _check_recorded_address(dsn: str, name: str, address: str) -> None:
 
 async def _prepare(dsn: str, settings: Settings) -> None:
     """Migrate, then create the HAT if this is its first start."""
-    conn = await asyncpg.connect(dsn)
-    try:
+    async with db.connection(dsn) as conn:
         await _prepare_on(conn, settings)
-    finally:
-        await conn.close()
 
 
 async def _prepare_on(conn: asyncpg.Connection, settings: Settings) -> None:
@@ -299,8 +296,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
     async def run(dsn: str) -> None:
-        conn = await asyncpg.connect(dsn)
-        try:
+        async with db.connection(dsn) as conn:
             if args.status:
                 applied, pending = await db.migration_status(conn)
                 for row in applied:
@@ -310,8 +306,6 @@ def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
             else:
                 done = await db.migrate(conn)
                 print(f"applied {len(done)} migration(s)" if done else "the database is up to date")
-        finally:
-            await conn.close()
 
     with database(settings) as dsn:
         asyncio.run(run(dsn))
@@ -329,21 +323,15 @@ def cmd_set_password(settings: Settings, args: argparse.Namespace) -> int:
     special = account in SPECIAL_ROLES
 
     async def check(dsn: str) -> None:
-        conn = await asyncpg.connect(dsn)
-        try:
+        async with db.connection(dsn) as conn:
             await check_account(conn, account)
-        finally:
-            await conn.close()
 
     async def run(dsn: str, password: str) -> str:
-        conn = await asyncpg.connect(dsn)
-        try:
+        async with db.connection(dsn) as conn:
             if special:
                 user_id = await set_password(conn, account, password, settings.bcrypt_rounds)
                 return f"Set the password of the {account} account ({user_id})."
             done = await set_account_password(conn, account, password, settings.bcrypt_rounds)
-        finally:
-            await conn.close()
         said = f"Set the password of the {done.role} account {account} ({done.user_id})."
         if not done.enabled:
             said += "\nIt is disabled: it cannot log in until the owner enables it (Accounts, /owner/accounts)."
@@ -372,8 +360,7 @@ def cmd_export(settings: Settings, args: argparse.Namespace) -> int:
     bar = ProgressBar("export")
 
     async def run(dsn: str, out: BinaryIO) -> int:
-        conn = await asyncpg.connect(dsn)
-        try:
+        async with db.connection(dsn) as conn:
 
             async def write(chunk: bytes) -> None:
                 try:
@@ -382,8 +369,6 @@ def cmd_export(settings: Settings, args: argparse.Namespace) -> int:
                     raise exports.ExportError(f"cannot write {args.file}: {exc.strerror or exc}") from None
 
             return await exports.export_hat(conn, settings.address, write, bar)
-        finally:
-            await conn.close()
 
     with database(settings) as dsn:
         if args.file == "-":
@@ -420,11 +405,8 @@ def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
     bar = ProgressBar("import")
 
     async def run(dsn: str, source: BinaryIO) -> exports.Header:
-        conn = await asyncpg.connect(dsn)
-        try:
+        async with db.connection(dsn) as conn:
             return await exports.import_hat(conn, source, bar)
-        finally:
-            await conn.close()
 
     with database(settings) as dsn:
         if args.file == "-":

@@ -299,18 +299,12 @@ def _replay(data_dir: Path, options: dict[str, str], missing: str | None) -> dt.
 
 
 async def _in_recovery(dsn: str) -> bool:
-    conn = await asyncpg.connect(dsn, timeout=10)
-    try:
+    async with db.connection(dsn, connect_timeout=10) as conn:
         value: bool = await conn.fetchval(Q.in_recovery)
         return value
-    finally:
-        await conn.close()
 
 
 async def _replayed_until(dsn: str) -> dt.datetime | None:
-    conn = await asyncpg.connect(dsn, timeout=10)
-    try:
+    async with db.connection(dsn, connect_timeout=10) as conn:
         value: dt.datetime | None = await conn.fetchval(Q.replayed_until)
         return value
-    finally:
-        await conn.close()

@@ -16,10 +16,10 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import BinaryIO
 
-import asyncpg
 import pyrage
 
 import hatd
+from hatd import db
 from hatd.backup import keys
 from hatd.backup.keys import BackupError
 from hatd.backup.store import SEALED, Backup, State, Store, chain_of, iso, now, parse_time, start_segment
@@ -205,15 +205,12 @@ def take_export(store: Store, identity: pyrage.x25519.Identity, dsn: str, issuer
     packed = work / "data.jsonl.zst"
 
     async def export(out: BinaryIO) -> None:
-        conn = await asyncpg.connect(dsn)
-        try:
+        async with db.connection(dsn) as conn:
 
             async def write(chunk: bytes) -> None:
                 out.write(chunk)
 
             await exports.export_hat(conn, issuer, write)
-        finally:
-            await conn.close()
 
     with keys.compressor(packed) as out:
         asyncio.run(export(out))
