@@ -21,8 +21,12 @@ run: install
 browser:
 	@bash tests/install-chromium.sh
 
+# The suite in parallel, one worker per core (TEST_WORKERS=0: in this process), each worker with
+# its own embedded PostgreSQL. Bytecode is written even where PYTHONDONTWRITEBYTECODE is set, or
+# every worker and every `hatd` command a test starts compiles every module again.
+TEST_WORKERS ?= auto
 test: install browser
-	$(BIN)/pytest
+	env -u PYTHONDONTWRITEBYTECODE $(BIN)/pytest -n $(TEST_WORKERS) --dist worksteal
 
 bench: install
 	$(BIN)/python bench/bench_tokens.py
