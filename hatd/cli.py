@@ -25,7 +25,14 @@ from aiohttp import web
 
 from hatd import db, provision
 from hatd.accesslog import AccessLogger, ClientErrorFilter
-from hatd.accounts.bootstrap import HatCreationError, check_account, create_hat, set_account_password, set_password
+from hatd.accounts.bootstrap import (
+    HatCreationError,
+    check_account,
+    create_hat,
+    set_account_password,
+    set_password,
+    settings_not_applied,
+)
 from hatd.accounts.repository import SPECIAL_ROLES
 from hatd.app import create_app
 from hatd.backup import keys as backup_keys
@@ -143,6 +150,14 @@ async def _prepare_on(conn: asyncpg.Connection, settings: Settings) -> None:
     await db.migrate(conn)
     created = await create_hat(conn, settings)
     if created is None:
+        ignored = await settings_not_applied(conn, settings)
+        if ignored:
+            log.warning(
+                "%s: not applied, the HAT exists (these settings are read only when it is created; its "
+                "accounts keep the emails and names they were made with). `hatd set-password owner` (or "
+                "platform) gives an account a new password.",
+                ", ".join(ignored),
+            )
         return
     print(f"Created the HAT {settings.address}: owner {settings.owner_email} (userId {created.owner_id})")
     if created.generated_owner_password:

@@ -301,6 +301,26 @@ def test_create_owner_prints_a_generated_password_once(tmp_path: Path, database_
     assert account(database_url, "owner")["pass_hash"] == owner["pass_hash"]
 
 
+def test_owner_settings_given_after_the_hat_exists_are_named_as_not_applied(tmp_path: Path, database_url: str) -> None:
+    env = hatd_env(tmp_path, database_url=database_url, owner_password="first-password", owner_name="alice")
+    assert hatd("create-owner", env=env).returncode == 0
+    owner = account(database_url, "owner")
+
+    same = hatd("create-owner", env=env)
+    assert (same.returncode, same.stdout) == (0, "")
+    assert "not applied" not in same.stderr, same.stderr
+
+    changed = {**env, "HATD_OWNER_EMAIL": "new@example.com", "HATD_OWNER_PASSWORD": "second-password"}
+    later = hatd("create-owner", env=changed)
+    assert (later.returncode, later.stdout) == (0, "")
+    (line,) = [line for line in later.stderr.splitlines() if "not applied" in line]
+    assert "WARNING" in line
+    assert "HATD_OWNER_EMAIL, HATD_OWNER_PASSWORD: not applied, the HAT exists" in line
+    assert "hatd set-password owner" in line
+    assert "second-password" not in later.stderr
+    assert account(database_url, "owner") == owner
+
+
 def test_set_password_reads_the_new_password_from_stdin(tmp_path: Path, database_url: str) -> None:
     env = hatd_env(tmp_path, database_url=database_url, owner_password="old-password")
     created = hatd("create-owner", env=env)

@@ -38,6 +38,10 @@ UPDATE accounts SET enabled = $2, last_updated = now() WHERE user_id = $1;
 -- Returns the userId of the owner or platform account ($1 is the role), if the HAT has one.
 SELECT user_id FROM accounts WHERE role = $1;
 
+-- name: special_accounts
+-- Returns role, email, name and pass_hash of the owner and platform accounts.
+SELECT role, email, name, pass_hash FROM accounts WHERE role IN ('owner', 'platform');
+
 -- name: set_password
 -- Sets the password hash of the owner or platform account ($1 is the role) and closes its browser
 -- sessions; returns its userId.
