@@ -12,6 +12,7 @@ import logging
 import os
 import secrets
 import shlex
+import shutil
 import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
@@ -282,6 +283,32 @@ def _watch(embedded: EmbeddedPostgres) -> Callable[[web.Application], AsyncItera
     return watching
 
 
+def serving_line(settings: Settings) -> str:
+    """What `hatd serve` says once it listens, in one line: the HAT's address, where it listens
+    when that is another address, and where the owner's pages are."""
+    host = f"[{settings.host}]" if ":" in settings.host else settings.host
+    listening = f"{host}:{settings.port}"
+    where = "" if settings.address == f"http://{listening}" else f" (listening on {listening})"
+    return f"hatd serving {settings.address}{where} — your pages: {settings.address}/owner"
+
+
+def command_name() -> str:
+    """How to run this hatd from a shell: `hatd` when that is on the PATH and is this one; else
+    its script's path (relative to the current folder when below it), as after `make run`, which
+    puts nothing on the PATH."""
+    program = Path(sys.argv[0])
+    if program.name != "hatd":  # python -m hatd: the script beside this Python, if it has one
+        program = Path(sys.executable).parent / "hatd"
+        if not program.exists():
+            return f"{shlex.quote(sys.executable)} -m hatd"
+    found = shutil.which("hatd")
+    if found and Path(found).resolve() == program.resolve():
+        return "hatd"
+    absolute = program.absolute()
+    shown = absolute.relative_to(Path.cwd()) if absolute.is_relative_to(Path.cwd()) else absolute
+    return shlex.quote(str(shown))
+
+
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     with server(settings) as (admin_dsn, embedded):
         dsn = hat_dsn(settings, admin_dsn, embedded, serving=True)
@@ -301,7 +328,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
             host=settings.host,
             port=settings.port,
             print=lambda _: print(
-                f"hatd serving {settings.address} on http://{settings.host}:{settings.port}", flush=True
+                serving_line(settings), f"Other commands: {command_name()} --help", sep="\n", flush=True
             ),
             shutdown_timeout=30,
             access_log_class=AccessLogger,

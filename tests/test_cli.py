@@ -8,6 +8,7 @@ import http.client
 import json
 import os
 import re
+import shlex
 import signal
 import socket
 import subprocess
@@ -22,7 +23,9 @@ import bcrypt
 import jwt
 import pytest
 
+from hatd.cli import serving_line
 from hatd.db import available_migrations
+from hatd.settings import load
 from tests import pg
 
 REPO = Path(__file__).resolve().parent.parent
@@ -232,6 +235,21 @@ def test_help_names_the_commands_and_the_settings(tmp_path: Path) -> None:
     assert "ACCOUNT is owner, platform, or any account's email (in any case) or name" in text
 
 
+@pytest.mark.parametrize(
+    ("changes", "line"),
+    [
+        ({}, "hatd serving http://127.0.0.1:8080 — your pages: http://127.0.0.1:8080/owner"),
+        (
+            {"hat_address": "https://x.example", "host": "0.0.0.0"},  # noqa: S104
+            "hatd serving https://x.example (listening on 0.0.0.0:8080) — your pages: https://x.example/owner",
+        ),
+        ({"port": 9000}, "hatd serving http://127.0.0.1:9000 — your pages: http://127.0.0.1:9000/owner"),
+    ],
+)
+def test_the_serving_line_says_the_address_once_and_where_the_pages_are(changes: dict[str, Any], line: str) -> None:
+    assert serving_line(load(environ={}).replace(**changes)) == line
+
+
 def test_a_bad_setting_exits_2_naming_it(tmp_path: Path) -> None:
     result = hatd("migrate", env=hatd_env(tmp_path, port="notanumber"))
 
@@ -417,7 +435,12 @@ def test_serve_answers_over_http_and_exits_0_on_sigterm(tmp_path: Path, database
     assert server.terminate() == 0, server.output()
     stdout = server.stdout_path.read_text()
     assert f"Created the HAT {ISSUER}: owner {OWNER_EMAIL} (userId {user_id})" in stdout
-    assert f"hatd serving {ISSUER} on http://127.0.0.1:{port}" in stdout
+    assert f"hatd serving {ISSUER} (listening on 127.0.0.1:{port}) — your pages: {ISSUER}/owner\n" in stdout
+    # `make run` puts no hatd on the PATH: the line after names one that works from here.
+    (command,) = re.findall(r"^Other commands: (.+) --help$", stdout, re.MULTILINE)
+    assert command.endswith("hatd")
+    helped = subprocess.run([*shlex.split(command), "--help"], cwd=REPO, env=env, capture_output=True, text=True)
+    assert helped.returncode == 0 and "usage: hatd" in helped.stdout, helped.stderr
     with pytest.raises(OSError):
         get(port, "/publickey")
 
