@@ -30,6 +30,8 @@ from hatd.accounts.bootstrap import (
     HatCreationError,
     check_account,
     create_hat,
+    hat_address,
+    record_served_address,
     set_account_password,
     set_password,
     settings_not_applied,
@@ -109,7 +111,10 @@ def hat_dsn(settings: Settings, dsn: str, embedded: EmbeddedPostgres | None, *, 
     address = issuer_of(_normal_address(settings.address))
     if name == EMBEDDED_DATABASE:
         asyncio.run(provision.ensure_database(dsn, EMBEDDED_DATABASE, EMBEDDED_ROLE))
-        asyncio.run(provision.record_address(dsn, EMBEDDED_DATABASE, address))
+        # Another command (hatd export from another shell, without the server's HATD_PORT) must not
+        # take the address away from where the HAT is served: only serving records it over another.
+        if serving or asyncio.run(provision.recorded_address(dsn, EMBEDDED_DATABASE)) is None:
+            asyncio.run(provision.record_address(dsn, EMBEDDED_DATABASE, address))
     else:
         state = asyncio.run(provision.hat_state(dsn, name))
         if state is provision.HatState.UNFINISHED:
@@ -141,10 +146,13 @@ def _check_recorded_address(dsn: str, name: str, address: str) -> None:
         )
 
 
-async def _prepare(dsn: str, settings: Settings) -> None:
-    """Migrate, then create the HAT if this is its first start."""
+async def _prepare(dsn: str, settings: Settings, *, serving: bool = False) -> None:
+    """Migrate, then create the HAT if this is its first start; `serving`, record where it is
+    served, for the commands run from another shell."""
     async with db.connection(dsn) as conn:
         await _prepare_on(conn, settings)
+        if serving:
+            await record_served_address(conn, settings.address)
 
 
 async def _prepare_on(conn: asyncpg.Connection, settings: Settings) -> None:
@@ -312,7 +320,7 @@ def command_name() -> str:
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     with server(settings) as (admin_dsn, embedded):
         dsn = hat_dsn(settings, admin_dsn, embedded, serving=True)
-        asyncio.run(_prepare(dsn, settings))
+        asyncio.run(_prepare(dsn, settings, serving=True))
         app = create_app(dataclasses.replace(settings, database_url=dsn))
         if embedded is not None:
             app.cleanup_ctx.append(_watch(embedded))
@@ -401,8 +409,12 @@ def cmd_set_password(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_export(settings: Settings, args: argparse.Namespace) -> int:
     bar = ProgressBar("export")
 
+    address = settings.address
+
     async def run(dsn: str, out: BinaryIO) -> int:
+        nonlocal address
         async with db.connection(dsn) as conn:
+            address = await hat_address(conn, settings)
 
             async def write(chunk: bytes) -> None:
                 try:
@@ -410,7 +422,7 @@ def cmd_export(settings: Settings, args: argparse.Namespace) -> int:
                 except OSError as exc:
                     raise exports.ExportError(f"cannot write {args.file}: {exc.strerror or exc}") from None
 
-            return await exports.export_hat(conn, settings.address, write, bar)
+            return await exports.export_hat(conn, address, write, bar)
 
     with database(settings) as dsn:
         if args.file == "-":
@@ -439,7 +451,7 @@ def cmd_export(settings: Settings, args: argparse.Namespace) -> int:
         finally:
             partial.unlink(missing_ok=True)
     bar.finish()
-    print(f"Exported {rows:,} rows of the HAT {settings.address} to {args.file}.")
+    print(f"Exported {rows:,} rows of the HAT {address} to {args.file}.")
     return 0
 
 

@@ -446,6 +446,37 @@ def test_serve_answers_over_http_and_exits_0_on_sigterm(tmp_path: Path, database
 
 
 @pytest.mark.slow
+def test_an_export_from_another_shell_names_the_hat_by_the_address_it_is_served_at(
+    tmp_path: Path, database_url: str, serve: StartServer
+) -> None:
+    """`hatd serve` on a port of its own, and `hatd export` from a shell with none of its settings
+    but the database: the export names the HAT as served, not by the default 127.0.0.1:8080."""
+    port = free_port()
+    served_env = hatd_env(tmp_path, database_url=database_url, host="127.0.0.1", port=str(port))
+    del served_env["HATD_HAT_ADDRESS"]
+    other_shell = hatd_env(tmp_path, database_url=database_url)
+    del other_shell["HATD_HAT_ADDRESS"]
+    address = f"http://127.0.0.1:{port}"
+
+    assert hatd("create-owner", env=other_shell).returncode == 0
+    before = hatd("export", str(tmp_path / "before.jsonl"), env=other_shell)  # never served yet
+    assert before.returncode == 0, before.stderr
+    assert json.loads((tmp_path / "before.jsonl").read_text().splitlines()[0])["hat"] == "http://127.0.0.1:8080"
+
+    server = serve(served_env, tmp_path)
+    exported = hatd("export", str(tmp_path / "hat.jsonl"), env=other_shell)
+    assert exported.returncode == 0, exported.stderr
+    assert f"of the HAT {address} to" in exported.stdout
+    assert json.loads((tmp_path / "hat.jsonl").read_text().splitlines()[0])["hat"] == address
+    assert server.terminate() == 0, server.output()
+
+    # HATD_HAT_ADDRESS, when given, still says which address the HAT has.
+    named = hatd("export", str(tmp_path / "named.jsonl"), env={**other_shell, "HATD_HAT_ADDRESS": ISSUER})
+    assert named.returncode == 0, named.stderr
+    assert json.loads((tmp_path / "named.jsonl").read_text().splitlines()[0])["hat"] == ISSUER
+
+
+@pytest.mark.slow
 def test_serve_after_set_password_takes_the_new_password_only(
     tmp_path: Path, database_url: str, serve: StartServer
 ) -> None:

@@ -85,6 +85,24 @@ async def settings_not_applied(conn: asyncpg.Connection, settings: Settings) -> 
     return sorted(differing)
 
 
+async def record_served_address(conn: asyncpg.Connection, address: str) -> None:
+    """Notes the address `hatd serve` serves the HAT at, for commands run from another shell."""
+    await conn.execute(Q.record_served_address, address)
+
+
+async def hat_address(conn: asyncpg.Connection, settings: Settings) -> str:
+    """The HAT's address for a command: HATD_HAT_ADDRESS when given; else the address `hatd serve`
+    last served it at (another shell need not repeat HATD_HOST and HATD_PORT); else, never served,
+    the address the settings would listen on."""
+    if settings.hat_address:
+        return settings.address
+    try:
+        served: str | None = await conn.fetchval(Q.served_address)
+    except asyncpg.UndefinedTableError:  # a database the migrations of this hatd have not reached yet
+        served = None
+    return served or settings.address
+
+
 async def set_password(conn: asyncpg.Connection, role: str, password: str, rounds: int) -> str:
     """Gives the owner or platform account a new password; returns its userId."""
     pass_hash = await passwords.hash_password(_checked_password("the password", password), rounds)

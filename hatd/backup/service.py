@@ -236,7 +236,7 @@ def export_now(settings: Settings) -> Backup:
         try:
             store.open_folder(keys.recipient_of(identity))
             store.clear_partial()
-            taken = take.take_export(store, identity, settings.database_url, settings.address)
+            taken = take.take_export(store, identity, settings.database_url, settings)
             exported = store.backups(identity, kind="export")
             kept = store.retain(exported, settings.backup_keep_daily, settings.backup_keep_weekly, now())
         except (BackupError, OSError, pyrage.EncryptError, asyncpg.PostgresError) as exc:

@@ -87,3 +87,12 @@ SELECT pg_advisory_xact_lock($1);
 -- name: owner_login
 -- Returns the owner account with its password hash, for the owner's login page.
 SELECT user_id, role, enabled, pass_hash FROM accounts WHERE role = 'owner';
+
+-- name: record_served_address
+-- Records $1 as the address the HAT is served at (by `hatd serve`, at every start); returns nothing.
+INSERT INTO served_address (address) VALUES ($1)
+ON CONFLICT (id) DO UPDATE SET address = excluded.address, served_at = now();
+
+-- name: served_address
+-- Returns the address `hatd serve` last recorded for the HAT, if any.
+SELECT address FROM served_address;
