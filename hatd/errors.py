@@ -64,10 +64,21 @@ class TooManyRequests(ApiError):
     message = "Too many requests"
 
 
+# The spacing of PostgreSQL's json_build_object and json_agg, which build most response bodies
+# (tables, records, values, accounts): bodies Python builds (errors, tokens, acknowledgements) are
+# written the same way, so that every route answers alike (`{"id" : 1, "name" : "x"}`).
+JSON_SEPARATORS = (", ", " : ")
+
+
+def dumps(data: object) -> str:
+    """A response body as JSON text, spaced as PostgreSQL spaces the bodies it builds."""
+    return json.dumps(data, separators=JSON_SEPARATORS)
+
+
 def error_response(status: int, message: str, cause: str, headers: dict[str, str] | None = None) -> web.Response:
     return web.Response(
         status=status,
-        text=json.dumps({"message": message, "cause": cause}),
+        text=dumps({"message": message, "cause": cause}),
         content_type="application/json",
         headers=headers,
     )

@@ -13,7 +13,7 @@ from typing import Any
 import marshmallow
 from aiohttp import web
 
-from hatd.errors import BadRequest, NotFound
+from hatd.errors import BadRequest, NotFound, dumps
 from hatd.fields import MAX_ID
 from hatd.state import SETTINGS
 
@@ -123,7 +123,7 @@ def parse_query(request: web.Request, schema: type[marshmallow.Schema]) -> Any:
 
 
 def json_response(data: Any, *, status: int = 200) -> web.Response:
-    return web.Response(text=json.dumps(data), status=status, content_type="application/json")
+    return web.Response(text=dumps(data), status=status, content_type="application/json")
 
 
 def json_text(text: str, *, status: int = 200) -> web.Response:
