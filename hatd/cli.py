@@ -111,9 +111,12 @@ def hat_dsn(settings: Settings, dsn: str, embedded: EmbeddedPostgres | None, *, 
     address = issuer_of(_normal_address(settings.address))
     if name == EMBEDDED_DATABASE:
         asyncio.run(provision.ensure_database(dsn, EMBEDDED_DATABASE, EMBEDDED_ROLE))
-        # Another command (hatd export from another shell, without the server's HATD_PORT) must not
-        # take the address away from where the HAT is served: only serving records it over another.
-        if serving or asyncio.run(provision.recorded_address(dsn, EMBEDDED_DATABASE)) is None:
+        # A command from another shell (hatd export, without the server's HATD_PORT) must not take
+        # the address from where the HAT is served: a default address (no HATD_HAT_ADDRESS) is
+        # recorded over another only by `hatd serve`. A given one is recorded (and refused when
+        # another HAT has it) by every command, as before.
+        given = serving or bool(settings.hat_address)
+        if given or asyncio.run(provision.recorded_address(dsn, EMBEDDED_DATABASE)) is None:
             asyncio.run(provision.record_address(dsn, EMBEDDED_DATABASE, address))
     else:
         state = asyncio.run(provision.hat_state(dsn, name))

@@ -25,6 +25,8 @@ import pytest
 
 from hatd.cli import serving_line
 from hatd.db import available_migrations
+from hatd.embedded import EmbeddedPostgres
+from hatd.provision import recorded_address
 from hatd.settings import load
 from tests import pg
 
@@ -474,6 +476,33 @@ def test_an_export_from_another_shell_names_the_hat_by_the_address_it_is_served_
     named = hatd("export", str(tmp_path / "named.jsonl"), env={**other_shell, "HATD_HAT_ADDRESS": ISSUER})
     assert named.returncode == 0, named.stderr
     assert json.loads((tmp_path / "named.jsonl").read_text().splitlines()[0])["hat"] == ISSUER
+
+
+@pytest.mark.slow
+def test_on_the_embedded_server_an_export_from_another_shell_leaves_the_served_address_alone(
+    tmp_path: Path, data_dir: Path, serve: StartServer
+) -> None:
+    """`make run` on a port of its own, then `hatd export` from a shell that gives only the data
+    folder: the export names the HAT as served, and the address provisioning keeps for this HAT
+    stays the served one (the export does not record 127.0.0.1:8080 over it)."""
+    port = free_port()
+    served_env = hatd_env(tmp_path, data_dir=str(data_dir), host="127.0.0.1", port=str(port))
+    del served_env["HATD_HAT_ADDRESS"]
+    other_shell = hatd_env(tmp_path, data_dir=str(data_dir))
+    del other_shell["HATD_HAT_ADDRESS"]
+
+    server = serve(served_env, tmp_path)
+    exported = hatd("export", str(tmp_path / "hat.jsonl"), env=other_shell)
+    assert exported.returncode == 0, exported.stderr
+    assert json.loads((tmp_path / "hat.jsonl").read_text().splitlines()[0])["hat"] == f"http://127.0.0.1:{port}"
+    assert server.terminate() == 0, server.output()
+
+    embedded = EmbeddedPostgres(data_dir)
+    embedded.start()
+    try:
+        assert asyncio.run(recorded_address(embedded.dsn(), "hatd")) == f"127.0.0.1:{port}"
+    finally:
+        embedded.stop()
 
 
 @pytest.mark.slow
