@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: install browser run test bench fuzz lint format clean
+.PHONY: install browser run test bench fuzz lint format settings-doc clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,8 +21,12 @@ run: install
 browser:
 	@bash tests/install-chromium.sh
 
+# The suite in parallel, one worker per core (TEST_WORKERS=0: in this process), each worker with
+# its own embedded PostgreSQL. Bytecode is written even where PYTHONDONTWRITEBYTECODE is set, or
+# every worker and every `hatd` command a test starts compiles every module again.
+TEST_WORKERS ?= auto
 test: install browser
-	$(BIN)/pytest
+	env -u PYTHONDONTWRITEBYTECODE $(BIN)/pytest -n $(TEST_WORKERS) --dist worksteal
 
 bench: install
 	$(BIN)/python bench/bench_tokens.py
@@ -50,6 +54,10 @@ lint: install
 format: install
 	$(BIN)/ruff check --fix hatd tests bench fuzz
 	$(BIN)/ruff format hatd tests bench fuzz
+
+# The README's table of settings, made again from config/default.toml (the one place they are written).
+settings-doc: install
+	$(BIN)/python -c 'from pathlib import Path; from hatd.settings import with_readme_table as w; p = Path("README.md"); p.write_text(w(p.read_text()))'
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

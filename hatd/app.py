@@ -23,7 +23,7 @@ from hatd.debits import views as debits_views
 from hatd.exports import views as exports_views
 from hatd.metrics import Metrics
 from hatd.middleware import MIDDLEWARES, add_cors_headers
-from hatd.openapi import build_spec
+from hatd.openapi import spec_for
 from hatd.outage import DatabaseWatch
 from hatd.raw import views as raw_views
 from hatd.routing import ROUTES_KEY, Route, add_routes
@@ -123,5 +123,5 @@ def create_app(settings: Settings, *, pool: asyncpg.Pool | None = None) -> web.A
 
     app.cleanup_ctx.append(listening)
     unique = {id(route): route for route in app[ROUTES_KEY].values()}
-    app[OPENAPI_KEY] = build_spec(list(unique.values()))
+    app[OPENAPI_KEY] = spec_for(list(unique.values()))
     return app

@@ -13,6 +13,7 @@ import logging
 import os
 import secrets
 import shlex
+import shutil
 import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
@@ -26,7 +27,16 @@ from aiohttp import web
 
 from hatd import db, provision
 from hatd.accesslog import AccessLogger, ClientErrorFilter
-from hatd.accounts.bootstrap import HatCreationError, check_account, create_hat, set_account_password, set_password
+from hatd.accounts.bootstrap import (
+    HatCreationError,
+    check_account,
+    create_hat,
+    hat_address,
+    record_served_address,
+    set_account_password,
+    set_password,
+    settings_not_applied,
+)
 from hatd.accounts.repository import SPECIAL_ROLES
 from hatd.app import create_app
 from hatd.backup import keys as backup_keys
@@ -38,7 +48,7 @@ from hatd.embedded import EmbeddedError, EmbeddedPostgres
 from hatd.exports import repository as exports
 from hatd.exports.progress import ProgressBar
 from hatd.plugs import cli as plug_cli
-from hatd.settings import Settings, SettingsError, check_address, issuer_of, load
+from hatd.settings import Settings, SettingsError, check_address, issuer_of, load, settings_help
 
 log = logging.getLogger("hatd")
 
@@ -56,42 +66,6 @@ STABLE_AFTER = 60.0
 MAX_RESTART_WAIT = 300.0
 # `hatd backup run` runs at this lower CPU priority (nice), so that a backup does not slow requests.
 BACKUP_NICENESS = 10
-
-SETTINGS_HELP = """settings (config/default.toml, then the file in HATD_CONFIG, then these variables):
-  HATD_HOST, HATD_PORT          where the HTTP server listens (127.0.0.1:8080)
-  HATD_HAT_ADDRESS              the HAT's public address: the tokens' issuer
-  HATD_DATA_DIR                 hatd's own files, the embedded PostgreSQL among them (./var)
-  HATD_DATABASE_URL             a PostgreSQL DSN; empty: the embedded server. For `hatd provision`:
-                                an admin DSN (a role that may create roles and databases)
-  HATD_EMBEDDED_DATABASE        which HAT of the embedded server to serve: hatd, or a NAME made by
-                                `hatd provision NAME` (hatd)
-  HATD_TOKEN_TTL                access token lifetime in seconds (7200)
-  HATD_MAX_BODY                 largest request body in bytes (10 MiB)
-  HATD_OWNER_NAME, HATD_OWNER_EMAIL, HATD_OWNER_PASSWORD
-                                the owner account, made on the first start (no password: one is
-                                generated and printed once)
-  HATD_PLATFORM_NAME, HATD_PLATFORM_EMAIL, HATD_PLATFORM_PASSWORD
-                                the platform (provider) account, made on the first start
-  HATD_LOGIN_BURST, HATD_LOGIN_REFILL_SECONDS
-                                login rate limit per client and per username (10, one per 2 s)
-  HATD_CORS_ORIGINS             browser origins allowed to call the token API, comma-separated, or * (default)
-  HATD_TRUSTED_PROXIES          reverse proxies (IPs or networks) whose X-Forwarded-For is believed
-  HATD_METRICS_TOKEN            a secret a Prometheus scraper may send to GET /metrics
-  HATD_VALUES_LIMIT, HATD_VALUES_MAX_LIMIT
-                                records per page of the raw values reads (1000, at most 10000)
-  HATD_SESSION_TTL              the owner's browser session, in seconds (12 hours)
-  HATD_LOGIN_TOKEN_TTL          Login-with-HAT token lifetime in seconds (a day, the most allowed)
-  HATD_PAGE_LOGIN_BURST, HATD_PAGE_LOGIN_REFILL_SECONDS
-                                failed owner logins on the login page per client (5, one per 12 s)
-  HATD_APPROVED_SERVICES        services the provider approves for Login with HAT (owner tokens),
-                                comma-separated Name=https://origin items (none)
-  HATD_BACKUP_DIR               where backups go (<data dir>/backups; "off": none), docs/backup.md
-  HATD_BACKUP_INTERVAL, HATD_BACKUP_FULL_INTERVAL
-                                seconds between backups (a day), and between full ones (a week)
-  HATD_BACKUP_KEEP_DAILY, HATD_BACKUP_KEEP_WEEKLY
-                                the newest backup of each of so many days (14) and weeks (13) is kept
-  HATD_BCRYPT_ROUNDS, HATD_POOL_MIN_SIZE, HATD_POOL_MAX_SIZE, HATD_LOG_LEVEL, HATD_CONFIG
-"""
 
 
 @contextmanager
@@ -138,7 +112,13 @@ def hat_dsn(settings: Settings, dsn: str, embedded: EmbeddedPostgres | None, *, 
     address = issuer_of(_normal_address(settings.address))
     if name == EMBEDDED_DATABASE:
         asyncio.run(provision.ensure_database(dsn, EMBEDDED_DATABASE, EMBEDDED_ROLE))
-        asyncio.run(provision.record_address(dsn, EMBEDDED_DATABASE, address))
+        # A command from another shell (hatd export, without the server's HATD_PORT) must not take
+        # the address from where the HAT is served: a default address (no HATD_HAT_ADDRESS) is
+        # recorded over another only by `hatd serve`. A given one is recorded (and refused when
+        # another HAT has it) by every command, as before.
+        given = serving or bool(settings.hat_address)
+        if given or asyncio.run(provision.recorded_address(dsn, EMBEDDED_DATABASE)) is None:
+            asyncio.run(provision.record_address(dsn, EMBEDDED_DATABASE, address))
     else:
         state = asyncio.run(provision.hat_state(dsn, name))
         if state is provision.HatState.UNFINISHED:
@@ -170,19 +150,27 @@ def _check_recorded_address(dsn: str, name: str, address: str) -> None:
         )
 
 
-async def _prepare(dsn: str, settings: Settings) -> None:
-    """Migrate, then create the HAT if this is its first start."""
-    conn = await asyncpg.connect(dsn)
-    try:
+async def _prepare(dsn: str, settings: Settings, *, serving: bool = False) -> None:
+    """Migrate, then create the HAT if this is its first start; `serving`, record where it is
+    served, for the commands run from another shell."""
+    async with db.connection(dsn) as conn:
         await _prepare_on(conn, settings)
-    finally:
-        await conn.close()
+        if serving:
+            await record_served_address(conn, settings.address)
 
 
 async def _prepare_on(conn: asyncpg.Connection, settings: Settings) -> None:
     await db.migrate(conn)
     created = await create_hat(conn, settings)
     if created is None:
+        ignored = await settings_not_applied(conn, settings)
+        if ignored:
+            log.warning(
+                "%s: not applied, the HAT exists (these settings are read only when it is created; its "
+                "accounts keep the emails and names they were made with). `hatd set-password owner` (or "
+                "platform) gives an account a new password.",
+                ", ".join(ignored),
+            )
         return
     print(f"Created the HAT {settings.address}: owner {settings.owner_email} (userId {created.owner_id})")
     if created.generated_owner_password:
@@ -317,10 +305,36 @@ async def _freeze_heap(app: web.Application) -> None:
     gc.freeze()
 
 
+def serving_line(settings: Settings) -> str:
+    """What `hatd serve` says once it listens, in one line: the HAT's address, where it listens
+    when that is another address, and where the owner's pages are."""
+    host = f"[{settings.host}]" if ":" in settings.host else settings.host
+    listening = f"{host}:{settings.port}"
+    where = "" if settings.address == f"http://{listening}" else f" (listening on {listening})"
+    return f"hatd serving {settings.address}{where} — your pages: {settings.address}/owner"
+
+
+def command_name() -> str:
+    """How to run this hatd from a shell: `hatd` when that is on the PATH and is this one; else
+    its script's path (relative to the current folder when below it), as after `make run`, which
+    puts nothing on the PATH."""
+    program = Path(sys.argv[0])
+    if program.name != "hatd":  # python -m hatd: the script beside this Python, if it has one
+        program = Path(sys.executable).parent / "hatd"
+        if not program.exists():
+            return f"{shlex.quote(sys.executable)} -m hatd"
+    found = shutil.which("hatd")
+    if found and Path(found).resolve() == program.resolve():
+        return "hatd"
+    absolute = program.absolute()
+    shown = absolute.relative_to(Path.cwd()) if absolute.is_relative_to(Path.cwd()) else absolute
+    return shlex.quote(str(shown))
+
+
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     with server(settings) as (admin_dsn, embedded):
         dsn = hat_dsn(settings, admin_dsn, embedded, serving=True)
-        asyncio.run(_prepare(dsn, settings))
+        asyncio.run(_prepare(dsn, settings, serving=True))
         app = create_app(dataclasses.replace(settings, database_url=dsn))
         if embedded is not None:
             app.cleanup_ctx.append(_watch(embedded))
@@ -337,7 +351,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
             host=settings.host,
             port=settings.port,
             print=lambda _: print(
-                f"hatd serving {settings.address} on http://{settings.host}:{settings.port}", flush=True
+                serving_line(settings), f"Other commands: {command_name()} --help", sep="\n", flush=True
             ),
             shutdown_timeout=30,
             access_log_class=AccessLogger,
@@ -347,8 +361,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
     async def run(dsn: str) -> None:
-        conn = await asyncpg.connect(dsn)
-        try:
+        async with db.connection(dsn) as conn:
             if args.status:
                 applied, pending = await db.migration_status(conn)
                 for row in applied:
@@ -358,8 +371,6 @@ def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
             else:
                 done = await db.migrate(conn)
                 print(f"applied {len(done)} migration(s)" if done else "the database is up to date")
-        finally:
-            await conn.close()
 
     with database(settings) as dsn:
         asyncio.run(run(dsn))
@@ -377,21 +388,15 @@ def cmd_set_password(settings: Settings, args: argparse.Namespace) -> int:
     special = account in SPECIAL_ROLES
 
     async def check(dsn: str) -> None:
-        conn = await asyncpg.connect(dsn)
-        try:
+        async with db.connection(dsn) as conn:
             await check_account(conn, account)
-        finally:
-            await conn.close()
 
     async def run(dsn: str, password: str) -> str:
-        conn = await asyncpg.connect(dsn)
-        try:
+        async with db.connection(dsn) as conn:
             if special:
                 user_id = await set_password(conn, account, password, settings.bcrypt_rounds)
                 return f"Set the password of the {account} account ({user_id})."
             done = await set_account_password(conn, account, password, settings.bcrypt_rounds)
-        finally:
-            await conn.close()
         said = f"Set the password of the {done.role} account {account} ({done.user_id})."
         if not done.enabled:
             said += "\nIt is disabled: it cannot log in until the owner enables it (Accounts, /owner/accounts)."
@@ -419,9 +424,12 @@ def cmd_set_password(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_export(settings: Settings, args: argparse.Namespace) -> int:
     bar = ProgressBar("export")
 
+    address = settings.address
+
     async def run(dsn: str, out: BinaryIO) -> int:
-        conn = await asyncpg.connect(dsn)
-        try:
+        nonlocal address
+        async with db.connection(dsn) as conn:
+            address = await hat_address(conn, settings)
 
             async def write(chunk: bytes) -> None:
                 try:
@@ -429,9 +437,7 @@ def cmd_export(settings: Settings, args: argparse.Namespace) -> int:
                 except OSError as exc:
                     raise exports.ExportError(f"cannot write {args.file}: {exc.strerror or exc}") from None
 
-            return await exports.export_hat(conn, settings.address, write, bar)
-        finally:
-            await conn.close()
+            return await exports.export_hat(conn, address, write, bar)
 
     with database(settings) as dsn:
         if args.file == "-":
@@ -460,7 +466,7 @@ def cmd_export(settings: Settings, args: argparse.Namespace) -> int:
         finally:
             partial.unlink(missing_ok=True)
     bar.finish()
-    print(f"Exported {rows:,} rows of the HAT {settings.address} to {args.file}.")
+    print(f"Exported {rows:,} rows of the HAT {address} to {args.file}.")
     return 0
 
 
@@ -468,11 +474,8 @@ def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
     bar = ProgressBar("import")
 
     async def run(dsn: str, source: BinaryIO) -> exports.Header:
-        conn = await asyncpg.connect(dsn)
-        try:
+        async with db.connection(dsn) as conn:
             return await exports.import_hat(conn, source, bar)
-        finally:
-            await conn.close()
 
     with database(settings) as dsn:
         if args.file == "-":
@@ -575,7 +578,7 @@ def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(
         prog="hatd",
         description="hatd: a HAT personal data server. One process serves one HAT (one owner, one database).",
-        epilog=SETTINGS_HELP,
+        epilog=settings_help(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")

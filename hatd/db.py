@@ -195,6 +195,17 @@ async def fetch_json(conn: Conn, query: str, *args: object, missing: str) -> str
 
 
 @asynccontextmanager
+async def connection(dsn: str, *, connect_timeout: float = 60) -> AsyncIterator[asyncpg.Connection]:
+    """A connection of its own (the CLI's, provisioning's, a backup's), closed when the block ends,
+    however it ends."""
+    conn = await asyncpg.connect(dsn, timeout=connect_timeout)
+    try:
+        yield conn
+    finally:
+        await conn.close()
+
+
+@asynccontextmanager
 async def transaction(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
     """A connection inside one transaction: committed if the block ends normally, rolled back
     if it raises. Every request that writes goes through here, once."""

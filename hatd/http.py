@@ -17,6 +17,7 @@ from aiohttp import web
 
 from hatd.errors import BadRequest, NotFound
 from hatd.fields import MAX_ID
+from hatd.jsontext import dumps
 from hatd.state import SETTINGS
 from hatd.validation import load
 
@@ -100,7 +101,7 @@ def parse_query(request: web.Request, schema: type[marshmallow.Schema]) -> Any:
 
 
 def json_response(data: Any, *, status: int = 200) -> web.Response:
-    return web.Response(text=json.dumps(data), status=status, content_type="application/json")
+    return web.Response(text=dumps(data), status=status, content_type="application/json")
 
 
 async def stream_json(

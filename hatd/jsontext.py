@@ -6,6 +6,7 @@ The bytes are those `json_agg` would have given for the whole: items separated b
 
 from __future__ import annotations
 
+import json
 import re
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -44,3 +45,14 @@ def split_envelope(text: str, mark: str) -> list[str | int]:
 async def joined(parts: AsyncIterator[str]) -> str:
     """The whole text of a streamed body (for the callers that want it at once)."""
     return "".join([part async for part in parts])
+
+
+# The spacing of PostgreSQL's json_build_object and json_agg, which build most response bodies
+# (tables, records, values, accounts): bodies Python builds (errors, tokens, acknowledgements) are
+# written the same way, so that every route answers alike (`{"id" : 1, "name" : "x"}`).
+JSON_SEPARATORS = (", ", " : ")
+
+
+def dumps(data: object) -> str:
+    """A response body as JSON text, spaced as PostgreSQL spaces the bodies it builds."""
+    return json.dumps(data, separators=JSON_SEPARATORS)

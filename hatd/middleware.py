@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import json
 import logging
 import time
 
 import asyncpg
 from aiohttp import web
 
+from hatd import jsontext
 from hatd.errors import ApiError, Forbidden, NotAcceptable, PayloadTooLarge, Unauthorized
 from hatd.outage import RETRY_AFTER, cause_of
 from hatd.roles import ALL_ROLES
@@ -80,7 +80,7 @@ def error_response(status: int, message: str, cause: str, headers: dict[str, str
     """{"message", "cause"} as JSON: the body of every error the API answers with."""
     return web.Response(
         status=status,
-        text=json.dumps({"message": message, "cause": cause}),
+        text=jsontext.dumps({"message": message, "cause": cause}),
         content_type="application/json",
         headers=headers,
     )

@@ -198,19 +198,15 @@ async def _find(conn: asyncpg.Connection, name: str) -> _Found:
 
 async def hat_state(admin_dsn: str, name: str) -> HatState:
     """Whether the server holds the HAT `name`, whole or unfinished, or something else by that name."""
-    conn = await asyncpg.connect(admin_dsn)
-    try:
+    async with db.connection(admin_dsn) as conn:
         return (await _find(conn, check_name(name))).state
-    finally:
-        await conn.close()
 
 
 async def ensure_database(admin_dsn: str, name: str, owner: str) -> None:
     """The role and its database, made if missing; safe when several processes start at once.
     (The embedded server's own HAT: its role has no password, the server admits only its socket.)"""
     assert HAT_NAME.fullmatch(name) and HAT_NAME.fullmatch(owner)
-    conn = await asyncpg.connect(admin_dsn)
-    try:
+    async with db.connection(admin_dsn) as conn:
         # A concurrent start may make either one between the check and the CREATE: that is fine.
         if not await conn.fetchval(Q.role_exists, owner):
             with suppress(asyncpg.DuplicateObjectError, asyncpg.UniqueViolationError):
@@ -222,21 +218,16 @@ async def ensure_database(admin_dsn: str, name: str, owner: str) -> None:
                 return
             # Only by the process that made it: two REVOKEs at once on one database can collide.
             await conn.execute(f'REVOKE CONNECT, TEMPORARY ON DATABASE "{name}" FROM PUBLIC')
-    finally:
-        await conn.close()
 
 
 async def close_maintenance_databases(admin_dsn: str) -> None:
     """On hatd's own embedded server: revoke PUBLIC's CONNECT on `postgres` and `template1`, so a
     HAT's role can connect to its own database only (superusers still can)."""
-    conn = await asyncpg.connect(admin_dsn)
-    try:
+    async with db.connection(admin_dsn) as conn:
         await conn.execute(Q.lock_provisioning, PROVISION_LOCK_ID, ":maintenance databases")
         for name in MAINTENANCE_DATABASES:
             if await conn.fetchval(Q.public_may_connect, name):
                 await conn.execute(f'REVOKE CONNECT, TEMPORARY ON DATABASE "{name}" FROM PUBLIC')
-    finally:
-        await conn.close()
 
 
 def _address_comment(address: str) -> str:
@@ -266,22 +257,16 @@ async def record_address(admin_dsn: str, name: str, address: str) -> None:
     recorded), so that provisioning refuses it to another HAT. Refuses (ProvisionError) an address
     another HAT on the server has."""
     assert HAT_NAME.fullmatch(name)
-    conn = await asyncpg.connect(admin_dsn)
-    try:
+    async with db.connection(admin_dsn) as conn:
         await conn.execute(Q.lock_provisioning, PROVISION_LOCK_ID, name)
         await _refuse_taken_address(conn, name, address, "Serve this one at another address (HATD_HAT_ADDRESS).")
         await _comment_address(conn, name, address)
-    finally:
-        await conn.close()
 
 
 async def recorded_address(admin_dsn: str, name: str) -> str | None:
     """The address (an issuer) recorded for the HAT `name`, or None if none is."""
-    conn = await asyncpg.connect(admin_dsn)
-    try:
+    async with db.connection(admin_dsn) as conn:
         comment = await conn.fetchval(Q.database_comment, name)
-    finally:
-        await conn.close()
     prefix = ADDRESS_COMMENT.format("")
     return comment.removeprefix(prefix) if comment and comment.startswith(prefix) else None
 
@@ -308,8 +293,7 @@ async def provision_hat(
     check_name(name)
     check_role_password(password)
     on_hat_database = _on_database(admin_dsn, name)
-    conn = await asyncpg.connect(admin_dsn)
-    try:
+    async with db.connection(admin_dsn) as conn:
         await conn.execute(Q.lock_provisioning, PROVISION_LOCK_ID, name)
         found = await _find(conn, name)
         if found.state is HatState.COMPLETE and exist_ok:
@@ -364,8 +348,6 @@ async def provision_hat(
                 await _drop(conn, name)
             raise
         return Provisioned.FINISHED if finishing else Provisioned.CREATED
-    finally:
-        await conn.close()
 
 
 async def _create_role(conn: asyncpg.Connection, name: str) -> None:
@@ -393,11 +375,8 @@ async def _create_database_sql(conn: asyncpg.Connection, name: str) -> str:
 
 async def drop_role_and_database(admin_dsn: str, name: str) -> None:
     """Drop the HAT `name`: its database and its role (tests use it)."""
-    conn = await asyncpg.connect(admin_dsn)
-    try:
+    async with db.connection(admin_dsn) as conn:
         await _drop(conn, check_name(name))
-    finally:
-        await conn.close()
 
 
 async def _drop(conn: asyncpg.Connection, name: str) -> None:

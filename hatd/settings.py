@@ -7,6 +7,7 @@ import dataclasses
 import ipaddress
 import os
 import re
+import textwrap
 import tomllib
 import types
 import typing
@@ -190,6 +191,86 @@ class Settings:
 _HINTS = typing.get_type_hints(Settings)
 
 
+@dataclasses.dataclass(frozen=True)
+class SettingGroup:
+    """Settings documented together in config/default.toml: the keys under one comment."""
+
+    names: tuple[str, ...]
+    defaults: tuple[Any, ...]
+    comment: str
+
+    @property
+    def variables(self) -> tuple[str, ...]:
+        return tuple(ENV_PREFIX + name.upper() for name in self.names)
+
+    @property
+    def summary(self) -> str:
+        """The comment's first sentence."""
+        first, _, _ = self.comment.partition(". ")
+        return first.rstrip(".")
+
+
+def documentation(text: str | None = None) -> list[SettingGroup]:
+    """The settings as config/default.toml documents them, in its order: each run of `key = value`
+    lines with the comment above it (the file's opening comment, above no key, is not a group).
+    `hatd --help` and the README's table are made from it."""
+    groups: list[SettingGroup] = []
+    comment: list[str] = []
+    names: list[str] = []
+    defaults: list[Any] = []
+
+    def close() -> None:
+        if names:
+            groups.append(SettingGroup(tuple(names), tuple(defaults), " ".join(comment)))
+            comment.clear()
+        names.clear()
+        defaults.clear()
+
+    for line in (DEFAULT_FILE.read_text() if text is None else text).splitlines():
+        line = line.strip()
+        if not line:
+            close()
+            comment.clear()
+        elif line.startswith("#"):
+            close()
+            comment.append(line.lstrip("#").strip())
+        else:
+            ((name, value),) = tomllib.loads(line).items()
+            names.append(name)
+            defaults.append(value)
+    close()
+    return groups
+
+
+def shown_default(value: Any) -> str:
+    """A default as the help and the README show it."""
+    return "empty" if value == "" else str(value)
+
+
+def settings_help(width: int = 100) -> str:
+    """The settings part of `hatd --help`, made from config/default.toml."""
+    lines = ["settings (config/default.toml, then the file in HATD_CONFIG, then these variables):"]
+    for group in documentation():
+        defaults = ", ".join(shown_default(value) for value in group.defaults)
+        text = f"{group.summary} ({defaults})"
+        lines.append(f"  {', '.join(group.variables)}")
+        lines.extend(textwrap.wrap(text, width, initial_indent=" " * 6, subsequent_indent=" " * 6))
+    lines.append("  HATD_CONFIG")
+    lines.append("      a TOML file of settings, read after config/default.toml")
+    return "\n".join(lines) + "\n"
+
+
+def readme_table() -> str:
+    """The README's table of settings, made from config/default.toml."""
+    rows = ["| variable | default | meaning |", "|---|---|---|"]
+    for group in documentation():
+        variables = ", ".join(f"`{variable}`" for variable in group.variables)
+        defaults = ", ".join("empty" if value == "" else f"`{value}`" for value in group.defaults)
+        meaning = group.comment.replace("|", "\\|").replace("<", "&lt;")
+        rows.append(f"| {variables} | {defaults} | {meaning} |")
+    return "\n".join(rows) + "\n"
+
+
 def _coerce(name: str, value: Any) -> Any:
     """Turn a TOML or environment value into the field's type, or say why it cannot be."""
     hint = _HINTS[name]
@@ -210,6 +291,21 @@ def _coerce(name: str, value: Any) -> Any:
     except (TypeError, ValueError):
         raise SettingsError(f"{name} = {value!r} is not a valid {getattr(hint, '__name__', hint)}") from None
     raise SettingsError(f"{name}: unsupported setting type {hint}")
+
+
+README_START = (
+    "<!-- settings: made from config/default.toml by `make settings-doc`; edit that file, not this table -->\n"
+)
+README_END = "<!-- end of settings -->\n"
+
+
+def with_readme_table(readme: str) -> str:
+    """The README's text with its table of settings made again from config/default.toml."""
+    before, start, rest = readme.partition(README_START)
+    _, end, after = rest.partition(README_END)
+    if not start or not end:
+        raise SettingsError(f"the README has no {README_START.strip()} ... {README_END.strip()} section")
+    return before + start + readme_table() + end + after
 
 
 def load(

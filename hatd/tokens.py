@@ -8,6 +8,7 @@ notifications, hatd/callers.py, or of the database)."""
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 import time
@@ -19,6 +20,7 @@ from typing import Any
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
 from hatd.errors import Unauthorized
 
@@ -73,6 +75,13 @@ class Claims:
     approval: str | None = None
 
 
+@functools.lru_cache(maxsize=16)
+def _private_key(pem: str) -> PrivateKeyTypes:
+    """A PEM private key, loaded once per process: loading checks the RSA key, which takes about a
+    tenth of a second, and every app of one HAT (the tests build hundreds) holds the same key."""
+    return serialization.load_pem_private_key(pem.encode(), password=None)
+
+
 class TokenService:
     """Signs and checks this HAT's tokens with one key pair."""
 
@@ -83,7 +92,7 @@ class TokenService:
         # Other names this HAT signed its tokens with (its address with the scheme, before hatd
         # signed the bare host as the original did): tokens with them stay good until they expire.
         self.accepted_issuers = frozenset({issuer, *former_issuers})
-        self._private = serialization.load_pem_private_key(keys.private_pem.encode(), password=None)
+        self._private = _private_key(keys.private_pem)
         self._public = serialization.load_pem_public_key(keys.public_pem.encode())
         self._checked: OrderedDict[str, Claims] = OrderedDict()
 

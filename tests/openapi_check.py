@@ -27,6 +27,17 @@ class ResponseMismatch(AssertionError):
     """A response the OpenAPI document does not describe."""
 
 
+# The components' text, by the document they belong to (the same document is shared by every app
+# of the run: hatd.openapi.spec_for), so that it is not serialised again for every response.
+_COMPONENTS: dict[int, tuple[dict[str, Any], str]] = {}
+
+
+def _components_text(spec: dict[str, Any]) -> str:
+    if id(spec) not in _COMPONENTS:
+        _COMPONENTS[id(spec)] = (spec, json.dumps(spec["components"], sort_keys=True))
+    return _COMPONENTS[id(spec)][1]
+
+
 @functools.cache
 def _validator(components_text: str, schema_text: str) -> OAS30Validator:
     # The document's components ride along in the schema, where its "#/components/..." refs find them.
@@ -65,7 +76,7 @@ async def check_response(app: web.Application, response: ClientResponse) -> None
     content = documented.get("content", {}).get("application/json")
     if content is None:
         raise ResponseMismatch(f"{where} with JSON, which its OpenAPI operation documents as {documented}")
-    components = json.dumps(app[OPENAPI_KEY]["components"], sort_keys=True)
+    components = _components_text(app[OPENAPI_KEY])
     validator = _validator(components, json.dumps(content["schema"], sort_keys=True))
     body = json.loads(await response.read())
     errors = sorted(validator.iter_errors(body), key=lambda e: list(e.absolute_path))

@@ -898,3 +898,36 @@ async def test_an_archived_wal_file_is_never_replaced_by_a_different_one(
     (store.staging / name).write_text("1\t0/3000000\tno recovery target specified\n")  # shipped before a crash
     await service._ship()
     assert sealed.read_bytes() == before and store.pending_wal() == [] and service.status().failure is None
+
+
+def test_a_replay_that_ends_short_of_the_target_after_the_start_is_refused_as_such(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The race the restore test can lose on a busy machine: pg_ctl returns once the server takes
+    connections (hot standby, still replaying), then recovery ends short of the target and the
+    server exits. That is the same refusal as a start that fails, not "PostgreSQL stopped"."""
+    (tmp_path / "postgres").mkdir()
+    (tmp_path / "postgres" / "server.log").write_text(
+        "LOG:  redo done at 0/500D6F0\nFATAL:  recovery ended before configured recovery target was reached\n"
+    )
+
+    class StartsThenStops:
+        def __init__(self, data_dir: Path, *, options: dict[str, str]) -> None:
+            pass
+
+        def start(self) -> None:
+            pass
+
+        def stop(self) -> None:
+            pass
+
+        def dsn(self) -> str:
+            return "postgresql://nobody@/nothing"
+
+    async def closed(dsn: str) -> bool:
+        raise asyncpg.ConnectionDoesNotExistError("connection was closed in the middle of operation")
+
+    monkeypatch.setattr(restoring, "EmbeddedPostgres", StartsThenStops)
+    monkeypatch.setattr(restoring, "_in_recovery", closed)
+    with pytest.raises(keys.BackupError, match=r"^the backups end before 2030-01-01T00:00:00Z: that moment is not"):
+        restoring._replay(tmp_path, {"recovery_target_time": "2030-01-01T00:00:00Z"}, None)

@@ -8,6 +8,7 @@ import http.client
 import json
 import os
 import re
+import shlex
 import signal
 import socket
 import subprocess
@@ -22,7 +23,11 @@ import bcrypt
 import jwt
 import pytest
 
+from hatd.cli import serving_line
 from hatd.db import available_migrations
+from hatd.embedded import EmbeddedPostgres
+from hatd.provision import recorded_address
+from hatd.settings import load
 from tests import pg
 
 REPO = Path(__file__).resolve().parent.parent
@@ -232,6 +237,21 @@ def test_help_names_the_commands_and_the_settings(tmp_path: Path) -> None:
     assert "ACCOUNT is owner, platform, or any account's email (in any case) or name" in text
 
 
+@pytest.mark.parametrize(
+    ("changes", "line"),
+    [
+        ({}, "hatd serving http://127.0.0.1:8080 — your pages: http://127.0.0.1:8080/owner"),
+        (
+            {"hat_address": "https://x.example", "host": "0.0.0.0"},  # noqa: S104
+            "hatd serving https://x.example (listening on 0.0.0.0:8080) — your pages: https://x.example/owner",
+        ),
+        ({"port": 9000}, "hatd serving http://127.0.0.1:9000 — your pages: http://127.0.0.1:9000/owner"),
+    ],
+)
+def test_the_serving_line_says_the_address_once_and_where_the_pages_are(changes: dict[str, Any], line: str) -> None:
+    assert serving_line(load(environ={}).replace(**changes)) == line
+
+
 def test_a_bad_setting_exits_2_naming_it(tmp_path: Path) -> None:
     result = hatd("migrate", env=hatd_env(tmp_path, port="notanumber"))
 
@@ -299,6 +319,26 @@ def test_create_owner_prints_a_generated_password_once(tmp_path: Path, database_
     assert (second.returncode, second.stdout) == (0, "")
     assert password not in second.stderr
     assert account(database_url, "owner")["pass_hash"] == owner["pass_hash"]
+
+
+def test_owner_settings_given_after_the_hat_exists_are_named_as_not_applied(tmp_path: Path, database_url: str) -> None:
+    env = hatd_env(tmp_path, database_url=database_url, owner_password="first-password", owner_name="alice")
+    assert hatd("create-owner", env=env).returncode == 0
+    owner = account(database_url, "owner")
+
+    same = hatd("create-owner", env=env)
+    assert (same.returncode, same.stdout) == (0, "")
+    assert "not applied" not in same.stderr, same.stderr
+
+    changed = {**env, "HATD_OWNER_EMAIL": "new@example.com", "HATD_OWNER_PASSWORD": "second-password"}
+    later = hatd("create-owner", env=changed)
+    assert (later.returncode, later.stdout) == (0, "")
+    (line,) = [line for line in later.stderr.splitlines() if "not applied" in line]
+    assert "WARNING" in line
+    assert "HATD_OWNER_EMAIL, HATD_OWNER_PASSWORD: not applied, the HAT exists" in line
+    assert "hatd set-password owner" in line
+    assert "second-password" not in later.stderr
+    assert account(database_url, "owner") == owner
 
 
 def test_set_password_reads_the_new_password_from_stdin(tmp_path: Path, database_url: str) -> None:
@@ -397,9 +437,72 @@ def test_serve_answers_over_http_and_exits_0_on_sigterm(tmp_path: Path, database
     assert server.terminate() == 0, server.output()
     stdout = server.stdout_path.read_text()
     assert f"Created the HAT {ISSUER}: owner {OWNER_EMAIL} (userId {user_id})" in stdout
-    assert f"hatd serving {ISSUER} on http://127.0.0.1:{port}" in stdout
+    assert f"hatd serving {ISSUER} (listening on 127.0.0.1:{port}) — your pages: {ISSUER}/owner\n" in stdout
+    # `make run` puts no hatd on the PATH: the line after names one that works from here.
+    (command,) = re.findall(r"^Other commands: (.+) --help$", stdout, re.MULTILINE)
+    assert command.endswith("hatd")
+    helped = subprocess.run([*shlex.split(command), "--help"], cwd=REPO, env=env, capture_output=True, text=True)
+    assert helped.returncode == 0 and "usage: hatd" in helped.stdout, helped.stderr
     with pytest.raises(OSError):
         get(port, "/publickey")
+
+
+@pytest.mark.slow
+def test_an_export_from_another_shell_names_the_hat_by_the_address_it_is_served_at(
+    tmp_path: Path, database_url: str, serve: StartServer
+) -> None:
+    """`hatd serve` on a port of its own, and `hatd export` from a shell with none of its settings
+    but the database: the export names the HAT as served, not by the default 127.0.0.1:8080."""
+    port = free_port()
+    served_env = hatd_env(tmp_path, database_url=database_url, host="127.0.0.1", port=str(port))
+    del served_env["HATD_HAT_ADDRESS"]
+    other_shell = hatd_env(tmp_path, database_url=database_url)
+    del other_shell["HATD_HAT_ADDRESS"]
+    address = f"http://127.0.0.1:{port}"
+
+    assert hatd("create-owner", env=other_shell).returncode == 0
+    before = hatd("export", str(tmp_path / "before.jsonl"), env=other_shell)  # never served yet
+    assert before.returncode == 0, before.stderr
+    assert json.loads((tmp_path / "before.jsonl").read_text().splitlines()[0])["hat"] == "http://127.0.0.1:8080"
+
+    server = serve(served_env, tmp_path)
+    exported = hatd("export", str(tmp_path / "hat.jsonl"), env=other_shell)
+    assert exported.returncode == 0, exported.stderr
+    assert f"of the HAT {address} to" in exported.stdout
+    assert json.loads((tmp_path / "hat.jsonl").read_text().splitlines()[0])["hat"] == address
+    assert server.terminate() == 0, server.output()
+
+    # HATD_HAT_ADDRESS, when given, still says which address the HAT has.
+    named = hatd("export", str(tmp_path / "named.jsonl"), env={**other_shell, "HATD_HAT_ADDRESS": ISSUER})
+    assert named.returncode == 0, named.stderr
+    assert json.loads((tmp_path / "named.jsonl").read_text().splitlines()[0])["hat"] == ISSUER
+
+
+@pytest.mark.slow
+def test_on_the_embedded_server_an_export_from_another_shell_leaves_the_served_address_alone(
+    tmp_path: Path, data_dir: Path, serve: StartServer
+) -> None:
+    """`make run` on a port of its own, then `hatd export` from a shell that gives only the data
+    folder: the export names the HAT as served, and the address provisioning keeps for this HAT
+    stays the served one (the export does not record 127.0.0.1:8080 over it)."""
+    port = free_port()
+    served_env = hatd_env(tmp_path, data_dir=str(data_dir), host="127.0.0.1", port=str(port))
+    del served_env["HATD_HAT_ADDRESS"]
+    other_shell = hatd_env(tmp_path, data_dir=str(data_dir))
+    del other_shell["HATD_HAT_ADDRESS"]
+
+    server = serve(served_env, tmp_path)
+    exported = hatd("export", str(tmp_path / "hat.jsonl"), env=other_shell)
+    assert exported.returncode == 0, exported.stderr
+    assert json.loads((tmp_path / "hat.jsonl").read_text().splitlines()[0])["hat"] == f"http://127.0.0.1:{port}"
+    assert server.terminate() == 0, server.output()
+
+    embedded = EmbeddedPostgres(data_dir)
+    embedded.start()
+    try:
+        assert asyncio.run(recorded_address(embedded.dsn(), "hatd")) == f"127.0.0.1:{port}"
+    finally:
+        embedded.stop()
 
 
 @pytest.mark.slow

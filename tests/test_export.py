@@ -232,8 +232,44 @@ async def test_the_export_has_a_section_for_every_table_but_the_secrets(database
         "approval_grants",
         # Derived from data_values by triggers, rebuilt as an import inserts the values.
         "data_table_records",
+        "served_address",
     }
     assert set(exports.SECTIONS) <= tables
+
+
+# Columns of exported tables that the export leaves out, each for a reason: secrets.
+UNEXPORTED_COLUMNS = {
+    ("accounts", "pass_hash"),  # a password hash never leaves the HAT (the owner's and platform's stay behind)
+}
+
+
+async def test_the_export_has_every_column_of_every_exported_table_but_the_secrets(
+    database: str, settings: Settings, filled: dict[str, Any]
+) -> None:
+    """A column added to a table by a migration and forgotten in sql/queries/exports.sql fails here."""
+    data = await export_bytes(database, settings.address)
+    exported: dict[str, set[str]] = {}
+    for line in data.splitlines()[1:-1]:
+        row = json.loads(line)
+        exported.setdefault(row.pop("section"), set()).update(row)
+    conn = await asyncpg.connect(database)
+    try:
+        rows = await conn.fetch(
+            "SELECT table_name, column_name FROM information_schema.columns "
+            "WHERE table_schema = 'public' AND table_name = any($1::text[])",
+            list(exports.SECTIONS),
+        )
+    finally:
+        await conn.close()
+    columns: dict[str, set[str]] = {}
+    for row in rows:
+        columns.setdefault(row["table_name"], set()).add(row["column_name"])
+    # The filled HAT has rows in every section, so that each one's columns show.
+    assert set(exported) == set(exports.SECTIONS)
+    for table in exports.SECTIONS:
+        left_out = {column for owner, column in UNEXPORTED_COLUMNS if owner == table}
+        assert left_out <= columns[table], table
+        assert exported[table] == columns[table] - left_out, table
 
 
 async def test_the_export_holds_no_password_hash_and_no_private_key(

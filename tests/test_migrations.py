@@ -12,7 +12,9 @@ import pytest
 
 from hatd import db
 from hatd.accounts.bootstrap import create_hat
+from hatd.app import create_app
 from tests import pg
+from tests.conftest import OWNER, auth, login
 
 
 @pytest.fixture
@@ -36,16 +38,68 @@ async def test_all_migrations_apply_to_an_empty_database_in_order(empty):
     assert await db.migrate(empty) == []
 
 
-async def test_stairway_each_migration_applies_on_top_of_the_previous(empty, monkeypatch, tmp_path):
+async def _fill(conn: asyncpg.Connection, version: int) -> dict[str, int]:
+    """Rows a HAT holds, written in SQL as the schema of `version` takes them (raw data from 0002,
+    a contextless bundle over it from 0006); their ids."""
+    ids: dict[str, int] = {}
+    if version >= 2:
+        ids["table"] = await conn.fetchval(
+            "INSERT INTO data_tables (name, source) VALUES ('kitchen', 'up') RETURNING id"
+        )
+        ids["field"] = await conn.fetchval(
+            "INSERT INTO data_fields (table_id, name) VALUES ($1, 'temperature') RETURNING id", ids["table"]
+        )
+        ids["record"] = await conn.fetchval("INSERT INTO data_records (name) VALUES ('monday') RETURNING id")
+        await conn.execute(
+            "INSERT INTO data_values (value, field_id, record_id) VALUES ('21.5', $1, $2)", ids["field"], ids["record"]
+        )
+    if version >= 6:
+        ids["bundle"] = await conn.fetchval("INSERT INTO bundles_contextless (name) VALUES ('heat') RETURNING id")
+        await conn.execute(
+            "INSERT INTO bundle_tables (bundle_id, name, table_id, position, tree) VALUES ($1, 'kitchen', $2, 0, $3)",
+            ids["bundle"],
+            ids["table"],
+            [ids["table"]],
+        )
+    return ids
+
+
+@pytest.mark.parametrize("step", [m.version for m in db.available_migrations()][1:])
+async def test_an_upgrade_keeps_the_data_and_serves_it(
+    empty, admin_dsn, settings, monkeypatch, aiohttp_client, step, tmp_path
+):
+    """Forward-only migrations, tested with data: migrations 1..step-1, then the HAT's accounts and
+    rows, then migration `step` and every later one; the rows are all there and the API reads them."""
     available = db.available_migrations()
+    functions = db.FUNCTIONS_DIR
     # The code of an older schema has its functions in its migrations, and no function files.
     monkeypatch.setattr(db, "FUNCTIONS_DIR", tmp_path)
-    for count in range(1, len(available) + 1):
-        if count == len(available):
-            monkeypatch.undo()
-        monkeypatch.setattr(db, "available_migrations", lambda count=count: available[:count])
-        applied = await db.migrate(empty)
-        assert [m.version for m in applied] == [available[count - 1].version]
+    monkeypatch.setattr(db, "available_migrations", lambda: available[: step - 1])
+    await db.migrate(empty)
+    assert await create_hat(empty, settings) is not None
+    ids = await _fill(empty, step - 1)
+    monkeypatch.setattr(db, "available_migrations", lambda: available)
+    monkeypatch.setattr(db, "FUNCTIONS_DIR", functions)
+    assert [m.version for m in await db.migrate(empty)] == list(range(step, len(available) + 1))
+
+    dsn = pg.with_database(admin_dsn, await empty.fetchval("SELECT current_database()"))
+    client = await aiohttp_client(create_app(settings.replace(database_url=dsn)))
+    token = await login(client, *OWNER)
+    if "table" in ids:
+        response = await client.get(f"/data/table/{ids['table']}/values", headers=auth(token))
+        assert response.status == 200, await response.text()
+        (record,) = await response.json()
+        assert record["id"] == ids["record"]
+        assert record["name"] == "monday"
+        (table,) = record["tables"]
+        assert (table["id"], table["name"], table["source"]) == (ids["table"], "kitchen", "up")
+        assert [(f["id"], f["name"], [v["value"] for v in f["values"]]) for f in table["fields"]] == [
+            (ids["field"], "temperature", ["21.5"])
+        ]
+    if "bundle" in ids:
+        response = await client.get(f"/bundles/contextless/{ids['bundle']}/values", headers=auth(token))
+        assert response.status == 200, await response.text()
+        assert "21.5" in await response.text()
 
 
 async def test_status_lists_applied_and_pending(empty):

@@ -159,6 +159,22 @@ async def test_a_huge_batch_of_unknown_fields_gets_a_short_answer(client, owner_
     assert answer["cause"].endswith("and 19990 more unknown field ids; nothing was stored")
 
 
+async def _wait_until_blocked(conn: asyncpg.Connection, request: asyncio.Task[object]) -> None:
+    """Returns once another session of this database waits on a lock (the request under test), so
+    that a race is proved to have happened rather than slept for; fails if the request ends first
+    or never waits (the race path did not run)."""
+    for _ in range(1000):
+        waiting = await conn.fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND pid <> pg_backend_pid() AND wait_event_type = 'Lock'"
+        )
+        if waiting:
+            return
+        assert not request.done(), f"the request ended without waiting on the lock: {request.result()}"
+        await asyncio.sleep(0.01)
+    raise AssertionError("the request never waited on the lock")
+
+
 async def test_a_field_added_to_a_table_being_deleted_is_404_not_500(client, owner_token):
     table = await new_table(client, owner_token, NEST)
     conn = await asyncpg.connect(client.app[SETTINGS].database_url)
@@ -169,7 +185,7 @@ async def test_a_field_added_to_a_table_being_deleted_is_404_not_500(client, own
         adding = asyncio.create_task(
             call(client, "POST", "/data/field", owner_token, {"name": "late", "tableId": table["id"]})
         )
-        await asyncio.sleep(0.3)  # the insert now waits on the deleted row's lock
+        await _wait_until_blocked(conn, adding)  # the insert waits on the deleted row's lock
         await transaction.commit()
         status, answer = await adding
     finally:
@@ -177,20 +193,42 @@ async def test_a_field_added_to_a_table_being_deleted_is_404_not_500(client, own
     assert (status, answer) == (404, {"message": "Not found", "cause": f"There is no table with id {table['id']}"})
 
 
-async def test_a_deadlock_is_a_409_that_changed_nothing(client, owner_token, monkeypatch):
-    from hatd.raw import repository
-
-    async def collide(*args, **kwargs):
-        raise asyncpg.DeadlockDetectedError("deadlock detected")
-
-    monkeypatch.setattr(repository, "create_records_with_values", collide)
-    status, answer = await call(
-        client, "POST", "/data/record/values", owner_token, {"record": {"name": "r"}, "values": []}
+async def test_a_deadlock_is_a_409_that_changed_nothing(client, owner_token):
+    """A real deadlock in PostgreSQL: another session holds field b and asks for field a, while
+    the request's values (a, then b) hold a and wait for b. The other session waits 30 s before
+    it looks for deadlocks and the request's session 1 s, so the request is the one undone."""
+    table = await new_table(
+        client, owner_token, {"name": "locks", "source": "deadlock", "fields": [{"name": "a"}, {"name": "b"}]}
     )
+    a, b = (field["id"] for field in table["fields"])
+    conn = await asyncpg.connect(client.app[SETTINGS].database_url)
+    try:
+        transaction = conn.transaction()
+        await transaction.start()
+        await conn.execute("SET LOCAL deadlock_timeout = '30s'")
+        await conn.execute("SELECT 1 FROM data_fields WHERE id = $1 FOR UPDATE", b)
+        body = {
+            "record": {"name": "r"},
+            "values": [{"value": "1", "field": {"id": a}}, {"value": "2", "field": {"id": b}}],
+        }
+        storing = asyncio.create_task(call(client, "POST", "/data/record/values", owner_token, body))
+        await _wait_until_blocked(conn, storing)
+        await conn.execute("SELECT 1 FROM data_fields WHERE id = $1 FOR UPDATE", a)  # the cycle closes here
+        status, answer = await storing
+        await transaction.rollback()
+    finally:
+        await conn.close()
     assert (status, answer) == (
         409,
         {"message": "Conflict", "cause": "The request collided with another one; nothing was stored; try again"},
     )
+    for field in (a, b):
+        assert (await ok(client, owner_token, f"/data/field/{field}/values")).get("values", []) == []
+    conn = await asyncpg.connect(client.app[SETTINGS].database_url)
+    try:
+        assert await conn.fetchval("SELECT count(*) FROM data_records") == 0
+    finally:
+        await conn.close()
 
 
 async def test_records_with_values_whose_field_is_deleted_meanwhile_are_409_and_nothing_is_stored(client, owner_token):

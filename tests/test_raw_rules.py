@@ -189,9 +189,13 @@ async def test_an_id_of_thousands_of_digits_is_404(client, owner_token, path):
 
 async def test_a_nul_in_the_query_is_refused(client, owner_token):
     await world(client, owner_token)
-    status, body = await call(client, "GET", "/data/table?name=kit%00chen&source=fibaro", owner_token)
-    assert status in (400, 404), body
-    assert set(body) == {"message", "cause"}
+    before = await snapshot(client, owner_token)
+    for field, query in (("name", "name=kit%00chen&source=fibaro"), ("source", "name=kitchen&source=fib%00aro")):
+        assert await call(client, "GET", f"/data/table?{query}", owner_token) == (
+            400,
+            {"message": "Invalid request", "cause": f"{field}: holds a NUL or a byte that is not UTF-8"},
+        )
+    assert await snapshot(client, owner_token) == before
 
 
 # -- links made at the same time -------------------------------------------------------------

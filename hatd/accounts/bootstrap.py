@@ -67,6 +67,42 @@ async def create_hat(conn: asyncpg.Connection, settings: Settings) -> CreatedHat
         return CreatedHat(owner_id=str(owner_id), generated_owner_password=generated)
 
 
+async def settings_not_applied(conn: asyncpg.Connection, settings: Settings) -> list[str]:
+    """The HATD_OWNER_* and HATD_PLATFORM_* settings that the existing HAT's accounts do not have.
+    They are read only when the HAT is created, so hatd says at start which ones it did not apply.
+    A password setting counts only when given and not the account's password."""
+    differing = []
+    for row in await conn.fetch(Q.special_accounts):
+        role = row["role"]
+        prefix = f"HATD_{role.upper()}_"
+        if row["email"].casefold() != getattr(settings, f"{role}_email").casefold():
+            differing.append(prefix + "EMAIL")
+        if row["name"] != getattr(settings, f"{role}_name"):
+            differing.append(prefix + "NAME")
+        password = getattr(settings, f"{role}_password")
+        if password and not await passwords.matches(password, row["pass_hash"]):
+            differing.append(prefix + "PASSWORD")
+    return sorted(differing)
+
+
+async def record_served_address(conn: asyncpg.Connection, address: str) -> None:
+    """Notes the address `hatd serve` serves the HAT at, for commands run from another shell."""
+    await conn.execute(Q.record_served_address, address)
+
+
+async def hat_address(conn: asyncpg.Connection, settings: Settings) -> str:
+    """The HAT's address for a command: HATD_HAT_ADDRESS when given; else the address `hatd serve`
+    last served it at (another shell need not repeat HATD_HOST and HATD_PORT); else, never served,
+    the address the settings would listen on."""
+    if settings.hat_address:
+        return settings.address
+    try:
+        served: str | None = await conn.fetchval(Q.served_address)
+    except asyncpg.UndefinedTableError:  # a database the migrations of this hatd have not reached yet
+        served = None
+    return served or settings.address
+
+
 async def set_password(conn: asyncpg.Connection, role: str, password: str, rounds: int) -> str:
     """Gives the owner or platform account a new password; returns its userId."""
     pass_hash = await passwords.hash_password(_checked_password("the password", password), rounds)

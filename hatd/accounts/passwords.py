@@ -62,6 +62,12 @@ async def hash_password(password: str, rounds: int) -> str:
     return await asyncio.get_running_loop().run_in_executor(None, _hash, password, rounds)
 
 
+async def matches(password: str, hashed: str) -> bool:
+    """Whether the password matches the hash, checked off the event loop (for the command line:
+    requests check passwords in their lanes, check_password)."""
+    return await asyncio.get_running_loop().run_in_executor(None, _check, password, hashed)
+
+
 @functools.cache
 def _decoy(rounds: int) -> str:
     return _hash("no account has this password", rounds)

@@ -266,23 +266,27 @@ def _hand_over(pgdata: Path, build: Path) -> None:
                 os.chown(os.path.join(root, name), user.pw_uid, user.pw_gid, follow_symlinks=False)
 
 
+# What PostgreSQL logs when the WAL ends before the recovery target.
+SHORT_OF_TARGET = "before configured recovery target was reached"
+
+
 def _replay(data_dir: Path, options: dict[str, str], missing: str | None) -> dt.datetime | None:
     """Runs PostgreSQL on the restored folder until it has replayed the WAL and promoted itself;
     returns the commit time of the last transaction it replayed."""
     server = EmbeddedPostgres(data_dir, options=options)
+
+    def short_of_the_target() -> BackupError:
+        gap = f"the archived WAL stops at a gap ({missing} is missing)" if missing else "that moment is not in them yet"
+        return BackupError(
+            f"the backups end before {options.get('recovery_target_time')}: {gap} "
+            "(`hatd backup status` says the latest they hold); nothing was restored"
+        )
+
     try:
         server.start()
     except EmbeddedError as exc:
-        if "before configured recovery target was reached" in str(exc):
-            gap = (
-                f"the archived WAL stops at a gap ({missing} is missing)"
-                if missing
-                else "that moment is not in them yet"
-            )
-            raise BackupError(
-                f"the backups end before {options.get('recovery_target_time')}: {gap} "
-                "(`hatd backup status` says the latest they hold); nothing was restored"
-            ) from None
+        if SHORT_OF_TARGET in str(exc):
+            raise short_of_the_target() from None
         raise BackupError(f"PostgreSQL could not replay the backups: {exc}") from None
     try:
         deadline = time.monotonic() + REPLAY_TIMEOUT
@@ -293,24 +297,22 @@ def _replay(data_dir: Path, options: dict[str, str], missing: str | None) -> dt.
         return asyncio.run(_replayed_until(server.dsn()))
     except (OSError, asyncpg.PostgresError) as exc:
         log_tail = (data_dir / "postgres" / "server.log").read_text()[-2000:]
+        # A server that accepts connections while it replays (hot standby) may end short of the
+        # target after the start returned: the same refusal as when the start itself fails.
+        if SHORT_OF_TARGET in log_tail:
+            raise short_of_the_target() from None
         raise BackupError(f"PostgreSQL stopped while replaying the WAL ({exc}):\n{log_tail}") from None
     finally:
         server.stop()
 
 
 async def _in_recovery(dsn: str) -> bool:
-    conn = await asyncpg.connect(dsn, timeout=10)
-    try:
+    async with db.connection(dsn, connect_timeout=10) as conn:
         value: bool = await conn.fetchval(Q.in_recovery)
         return value
-    finally:
-        await conn.close()
 
 
 async def _replayed_until(dsn: str) -> dt.datetime | None:
-    conn = await asyncpg.connect(dsn, timeout=10)
-    try:
+    async with db.connection(dsn, connect_timeout=10) as conn:
         value: dt.datetime | None = await conn.fetchval(Q.replayed_until)
         return value
-    finally:
-        await conn.close()

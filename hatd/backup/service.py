@@ -135,12 +135,9 @@ def _same_disk(data_dir: Path, backup_dir: Path) -> bool:
 
 
 async def _system_identifier(dsn: str) -> str:
-    conn = await asyncpg.connect(dsn)
-    try:
+    async with db.connection(dsn) as conn:
         value: str = await conn.fetchval(Q.system_identifier)
         return value
-    finally:
-        await conn.close()
 
 
 def backup_now(
@@ -239,7 +236,7 @@ def export_now(settings: Settings) -> Backup:
         try:
             store.open_folder(keys.recipient_of(identity))
             store.clear_partial()
-            taken = take.take_export(store, identity, settings.database_url, settings.address)
+            taken = take.take_export(store, identity, settings.database_url, settings)
             exported = store.backups(identity, kind="export")
             kept = store.retain(exported, settings.backup_keep_daily, settings.backup_keep_weekly, now())
         except (BackupError, OSError, pyrage.EncryptError, asyncpg.PostgresError) as exc:
@@ -437,12 +434,9 @@ class BackupService:
     async def _watch_archiver(self) -> None:
         """PostgreSQL's side of the WAL: archiving on, and archive_command succeeding. A failure is
         logged once (until archiving works again) and shown as the backups' failure meanwhile."""
-        conn = await asyncpg.connect(self.admin_dsn)
-        try:
+        async with db.connection(self.admin_dsn) as conn:
             settings = await conn.fetchrow(Q.archiving)
             row = await conn.fetchrow(Q.archiver)
-        finally:
-            await conn.close()
         self._judge_archiver(settings, row)
 
     def _judge_archiver(self, settings: Any, row: Any) -> None:
@@ -508,8 +502,7 @@ class BackupService:
             return
         switched = None
         try:
-            conn = await asyncpg.connect(self.admin_dsn)
-            try:
+            async with db.connection(self.admin_dsn) as conn:
                 switched = await conn.fetchval(Q.switch_wal)
                 deadline = asyncio.get_running_loop().time() + 20
                 while asyncio.get_running_loop().time() < deadline:
@@ -517,8 +510,6 @@ class BackupService:
                     if done is not None and done[8:24] >= switched[8:24]:
                         break
                     await asyncio.sleep(0.1)
-            finally:
-                await conn.close()
         except (OSError, pyrage.EncryptError, asyncpg.PostgresError) as exc:
             log.error("BACKUP: the last WAL could not be archived on the way out: %s", exc)
         await self._ship_last(switched, FINISH_SHIP_WAIT)

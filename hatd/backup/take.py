@@ -16,15 +16,17 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import BinaryIO
 
-import asyncpg
 import pyrage
 
 import hatd
+from hatd import db
+from hatd.accounts.bootstrap import hat_address
 from hatd.backup import keys
 from hatd.backup.keys import BackupError
 from hatd.backup.store import SEALED, Backup, State, Store, chain_of, iso, now, parse_time, start_segment
 from hatd.embedded import SUPERUSER, package_install_dir
 from hatd.exports import repository as exports
+from hatd.settings import Settings
 
 log = logging.getLogger("hatd.backup")
 
@@ -197,23 +199,21 @@ def when_due(state: State, interval: int, full_interval: int, moment: dt.datetim
     return None
 
 
-def take_export(store: Store, identity: pyrage.x25519.Identity, dsn: str, issuer: str) -> Backup:
-    """An export of a HAT on another PostgreSQL server, sealed into the folder and verified."""
+def take_export(store: Store, identity: pyrage.x25519.Identity, dsn: str, settings: Settings) -> Backup:
+    """An export of a HAT on another PostgreSQL server, sealed into the folder and verified. It
+    names the HAT by its address (hat_address: `hatd backup run` from another shell too)."""
     started = now()
     label = f"{started:%Y%m%dT%H%M%SZ}-export"
     work = store.fresh_work("export")
     packed = work / "data.jsonl.zst"
 
     async def export(out: BinaryIO) -> None:
-        conn = await asyncpg.connect(dsn)
-        try:
+        async with db.connection(dsn) as conn:
 
             async def write(chunk: bytes) -> None:
                 out.write(chunk)
 
-            await exports.export_hat(conn, issuer, write)
-        finally:
-            await conn.close()
+            await exports.export_hat(conn, await hat_address(conn, settings), write)
 
     with keys.compressor(packed) as out:
         asyncio.run(export(out))

@@ -32,7 +32,8 @@ MEDIA_TYPE = "application/x-ndjson"
 # web_sessions (the owner's browser sessions: they belong to a browser, not to the data) and
 # approved_services and approval_grants (which apps may act as the owner, and the debits they enabled
 # doing so: trust given to apps at one address does not travel with the data into another HAT; the
-# owner approves them again there).
+# owner approves them again there), and served_address (where this copy of the HAT was last served,
+# which the export's header names).
 SECTIONS = (
     "accounts",
     "system_types",

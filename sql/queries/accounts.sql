@@ -38,6 +38,10 @@ UPDATE accounts SET enabled = $2, last_updated = now() WHERE user_id = $1;
 -- Returns the userId of the owner or platform account ($1 is the role), if the HAT has one.
 SELECT user_id FROM accounts WHERE role = $1;
 
+-- name: special_accounts
+-- Returns role, email, name and pass_hash of the owner and platform accounts.
+SELECT role, email, name, pass_hash FROM accounts WHERE role IN ('owner', 'platform');
+
 -- name: set_password
 -- Sets the password hash of the owner or platform account ($1 is the role) and closes its browser
 -- sessions; returns its userId.
@@ -97,3 +101,12 @@ WITH changed AS (
     RETURNING 1
 )
 SELECT (SELECT count(*) FROM closed) AS closed FROM changed;
+
+-- name: record_served_address
+-- Records $1 as the address the HAT is served at (by `hatd serve`, at every start); returns nothing.
+INSERT INTO served_address (address) VALUES ($1)
+ON CONFLICT (id) DO UPDATE SET address = excluded.address, served_at = now();
+
+-- name: served_address
+-- Returns the address `hatd serve` last recorded for the HAT, if any.
+SELECT address FROM served_address;
