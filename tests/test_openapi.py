@@ -32,6 +32,7 @@ CHECKS_ITS_OWN_TOKEN = {("get", "/metrics")}
 # A value each path parameter's pattern accepts (the others take digits).
 SAMPLES = {
     "linkedKind": "location",
+    "kind": "thing",
     "userId": "00000000-0000-4000-8000-000000000000",
     "key": "00000000-0000-4000-8000-000000000000",
 }
