@@ -304,20 +304,31 @@ async def test_a_stalled_listener_stops_trusting_its_memory_before_the_writer_an
 
 
 async def test_a_writer_whose_own_listener_is_down_still_waits_for_the_others(make_client, database, monkeypatch):
+    """It hears the acks on its own transaction's connection: here it waits for a listening session
+    (slow) that acks only when the test says so."""
     monkeypatch.setattr(callers, "RETRY_FIRST", 30.0)
+    monkeypatch.setattr(callers, "ECHO_TIMEOUT", 60.0)
     first, second = await make_client(), await make_client()
     owner = await login(first, *OWNER)
+    markers: list[str] = []
     admin = await asyncpg.connect(database)
+    slow = await asyncpg.connect(database, server_settings={"application_name": callers.LISTENER_NAME})
     try:
+        await slow.add_listener(callers.CHANNEL, lambda _c, _p, _ch, payload: markers.append(payload))
         assert await admin.fetchval("SELECT pg_terminate_backend($1, 10000)", cache_of(first).listener_pid)
         await until(lambda: cache_of(first)._listener is None, "first noticed its lost listener")
-        for _ in range(3):
-            account, token = await new_account(first, owner)
-            await remembered(second, token)
-            disabled = await first.put(f"/users/user/{account['userId']}/disable", headers=auth(owner))
-            assert disabled.status == 200
-            assert await answer(second, token) == (401, DISABLED)
+        account, token = await new_account(first, owner)
+        await remembered(second, token)
+        disable = asyncio.create_task(first.put(f"/users/user/{account['userId']}/disable", headers=auth(owner)))
+        await until(lambda: any(m.startswith("echo:") for m in markers), "heard the change's marker")
+        [marker] = [m for m in markers if m.startswith("echo:")]
+        await asyncio.sleep(0.2)  # room for a wrong answer to arrive
+        assert not disable.done(), "the disable answered before every listening session had acked"
+        await slow.execute("SELECT pg_notify($1, $2)", callers.CHANNEL, callers.ACK + marker)
+        assert (await disable).status == 200
+        assert await answer(second, token) == (401, DISABLED)
     finally:
+        await slow.close()
         await admin.close()
 
 
