@@ -104,9 +104,7 @@ class CallerCache:
     def trusted(self) -> bool:
         """Whether memory may answer: the listening connection is up, and its lease is current."""
         return (
-            self._listener is not None
-            and not self._listener.is_closed()
-            and time.monotonic() - self._renewed < LEASE
+            self._listener is not None and not self._listener.is_closed() and time.monotonic() - self._renewed < LEASE
         )
 
     @property

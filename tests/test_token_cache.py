@@ -332,7 +332,9 @@ async def test_a_writer_whose_own_listener_is_down_still_waits_for_the_others(ma
         await admin.close()
 
 
-async def test_a_revoke_through_a_process_not_listening_ends_the_token_in_the_others(make_client, database, monkeypatch):
+async def test_a_revoke_through_a_process_not_listening_ends_the_token_in_the_others(
+    make_client, database, monkeypatch
+):
     monkeypatch.setattr(callers, "RETRY_FIRST", 30.0)
     pages, api = await make_client(), await make_client()
     csrf = await logged_in(pages)
