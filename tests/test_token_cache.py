@@ -444,3 +444,30 @@ async def test_a_direct_change_in_the_database_reaches_a_separate_process_throug
     finally:
         await admin.close()
         assert await asyncio.to_thread(server.terminate) == 0, server.output()
+
+
+async def test_acks_still_pending_when_the_listening_connection_ends_are_ended_with_it(listening):
+    """They would otherwise run on a connection being closed (and die unretrieved)."""
+    cache, conn = listening
+    pending = asyncio.create_task(asyncio.Event().wait())  # an ack that has not been sent yet
+    cache._acks.add(pending)
+    assert await conn.fetchval("SELECT pg_terminate_backend($1, 10000)", cache.listener_pid)
+    await until(lambda: cache._listener is None, "noticed the lost connection")
+    await until(lambda: pending.done(), "ended the pending ack")
+    assert pending.cancelled()
+
+
+async def test_listening_that_never_starts_is_given_up_after_the_connect_timeout(database, monkeypatch):
+    async def never(*_: Any) -> None:
+        await asyncio.Event().wait()
+
+    monkeypatch.setattr(callers, "CONNECT_TIMEOUT", 0.2)
+    monkeypatch.setattr(asyncpg.Connection, "add_listener", never)
+    cache = CallerCache()
+    task = asyncio.create_task(cache.listen(database))
+    try:
+        await asyncio.wait_for(cache.attempted.wait(), 20)
+        assert not cache.trusted
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
