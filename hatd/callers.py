@@ -8,9 +8,15 @@ that disables an account or revokes an approval answers only once every listenin
 said (an ack on the channel) that it forgot: its tokens end in every process at once, as when
 each request asked the database.
 
-Memory is trusted only while that connection is up. Before it is (startup), once it is lost (a
-restart, a network cut, pg_terminate_backend) and until it is back, every token check asks the
-database, and the cache starts empty on each new connection: what changed meanwhile was not heard.
+Memory is trusted only under a lease: while that connection is up AND it answered a query sent
+less than LEASE ago (it is asked one every KEEPALIVE). A reply to a query sent after a change
+committed comes after that change's notification on the same connection, so a process that has
+not heard a change stops trusting its memory within LEASE of it, whatever went wrong (a connection
+lost without a word, a stalled socket, a busy event loop); a writer waits for acks longer than
+LEASE (ECHO_TIMEOUT), so by the time it answers, any process that did not ack asks the database.
+Before the connection is up (startup), once it is lost (a restart, a network cut,
+pg_terminate_backend) and until it is back, every token check asks the database, and the cache
+starts empty on each new connection: what changed meanwhile was not heard.
 A change heard while a lookup is in flight may have come after that lookup read the row; a
 generation counter, moved by every notification and (re)connection, keeps such an answer out of
 memory. Memory is bounded (MAX_ENTRIES each, the least recently used go first).
@@ -22,11 +28,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import asyncpg
@@ -45,13 +52,16 @@ LISTENER_NAME = "hatd callers"
 ACK = "ack:"
 # Entries of each kind (accounts, approvals) held at most. A HAT has a handful of each.
 MAX_ENTRIES = 4096
-# A quiet listening connection is asked a query this often (seconds), so that one lost without a
-# word (a network cut, no FIN) is noticed, and given this long to answer.
-KEEPALIVE = 10.0
+# The listening connection is asked a query (one round trip, no row read) this often (seconds);
+# memory is trusted only within LEASE of sending the last one answered. A query not answered within
+# KEEPALIVE_TIMEOUT ends the connection (a new one is made).
+KEEPALIVE = 0.5
+LEASE = 1.0
 KEEPALIVE_TIMEOUT = 5.0
 CONNECT_TIMEOUT = 10.0
-# How long a change waits (seconds) for every process to have forgotten before answering anyway.
-ECHO_TIMEOUT = 2.0
+# How long a change waits (seconds) for every process to have forgotten before answering anyway. It
+# must exceed LEASE: a process that has not acked by then no longer trusts its memory.
+ECHO_TIMEOUT = 1.5
 # Reconnecting waits this long after a failure, doubling up to RETRY_MAX.
 RETRY_FIRST = 0.1
 RETRY_MAX = 5.0
@@ -68,15 +78,6 @@ class Standing:
     enabled: bool
 
 
-@dataclass
-class _Echo:
-    """A change this process made, waiting for the acks of the processes that heard it."""
-
-    expected: int = 1
-    acks: int = 0
-    done: asyncio.Event = field(default_factory=asyncio.Event)
-
-
 class CallerCache:
     """One process's memory of accounts' standing and approvals, with the connection that keeps it true."""
 
@@ -86,8 +87,8 @@ class CallerCache:
         self._approvals: OrderedDict[int, bool] = OrderedDict()
         self._generation = 0
         self._listener: asyncpg.Connection | None = None
-        # Changes made by this process, by the marker they send, waiting for every process's ack.
-        self._echoes: dict[str, _Echo] = {}
+        # When (time.monotonic) the last keepalive query answered was sent.
+        self._renewed = 0.0
         # Acks being sent, and the lock that keeps them and the keepalive query apart.
         self._acks: set[asyncio.Task[None]] = set()
         self._talking = asyncio.Lock()
@@ -101,13 +102,15 @@ class CallerCache:
 
     @property
     def trusted(self) -> bool:
-        """Whether memory may answer: the listening connection is up."""
-        return self._listener is not None and not self._listener.is_closed()
+        """Whether memory may answer: the listening connection is up, and its lease is current."""
+        return (
+            self._listener is not None and not self._listener.is_closed() and time.monotonic() - self._renewed < LEASE
+        )
 
     @property
     def listener_pid(self) -> int | None:
         """The server process of the listening connection, while there is one."""
-        return self._listener.get_server_pid() if self.trusted and self._listener is not None else None
+        return self._listener.get_server_pid() if self._listener is not None else None
 
     def size(self) -> int:
         return len(self._accounts) + len(self._approvals)
@@ -123,21 +126,42 @@ class CallerCache:
         """db.transaction for a change to what token checks read (an account enabled or disabled,
         an approval revoked) that ends only once every process serving the HAT has forgotten
         what it held: the transaction also sends a marker, each process answers it (with an
-        ack, on its listening connection) after forgetting, and this waits for as many acks as
-        there were listening connections (ECHO_TIMEOUT at most: a process that does not answer
-        by then is stuck, or has lost its connection and asks the database meanwhile)."""
+        ack, on its listening connection) after forgetting, and this waits until every listening
+        session it saw before committing has acked (ECHO_TIMEOUT at most: a process that does
+        not answer by then is stuck or has lost its connection, and its lease has run out).
+
+        The acks are heard on the transaction's own connection, listening from before the
+        transaction to the end of the wait, so this waits whether or not this process's own
+        listening connection is up."""
         marker = f"echo:{uuid.uuid4().hex}"
-        self._echoes[marker] = echo = _Echo()
-        try:
-            async with db.transaction(pool) as conn:
-                yield conn
-                echo.expected = await conn.fetchval(Q.listeners, LISTENER_NAME)
-                await conn.execute(Q.announce, marker)
-            if self.trusted:
+        expected: set[int] = set()
+        acked: set[int] = set()
+        done = asyncio.Event()
+
+        def heard(_conn: Any, pid: int, _channel: str, payload: str) -> None:
+            if payload == ACK + marker:
+                acked.add(pid)
+                if expected <= acked:
+                    done.set()
+
+        async with pool.acquire() as conn:
+            await conn.add_listener(CHANNEL, heard)
+            try:
+                async with conn.transaction():
+                    yield conn
+                    expected.update(await conn.fetchval(Q.listeners, LISTENER_NAME))
+                    await conn.execute(Q.announce, marker)
+                self.forget()
+                if expected <= acked:
+                    done.set()
                 with suppress(TimeoutError):
-                    await asyncio.wait_for(echo.done.wait(), ECHO_TIMEOUT)
-        finally:
-            del self._echoes[marker]
+                    await asyncio.wait_for(done.wait(), ECHO_TIMEOUT)
+                if not done.is_set():
+                    log.debug("%s: no ack from the listening sessions %s", marker, sorted(expected - acked))
+            finally:
+                # Before it returns to the pool; a connection lost meanwhile is dropped by the pool.
+                with suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                    await conn.remove_listener(CHANNEL, heard)
 
     async def standing(self, conn: Conn, user_id: str) -> Standing | None:
         """The role and enabled flag of the account a token names, or None if there is none."""
@@ -176,12 +200,7 @@ class CallerCache:
 
     def _notified(self, conn: Any, pid: int, channel: str, payload: str) -> None:
         self.notifications += 1
-        if payload.startswith(ACK):  # another process has forgotten; nothing changed
-            echo = self._echoes.get(payload[len(ACK) :])
-            if echo is not None:
-                echo.acks += 1
-                if echo.acks >= echo.expected:
-                    echo.done.set()
+        if payload.startswith(ACK):  # a process has forgotten (heard by the writer); nothing changed
             return
         log.debug("heard %s on %s: forgetting %d entries", payload, channel, self.size())
         self.forget()
@@ -192,8 +211,8 @@ class CallerCache:
         try:
             async with self._talking:
                 await conn.execute(Q.announce, ACK + marker, timeout=KEEPALIVE_TIMEOUT)
-        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            log.debug("could not acknowledge %s: %s", marker, exc)  # the connection is lost: noticed anyway
+        except Exception as exc:  # the connection is lost or closing: noticed anyway, and the lease runs out
+            log.debug("could not acknowledge %s: %s", marker, exc)
         finally:
             self._acks.discard(asyncio.current_task())  # type: ignore[arg-type]
 
@@ -217,30 +236,38 @@ class CallerCache:
             wait = min(wait * 2, RETRY_MAX)
 
     async def _listen_once(self, dsn: str) -> None:
-        """Listens over one connection until it is lost."""
+        """Listens over one connection until it is lost, renewing the lease all along."""
         conn = await asyncpg.connect(dsn, timeout=CONNECT_TIMEOUT, server_settings={"application_name": LISTENER_NAME})
         try:
             lost = asyncio.Event()
             conn.add_termination_listener(lambda _: lost.set())
-            await conn.add_listener(CHANNEL, self._notified)
-            # Whatever changed while nobody listened was not heard.
+            sent = time.monotonic()
+            await asyncio.wait_for(conn.add_listener(CHANNEL, self._notified), CONNECT_TIMEOUT)
+            # Whatever changed while nobody listened was not heard, and lookups begun meanwhile
+            # may have read it: neither may stay in memory.
             self.forget()
+            self._renewed = sent
             self._listener = conn
             self.connections += 1
             self.attempted.set()
             log.debug("listening on %s (server process %s)", CHANNEL, conn.get_server_pid())
             while not lost.is_set():
-                try:
-                    await asyncio.wait_for(lost.wait(), KEEPALIVE)
-                except TimeoutError:
-                    async with self._talking:
-                        await conn.fetchval(db.Q.health, timeout=KEEPALIVE_TIMEOUT)
+                with suppress(TimeoutError):
+                    await asyncio.wait_for(lost.wait(), max(0.0, sent + KEEPALIVE - time.monotonic()))
+                if lost.is_set():
+                    break
+                async with self._talking:
+                    sent = time.monotonic()
+                    await conn.execute(Q.keepalive, timeout=KEEPALIVE_TIMEOUT)
+                self._renewed = sent
             log.debug("the listening connection was closed; checking tokens against the database")
         finally:
             self._listener = None
             self.forget()
-            for echo in self._echoes.values():  # no longer trusted: nothing to wait for
-                echo.done.set()
+            acks = list(self._acks)
+            for task in acks:
+                task.cancel()
+            await asyncio.gather(*acks, return_exceptions=True)
             if not conn.is_closed():
                 await _close(conn)
 

@@ -50,12 +50,18 @@ async def answer(client: Any, token: str, path: str = VALIDATE) -> tuple[int, An
 
 
 async def remembered(client: Any, token: str) -> None:
-    """Asks twice with the token: the second check must come from memory, asking the database nothing."""
-    assert await answer(client, token) == (200, {"message": "Authenticated"})
+    """Asks twice with the token: the second check must come from memory, asking the database nothing.
+    A busy machine can let the listener's lease lapse between the two (memory is then rightly not
+    trusted), so this tries a few times; memory must answer in one of them."""
     cache = cache_of(client)
-    hits, misses = cache.hits, cache.misses
-    assert await answer(client, token) == (200, {"message": "Authenticated"})
-    assert (cache.hits > hits, cache.misses) == (True, misses), "the second check did not come from memory"
+    for _ in range(5):
+        await until(lambda: cache.trusted, "trusting memory")
+        assert await answer(client, token) == (200, {"message": "Authenticated"})
+        hits, misses = cache.hits, cache.misses
+        assert await answer(client, token) == (200, {"message": "Authenticated"})
+        if (cache.hits > hits, cache.misses) == (True, misses):
+            return
+    pytest.fail("the second check never came from memory")
 
 
 async def test_disabling_an_account_ends_its_token_at_once(client, owner_token):
@@ -273,3 +279,195 @@ async def test_a_token_whose_check_is_remembered_still_expires(client, owner_tok
     expired = {"message": "The supplied authentication is invalid", "cause": "The token has expired"}
     assert await answer(client, owner_token) == (401, expired)
     assert owner_token not in client.app[TOKENS]._checked
+
+
+async def test_a_stalled_listener_stops_trusting_its_memory_before_the_writer_answers(make_client):
+    """A process whose listening connection stalls (a network cut without FIN, a busy event loop, here
+    a socket that reads nothing) neither acks nor hears the change: the writer answers only after its
+    lease has run out, so it asks the database."""
+    first, second = await make_client(), await make_client()
+    owner = await login(first, *OWNER)
+    account, token = await new_account(first, owner)
+    await remembered(second, token)
+    listener = cache_of(second)._listener
+    assert listener is not None
+    listener._transport.pause_reading()  # type: ignore[attr-defined]
+    try:
+        disabled = await first.put(f"/users/user/{account['userId']}/disable", headers=auth(owner))
+        assert disabled.status == 200
+        assert not cache_of(second).trusted
+        assert await answer(first, token) == (401, DISABLED)
+        assert await answer(second, token) == (401, DISABLED)
+    finally:
+        if not listener.is_closed():
+            listener._transport.resume_reading()  # type: ignore[attr-defined]
+
+
+async def test_a_writer_whose_own_listener_is_down_still_waits_for_the_others(make_client, database, monkeypatch):
+    """It hears the acks on its own transaction's connection: here it waits for a listening session
+    (slow) that acks only when the test says so."""
+    monkeypatch.setattr(callers, "RETRY_FIRST", 30.0)
+    monkeypatch.setattr(callers, "ECHO_TIMEOUT", 60.0)
+    first, second = await make_client(), await make_client()
+    owner = await login(first, *OWNER)
+    markers: list[str] = []
+    admin = await asyncpg.connect(database)
+    slow = await asyncpg.connect(database, server_settings={"application_name": callers.LISTENER_NAME})
+    try:
+        await slow.add_listener(callers.CHANNEL, lambda _c, _p, _ch, payload: markers.append(payload))
+        assert await admin.fetchval("SELECT pg_terminate_backend($1, 10000)", cache_of(first).listener_pid)
+        await until(lambda: cache_of(first)._listener is None, "first noticed its lost listener")
+        account, token = await new_account(first, owner)
+        await remembered(second, token)
+        disable = asyncio.create_task(first.put(f"/users/user/{account['userId']}/disable", headers=auth(owner)))
+        await until(lambda: any(m.startswith("echo:") for m in markers), "heard the change's marker")
+        [marker] = [m for m in markers if m.startswith("echo:")]
+        await asyncio.sleep(0.2)  # room for a wrong answer to arrive
+        assert not disable.done(), "the disable answered before every listening session had acked"
+        await slow.execute("SELECT pg_notify($1, $2)", callers.CHANNEL, callers.ACK + marker)
+        assert (await disable).status == 200
+        assert await answer(second, token) == (401, DISABLED)
+    finally:
+        await slow.close()
+        await admin.close()
+
+
+async def test_a_revoke_through_a_process_not_listening_ends_the_token_in_the_others(
+    make_client, database, monkeypatch
+):
+    monkeypatch.setattr(callers, "RETRY_FIRST", 30.0)
+    pages, api = await make_client(), await make_client()
+    csrf = await logged_in(pages)
+    admin = await asyncpg.connect(database)
+    try:
+        assert await admin.fetchval("SELECT pg_terminate_backend($1, 10000)", cache_of(pages).listener_pid)
+        await until(lambda: cache_of(pages)._listener is None, "pages noticed its lost listener")
+        for _ in range(2):
+            assert (await _approve(pages, csrf, "Rumpel", "https://rumpel.example")).status == 303
+            _, token = await _token_from_hatlogin(pages)
+            await remembered(api, token)
+            [approval_id] = await _approval_ids(pages)
+            revoked = await pages.post(
+                f"/owner/services/{approval_id}/revoke", data={"csrf": csrf}, allow_redirects=False
+            )
+            assert revoked.status == 303
+            assert await answer(api, token) == (401, REVOKED)
+    finally:
+        await admin.close()
+
+
+async def test_a_disable_waits_for_the_ack_of_each_listening_session(client, owner_token, database, monkeypatch):
+    """Acks are matched to the listening sessions by their server process: an ack from any other
+    session does not stand for a listener that has not answered."""
+    monkeypatch.setattr(callers, "ECHO_TIMEOUT", 60.0)
+    account, token = await new_account(client, owner_token)
+    markers: list[str] = []
+    slow = await asyncpg.connect(database, server_settings={"application_name": callers.LISTENER_NAME})
+    other = await asyncpg.connect(database)
+    try:
+        await slow.add_listener(callers.CHANNEL, lambda _c, _p, _ch, payload: markers.append(payload))
+        disable = asyncio.create_task(client.put(f"/users/user/{account['userId']}/disable", headers=auth(owner_token)))
+        await until(lambda: any(m.startswith("echo:") for m in markers), "heard the change's marker")
+        [marker] = [m for m in markers if m.startswith("echo:")]
+        # The client's own listener acks; so does a session that is not listening, in slow's place.
+        await other.execute("SELECT pg_notify($1, $2)", callers.CHANNEL, callers.ACK + marker)
+        await until(lambda: markers.count(callers.ACK + marker) == 2, "heard both acks")
+        await asyncio.sleep(0.2)  # room for a wrong answer to arrive
+        assert not disable.done(), "the disable answered before every listening session had acked"
+        await slow.execute("SELECT pg_notify($1, $2)", callers.CHANNEL, callers.ACK + marker)
+        disabled = await disable
+        assert disabled.status == 200
+        assert await answer(client, token) == (401, DISABLED)
+    finally:
+        await other.close()
+        await slow.close()
+
+
+async def test_a_lookup_begun_while_not_listening_is_not_kept_once_listening_again(listening, database, monkeypatch):
+    """What a lookup read while nobody listened may have changed unheard before listening resumed."""
+    cache, conn = listening
+    monkeypatch.setattr(callers, "RETRY_FIRST", 1.0)
+    platform_id = await conn.fetchval("SELECT user_id FROM accounts WHERE role = 'platform'")
+    assert await conn.fetchval("SELECT pg_terminate_backend($1, 10000)", cache.listener_pid)
+    await until(lambda: cache._listener is None, "noticed the lost connection")
+    paused = Paused(conn)
+    lookup = asyncio.create_task(cache.standing(paused, str(platform_id)))  # type: ignore[arg-type]
+    await paused.read.wait()
+    assert cache.connections == 1, "it listened again too soon for this test"
+    await until(lambda: cache.trusted, "listening again")
+    paused.go.set()
+    assert (await lookup).role == "platform"
+    assert cache.size() == 0
+
+
+async def test_a_direct_change_in_the_database_reaches_a_separate_process_through_its_trigger(
+    client, owner_token, database, tmp_path
+):
+    """No route, no ack: only the trigger's notification can make the other process forget."""
+    port = free_port()
+    env = hatd_env(
+        tmp_path,
+        database_url=database,
+        host="127.0.0.1",
+        port=str(port),
+        hat_address="http://hat.test",
+        owner_email=OWNER[0],
+        owner_password=OWNER[1],
+        log_level="warning",
+        metrics_token="scrape-secret",
+    )
+    server = Server(env, tmp_path)
+    admin = await asyncpg.connect(database)
+    try:
+        await asyncio.to_thread(server.wait_until_serving)
+        account, token = await new_account(client, owner_token)
+        async with aiohttp.ClientSession(f"http://127.0.0.1:{port}") as other:
+
+            async def from_memory() -> int:
+                async with other.get("/metrics", headers={"Authorization": "Bearer scrape-secret"}) as response:
+                    found = re.search(r'hatd_token_cache_lookups\{source="memory"\} (\d+)\n', await response.text())
+                assert found
+                return int(found[1])
+
+            before = await from_memory()
+            for _ in range(3):
+                assert await answer(other, token) == (200, {"message": "Authenticated"})
+            assert await from_memory() > before, "the other process never answered from memory"
+            await admin.execute("UPDATE accounts SET enabled = false WHERE user_id = $1", account["userId"])
+            for _ in range(200):  # memory answers until the notification is heard, then never again
+                if await answer(other, token) == (401, DISABLED):
+                    break
+                await asyncio.sleep(0.05)
+            else:
+                pytest.fail("the other process never heard of the change")
+            assert await answer(other, token) == (401, DISABLED)
+    finally:
+        await admin.close()
+        assert await asyncio.to_thread(server.terminate) == 0, server.output()
+
+
+async def test_acks_still_pending_when_the_listening_connection_ends_are_ended_with_it(listening):
+    """They would otherwise run on a connection being closed (and die unretrieved)."""
+    cache, conn = listening
+    pending = asyncio.create_task(asyncio.Event().wait())  # an ack that has not been sent yet
+    cache._acks.add(pending)
+    assert await conn.fetchval("SELECT pg_terminate_backend($1, 10000)", cache.listener_pid)
+    await until(lambda: cache._listener is None, "noticed the lost connection")
+    await until(lambda: pending.done(), "ended the pending ack")
+    assert pending.cancelled()
+
+
+async def test_listening_that_never_starts_is_given_up_after_the_connect_timeout(database, monkeypatch):
+    async def never(*_: Any) -> None:
+        await asyncio.Event().wait()
+
+    monkeypatch.setattr(callers, "CONNECT_TIMEOUT", 0.2)
+    monkeypatch.setattr(asyncpg.Connection, "add_listener", never)
+    cache = CallerCache()
+    task = asyncio.create_task(cache.listen(database))
+    try:
+        await asyncio.wait_for(cache.attempted.wait(), 20)
+        assert not cache.trusted
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)

@@ -5,6 +5,11 @@
 SELECT pg_notify('hatd_callers', $1);
 
 -- name: listeners
--- Returns how many sessions of this database carry application_name $1 (the listening
--- connections of the hatd processes serving it).
-SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name = $1;
+-- Returns the server process ids of the sessions of this database whose application_name is $1
+-- (the listening connections of the hatd processes serving it).
+SELECT coalesce(array_agg(pid), ARRAY[]::int[]) FROM pg_stat_activity
+WHERE datname = current_database() AND application_name = $1;
+
+-- name: keepalive
+-- Returns nothing, reading nothing: one round trip on the listening connection, renewing its lease.
+SELECT;
