@@ -22,12 +22,22 @@ def spacing(text: str) -> set[str]:
 
 async def test_bodies_built_by_python_and_by_postgresql_are_spaced_alike(client: Any, owner_token: str) -> None:
     table = await new_table(client, owner_token, {"name": "k", "source": "s", "fields": [{"name": "f"}]})
+    proposed = await client.post("/dataDebit/propose", headers=auth(owner_token), json={
+        "name": "d", "kind": "contextless", "rolling": False, "sell": False, "price": 0,
+        "startDate": "2020-01-01T00:00:00Z", "endDate": "2030-01-01T00:00:00Z",
+        "bundleContextless": {"name": "b", "table": {"id": table["id"], "name": "k"}},
+    })  # fmt: skip
+    assert proposed.status == 201, await proposed.text()
+    key = (await proposed.json())["key"]
     bodies = {
         "token (Python)": await client.get("/users/access_token", headers={"username": OWNER[0], "password": OWNER[1]}),
         "error (Python)": await client.get("/data/nothing", headers=auth(owner_token)),
         "health (Python)": await client.get("/health"),
         "table (PostgreSQL)": await client.get(f"/data/table/{table['id']}", headers=auth(owner_token)),
         "accounts (PostgreSQL)": await client.get("/users/user", headers=auth(owner_token)),
+        "proposed debit (PostgreSQL)": proposed,
+        "debit (PostgreSQL)": await client.get(f"/dataDebit/{key}", headers=auth(owner_token)),
+        "debits (PostgreSQL)": await client.get("/dataDebit", headers=auth(owner_token)),
     }
     seen = {name: spacing(await response.text()) for name, response in bodies.items()}
     assert seen == {name: {" : ", ", "} for name in bodies}, seen

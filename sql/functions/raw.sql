@@ -12,6 +12,12 @@ CREATE OR REPLACE FUNCTION hat_time(t timestamptz) RETURNS text
 LANGUAGE sql STABLE PARALLEL SAFE
 AS $$ SELECT to_char(t AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') $$;
 
+-- Two JSON objects as one, the second's keys after the first's, as text: the spacing and key order
+-- json_build_object gave them stay (a jsonb || would respace them and sort the keys).
+CREATE OR REPLACE FUNCTION json_object_concat(a json, b json) RETURNS json
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$ SELECT (left(a::text, -1) || ', ' || substr(b::text, 2))::json $$;
+
 -- Table $1 and the tables below it that no table outside the set holds: what deleting $1 removes.
 CREATE OR REPLACE FUNCTION data_deletable_tree(p_table bigint) RETURNS bigint[]
 LANGUAGE plpgsql STABLE

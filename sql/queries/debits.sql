@@ -24,7 +24,7 @@ FROM data_debits WHERE key = $1 FOR SHARE;
 
 -- name: debit_summary_json
 -- Returns a debit with only its bundle's id and name (what an account other than the owner sees).
-SELECT (data_debit_json(d)::jsonb || jsonb_build_object(
+SELECT json_object_concat(data_debit_json(d), json_build_object(
            CASE WHEN d.kind = 'contextless' THEN 'bundleContextless' ELSE 'bundleContextual' END,
            json_build_object('id', coalesce(b.id, c.id), 'name', coalesce(b.name, c.name))))::text
 FROM data_debits d
@@ -34,17 +34,16 @@ WHERE d.key = $1;
 
 -- name: debit_json
 -- Returns a debit with its bundle's structure as JSON text.
-SELECT (data_debit_json(d)::jsonb
-        || CASE WHEN d.kind = 'contextless'
-                THEN jsonb_build_object('bundleContextless', bundle_contextless_json(d.bundle_contextless_id))
-                ELSE jsonb_build_object('bundleContextual', bundle_contextual_json(d.bundle_contextual_id)) END)::text
+SELECT json_object_concat(data_debit_json(d), CASE WHEN d.kind = 'contextless'
+           THEN json_build_object('bundleContextless', bundle_contextless_json(d.bundle_contextless_id))
+           ELSE json_build_object('bundleContextual', bundle_contextual_json(d.bundle_contextual_id)) END)::text
 FROM data_debits d WHERE d.key = $1;
 
 -- name: debits_json
 -- Returns every debit (proposed by account $1; null: by anyone) with its bundle's name and id,
 -- newest first, as a JSON array (text).
 SELECT coalesce(json_agg(
-           (data_debit_json(d)::jsonb || jsonb_build_object(
+           json_object_concat(data_debit_json(d), json_build_object(
                'proposer', d.proposer,
                CASE WHEN d.kind = 'contextless' THEN 'bundleContextless' ELSE 'bundleContextual' END,
                json_build_object('id', coalesce(b.id, c.id), 'name', coalesce(b.name, c.name))))
@@ -77,10 +76,10 @@ SELECT data_debit_json(d)::text FROM data_debits d WHERE d.key = $1;
 SELECT coalesce(json_agg(item ORDER BY state = 'waiting' DESC, date_created DESC, key), '[]')::text
 FROM (
     SELECT d.key, d.date_created, s.state,
-           data_debit_json(d)::jsonb || jsonb_build_object(
+           json_object_concat(data_debit_json(d), json_build_object(
                'proposer', d.proposer, 'state', s.state, 'windowEnded', now() >= d.end_date,
                CASE WHEN d.kind = 'contextless' THEN 'bundleContextless' ELSE 'bundleContextual' END,
-               json_build_object('id', coalesce(b.id, c.id), 'name', coalesce(b.name, c.name))) AS item
+               json_build_object('id', coalesce(b.id, c.id), 'name', coalesce(b.name, c.name)))) AS item
     FROM data_debits d
     LEFT JOIN bundles_contextless b ON b.id = d.bundle_contextless_id
     LEFT JOIN bundles_contextual c ON c.id = d.bundle_contextual_id
