@@ -304,8 +304,9 @@ async def field_values(
 
 
 async def record_values(conn: Conn, record_id: int, *, pretty: bool = False) -> str:
-    shape = Q.record_values_pretty_json if pretty else Q.record_values_json
-    return await fetch_json(conn, shape, record_id, missing=f"There is no record with id {record_id}")
+    return await fetch_json(
+        conn, Q.record_values_json, record_id, pretty, missing=f"There is no record with id {record_id}"
+    )
 
 
 # -- deleting --------------------------------------------------------------------------------

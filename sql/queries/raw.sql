@@ -219,45 +219,33 @@ WHERE f.id = $1;
 
 -- name: record_values_json
 -- Returns record $1 with, for each top-level table whose tree holds its values, that tree and the
--- values, as JSON text (null if there is no such record).
+-- values, as JSON text (null if there is no such record); with $2, as `pretty=true` gives it:
+-- {"id", "name", "lastUpdated", "data": {<top-level table name>: {field: value, subtable: {...}}}}.
+-- The tables holding its values come from the record index (data_table_records).
 WITH RECURSIVE holding (id) AS (
-    SELECT DISTINCT f.table_id FROM data_values v JOIN data_fields f ON f.id = v.field_id WHERE v.record_id = $1
+    SELECT tr.table_id FROM data_table_records tr WHERE tr.record_id = $1
     UNION
     SELECT l.parent_id FROM data_table_links l JOIN holding h ON l.child_id = h.id
 ),
 roots AS (
     SELECT h.id FROM holding h WHERE NOT EXISTS (SELECT 1 FROM data_table_links l WHERE l.child_id = h.id)
 )
-SELECT json_build_object(
-           'id', r.id, 'name', r.name,
-           'dateCreated', hat_time(r.date_created), 'lastUpdated', hat_time(r.last_updated),
-           'tables', coalesce(
-               (SELECT json_agg(t.body ORDER BY roots.id)
-                FROM roots CROSS JOIN LATERAL data_table_values_json(roots.id, ARRAY[$1::bigint]) AS t),
-               '[]'::json))::text
-FROM data_records r
-WHERE r.id = $1;
-
--- name: record_values_pretty_json
--- Returns record $1 as `pretty=true` gives it: {"id", "name", "lastUpdated", "data": {<top-level
--- table name>: {field: value, subtable: {...}}}} for each top-level table whose tree holds its
--- values, as JSON text (null if there is no such record).
-WITH RECURSIVE holding (id) AS (
-    SELECT DISTINCT f.table_id FROM data_values v JOIN data_fields f ON f.id = v.field_id WHERE v.record_id = $1
-    UNION
-    SELECT l.parent_id FROM data_table_links l JOIN holding h ON l.child_id = h.id
-),
-roots AS (
-    SELECT h.id FROM holding h WHERE NOT EXISTS (SELECT 1 FROM data_table_links l WHERE l.child_id = h.id)
-)
-SELECT json_build_object(
-           'id', r.id, 'name', r.name, 'lastUpdated', hat_time(r.last_updated),
-           'data', coalesce(
-               (SELECT jsonb_object_agg(tb.name, t.body ORDER BY roots.id)
-                FROM roots
-                JOIN data_tables tb ON tb.id = roots.id
-                CROSS JOIN LATERAL data_table_pretty_json(roots.id, ARRAY[$1::bigint]) AS t)::json,
-               '{}'::json))::text
+SELECT CASE WHEN $2::boolean
+           THEN json_build_object(
+               'id', r.id, 'name', r.name, 'lastUpdated', hat_time(r.last_updated),
+               'data', coalesce(
+                   (SELECT jsonb_object_agg(tb.name, t.body ORDER BY roots.id)
+                    FROM roots
+                    JOIN data_tables tb ON tb.id = roots.id
+                    CROSS JOIN LATERAL data_table_pretty_json(roots.id, ARRAY[$1::bigint]) AS t)::json,
+                   '{}'::json))
+           ELSE json_build_object(
+               'id', r.id, 'name', r.name,
+               'dateCreated', hat_time(r.date_created), 'lastUpdated', hat_time(r.last_updated),
+               'tables', coalesce(
+                   (SELECT json_agg(t.body ORDER BY roots.id)
+                    FROM roots CROSS JOIN LATERAL data_table_values_json(roots.id, ARRAY[$1::bigint]) AS t),
+                   '[]'::json)) END::text
 FROM data_records r
 WHERE r.id = $1;
 
