@@ -6,10 +6,12 @@ The bytes are those `json_agg` would have given for the whole: items separated b
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from json.encoder import encode_basestring
 
 # Records (or entities) per query while streaming a read: enough to keep round trips few, few
 # enough that a reader holds well under a megabyte at a time.
@@ -56,3 +58,19 @@ JSON_SEPARATORS = (", ", " : ")
 def dumps(data: object) -> str:
     """A response body as JSON text, spaced as PostgreSQL spaces the bodies it builds."""
     return json.dumps(data, separators=JSON_SEPARATORS)
+
+
+# A text as a JSON string (quotes included), escaped as PostgreSQL's json functions escape it: the
+# quote, the backslash, \b \f \n \r \t, other control characters as \u00xx, everything else as it
+# is. It is the encoder behind json.dumps(ensure_ascii=False).
+string: Callable[[str], str] = encode_basestring
+
+
+def hat_time(t: dt.datetime) -> str:
+    """A time as the database function hat_time writes it (sql/functions/raw.sql): UTC, to the
+    millisecond, cut rather than rounded, as PostgreSQL's to_char does (`2015-11-22T21:24:44.123Z`)."""
+    t = t.astimezone(dt.UTC)
+    return (
+        f"{t.year:04d}-{t.month:02d}-{t.day:02d}T{t.hour:02d}:{t.minute:02d}:{t.second:02d}"
+        f".{t.microsecond // 1000:03d}Z"
+    )

@@ -4,13 +4,14 @@ query, times at the ends of the calendar, deep nesting, huge bad batches, and ra
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 
 import asyncpg
 import pytest
 
 from hatd.state import SETTINGS
-from tests.conftest import OWNER, login
+from tests.conftest import OWNER, auth, login
 from tests.raw_helpers import NEST, call, created, fields_by_name, new_record, new_table, ok, walk
 
 
@@ -291,3 +292,69 @@ async def test_records_with_values_take_plain_and_unusual_items_alike(client, ow
     assert ids == sorted(ids)
     values = [v for item in answer for v in item["values"]]
     assert [v["id"] for v in values] == sorted(v["id"] for v in values)
+
+
+# What the database's own functions write of records and their values (the read-back the answer
+# of POST /data/record/values was, before it was written from the batch): the answer must stay
+# byte for byte this.
+STORED_RECORDS_JSON = """
+SELECT coalesce(json_agg(json_build_object(
+           'record', data_record_json(r), 'values', coalesce(g.vals, '[]'::json)) ORDER BY r.id), '[]')::text
+FROM data_records r
+LEFT JOIN LATERAL (
+    SELECT json_agg(json_build_object(
+               'id', v.id, 'value', v.value,
+               'dateCreated', hat_time(v.date_created), 'lastUpdated', hat_time(v.last_updated),
+               'field', json_build_object('id', f.id, 'tableId', f.table_id, 'name', f.name)) ORDER BY v.id) AS vals
+    FROM data_values v JOIN data_fields f ON f.id = v.field_id
+    WHERE v.record_id = r.id
+) AS g ON true
+WHERE r.id = ANY ($1::bigint[])
+"""
+
+ODD_TEXTS = [
+    'quote " backslash \\ slash /',
+    "controls \b\f\n\r\t \x01\x1f \x7f",
+    "unicode é ü 漢字 😀 \u2028\u2029 \ufeff",
+    "",
+    "x" * 5000,
+]
+
+
+async def test_records_with_values_answer_what_the_database_writes_of_them(client, owner_token):
+    """The answer is written from the batch, not read back: it must be the very bytes the
+    database's JSON functions give for the rows stored, whatever the texts, times and tables."""
+    table = await new_table(client, owner_token, NEST)
+    f = fields_by_name(table)
+    odd = await new_table(
+        client, owner_token, {"name": "odd", "source": "s", "fields": [{"name": 'name "with" \\ \n ü'}]}
+    )
+    field_ids = [*f.values(), odd["fields"][0]["id"]]
+    times = [None, "2020-01-01T00:00:00.9996Z", 1.5, "1999-12-31T23:59:59.123456+05:30", "0002-01-01T00:00:00Z"]
+    body = [
+        {
+            "record": {"name": text[:500], **({"lastUpdated": times[i]} if times[i] else {})},
+            "values": [
+                {"value": t, "field": {"id": field_ids[(i + n) % len(field_ids)]}, **({"lastUpdated": w} if w else {})}
+                for n, (t, w) in enumerate(zip(ODD_TEXTS, times[i:] + times[:i], strict=True))
+            ],
+        }
+        for i, text in enumerate(ODD_TEXTS)
+    ]
+    body.insert(2, {"record": {"name": "no values"}})
+    untimed_body = [
+        {
+            "record": {"name": "plain"},
+            "values": [{"value": t, "field": {"id": field_ids[n % len(field_ids)]}} for n, t in enumerate(ODD_TEXTS)],
+        }
+    ]
+    for batch in (body, untimed_body, [body[2]]):
+        response = await client.post("/data/record/values", data=json.dumps(batch), headers=auth(owner_token))
+        text = await response.text()
+        assert response.status == 201, text
+        ids = [item["record"]["id"] for item in json.loads(text)]
+        conn = await asyncpg.connect(client.app[SETTINGS].database_url)
+        try:
+            assert text == await conn.fetchval(STORED_RECORDS_JSON, ids)
+        finally:
+            await conn.close()

@@ -192,49 +192,95 @@ async def add_values(conn: asyncpg.Connection, batch: ValueBatch, record_id: int
 
 
 # What POST /data/record/values copies into data_values; the other columns take their defaults.
-VALUE_COLUMNS = ("value", "field_id", "record_id", "last_updated")
+VALUE_COLUMNS = ("id", "value", "field_id", "record_id", "last_updated")
 
 
 async def create_records_with_values(conn: asyncpg.Connection, items: list[dict[str, Any]]) -> str:
-    """Creates records and their values in three statements, the values with COPY (the fastest
-    way in: a batch of thousands costs about what PostgreSQL's own COPY does); returns a JSON
-    array (text) of {record, values} in the order given.
+    """Creates records and their values in two statements, the values with COPY (the fastest way
+    in: a batch of thousands costs about what PostgreSQL's own COPY does); returns a JSON array
+    (text) of {record, values} in the order given.
 
-    The answer is read back rather than returned by the insert, as COPY returns no rows. The
-    records are new in this transaction, so every value they hold is one of this batch."""
-    now, record_ids, missing = await conn.fetchrow(
+    The ids of the records and their values are taken from their sequences first, so the answer
+    is written from the batch itself (created_json) rather than read back: COPY returns no rows,
+    and reading a batch of thousands back cost more than the rest of the request together."""
+    values_count = sum(len(item["values"]) for item in items)
+    now, record_ids, value_ids, field_ids, table_ids, field_names = await conn.fetchrow(
         Q.insert_records,
         [item["record"]["name"] for item in items],
         [item["record"]["lastUpdated"] for item in items],
         list({f for item in items for f in item["values"].field_ids}),
+        values_count,
     )
-    if missing:
+    fields = {f: (t, name) for f, t, name in zip(field_ids, table_ids, field_names, strict=True)}
+    if any(f not in fields for item in items for f in item["values"].field_ids):
         labels = [
             f"{index}.values.{position}" for index, item in enumerate(items) for position in range(len(item["values"]))
         ]
-        field_ids = [f for item in items for f in item["values"].field_ids]
-        _refuse(_unknown("field", labels, field_ids, set(missing)))
+        all_fields = [f for item in items for f in item["values"].field_ids]
+        _refuse(_unknown("field", labels, all_fields, set(all_fields) - fields.keys()))
     # Values without a time of their own (the usual case) leave last_updated to its default,
     # now(): the same time, and a column fewer to encode and send.
     timed = any(time is not None for item in items for time in item["values"].times)
     values: list[tuple[Any, ...]] = []
+    ids = iter(sorted(value_ids))
     for item, record_id in zip(items, record_ids, strict=True):
         batch: ValueBatch = item["values"]
         if timed:
             values += [
-                (text, field_id, record_id, now if time is None else time)
+                (next(ids), text, field_id, record_id, now if time is None else time)
                 for text, field_id, time in zip(batch.texts, batch.field_ids, batch.times, strict=True)
             ]
         else:
-            values += [(text, field_id, record_id) for text, field_id in zip(batch.texts, batch.field_ids, strict=True)]
+            values += [
+                (next(ids), text, field_id, record_id)
+                for text, field_id in zip(batch.texts, batch.field_ids, strict=True)
+            ]
     if values:
-        columns = VALUE_COLUMNS if timed else VALUE_COLUMNS[:3]
+        columns = VALUE_COLUMNS if timed else VALUE_COLUMNS[:4]
         try:
             await conn.copy_records_to_table("data_values", records=values, columns=columns)
         except asyncpg.ForeignKeyViolationError:  # a field deleted by another request since the check
             raise Conflict("A field or record of the batch was deleted meanwhile; nothing was stored") from None
-    text: str = await conn.fetchval(Q.created_records_values_json, record_ids)
-    return text
+    return created_json(items, record_ids, values, now, fields)
+
+
+def created_json(
+    items: list[dict[str, Any]],
+    record_ids: list[int],
+    values: list[tuple[Any, ...]],
+    now: dt.datetime,
+    fields: dict[int, tuple[int, str]],
+) -> str:
+    """What POST /data/record/values answers: the new records, in the order given (which is their
+    ids' order), each with its `values` rows (id, text, field, record[, time]) in order, written byte
+    for byte as data_record_json, data_value_json and json_agg would (sql/functions/raw.sql; a test
+    holds the two to the same bytes). Every default of the transaction is `now`."""
+    string, stamp = jsontext.string, jsontext.string(jsontext.hat_time(now))
+
+    def time(when: dt.datetime | None) -> str:
+        return stamp if when is None or when is now else string(jsontext.hat_time(when))
+
+    field_json = {
+        f: f'{{"id" : {f}, "tableId" : {table}, "name" : {string(name)}}}' for f, (table, name) in fields.items()
+    }
+    answer = []
+    position = 0
+    for item, record_id in zip(items, record_ids, strict=True):
+        record = item["record"]
+        count = len(item["values"])
+        written = ", ".join(
+            [
+                f'{{"id" : {row[0]}, "value" : {string(row[1])}, "dateCreated" : {stamp}, '
+                f'"lastUpdated" : {time(row[4] if len(row) > 4 else None)}, "field" : {field_json[row[2]]}}}'
+                for row in values[position : position + count]
+            ]
+        )
+        position += count
+        answer.append(
+            f'{{"record" : {{"id" : {record_id}, "name" : {string(record["name"])}, "dateCreated" : {stamp}, '
+            f'"lastUpdated" : {time(record["lastUpdated"])}}}, "values" : [{written}]}}'
+        )
+    return "[" + ", ".join(answer) + "]"
 
 
 # -- values out ------------------------------------------------------------------------------
