@@ -396,3 +396,77 @@ async def test_two_deletes_of_a_records_last_values_there_unlist_it(
         await two.close()
     assert await _index(database) == set()
     assert await _records_of(client, token, kitchen["id"]) == []
+
+
+# -- field pages ------------------------------------------------------------------------------
+
+FIELD_ORDER = """
+SELECT coalesce(array_agg(v.id ORDER BY r.last_updated DESC, v.id DESC), '{}')
+FROM data_values v JOIN data_records r ON r.id = v.record_id
+WHERE v.field_id = $1 AND r.last_updated BETWEEN $2 AND $3
+"""
+
+
+async def test_field_pages_list_each_value_once_newest_record_first_and_ties_by_id(
+    client: TestClient[Any, Any], database: str
+) -> None:
+    """Records sharing a time, each with several values of the field whose ids interleave with
+    the others': every page size and window walks every value once, in the one order."""
+    token = await login(client, *OWNER)
+    kitchen = await new_table(client, token, KITCHEN)
+    f = fields_by_name(kitchen)
+    field, other = f["tableTestField"], f["tableTestField3"]
+    times = ["2020-01-01T00:00:00Z"] * 4 + ["2020-01-02T00:00:00Z"] * 3 + ["2019-06-01T00:00:00Z"] * 2
+    items = [
+        {"record": {"name": f"r{i}", "lastUpdated": t}, "values": [{"value": f"{i}.0", "field": {"id": field}}]}
+        for i, t in enumerate(times)
+    ]
+    records = [item["record"]["id"] for item in await created(client, token, "/data/record/values", items)]
+    for round_ in (1, 2):  # more values, a record at a time, so ids interleave across records
+        for i, record in enumerate(records):
+            if i % 3 >= round_ - 1:
+                values = [{"value": f"{i}.{round_}", "field": {"id": field}}, {"value": "x", "field": {"id": other}}]
+                await created(client, token, f"/data/record/{record}/values", values)
+    conn = await asyncpg.connect(database)
+    try:
+        for window in (("", ""), ("2019-12-31T00:00:00Z", "2020-01-01T00:00:00Z"), ("2020-01-01T00:00:00Z", "")):
+            bounds = [
+                dt.datetime.fromisoformat((w or default).replace("Z", "+00:00"))
+                for w, default in zip(window, ("0002-01-01T00:00:00Z", "9998-01-01T00:00:00Z"), strict=True)
+            ]
+            expected = await conn.fetchval(FIELD_ORDER, field, *bounds)
+            assert len(expected) > 5
+            for limit in (1, 2, 3, 4, 5, 7, 100):
+                path = f"/data/field/{field}/values?limit={limit}&starttime={window[0]}&endtime={window[1]}"
+                pages = await walk(client, token, path)
+                walked = [v["id"] for body, _ in pages for v in body.get("values", [])]
+                assert walked == expected, (window, limit)
+    finally:
+        await conn.close()
+
+
+async def test_a_field_page_reads_only_its_records_and_their_values(
+    client: TestClient[Any, Any], database: str
+) -> None:
+    token = await login(client, *OWNER)
+    kitchen = await new_table(client, token, KITCHEN)
+    f = fields_by_name(kitchen)
+    conn = await asyncpg.connect(database)
+    try:
+        await _fill(conn, kitchen["id"], [f["tableTestField"], f["tableTestField2"], f["tableTestField3"]], 3000)
+        await conn.execute("ANALYZE")
+        for args in (
+            (f["tableTestField"], None, None, None, None, 11),  # the latest page
+            (f["tableTestField"], None, None, "2020-01-01T10:00:00Z", 10**6, 11),  # a page deep in the table
+            (f["tableTestField"], "2020-01-01T01:00:00Z", "2020-01-02T00:00:00Z", None, None, 11),  # a window
+        ):
+            parsed = [dt.datetime.fromisoformat(a.replace("Z", "+00:00")) if isinstance(a, str) else a for a in args]
+            plan = await _explain(conn, RAW.field_value_page, *parsed)
+            records, values = _scans(plan, "data_table_records"), _scans(plan, "data_values")
+            assert records and values, plan
+            # A page (11) of records and the records of its oldest time again, and their values (in
+            # three fields each, which a lookup by record may read) out of 3,000 records' 9,000.
+            assert _touched(records) <= 11 + 2, records
+            assert _touched(values) <= 3 * (11 + 2), values
+    finally:
+        await conn.close()

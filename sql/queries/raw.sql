@@ -179,16 +179,37 @@ JOIN (
 CROSS JOIN (SELECT name FROM data_tables WHERE id = $1) AS tb;
 
 -- name: field_value_page
--- Returns up to $6 values of field $1, by their record's last_updated, newest first, within
--- [$2, $3] and before the cursor ($4 time, $5 value id) when given.
-SELECT v.id, r.last_updated
-FROM data_values v
-JOIN data_records r ON r.id = v.record_id
-WHERE v.field_id = $1
-  AND ($2::timestamptz IS NULL OR r.last_updated >= $2)
-  AND ($3::timestamptz IS NULL OR r.last_updated <= $3)
-  AND ($4::timestamptz IS NULL OR (r.last_updated, v.id) < ($4, $5::bigint))
-ORDER BY r.last_updated DESC, v.id DESC
+-- Returns up to $6 values of field $1, by their record's last_updated, newest first (then by id,
+-- newest first), within [$2, $3] and before the cursor ($4 time, $5 value id) when given. The
+-- records come from the field's table's index (data_table_records), newest first: the first $6
+-- values in that order are the page, but for the records of its oldest time, whose values may
+-- interleave by id; those records are read again, all of them, and the page sorted. So a page
+-- costs what it holds plus the records sharing its oldest time (those of one batch, at most),
+-- whatever the field's size.
+WITH firsts AS MATERIALIZED (
+    SELECT v.id, tr.last_updated
+    FROM data_table_records tr
+    JOIN data_values v ON v.record_id = tr.record_id AND v.field_id = $1
+    WHERE tr.table_id = (SELECT table_id FROM data_fields WHERE id = $1)
+      AND tr.last_updated >= coalesce($2::timestamptz, '-infinity')
+      AND tr.last_updated <= least(coalesce($3::timestamptz, 'infinity'), coalesce($4::timestamptz, 'infinity'))
+      AND (tr.last_updated, v.id) < (coalesce($4::timestamptz, 'infinity'), coalesce($5::bigint, 0))
+    ORDER BY tr.last_updated DESC, tr.record_id DESC
+    LIMIT $6
+),
+edge AS (SELECT min(last_updated) AS t, count(*) = $6 AS full FROM firsts)
+SELECT p.id, p.last_updated
+FROM (
+    SELECT firsts.id, firsts.last_updated FROM firsts, edge WHERE NOT edge.full OR firsts.last_updated > edge.t
+    UNION ALL
+    SELECT v.id, tr.last_updated
+    FROM edge
+    JOIN data_table_records tr ON tr.last_updated = edge.t
+    JOIN data_values v ON v.record_id = tr.record_id AND v.field_id = $1
+    WHERE edge.full AND tr.table_id = (SELECT table_id FROM data_fields WHERE id = $1)
+      AND (tr.last_updated, v.id) < (coalesce($4::timestamptz, 'infinity'), coalesce($5::bigint, 0))
+) AS p
+ORDER BY p.last_updated DESC, p.id DESC
 LIMIT $6;
 
 -- name: field_values_json
