@@ -191,94 +191,77 @@ async def add_values(conn: asyncpg.Connection, batch: ValueBatch, record_id: int
     return await _insert(conn, Q.insert_values, batch.texts, batch.field_ids, records, batch.times)
 
 
-# What POST /data/record/values copies into data_values; the other columns take their defaults.
-VALUE_COLUMNS = ("id", "value", "field_id", "record_id", "last_updated")
+async def create_records_with_values(conn: Conn, items: list[dict[str, Any]]) -> str:
+    """Creates records and their values in one statement (its own transaction: no round trip to
+    open or commit one); returns a JSON array (text) of {record, values} in the order given.
 
-
-async def create_records_with_values(conn: asyncpg.Connection, items: list[dict[str, Any]]) -> str:
-    """Creates records and their values in two statements, the values with COPY (the fastest way
-    in: a batch of thousands costs about what PostgreSQL's own COPY does); returns a JSON array
-    (text) of {record, values} in the order given.
-
-    The ids of the records and their values are taken from their sequences first, so the answer
-    is written from the batch itself (created_json) rather than read back: COPY returns no rows,
-    and reading a batch of thousands back cost more than the rest of the request together."""
-    values_count = sum(len(item["values"]) for item in items)
-    now, record_ids, value_ids, field_ids, table_ids, field_names = await conn.fetchrow(
-        Q.insert_records,
-        [item["record"]["name"] for item in items],
-        [item["record"]["lastUpdated"] for item in items],
-        list({f for item in items for f in item["values"].field_ids}),
-        values_count,
-    )
-    fields = {f: (t, name) for f, t, name in zip(field_ids, table_ids, field_names, strict=True)}
-    if any(f not in fields for item in items for f in item["values"].field_ids):
-        labels = [
-            f"{index}.values.{position}" for index, item in enumerate(items) for position in range(len(item["values"]))
-        ]
-        all_fields = [f for item in items for f in item["values"].field_ids]
-        _refuse(_unknown("field", labels, all_fields, set(all_fields) - fields.keys()))
-    # Values without a time of their own (the usual case) leave last_updated to its default,
-    # now(): the same time, and a column fewer to encode and send.
-    timed = any(time is not None for item in items for time in item["values"].times)
-    values: list[tuple[Any, ...]] = []
-    ids = iter(sorted(value_ids))
-    for item, record_id in zip(items, record_ids, strict=True):
+    The ids come from the sequences in order, so the answer is written from the batch itself
+    (created_json) rather than read back: reading a batch of thousands back cost more than the
+    rest of the request together."""
+    texts: list[str] = []
+    field_ids: list[int] = []
+    positions: list[int] = []
+    times: list[dt.datetime | None] = []
+    for position, item in enumerate(items, 1):
         batch: ValueBatch = item["values"]
-        if timed:
-            values += [
-                (next(ids), text, field_id, record_id, now if time is None else time)
-                for text, field_id, time in zip(batch.texts, batch.field_ids, batch.times, strict=True)
-            ]
-        else:
-            values += [
-                (next(ids), text, field_id, record_id)
-                for text, field_id in zip(batch.texts, batch.field_ids, strict=True)
-            ]
-    if values:
-        columns = VALUE_COLUMNS if timed else VALUE_COLUMNS[:4]
-        try:
-            await conn.copy_records_to_table("data_values", records=values, columns=columns)
-        except asyncpg.ForeignKeyViolationError:  # a field deleted by another request since the check
-            raise Conflict("A field or record of the batch was deleted meanwhile; nothing was stored") from None
-    return created_json(items, record_ids, values, now, fields)
+        texts += batch.texts
+        field_ids += batch.field_ids
+        positions += [position] * len(batch)
+        times += batch.times
+    try:
+        now, record_ids, value_ids, known, tables, names = await conn.fetchrow(
+            Q.insert_records_with_values,
+            [item["record"]["name"] for item in items],
+            [item["record"]["lastUpdated"] for item in items],
+            texts,
+            field_ids,
+            positions,
+            times,
+        )
+    except asyncpg.ForeignKeyViolationError:  # a field deleted by another request meanwhile
+        raise Conflict("A field or record of the batch was deleted meanwhile; nothing was stored") from None
+    fields = {f: (table, name) for f, table, name in zip(known, tables, names, strict=True)}
+    if len(fields) < len(set(field_ids)):  # nothing was stored
+        labels = [f"{index}.values.{n}" for index, item in enumerate(items) for n in range(len(item["values"]))]
+        _refuse(_unknown("field", labels, field_ids, set(field_ids) - fields.keys()))
+    return created_json(items, record_ids, value_ids, now, fields)
 
 
 def created_json(
     items: list[dict[str, Any]],
     record_ids: list[int],
-    values: list[tuple[Any, ...]],
+    value_ids: list[int],
     now: dt.datetime,
     fields: dict[int, tuple[int, str]],
 ) -> str:
-    """What POST /data/record/values answers: the new records, in the order given (which is their
-    ids' order), each with its `values` rows (id, text, field, record[, time]) in order, written byte
-    for byte as data_record_json, data_value_json and json_agg would (sql/functions/raw.sql; a test
-    holds the two to the same bytes). Every default of the transaction is `now`."""
+    """What POST /data/record/values answers: the new records, in the order given (their ids'
+    order), each with its values in order (`value_ids` in the order of the batch), written byte for
+    byte as data_record_json, data_value_json and json_agg would (sql/functions/raw.sql; a test
+    holds the two to the same bytes). Every time not given is `now`."""
     string, stamp = jsontext.string, jsontext.string(jsontext.hat_time(now))
 
     def time(when: dt.datetime | None) -> str:
-        return stamp if when is None or when is now else string(jsontext.hat_time(when))
+        return stamp if when is None else string(jsontext.hat_time(when))
 
     field_json = {
         f: f'{{"id" : {f}, "tableId" : {table}, "name" : {string(name)}}}' for f, (table, name) in fields.items()
     }
+
+    def after(f: int, when: dt.datetime | None) -> str:
+        return f', "dateCreated" : {stamp}, "lastUpdated" : {time(when)}, "field" : {field_json[f]}}}'
+
+    untimed = {f: after(f, None) for f in fields}  # what follows the text of most values, by field
     answer = []
-    position = 0
+    ids = iter(value_ids)
     for item, record_id in zip(items, record_ids, strict=True):
-        record = item["record"]
-        count = len(item["values"])
-        written = ", ".join(
-            [
-                f'{{"id" : {row[0]}, "value" : {string(row[1])}, "dateCreated" : {stamp}, '
-                f'"lastUpdated" : {time(row[4] if len(row) > 4 else None)}, "field" : {field_json[row[2]]}}}'
-                for row in values[position : position + count]
-            ]
-        )
-        position += count
+        batch: ValueBatch = item["values"]
+        written = [  # `ids` last: zip stops at the end of the batch before taking an id of the next
+            f'{{"id" : {value_id}, "value" : {string(text)}{untimed[f] if when is None else after(f, when)}'
+            for text, f, when, value_id in zip(batch.texts, batch.field_ids, batch.times, ids, strict=False)
+        ]
         answer.append(
-            f'{{"record" : {{"id" : {record_id}, "name" : {string(record["name"])}, "dateCreated" : {stamp}, '
-            f'"lastUpdated" : {time(record["lastUpdated"])}}}, "values" : [{written}]}}'
+            f'{{"record" : {{"id" : {record_id}, "name" : {string(item["record"]["name"])}, "dateCreated" : '
+            f'{stamp}, "lastUpdated" : {time(item["record"]["lastUpdated"])}}}, "values" : [{", ".join(written)}]}}'
         )
     return "[" + ", ".join(answer) + "]"
 
