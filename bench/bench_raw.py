@@ -38,10 +38,14 @@ SETTINGS = {
 FIELDS = 10
 BATCHES = (1, 100, 1_000, 10_000)
 CONCURRENCIES = (1, 8)
-# A measurement runs until MIN_SECONDS have passed or MAX_VALUES values are in, whichever comes
-# first, with at least MIN_REQUESTS requests (or COPY transactions) per worker.
-MIN_SECONDS = 2.0
-MAX_VALUES = 50_000
+# HTTP and COPY are measured in ROUNDS rounds, side by side (HTTP then COPY, then COPY then HTTP,
+# and so on), so that the machine's drift (it is shared and noisy) weighs on both alike; the ratio
+# is the median of the rounds' ratios. A measurement runs until MIN_SECONDS have passed or
+# MAX_VALUES values are in, whichever comes first, with at least MIN_REQUESTS requests (or COPY
+# transactions) per worker.
+ROUNDS = 5
+MIN_SECONDS = 0.5
+MAX_VALUES = 25_000
 MIN_REQUESTS = 2
 READS = ((1_000, 20), (10_000, 5))  # (records in the table and page size, requests timed)
 
@@ -124,19 +128,33 @@ class Bench:
         try:
             print()
             print("ingest: POST /data/record/values over HTTP vs COPY straight into the same tables")
-            print("  (per batch: one request / one COPY transaction; n: how many were timed; p50: their latency)")
-            print("  batch  conc  records |  HTTP values/s    n   p50 ms |  COPY values/s    n   p50 ms | HTTP/COPY")
+            print("  (per batch: one request / one COPY transaction; values/s: the median of the rounds; n: how many")
+            print(
+                f"  were timed in all {ROUNDS} rounds; p50: their latency; HTTP/COPY: the median of the rounds' ratios)"
+            )
+            print("  batch  conc  records |  HTTP values/s     n   p50 ms |  COPY values/s     n   p50 ms | HTTP/COPY")
             for batch in BATCHES:
                 body = _body(batch, field_ids)
                 for concurrency in CONCURRENCIES:
-                    http = await self._measure_http(body, batch, concurrency)
-                    copy = await self._measure_copy(connections[:concurrency], batch, field_ids)
+                    https, copies = [], []
+                    for round_ in range(ROUNDS):
+                        http_first = round_ % 2 == 0
+                        for measure_http in (http_first, not http_first):
+                            if measure_http:
+                                https.append(await self._measure_http(body, batch, concurrency))
+                            else:
+                                copies.append(await self._measure_copy(connections[:concurrency], batch, field_ids))
                     records, _ = _record_shape(batch)
-                    http_rate, copy_rate = http[0] / http[1], copy[0] / copy[1]
+                    http_rates = [values / seconds for values, seconds, _ in https]
+                    copy_rates = [values / seconds for values, seconds, _ in copies]
+                    ratio = statistics.median(h / c for h, c in zip(http_rates, copy_rates, strict=True))
+                    http_latencies = [t for _, _, times in https for t in times]
+                    copy_latencies = [t for _, _, times in copies for t in times]
                     print(
-                        f"  {batch:5d}  {concurrency:4d}  {records:7d} | {http_rate:14,.0f} {len(http[2]):4d} "
-                        f"{statistics.median(http[2]) * 1000:8.1f} | {copy_rate:14,.0f} {len(copy[2]):4d} "
-                        f"{statistics.median(copy[2]) * 1000:8.1f} | {http_rate / copy_rate:8.0%}",
+                        f"  {batch:5d}  {concurrency:4d}  {records:7d} | {statistics.median(http_rates):14,.0f} "
+                        f"{len(http_latencies):5d} {statistics.median(http_latencies) * 1000:8.1f} | "
+                        f"{statistics.median(copy_rates):14,.0f} {len(copy_latencies):5d} "
+                        f"{statistics.median(copy_latencies) * 1000:8.1f} | {ratio:8.0%}",
                         flush=True,
                     )
         finally:
@@ -300,8 +318,9 @@ def main() -> None:
     )
     print("settings: " + " ".join(f"{k}={v}" for k, v in SETTINGS.items()) + "; pool size and the rest: defaults")
     print(
-        f"ingest measurements: each until {MIN_SECONDS:g} s or {MAX_VALUES:,} values, whichever first, "
-        f"at least {MIN_REQUESTS} requests per worker, after one warm-up request per worker; {FIELDS} fields per table"
+        f"ingest measurements: {ROUNDS} rounds of HTTP and COPY side by side, each until {MIN_SECONDS:g} s or "
+        f"{MAX_VALUES:,} values, whichever first, at least {MIN_REQUESTS} requests per worker, after one warm-up "
+        f"request per worker; {FIELDS} fields per table"
     )
     started = time.perf_counter()
     with served_hat(SETTINGS) as (base, dsn):
