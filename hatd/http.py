@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import marshmallow
+import orjson
 from aiohttp import web
 
 from hatd.errors import BadRequest, NotFound
@@ -47,13 +48,34 @@ def _encodable(data: Any) -> bool:
     return True
 
 
+# A run of 19 digits or more: a number orjson may read otherwise than json does (an integer beyond
+# 64 bits becomes a float there, where json keeps it whole). With every digit made a 0, one find.
+_DIGITS_TO_ZERO = bytes.maketrans(b"123456789", b"000000000")
+_LONG_DIGIT_RUN = b"0" * 19
+
+
+def decode_json(raw: bytes) -> Any:
+    """A body's JSON as json.loads reads it (NaN and Infinity refused), or the error json raises.
+
+    orjson reads a data plug's batch three times as fast, and where it succeeds it gives what json
+    gives (tests/test_http_json.py holds it to that, on valid, broken and odd bodies) but for long
+    integers, which go to json; what orjson refuses also goes to json, which accepts some of it (a
+    lone surrogate, which the caller refuses in its own words) or names the fault as before."""
+    if raw.translate(_DIGITS_TO_ZERO).find(_LONG_DIGIT_RUN) < 0:
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            pass
+    return json.loads(raw.decode("utf-8"), parse_constant=_no_constants)
+
+
 async def read_json(request: web.Request) -> Any:
     """The request body as JSON, or 400 saying what is wrong with it."""
     raw = await request.read()
     if not raw.strip():
         raise BadRequest("The request has no body; it needs a JSON one", message="Malformed JSON")
     try:
-        data = json.loads(raw.decode("utf-8"), parse_constant=_no_constants)
+        data = decode_json(raw)
     except UnicodeDecodeError:
         raise BadRequest("The body is not UTF-8 text", message="Malformed JSON") from None
     except json.JSONDecodeError as exc:

@@ -200,13 +200,11 @@ async def create_records_with_values(conn: Conn, items: list[dict[str, Any]]) ->
     rest of the request together."""
     texts: list[str] = []
     field_ids: list[int] = []
-    positions: list[int] = []
     times: list[dt.datetime | None] = []
-    for position, item in enumerate(items, 1):
+    for item in items:
         batch: ValueBatch = item["values"]
         texts += batch.texts
         field_ids += batch.field_ids
-        positions += [position] * len(batch)
         times += batch.times
     try:
         now, record_ids, value_ids, known, tables, names = await conn.fetchrow(
@@ -215,8 +213,8 @@ async def create_records_with_values(conn: Conn, items: list[dict[str, Any]]) ->
             [item["record"]["lastUpdated"] for item in items],
             texts,
             field_ids,
-            positions,
-            times,
+            [len(item["values"]) for item in items],
+            times if any(time is not None for time in times) else None,  # most batches: all now
         )
     except asyncpg.ForeignKeyViolationError:  # a field deleted by another request meanwhile
         raise Conflict("A field or record of the batch was deleted meanwhile; nothing was stored") from None

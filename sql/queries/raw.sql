@@ -101,13 +101,14 @@ JOIN data_records r ON r.id = ins.record_id;
 
 -- name: insert_records_with_values
 -- Creates records with names $1 and times $2 (null: now) and their values: texts $3 at fields $4,
--- each in the record at position $5 (from 1) of $1, with times $6 (null: now); in one statement,
--- so one transaction with no round trip to open or close it. Returns now() (every default's time),
--- the record ids in the order of $1 and the value ids in the order of $3 (both ascending, taken
--- from the sequences in order, so the caller writes the answer itself), and the id, table and name
--- of each field of $4 that exists: when one does not, nothing is stored and the caller refuses the
--- batch. The sequences are named as constants: nextval of a name worked out per row
--- (pg_get_serial_sequence) costs five times as much, milliseconds for a batch of thousands.
+-- the first $5[1] of them in the first record, the next $5[2] in the second, and so on, with times
+-- $6 (null, or a null array: now); in one statement, so one transaction with no round trip to open
+-- or close it. Returns now() (every default's time), the record ids in the order of $1 and the
+-- value ids in the order of $3 (both ascending, taken from the sequences in order, so the caller
+-- writes the answer itself), and the id, table and name of each field of $4 that exists: when one
+-- does not, nothing is stored and the caller refuses the batch. The sequences are named as
+-- constants: nextval of a name worked out per row (pg_get_serial_sequence) costs five times as
+-- much, milliseconds for a batch of thousands.
 WITH record_ids AS MATERIALIZED (
     SELECT nextval('data_records_id_seq'::regclass) AS id, i
     FROM generate_series(1, cardinality($1::text[])) AS i
@@ -115,6 +116,10 @@ WITH record_ids AS MATERIALIZED (
 value_ids AS MATERIALIZED (
     SELECT nextval('data_values_id_seq'::regclass) AS id, i
     FROM generate_series(1, cardinality($3::text[])) AS i
+),
+value_records AS (  -- each value's record, by position: 1 for the first $5[1] values, and so on
+    SELECT row_number() OVER (ORDER BY c.record, n) AS i, c.record
+    FROM unnest($5::int[]) WITH ORDINALITY AS c(count, record), generate_series(1, c.count) AS n
 ),
 fields AS MATERIALIZED (
     SELECT f.id, f.table_id, f.name FROM data_fields f WHERE f.id IN (SELECT DISTINCT unnest($4::bigint[]))
@@ -131,11 +136,11 @@ records AS (
 ),
 values_ AS (
     INSERT INTO data_values (id, value, field_id, record_id, last_updated)
-    SELECT v.id, x.value, x.field_id, r.id, coalesce(x.last_updated, now())
-    FROM unnest($3::text[], $4::bigint[], $5::int[], $6::timestamptz[])
-         WITH ORDINALITY AS x(value, field_id, record, last_updated, i)
+    SELECT v.id, x.value, x.field_id, r.id, coalesce(($6::timestamptz[])[x.i], now())
+    FROM unnest($3::text[], $4::bigint[]) WITH ORDINALITY AS x(value, field_id, i)
     JOIN value_ids v USING (i)
-    JOIN record_ids r ON r.i = x.record
+    JOIN value_records p USING (i)
+    JOIN record_ids r ON r.i = p.record
     WHERE (SELECT ok FROM complete)
     ORDER BY v.id  -- the primary key's index grows at its end, as with COPY
 )
