@@ -177,6 +177,17 @@ async def _fill(conn: asyncpg.Connection, table_id: int, field_ids: list[int], r
     )
 
 
+def _page_args(item_id: int) -> list[tuple[Any, ...]]:
+    """A page query's arguments for the pages every plan test looks at: the latest page, a page
+    deep in the data, and a window (the rows _fill writes are a minute apart from 2020-01-01)."""
+    at = dt.datetime.fromisoformat
+    return [
+        (item_id, None, None, None, None, 11),
+        (item_id, None, None, at("2020-01-01T10:00:00+00:00"), 10**6, 11),
+        (item_id, at("2020-01-01T01:00:00+00:00"), at("2020-01-02T00:00:00+00:00"), None, None, 11),
+    ]
+
+
 async def test_a_table_page_reads_only_its_records_from_the_index(client: TestClient[Any, Any], database: str) -> None:
     token = await login(client, *OWNER)
     kitchen = await new_table(client, token, KITCHEN)
@@ -185,13 +196,8 @@ async def test_a_table_page_reads_only_its_records_from_the_index(client: TestCl
     try:
         await _fill(conn, kitchen["id"], [f["tableTestField"], f["tableTestField3"]], 3000)
         await conn.execute("ANALYZE")
-        for args in (
-            (kitchen["id"], None, None, None, None, 11),  # the latest page
-            (kitchen["id"], None, None, "2020-01-01T10:00:00Z", 10**6, 11),  # a page deep in the table
-            (kitchen["id"], "2020-01-01T01:00:00Z", "2020-01-02T00:00:00Z", None, None, 11),  # a window
-        ):
-            parsed = [dt.datetime.fromisoformat(a.replace("Z", "+00:00")) if isinstance(a, str) else a for a in args]
-            plan = await _explain(conn, RAW.table_record_page, *parsed)
+        for args in _page_args(kitchen["id"]):
+            plan = await _explain(conn, RAW.table_record_page, *args)
             scans = _scans(plan, "data_table_records")
             assert scans, plan
             # Two tables in the tree, each giving at most a page (11 rows) from the index.
@@ -455,13 +461,8 @@ async def test_a_field_page_reads_only_its_records_and_their_values(
     try:
         await _fill(conn, kitchen["id"], [f["tableTestField"], f["tableTestField2"], f["tableTestField3"]], 3000)
         await conn.execute("ANALYZE")
-        for args in (
-            (f["tableTestField"], None, None, None, None, 11),  # the latest page
-            (f["tableTestField"], None, None, "2020-01-01T10:00:00Z", 10**6, 11),  # a page deep in the table
-            (f["tableTestField"], "2020-01-01T01:00:00Z", "2020-01-02T00:00:00Z", None, None, 11),  # a window
-        ):
-            parsed = [dt.datetime.fromisoformat(a.replace("Z", "+00:00")) if isinstance(a, str) else a for a in args]
-            plan = await _explain(conn, RAW.field_value_page, *parsed)
+        for args in _page_args(f["tableTestField"]):
+            plan = await _explain(conn, RAW.field_value_page, *args)
             records, values = _scans(plan, "data_table_records"), _scans(plan, "data_values")
             assert records and values, plan
             # A page (11) of records and the records of its oldest time again, and their values (in
