@@ -45,6 +45,8 @@ def _encodable(data: Any) -> bool:
         json.dumps(data, ensure_ascii=False).encode("utf-8")
     except UnicodeEncodeError:
         return False
+    except RecursionError:  # json.loads read it a few levels from the limit, from a shallower stack
+        raise BadRequest("The body nests too deep", message="Malformed JSON") from None
     return True
 
 
@@ -58,14 +60,20 @@ def decode_json(raw: bytes) -> Any:
     """A body's JSON as json.loads reads it (NaN and Infinity refused), or the error json raises.
 
     orjson reads a data plug's batch three times as fast, and where it succeeds it gives what json
-    gives (tests/test_http_json.py holds it to that, on valid, broken and odd bodies) but for long
-    integers, which go to json; what orjson refuses also goes to json, which accepts some of it (a
-    lone surrogate, which the caller refuses in its own words) or names the fault as before."""
+    gives (tests/test_http_json.py holds it to that, on valid, broken, odd and deep bodies) but for
+    long integers, which go to json, and for depth: orjson reads 1,024 levels where json stops near
+    1,000 (RecursionError, which the caller refuses), so a body orjson.dumps will not write back
+    (over 254 levels, a check that costs a tenth of the read) goes to json too. What orjson refuses
+    also goes to json, which accepts some of it (a lone surrogate, which the caller refuses in its
+    own words) or names the fault as before."""
     if raw.translate(_DIGITS_TO_ZERO).find(_LONG_DIGIT_RUN) < 0:
         try:
-            return orjson.loads(raw)
-        except orjson.JSONDecodeError:
+            data = orjson.loads(raw)
+            orjson.dumps(data)
+        except (orjson.JSONDecodeError, orjson.JSONEncodeError):
             pass
+        else:
+            return data
     return json.loads(raw.decode("utf-8"), parse_constant=_no_constants)
 
 

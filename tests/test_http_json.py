@@ -13,6 +13,8 @@ from typing import Any
 import pytest
 
 from hatd.http import _no_constants, decode_json
+from tests.conftest import auth
+from tests.raw_helpers import NEST, fields_by_name, new_table
 
 SEEDS = [
     b'[{"record": {"name": "a", "lastUpdated": 1.5}, "values": [{"value": "x", "field": {"id": 1}}]}]',
@@ -137,3 +139,38 @@ def test_long_integers_stay_whole() -> None:
         -9223372036854775809,
         123456789012345678901234567890,
     ]
+
+
+def _nested(depth: int, inner: bytes = b"1") -> bytes:
+    return b"[" * depth + inner + b"]" * depth
+
+
+@pytest.mark.parametrize("depth", [254, 255, 900, 1000, 1010, 1024, 1025])
+def test_deep_bodies_decode_as_json_decodes_them(depth: int) -> None:
+    """orjson reads 1,024 levels, json about 1,000: between the two, json decides."""
+    raw = _nested(depth)
+    expected, got = _outcome(_json, raw), _outcome(decode_json, raw)
+    assert expected[0] == got[0] and (expected[1] is got[1] if expected[0] == "error" else expected[1] == got[1])
+
+
+def _batch_with(field: int, extra: bytes) -> bytes:
+    """A one-record batch with a key the route ignores, holding `extra`."""
+    head = json.dumps({"record": {"name": "r"}, "values": [{"value": "v", "field": {"id": field}}]})
+    return b"[" + head[:-1].encode() + b', "x": ' + extra + b"}]"
+
+
+@pytest.mark.parametrize("inner", [b"1", b'"\\ud83d\\ude00"'])
+@pytest.mark.parametrize("depth", [985, 1000, 1020])
+async def test_a_batch_nested_near_the_limit_is_stored_or_refused_never_500(client, owner_token, depth, inner):
+    """A body nested about as deep as json reads, with a surrogate pair that sends it through the
+    surrogate check (which writes the data again, from a deeper stack): 201 or 400, never 500,
+    and at a depth json refuses, refused."""
+    table = await new_table(client, owner_token, NEST)
+    field = fields_by_name(table)["temperature"]
+    response = await client.post(
+        "/data/record/values", data=_batch_with(field, _nested(depth, inner)), headers=auth(owner_token)
+    )
+    assert response.status in (201, 400), await response.text()
+    if depth >= 1000:
+        assert response.status == 400
+        assert (await response.json())["cause"] == "The body nests too deep"

@@ -210,8 +210,8 @@ CROSS JOIN (SELECT name FROM data_tables WHERE id = $1) AS tb;
 -- records come from the field's table's index (data_table_records), newest first: the first $6
 -- values in that order are the page, but for the records of its oldest time, whose values may
 -- interleave by id; those records are read again, all of them, and the page sorted. So a page
--- costs what it holds plus the records sharing its oldest time (those of one batch, at most),
--- whatever the field's size.
+-- costs what it holds plus the records sharing its oldest time, whatever the field's size: records
+-- share a time when one batch writes them, or when their source gives them one (a coarse clock).
 WITH firsts AS MATERIALIZED (
     SELECT v.id, tr.last_updated
     FROM data_table_records tr
