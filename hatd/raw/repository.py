@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
+import orjson
 
 from hatd import jsontext
 from hatd.db import Conn, fetch_json, queries
@@ -206,23 +207,25 @@ async def create_records_with_values(conn: Conn, items: list[dict[str, Any]]) ->
         texts += batch.texts
         field_ids += batch.field_ids
         times += batch.times
+    distinct_fields = list(set(field_ids))
     try:
         now, record_ids, value_ids, known, tables, names = await conn.fetchrow(
             Q.insert_records_with_values,
             [item["record"]["name"] for item in items],
             [item["record"]["lastUpdated"] for item in items],
-            texts,
-            field_ids,
+            orjson.dumps(texts).decode(),
+            orjson.dumps(field_ids).decode(),
             [len(item["values"]) for item in items],
             times if any(time is not None for time in times) else None,  # most batches: all now
+            distinct_fields,
         )
     except asyncpg.ForeignKeyViolationError:  # a field deleted by another request meanwhile
         raise Conflict("A field or record of the batch was deleted meanwhile; nothing was stored") from None
     fields = {f: (table, name) for f, table, name in zip(known, tables, names, strict=True)}
-    if len(fields) < len(set(field_ids)):  # nothing was stored
+    if len(fields) < len(distinct_fields):  # nothing was stored
         labels = [f"{index}.values.{n}" for index, item in enumerate(items) for n in range(len(item["values"]))]
         _refuse(_unknown("field", labels, field_ids, set(field_ids) - fields.keys()))
-    return created_json(items, record_ids, value_ids, now, fields)
+    return created_json(items, record_ids, orjson.loads(value_ids), now, fields)
 
 
 def created_json(
