@@ -25,11 +25,13 @@ MAX_ORIGIN = 300
 MAX_LOCAL_PATH = 8000
 # The newer pages a table's page remembers, to page back to (beyond: back to the newest).
 MAX_TRAIL = 40
-# The longest cursor the HAT makes (scope, time and id, in base64) is under 90 characters, and a time
-# under 40: with these bounds a page's address, trail and all, stays under the 8,190 bytes aiohttp
-# reads of a request line (beyond it aiohttp answers 400 in plain text, before the HAT sees it).
+# The longest cursor the HAT makes (scope, time and id, in base64url) is under 90 characters, and a
+# time under 40, all of them ASCII: with these bounds a page's address, trail and all, stays under
+# the 8,190 bytes aiohttp reads of a request line (beyond it aiohttp answers 400 in plain text,
+# before the HAT sees it).
 CURSOR_LENGTH = 120
 TIME_LENGTH = 64
+TIME_TEXT = r"^[ -~]*$"  # printable ASCII: every time the HAT reads is written so
 
 
 def _printable(value: str) -> bool:
@@ -266,17 +268,20 @@ class TableViewQuerySchema(Schema):
         metadata={
             "description": "Records from this time (ISO-8601 or unix seconds; no zone: UTC)",
             "maxLength": TIME_LENGTH,
+            "pattern": TIME_TEXT,
         },
     )
     end = HatTime(
         data_key="to",
         load_default=None,
-        metadata={"description": "Records up to this time", "maxLength": TIME_LENGTH},
+        metadata={"description": "Records up to this time", "maxLength": TIME_LENGTH, "pattern": TIME_TEXT},
     )
-    cursor = fields.String(load_default=None, validate=validate.Length(max=CURSOR_LENGTH))
+    cursor = fields.String(
+        load_default=None, validate=[validate.Length(max=CURSOR_LENGTH), validate.Regexp(r"^[A-Za-z0-9_-]*$")]
+    )
     trail = fields.String(
         load_default=None,
-        validate=validate.Length(max=MAX_TRAIL * (CURSOR_LENGTH + 1)),
+        validate=[validate.Length(max=MAX_TRAIL * (CURSOR_LENGTH + 1)), validate.Regexp(r"^[A-Za-z0-9_.-]*$")],
         metadata={"description": "The cursors of the newer pages, joined by '.'"},
     )
 
