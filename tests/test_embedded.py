@@ -20,7 +20,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from hatd.embedded import SYSTEM_USER, EmbeddedError, EmbeddedPostgres
+from hatd.embedded import SYSTEM_USER, EmbeddedError, EmbeddedPostgres, shared_buffers_mb
 from tests import pg
 
 REPO = Path(__file__).resolve().parent.parent
@@ -135,6 +135,10 @@ def test_start_creates_a_cluster_run_by_an_unprivileged_user_on_a_unix_socket_on
     assert execute(server.dsn(), "select 1") == 1
     assert execute(server.dsn(), "show listen_addresses") == ""
     assert execute(server.dsn(), "show unix_socket_permissions") == "0700"
+    assert execute(server.dsn(), "show shared_buffers") == (
+        f"{shared_buffers_mb() // 1024}GB" if shared_buffers_mb() % 1024 == 0 else f"{shared_buffers_mb()}MB"
+    )
+    assert 128 <= shared_buffers_mb() <= 1024
 
     info = server.pgdata.stat()
     assert info.st_mode & 0o777 == 0o700
