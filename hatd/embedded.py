@@ -133,7 +133,13 @@ class EmbeddedPostgres:
                 log.info("embedded PostgreSQL still used by another hatd process; leaving it running")
             else:
                 if self._running():
-                    self._pg_ctl("stop", "-m", "fast", "-w", "-t", "60")
+                    try:
+                        self._pg_ctl("stop", "-m", "fast", "-w", "-t", "60")
+                    except EmbeddedError:
+                        # It may have been on its way out already (a restore's replay that gave up):
+                        # gone between the check and pg_ctl is stopped, and its own error is the story.
+                        if self._running():
+                            raise
                     log.info("embedded PostgreSQL stopped")
                 if self.socket_dir is not None and self.socket_dir != self.pgdata:
                     shutil.rmtree(self.socket_dir, ignore_errors=True)

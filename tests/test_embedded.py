@@ -407,3 +407,19 @@ def test_binaries_the_postgres_user_cannot_reach_are_copied_once_into_the_data_d
     assert [p.stat().st_ino for p in data.glob("postgresql-*")] == [made]
     assert not list(data.glob(".postgresql-*"))
     assert set(Path(tempfile.gettempdir()).glob("*postgresql*")) == temp_before
+
+
+def test_a_server_that_stops_on_its_own_while_being_stopped_is_stopped(clusters: Clusters) -> None:
+    """A restore's replay that gives up shuts the server down by itself: if it is gone by the time
+    pg_ctl stop looks (which then fails), stop() is done, and does not hide the first error."""
+    server = clusters.server()
+    server.start()
+    real = server._pg_ctl
+
+    def gone_meanwhile(*args: str) -> None:
+        real(*args)  # the server goes away ...
+        raise EmbeddedError("pg_ctl: PID file does not exist")  # ... and pg_ctl says so
+
+    server._pg_ctl = gone_meanwhile  # type: ignore[method-assign]
+    server.stop()
+    assert not (server.pgdata / "postmaster.pid").exists()
