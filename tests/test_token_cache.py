@@ -108,8 +108,8 @@ async def test_revoking_an_approval_in_one_process_ends_its_tokens_at_once_in_an
     assert await answer(api, token, "/data/sources") == (401, REVOKED)
 
 
-async def test_a_change_is_heard_by_a_separate_hatd_serve_process(client, owner_token, database, tmp_path):
-    """The other process is a real `hatd serve` on the same database."""
+def _second_server(database: str, tmp_path: Any) -> Server:
+    """A real `hatd serve` on the same database, starting (wait_until_serving)."""
     port = free_port()
     env = hatd_env(
         tmp_path,
@@ -122,11 +122,16 @@ async def test_a_change_is_heard_by_a_separate_hatd_serve_process(client, owner_
         log_level="warning",
         metrics_token="scrape-secret",
     )
-    server = Server(env, tmp_path)
+    return Server(env, tmp_path)
+
+
+async def test_a_change_is_heard_by_a_separate_hatd_serve_process(client, owner_token, database, tmp_path):
+    """The other process is a real `hatd serve` on the same database."""
+    server = _second_server(database, tmp_path)
     try:
         await asyncio.to_thread(server.wait_until_serving)
         account, token = await new_account(client, owner_token)
-        async with aiohttp.ClientSession(f"http://127.0.0.1:{port}") as other:
+        async with aiohttp.ClientSession(f"http://127.0.0.1:{server.port}") as other:
             for _ in range(2):
                 assert await answer(other, token) == (200, {"message": "Authenticated"})
             disabled = await client.put(f"/users/user/{account['userId']}/disable", headers=auth(owner_token))
@@ -404,24 +409,12 @@ async def test_a_direct_change_in_the_database_reaches_a_separate_process_throug
     client, owner_token, database, tmp_path
 ):
     """No route, no ack: only the trigger's notification can make the other process forget."""
-    port = free_port()
-    env = hatd_env(
-        tmp_path,
-        database_url=database,
-        host="127.0.0.1",
-        port=str(port),
-        hat_address="http://hat.test",
-        owner_email=OWNER[0],
-        owner_password=OWNER[1],
-        log_level="warning",
-        metrics_token="scrape-secret",
-    )
-    server = Server(env, tmp_path)
+    server = _second_server(database, tmp_path)
     admin = await asyncpg.connect(database)
     try:
         await asyncio.to_thread(server.wait_until_serving)
         account, token = await new_account(client, owner_token)
-        async with aiohttp.ClientSession(f"http://127.0.0.1:{port}") as other:
+        async with aiohttp.ClientSession(f"http://127.0.0.1:{server.port}") as other:
 
             async def from_memory() -> int:
                 async with other.get("/metrics", headers={"Authorization": "Bearer scrape-secret"}) as response:
